@@ -1,0 +1,163 @@
+"""The pinned llama.cpp toolchain: one llama.cpp version for converter, quantizer and runtime.
+
+llama-cpp-python's sdist vendors the whole llama.cpp tree it was built from. edgepack
+fetches that sdist once (pip download, so the user's index settings apply), unpacks the
+llama.cpp tree into the user cache, and runs `convert_hf_to_gguf.py` with that tree's own
+`gguf-py`. The runtime (llama_cpp) is the same version, pinned in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+from . import paths, progress
+from .errors import ToolchainError
+
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+SDIST_ENV = "EDGEPACK_LLAMA_CPP_SDIST"  # a local sdist file, for machines without an index
+
+# Parts of the vendored tree we do not need: test vocabularies and documentation.
+_SKIP_PREFIXES = ("models/", "docs/", "media/", "benches/", ".github/")
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    llama_cpp_python: str
+    llama_cpp_commit: str  # full llama.cpp commit the sdist vendors
+    root: Path  # the unpacked llama.cpp tree
+
+    @property
+    def converter(self) -> Path:
+        return self.root / "convert_hf_to_gguf.py"
+
+    @property
+    def gguf_py(self) -> Path:
+        return self.root / "gguf-py"
+
+    @property
+    def build(self) -> str:
+        """Short name used in manifests and cache keys, e.g. `llama.cpp 0c1e570 (llama-cpp-python 0.3.36)`."""
+        return f"llama.cpp {self.llama_cpp_commit[:7]} (llama-cpp-python {self.llama_cpp_python})"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["root"] = str(self.root)
+        d["build"] = self.build
+        return d
+
+
+def installed_runtime_version() -> str | None:
+    try:
+        return metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _tree_dir(version: str) -> Path:
+    return paths.toolchain_dir() / f"llama-cpp-python-{version}"
+
+
+def find_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain | None:
+    """The unpacked toolchain if it is already in the cache (no network, no side effects)."""
+    root = _tree_dir(version) / "llama.cpp"
+    info = _tree_dir(version) / "toolchain.json"
+    if not (root / "convert_hf_to_gguf.py").is_file() or not info.is_file():
+        return None
+    data = json.loads(info.read_text())
+    return Toolchain(data["llama_cpp_python"], data["llama_cpp_commit"], root)
+
+
+def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
+    """Return the pinned toolchain, fetching and unpacking it on first use."""
+    found = find_toolchain(version)
+    if found is not None:
+        return found
+    runtime = installed_runtime_version()
+    if runtime is not None and runtime != version:
+        raise ToolchainError(
+            f"llama-cpp-python {runtime} is installed but edgepack pins {version}; "
+            f"run: pip install llama-cpp-python=={version}"
+        )
+    with tempfile.TemporaryDirectory(prefix="edgepack-sdist-") as tmp:
+        sdist = _obtain_sdist(version, Path(tmp))
+        _unpack(sdist, version)
+    found = find_toolchain(version)
+    if found is None:  # pragma: no cover - _unpack guarantees it
+        raise ToolchainError("the llama.cpp toolchain did not unpack; remove the cache and retry")
+    return found
+
+
+def _obtain_sdist(version: str, tmp: Path) -> Path:
+    local = os.environ.get(SDIST_ENV)
+    if local:
+        path = Path(local).expanduser()
+        if not path.is_file():
+            raise ToolchainError(f"{SDIST_ENV}={local} is not a file; point it at llama_cpp_python-{version}.tar.gz")
+        return path
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+           f"llama-cpp-python=={version}", "-d", str(tmp)]
+    with progress.step(f"Fetching the llama.cpp tree (llama-cpp-python {version} sdist)"):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(tmp.glob("llama_cpp_python-*.tar.gz"))
+    if proc.returncode != 0 or not found:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ToolchainError(
+            f"could not download the llama-cpp-python {version} sdist ({last}); "
+            f"check the network or set {SDIST_ENV} to a local copy"
+        )
+    return found[0]
+
+
+def _unpack(sdist: Path, version: str) -> None:
+    """Unpack vendor/llama.cpp into a temp dir and rename it into place (never half a tree)."""
+    final = _tree_dir(version)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    commit = "unknown"
+    try:
+        with progress.step("Unpacking the llama.cpp tree"), tarfile.open(sdist) as tar:
+            prefix = None
+            for member in tar:
+                parts = member.name.split("/", 1)
+                if len(parts) < 2:
+                    continue
+                top, rest = parts
+                if rest == ".git/modules/vendor/llama.cpp/HEAD":
+                    commit = tar.extractfile(member).read().decode().strip()
+                    continue
+                if not rest.startswith("vendor/llama.cpp/"):
+                    continue
+                inner = rest[len("vendor/llama.cpp/"):]
+                if not inner or inner.startswith(_SKIP_PREFIXES):
+                    continue
+                prefix = top
+                member.name = "llama.cpp/" + inner
+                tar.extract(member, staging, filter="data")
+        if prefix is None or not (staging / "llama.cpp" / "convert_hf_to_gguf.py").is_file():
+            raise ToolchainError(f"{sdist.name} does not vendor llama.cpp's convert_hf_to_gguf.py")
+        (staging / "toolchain.json").write_text(json.dumps(
+            {"llama_cpp_python": version, "llama_cpp_commit": commit}, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def converter_env(toolchain: Toolchain) -> dict[str, str]:
+    """Environment for running the converter with the tree's own gguf-py first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(toolchain.gguf_py), str(toolchain.root)] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("HF_HUB_OFFLINE", "1")  # the converter must never fetch from the hub itself
+    return env
