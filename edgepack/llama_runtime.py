@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -11,15 +13,36 @@ from typing import Iterator
 _verbose = {"on": False}
 
 
+# ggml's log levels (ggml.h). llama-cpp-python's own callback maps an older numbering, under
+# which WARN reads as ERROR, so edgepack installs its own.
+_GGML_LOG_ERROR = 4
+_GGML_LOG_CONT = 5
+_log_state = {"last": 0, "callback": None}
+
+
 def set_llama_verbose(verbose: bool) -> None:
-    """llama.cpp prints every load step to stderr; keep it for -v only."""
+    """llama.cpp prints every load step to stderr; keep it for -v, errors only otherwise."""
     _verbose["on"] = verbose
     try:
-        import llama_cpp._logger as llama_logger
+        import llama_cpp
+        import llama_cpp._logger as llama_logger  # noqa: F401  (installs its callback; ours replaces it)
     except ImportError:  # llama-cpp-python missing: doctor reports it
         return
-    llama_logger.logger.setLevel(logging.DEBUG if verbose else logging.ERROR)
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    if _log_state["callback"] is None:
+
+        @llama_cpp.llama_log_callback
+        def _log(level: int, text: bytes, user_data) -> None:
+            if level == _GGML_LOG_CONT:
+                level = _log_state["last"]
+            else:
+                _log_state["last"] = level
+            if _verbose["on"] or level == _GGML_LOG_ERROR:
+                sys.stderr.write(text.decode("utf-8", errors="replace"))
+                sys.stderr.flush()
+
+        _log_state["callback"] = _log  # keep a reference: llama.cpp holds only the pointer
+        llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
 
 
 def is_verbose() -> bool:

@@ -41,7 +41,7 @@ def native_dir() -> Path:
 def package_data_dir(name: str) -> Path:
     """A top-level data folder of the repo (modelfiles/), in a wheel or a checkout."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / name, here.parent / name):
+    for candidate in (here / "_data" / name, here.parent / name):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"edgepack data folder {name!r} is missing from the installation")

@@ -1,0 +1,12 @@
+"""The `edgepack` command line: a thin layer over the Python API (see _app.py)."""
+
+from __future__ import annotations
+
+from ._app import app
+
+# Each module registers its commands on `app` when imported.
+from . import build_cmd  # noqa: E402,F401  build, inspect, verify, doctor, native
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,174 @@
+"""Commands of the foundation: build, inspect, verify, doctor, native."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+
+out = Console()
+
+
+@app.command()
+@handle_errors
+def build(
+    source: Annotated[Optional[str], typer.Argument(
+        help="HF model directory, hub id (org/name) or .gguf file; default: the embedded SmolLM2-135M-Instruct.")] = None,
+    quant: Annotated[Optional[list[str]], typer.Option(
+        "--quant", "-q", help="Quant type (repeatable), e.g. Q4_K_M, Q8_0. Default: Q4_K_M.")] = None,
+    ladder: Annotated[bool, typer.Option("--ladder", help="Build the default ladder Q8_0 … Q2_K.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle directory (default: out/<model>).")] = None,
+    outtype: Annotated[str, typer.Option(help="16-bit reference type: f16, bf16, f32, or auto (bf16 for bf16 sources).")] = "f16",
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    threads: Annotated[int, typer.Option("--threads", "-t", help="Quantization threads (0: all).")] = 0,
+    pure: Annotated[bool, typer.Option(help="No K-quant mixtures: every tensor gets the base type.")] = False,
+    leave_output_tensor: Annotated[bool, typer.Option(help="Keep output.weight unquantized.")] = False,
+    output_tensor_type: Annotated[Optional[str], typer.Option(help="ggml type for output.weight, e.g. Q8_0.")] = None,
+    token_embedding_type: Annotated[Optional[str], typer.Option(help="ggml type for token_embd.weight.")] = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+):
+    """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
+    from ..pipeline import build as run_build
+    from ..quantize import QuantOptions
+
+    setup(verbose)
+    options = QuantOptions(nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
+                           output_tensor_type=output_tensor_type, token_embedding_type=token_embedding_type)
+    result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
+                       revision=revision, options=options)
+    if as_json:
+        print_json(result)
+        return
+    m = result.manifest
+    table = Table(title=f"{m.model['name']} → {result.bundle_dir}")
+    for col in ("file", "quant", "MiB", "bpw", "seconds"):
+        table.add_column(col, justify="right" if col in ("MiB", "bpw", "seconds") else "left")
+    for f in m.files:
+        table.add_row(f.file, f.quant, f"{f.size_bytes / 2**20:.1f}", f"{f.bits_per_weight:.2f}",
+                      f"{f.seconds['quantize']:.1f}")
+    out.print(table)
+    ref = "cached" if m.timings["reference_cached"] else f"converted in {m.timings['convert']:.1f} s"
+    out.print(f"16-bit reference: {m.reference['outtype']} ({ref}); total {m.timings['total']:.1f} s")
+    out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
+
+
+@app.command()
+@handle_errors
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A .gguf file.")],
+    as_json: JsonFlag = False,
+    layers: Annotated[bool, typer.Option("--layers", help="Also show tensor types per layer.")] = False,
+):
+    """Show what is inside a GGUF: architecture, parameters, context, chat template, types, bits per weight."""
+    from ..gguf_file import read_gguf
+
+    info = read_gguf(path)
+    if as_json:
+        data = info.to_dict()
+        if not layers:
+            data.pop("layer_types")
+        print_json(data)
+        return
+    out.print(f"[bold]{path}[/bold]")
+    rows = [
+        ("architecture", info.architecture),
+        ("name", info.name or "-"),
+        ("parameters", f"{info.n_params:,} ({info.n_params / 1e6:.1f} M)"),
+        ("layers", info.n_layers),
+        ("context length", info.context_length),
+        ("embedding length", info.embedding_length),
+        ("vocabulary", info.vocab_size),
+        ("chat template", "present" if info.has_chat_template else "absent"),
+        ("file type", info.file_type),
+        ("bits per weight", f"{info.bits_per_weight:.2f}"),
+        ("size", f"{info.size_bytes / 2**20:.1f} MiB ({info.size_bytes:,} bytes)"),
+    ]
+    for key, value in rows:
+        out.print(f"  {key:<17} {value}")
+    table = Table(title="tensor types")
+    for col in ("type", "tensors", "parameters", "MiB"):
+        table.add_column(col, justify="left" if col == "type" else "right")
+    for name, t in info.tensor_types.items():
+        table.add_row(name, str(t.tensors), f"{t.params:,}", f"{t.bytes / 2**20:.2f}")
+    out.print(table)
+    if layers:
+        lt = Table(title="tensor types per layer")
+        lt.add_column("layer")
+        lt.add_column("types")
+        for group, counts in info.layer_types.items():
+            lt.add_row(group, ", ".join(f"{k}×{v}" for k, v in counts.items()))
+        out.print(lt)
+
+
+@app.command()
+@handle_errors
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory written by `edgepack build`.")],
+    no_load: Annotated[bool, typer.Option("--no-load", help="Only check sha256, do not load the GGUFs.")] = False,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+):
+    """Re-check every file's sha256 against the manifest and that each GGUF loads in llama.cpp."""
+    from ..bundle import require_verified, verify_bundle
+
+    setup(verbose)
+    result = verify_bundle(bundle, load=not no_load)
+    if as_json:
+        print_json(result)
+    else:
+        for c in result.files:
+            mark = "[green]ok[/green]" if c.sha256_ok and c.loads else f"[red]FAIL[/red] {c.error}"
+            out.print(f"  {c.file}: {mark}")
+    if not result.ok:
+        require_verified(result)
+    elif not as_json:
+        out.print(f"[green]{len(result.files)} files verified[/green]")
+
+
+@app.command()
+@handle_errors
+def doctor(as_json: JsonFlag = False):
+    """What is installed: Python packages, the llama.cpp build and its backends, the toolchain, native tools."""
+    from ..doctor import diagnose
+
+    report = diagnose()
+    if as_json:
+        print_json(report)
+        return
+    for section, values in report.to_dict().items():
+        out.print(f"[bold]{section}[/bold]")
+        if isinstance(values, dict):
+            for k, v in values.items():
+                out.print(f"  {k:<22} {v}")
+        else:
+            out.print(f"  {values}")
+
+
+native_app = typer.Typer(help="llama.cpp command-line tools compiled from the pinned tree.", no_args_is_help=True)
+app.add_typer(native_app, name="native")
+
+
+@native_app.command("build")
+@handle_errors
+def native_build(
+    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="cpu, cuda or metal (default: detected).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel compile jobs (default: all cores).")] = None,
+    as_json: JsonFlag = False,
+):
+    """Build llama-quantize, llama-imatrix, llama-perplexity, llama-bench (and more on request), once."""
+    from ..native import DEFAULT_TOOLS, build_native
+
+    result = build_native(tuple(tool) if tool else DEFAULT_TOOLS, backend=backend, jobs=jobs)
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"llama.cpp tools ({result.backend}) in {result.build_dir}:")
+    for name, path in sorted(result.tools.items()):
+        out.print(f"  {name:<18} {path}")

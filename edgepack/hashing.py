@@ -1,0 +1,61 @@
+"""Content hashes for checksums and cache keys, with a stat memo so big files hash once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+from . import paths
+
+_CHUNK = 8 * 1024 * 1024
+_lock = threading.Lock()
+_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_file(path: str | Path, *, memo: bool = True) -> str:
+    """sha256 of a file. A memo keyed by (path, size, mtime) skips rehashing unchanged files."""
+    path = Path(path)
+    real = path.resolve()
+    # Files in a huggingface-hub cache are symlinks to blobs named by their sha256 (LFS files).
+    if _SHA256_NAME.match(real.name) and real.parent.name == "blobs":
+        return real.name
+    st = real.stat()
+    key = f"{real}|{st.st_size}|{st.st_mtime_ns}"
+    memo_path = paths.cache_root() / "sha256-memo.json"
+    if memo:
+        known = _load_memo(memo_path).get(key)
+        if known:
+            return known
+    digest = hashlib.sha256()
+    with real.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    if memo and st.st_size >= _CHUNK:  # only worth remembering for large files
+        with _lock:
+            data = _load_memo(memo_path)
+            data[key] = value
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, memo_path)
+    return value
+
+
+def _load_memo(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def sha256_text(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()

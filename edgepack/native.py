@@ -1,0 +1,156 @@
+"""Build llama.cpp's command-line tools from the pinned tree, once per version and backend.
+
+The Python runtime (llama_cpp) covers loading, generation and quantization; the tools are
+for cross-checks against llama.cpp's own numbers (llama-quantize, llama-perplexity,
+llama-bench), for the importance matrix (llama-imatrix), and for users (llama-server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths, progress
+from .errors import ToolchainError
+from .toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
+
+DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench")
+ALL_TOOLS = DEFAULT_TOOLS + ("llama-server", "llama-cli")
+
+
+@dataclass
+class NativeBuild:
+    backend: str
+    build_dir: Path
+    tools: dict[str, str] = field(default_factory=dict)  # name -> path
+    llama_cpp_commit: str = "unknown"
+
+    def tool(self, name: str) -> Path | None:
+        path = self.tools.get(name)
+        return Path(path) if path and Path(path).is_file() else None
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "build_dir": str(self.build_dir), "tools": self.tools,
+                "llama_cpp_commit": self.llama_cpp_commit}
+
+
+def _has_nvidia_gpu() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return Path("/etc/nv_tegra_release").exists()  # Jetson: no nvidia-smi, GPU always there
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def detect_backend() -> str:
+    if platform.system() == "Darwin":
+        return "metal"
+    if shutil.which("nvcc") and _has_nvidia_gpu():
+        return "cuda"
+    return "cpu"
+
+
+def _cuda_arch() -> str | None:
+    """The local GPU's compute capability (e.g. "87" on Jetson Orin), so nvcc builds only that."""
+    if Path("/etc/nv_tegra_release").exists():
+        model = Path("/proc/device-tree/model")
+        text = model.read_text(errors="ignore") if model.exists() else ""
+        return "87" if "Orin" in text else ("72" if "Xavier" in text else "53")
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True)
+        caps = sorted({c.strip().replace(".", "") for c in out.stdout.split() if c.strip()})
+        if out.returncode == 0 and caps:
+            return ";".join(caps)
+    return None
+
+
+def _build_dir(backend: str, version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
+    return paths.native_dir() / f"llama-cpp-python-{version}-{backend}"
+
+
+def _stamp(build_dir: Path) -> Path:
+    return build_dir / "edgepack-native.json"
+
+
+def find_native(backend: str | None = None) -> NativeBuild | None:
+    """The already-built tools for this version and backend, if any (never builds)."""
+    backend = backend or detect_backend()
+    stamp = _stamp(_build_dir(backend))
+    if not stamp.is_file():
+        return None
+    data = json.loads(stamp.read_text())
+    return NativeBuild(data["backend"], Path(data["build_dir"]), data["tools"], data.get("llama_cpp_commit", "unknown"))
+
+
+def find_tool(name: str) -> Path | None:
+    build = find_native()
+    return build.tool(name) if build else None
+
+
+def cmake_args(toolchain: Toolchain, build_dir: Path, backend: str) -> list[str]:
+    args = ["cmake", "-S", str(toolchain.root), "-B", str(build_dir / "cmake"),
+            "-C", str(paths.package_data_dir("native") / "llama-tools.cmake")]
+    if shutil.which("ninja"):
+        args += ["-G", "Ninja"]
+    if backend == "cuda":
+        args.append("-DGGML_CUDA=ON")
+        arch = _cuda_arch()
+        if arch:
+            args.append(f"-DCMAKE_CUDA_ARCHITECTURES={arch}")
+    elif backend == "metal":
+        args.append("-DGGML_METAL=ON")
+    return args
+
+
+def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = None,
+                 jobs: int | None = None) -> NativeBuild:
+    """Configure and build `tools`; reuse what an earlier build already made."""
+    unknown = [t for t in tools if t not in ALL_TOOLS]
+    if unknown:
+        raise ToolchainError(f"unknown llama.cpp tool {unknown[0]!r}; choose from {', '.join(ALL_TOOLS)}")
+    backend = backend or detect_backend()
+    if backend not in ("cpu", "cuda", "metal"):
+        raise ToolchainError(f"unknown backend {backend!r}; choose cpu, cuda or metal")
+    existing = find_native(backend)
+    if existing and all(existing.tool(t) for t in tools):
+        return existing
+    if shutil.which("cmake") is None:
+        raise ToolchainError("cmake is not installed; install cmake and a C++ compiler, then retry")
+    toolchain = ensure_toolchain()
+    build_dir = _build_dir(backend)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    jobs = jobs or os.cpu_count() or 2
+    log = build_dir / "build.log"
+    with log.open("w") as fh, progress.step(f"Building {', '.join(tools)} ({backend}, {jobs} jobs)"):
+        for cmd in (cmake_args(toolchain, build_dir, backend),
+                    ["cmake", "--build", str(build_dir / "cmake"), "--config", "Release",
+                     "-j", str(jobs), "--target", *tools]):
+            fh.write("$ " + " ".join(cmd) + "\n")
+            fh.flush()
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise ToolchainError(f"building llama.cpp tools failed (exit {proc.returncode}); see {log}")
+    bin_dir = build_dir / "cmake" / "bin"
+    found = dict(existing.tools) if existing else {}
+    for tool in ALL_TOOLS:
+        path = bin_dir / tool
+        if path.is_file():
+            found[tool] = str(path)
+    missing = [t for t in tools if t not in found]
+    if missing:
+        raise ToolchainError(f"the build finished but {missing[0]} is missing; see {log}")
+    result = NativeBuild(backend, build_dir, found, toolchain.llama_cpp_commit)
+    _stamp(build_dir).write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+__all__ = ["NativeBuild", "build_native", "find_native", "find_tool", "detect_backend", "find_toolchain"]
