@@ -715,6 +715,7 @@ class Translation:
 
 
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
+_BOS_SENTINEL = "\u2063EDGEPACK-BOS\u2063"
 
 
 def _expected(chat_template: str, messages, tokens: SpecialTokens, strip_bos: bool) -> str | None:
@@ -728,14 +729,14 @@ def _expected(chat_template: str, messages, tokens: SpecialTokens, strip_bos: bo
     return text
 
 
-def _fixed_text(fmt: ChatFormat, expected_user_only: str, leading: str) -> str | None | bool:
+def _fixed_text(fmt: ChatFormat, expected_user_only: str) -> str | None | bool:
     """Extract the text a format takes from the template (default system prompt, preamble).
 
     Returns False when the format has such a slot but the template's output does not fit it.
     """
     if not (fmt.default_system or fmt.preamble or fmt.system == "header"):
         return None
-    ours = render_ollama(go_template_for(fmt, fixed_text=_SENTINEL, leading_text=leading), PROBES["user"])
+    ours = render_ollama(go_template_for(fmt, fixed_text=_SENTINEL), PROBES["user"])
     before, _, after = ours.partition(_SENTINEL)
     text = expected_user_only
     if not (text.startswith(before) and text.endswith(after) and len(text) >= len(before) + len(after)):
@@ -743,18 +744,26 @@ def _fixed_text(fmt: ChatFormat, expected_user_only: str, leading: str) -> str |
     return text[len(before):len(text) - len(after)]
 
 
-def _matches(chat_template: str, fmt: ChatFormat, tokens: SpecialTokens, tokenizer_adds_bos: bool):
-    expected = {name: _expected(chat_template, conv, tokens, tokenizer_adds_bos) for name, conv in PROBES.items()}
+def template_emits_bos(chat_template: str, tokens: SpecialTokens) -> bool:
+    """Whether the template starts its output with `bos_token` (not merely with the same text)."""
+    if not tokens.bos:
+        return False
+    marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
+    try:
+        return render_hf(chat_template, PROBES["user"], marked).startswith(_BOS_SENTINEL)
+    except jinja2.TemplateError:
+        return False
+
+
+def _matches(chat_template: str, fmt: ChatFormat, tokens: SpecialTokens, emits_bos: bool):
+    """(go_template_without_bos, fixed_text) when `fmt` reproduces the template on every probe."""
+    expected = {name: _expected(chat_template, conv, tokens, emits_bos) for name, conv in PROBES.items()}
     if expected["user"] is None or expected["multi_turn"] is None:
         return None
-    raw_user = _expected(chat_template, PROBES["user"], tokens, False) or ""
-    leading = tokens.bos if (not tokenizer_adds_bos and tokens.bos and raw_user.startswith(tokens.bos)) else ""
-    if leading:
-        expected = {k: (v[len(leading):] if v is not None else None) for k, v in expected.items()}
-    fixed = _fixed_text(fmt, expected["user"], "")
+    fixed = _fixed_text(fmt, expected["user"])
     if fixed is False:
         return None
-    go = go_template_for(fmt, fixed_text=fixed, leading_text="")
+    go = go_template_for(fmt, fixed_text=fixed)
     for name, conv in PROBES.items():
         want = expected[name]
         if want is None:
@@ -765,8 +774,6 @@ def _matches(chat_template: str, fmt: ChatFormat, tokens: SpecialTokens, tokeniz
             return None  # the format says the template rejects system messages; it did not
         if render_ollama(go, conv) != want:
             return None
-    if leading:
-        go = go_template_for(fmt, fixed_text=fixed, leading_text=leading)
     return go, fixed
 
 
@@ -800,13 +807,18 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         render_hf(chat_template, PROBES["user"], tokens)
     except jinja2.TemplateError as exc:
         raise ChatTemplateError(f"the chat template cannot be rendered ({type(exc).__name__}: {exc})") from None
+    # BOS: llama.cpp's tokenizer adds it when the GGUF says so, so the Go template must not
+    # write it again; when the tokenizer does not, the Go template writes it as text.
+    emits_bos = template_emits_bos(chat_template, tokens)
     candidates = candidate_formats(chat_template)
     for fmt in candidates:
         concrete = fmt.with_tokens(tokens)
-        found = _matches(chat_template, concrete, tokens, tokenizer_adds_bos)
+        found = _matches(chat_template, concrete, tokens, emits_bos)
         if found is None:
             continue
         go, fixed = found
+        if emits_bos and not tokenizer_adds_bos:
+            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "")
         notes = [fmt.note] if fmt.note else []
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")

@@ -1,0 +1,3 @@
+module edgepack.test/ollamarender
+
+go 1.21
