@@ -52,6 +52,7 @@ class Manifest:
     files: list[BundleFile]
     timings: dict
     default_modelfile: str | None = None
+    imatrix: dict | None = None  # dataset, chunks, sha256 of the importance matrix every quant used
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     schema: int = MANIFEST_SCHEMA

@@ -17,7 +17,18 @@ _verbose = {"on": False}
 # which WARN reads as ERROR, so edgepack installs its own.
 _GGML_LOG_ERROR = 4
 _GGML_LOG_CONT = 5
-_log_state = {"last": 0, "callback": None}
+_log_state = {"last": 0, "callback": None, "capture": None}
+
+
+@contextmanager
+def capture_log() -> Iterator[list[str]]:
+    """Collect everything llama.cpp logs (any level) while the block runs."""
+    lines: list[str] = []
+    _log_state["capture"] = lines
+    try:
+        yield lines
+    finally:
+        _log_state["capture"] = None
 
 
 def set_llama_verbose(verbose: bool) -> None:
@@ -37,6 +48,8 @@ def set_llama_verbose(verbose: bool) -> None:
                 level = _log_state["last"]
             else:
                 _log_state["last"] = level
+            if _log_state["capture"] is not None:
+                _log_state["capture"].append(text.decode("utf-8", errors="replace"))
             if _verbose["on"] or level == _GGML_LOG_ERROR:
                 sys.stderr.write(text.decode("utf-8", errors="replace"))
                 sys.stderr.flush()

@@ -29,6 +29,7 @@ class NativeBuild:
     build_dir: Path
     tools: dict[str, str] = field(default_factory=dict)  # name -> path
     llama_cpp_commit: str = "unknown"
+    compile_flags: str | None = None
 
     def tool(self, name: str) -> Path | None:
         path = self.tools.get(name)
@@ -36,7 +37,7 @@ class NativeBuild:
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "build_dir": str(self.build_dir), "tools": self.tools,
-                "llama_cpp_commit": self.llama_cpp_commit}
+                "llama_cpp_commit": self.llama_cpp_commit, "compile_flags": self.compile_flags}
 
 
 def _has_nvidia_gpu() -> bool:
@@ -88,7 +89,10 @@ def find_native(backend: str | None = None) -> NativeBuild | None:
     if not stamp.is_file():
         return None
     data = json.loads(stamp.read_text())
-    return NativeBuild(data["backend"], Path(data["build_dir"]), data["tools"], data.get("llama_cpp_commit", "unknown"))
+    if data.get("compile_flags") != extra_compile_flags():
+        return None  # built with other flags (e.g. before the AMX workaround): rebuild
+    return NativeBuild(data["backend"], Path(data["build_dir"]), data["tools"], data.get("llama_cpp_commit", "unknown"),
+                       data.get("compile_flags"))
 
 
 def find_tool(name: str) -> Path | None:
@@ -96,9 +100,34 @@ def find_tool(name: str) -> Path | None:
     return build.tool(name) if build else None
 
 
+# At this llama.cpp version the CPU backend's AMX kernels crash (SIGSEGV in batched matmul of
+# Q4_0/Q8_0/K-quants) on Xeons whose AMX otherwise works; GGML_NATIVE would compile them in.
+AMX_OFF_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    return "amx_int8" in flags.split()
+
+
+def extra_compile_flags() -> str | None:
+    """Flags edgepack adds to llama.cpp builds on this host (also used by scripts/setup.sh)."""
+    if platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64") and cpu_has_amx():
+        return AMX_OFF_FLAGS
+    return None
+
+
 def cmake_args(toolchain: Toolchain, build_dir: Path, backend: str) -> list[str]:
     args = ["cmake", "-S", str(toolchain.root), "-B", str(build_dir / "cmake"),
             "-C", str(paths.package_data_dir("native") / "llama-tools.cmake")]
+    flags = extra_compile_flags()
+    if flags:
+        args += [f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"]
     if shutil.which("ninja"):
         args += ["-G", "Ninja"]
     if backend == "cuda":
@@ -140,15 +169,15 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
             if proc.returncode != 0:
                 raise ToolchainError(f"building llama.cpp tools failed (exit {proc.returncode}); see {log}")
     bin_dir = build_dir / "cmake" / "bin"
-    found = dict(existing.tools) if existing else {}
-    for tool in ALL_TOOLS:
+    found = dict(existing.tools) if existing else {}  # same flags: still valid
+    for tool in tools:
         path = bin_dir / tool
         if path.is_file():
             found[tool] = str(path)
     missing = [t for t in tools if t not in found]
     if missing:
         raise ToolchainError(f"the build finished but {missing[0]} is missing; see {log}")
-    result = NativeBuild(backend, build_dir, found, toolchain.llama_cpp_commit)
+    result = NativeBuild(backend, build_dir, found, toolchain.llama_cpp_commit, extra_compile_flags())
     _stamp(build_dir).write_text(json.dumps(result.to_dict(), indent=2))
     return result
 

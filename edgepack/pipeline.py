@@ -6,17 +6,20 @@ every file is complete, so a failed or interrupted build never damages a good bu
 
 from __future__ import annotations
 
-import os
+import errno
+import re
 import shutil
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import __version__, progress
 from .atomic import atomic_directory, write_text_atomic
 from .bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
 from .convert import Source, ensure_free_space, make_reference, resolve_source, slugify
-from .errors import BuildInterrupted, OutputError
+from .errors import BuildInterrupted, OutputError, QuantError
+from .hashing import sha256_file
 from .gguf_file import read_gguf
 from .modelfile import modelfile_for_gguf
 from .quantize import QuantOptions, quantize_gguf
@@ -41,16 +44,69 @@ def default_output_dir(source: Source) -> Path:
 
 
 def _check_writable(path: Path) -> None:
-    parent = path.parent if not path.exists() else path
-    while not parent.exists():
+    """Probe with a real temporary file: permission bits alone lie for root and read-only mounts."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {parent}: permission denied; choose another -o")
+    if not parent.is_dir():
+        raise OutputError(f"cannot create {path}: {parent} is not a directory; choose another -o")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to {parent} ({exc.strerror or exc}); choose another -o") from None
 
 
 def estimate_quant_bytes(n_params: int, quant: QuantType) -> int:
     # K-quant mixes keep a few tensors larger than the base type; 10 % covers them and metadata.
     return int(n_params * quant.bits / 8 * 1.1) + (1 << 20)
+
+
+@dataclass
+class DryRunSize:
+    quant: str
+    size_bytes: int | None
+    bits_per_weight: float | None
+
+
+@dataclass
+class DryRunResult:
+    model: str
+    reference: dict
+    sizes: list[DryRunSize]
+    options: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _calibration_plan(wanted: list[QuantType], calibration, imatrix) -> None:
+    """Fail before any slow step when an imatrix-only type has no calibration."""
+    if calibration and imatrix:
+        raise QuantError("give either --calibration or --imatrix, not both")
+    if not (calibration or imatrix):
+        needy = [q.name for q in wanted if q.needs_imatrix]
+        if needy:
+            raise QuantError(f"{', '.join(needy)} need{'s' if len(needy) == 1 else ''} an importance matrix: "
+                             "add --calibration FILE (or --calibration default) or --imatrix FILE")
+
+
+def _check_tensor_options(options: QuantOptions, ref_info) -> None:
+    """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
+    from gguf import GGUFReader
+
+    names = [t.name for t in GGUFReader(ref_info.path).tensors]
+    for spec in options.tensor_types:
+        pattern = spec.rpartition("=")[0]
+        if not any(re.search(pattern, n) for n in names):
+            raise QuantError(f"--tensor-type pattern {pattern!r} matches no tensor of this model "
+                             f"(names look like {names[len(names) // 2]!r})")
+    n_layers = ref_info.n_layers or 0
+    bad = [i for i in options.prune_layers if not 0 <= i < n_layers]
+    if bad:
+        raise QuantError(f"--prune-layers {bad[0]} does not exist; this model has layers 0..{n_layers - 1}")
+    if len(set(options.prune_layers)) >= n_layers > 0:
+        raise QuantError("--prune-layers would remove every layer")
 
 
 def build(
@@ -62,21 +118,59 @@ def build(
     outtype: str = "f16",
     revision: str | None = None,
     options: QuantOptions = QuantOptions(),
-) -> BuildResult:
-    """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model)."""
+    calibration: list[str] | tuple[str, ...] = (),
+    imatrix: str | Path | None = None,
+    imatrix_chunks: int | None = None,
+    dry_run: bool = False,
+):
+    """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
+
+    `calibration` (text files, or ["default"]) computes an importance matrix with llama-imatrix;
+    `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
+    nothing but the cached 16-bit reference.
+    """
+    from .calibration import check_imatrix_fits, compute_imatrix, load_calibration
+
     start = time.perf_counter()
     wanted = resolve_quants(list(quants) or ([] if ladder else [DEFAULT_QUANT]), ladder=ladder)
-    if output_dir is not None:
-        check_output_dir(Path(output_dir))
-        _check_writable(Path(output_dir))
+    _calibration_plan(wanted, calibration, imatrix)
+    calibration_text = load_calibration(list(calibration)) if calibration else None
+    if imatrix is not None and not Path(imatrix).is_file():
+        raise QuantError(f"imatrix file {imatrix} does not exist")
+    # Check the output before the slow steps when we can; the default name needs the source.
+    if output_dir is not None and not dry_run:
+        out = Path(output_dir)
+        check_output_dir(out)
+        _check_writable(out)
     toolchain = ensure_toolchain()
     src = resolve_source(source, revision)
-    out = Path(output_dir) if output_dir is not None else default_output_dir(src)
-    check_output_dir(out)
-    _check_writable(out)
+    if output_dir is None and not dry_run:
+        out = default_output_dir(src)
+        check_output_dir(out)
+        _check_writable(out)
 
     reference = make_reference(src, outtype, toolchain=toolchain)
     ref_info = read_gguf(reference.path, with_tokens=True)
+    _check_tensor_options(options, ref_info)
+    imatrix_info = None
+    if imatrix is not None:
+        data = check_imatrix_fits(imatrix, reference.path)
+        imatrix_info = {"path": str(imatrix), "dataset": ", ".join(Path(d).stem for d in data["datasets"]) or None,
+                        "chunks": data["chunks"], "chunk_size": data["chunk_size"], "entries": len(data["entries"]),
+                        "sha256": sha256_file(imatrix), "computed": False}
+        options = replace(options, imatrix=str(imatrix))
+    elif calibration_text is not None:
+        computed = compute_imatrix(reference.path, calibration_text, chunks=imatrix_chunks, n_params=ref_info.n_params)
+        imatrix_info = computed.to_dict() | {"computed": True}
+        options = replace(options, imatrix=str(computed.path))
+
+    if dry_run:
+        sizes = []
+        for quant in wanted:
+            r = quantize_gguf(reference.path, None, quant, options, dry_run=True)
+            sizes.append(DryRunSize(quant.name, r.size_bytes, r.bits_per_weight))
+        return DryRunResult(src.name, reference.to_dict(), sizes, options.to_dict())
+
     needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted)
     ensure_free_space(out.parent if out.parent != Path("") else Path("."), needed, f"{len(wanted)} GGUF file(s)")
 
@@ -132,9 +226,15 @@ def build(
                 default_modelfile=default_modelfile,
                 warnings=warnings,
                 notes=notes,
+                imatrix=imatrix_info,
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))
     except KeyboardInterrupt:
         raise BuildInterrupted("build interrupted; the previous bundle (if any) was left untouched") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OutputError(f"no space left on the device while writing {out}; free some space or choose another -o; "
+                              "the previous bundle (if any) was left untouched") from None
+        raise
     return BuildResult(out, manifest, warnings)

@@ -1,15 +1,20 @@
-"""Quantize a 16-bit GGUF with llama.cpp's own quantizer (llama_model_quantize, in-process).
+"""Stage 2: quantize a 16-bit GGUF with llama.cpp's own quantizer.
 
-The call is the one `llama-quantize` makes, with the same parameters, so the output is
-byte-identical to `llama-quantize IN OUT TYPE` for the same input, type and options.
+Plain quantization calls `llama_model_quantize` in-process with the parameters
+`llama-quantize` would pass, so the file is byte-identical to `llama-quantize IN OUT TYPE`.
+With an importance matrix, per-tensor type patterns or pruned layers, edgepack runs the
+`llama-quantize` built from the same tree (`edgepack native build`): it loads the imatrix and
+records its provenance in the GGUF exactly as llama.cpp users expect.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import progress
@@ -28,12 +33,22 @@ class QuantOptions:
     pure: bool = False
     output_tensor_type: str | None = None  # a ggml type name, e.g. "Q8_0"
     token_embedding_type: str | None = None
+    tensor_types: tuple[str, ...] = ()  # "REGEX=TYPE", as --tensor-type
+    prune_layers: tuple[int, ...] = ()
+    imatrix: str | None = None  # path of an imatrix GGUF
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "nthread"}
+        d = {k: v for k, v in asdict(self).items() if k != "nthread"}
+        d["tensor_types"] = list(self.tensor_types)
+        d["prune_layers"] = list(self.prune_layers)
+        return d
+
+    @property
+    def needs_native_tool(self) -> bool:
+        return bool(self.imatrix or self.tensor_types or self.prune_layers)
 
     def llama_quantize_args(self) -> list[str]:
-        """The equivalent llama-quantize command-line flags (for the manifest and cross-checks)."""
+        """The equivalent llama-quantize command-line flags (for the manifest and the native path)."""
         args = []
         if self.allow_requantize:
             args.append("--allow-requantize")
@@ -45,28 +60,51 @@ class QuantOptions:
             args += ["--output-tensor-type", self.output_tensor_type.lower()]
         if self.token_embedding_type:
             args += ["--token-embedding-type", self.token_embedding_type.lower()]
+        for spec in self.tensor_types:
+            args += ["--tensor-type", spec]
+        if self.prune_layers:
+            args += ["--prune-layers", ",".join(str(i) for i in sorted(set(self.prune_layers)))]
+        if self.imatrix:
+            args += ["--imatrix", str(self.imatrix)]
         return args
 
 
 @dataclass
 class QuantResult:
     quant: str
-    path: Path
+    path: Path | None  # None for a dry run
     seconds: float
+    size_bytes: int | None = None  # tensor data size llama.cpp reports
+    bits_per_weight: float | None = None
+    log: list[str] = field(default_factory=list, repr=False)
 
 
-def _ggml_type_id(name: str) -> int:
+def ggml_type_name(name: str) -> str:
+    """Validate a ggml tensor type name (e.g. q8_0, Q6_K, f16) and return its canonical spelling."""
     from gguf import GGMLQuantizationType
 
     try:
-        return GGMLQuantizationType[name.upper()].value
+        return GGMLQuantizationType[name.strip().upper()].name
     except KeyError:
         valid = ", ".join(t.name for t in GGMLQuantizationType)
         raise QuantError(f"unknown tensor type {name!r}; valid types: {valid}") from None
 
 
-def _params(quant: QuantType, options: QuantOptions):
+def parse_tensor_type(spec: str) -> str:
+    """`PATTERN=TYPE` with a valid regex and type, normalised as llama-quantize reads it."""
+    pattern, sep, type_name = spec.rpartition("=")
+    if not sep or not pattern:
+        raise QuantError(f"--tensor-type {spec!r} must look like PATTERN=TYPE, e.g. 'blk\\.0\\.ffn_down=Q6_K'")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise QuantError(f"--tensor-type pattern {pattern!r} is not a valid regular expression ({exc})") from None
+    return f"{pattern}={ggml_type_name(type_name).lower()}"
+
+
+def _params(quant: QuantType, options: QuantOptions, dry_run: bool):
     import llama_cpp
+    from gguf import GGMLQuantizationType
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = quant.ftype
@@ -74,53 +112,128 @@ def _params(quant: QuantType, options: QuantOptions):
     params.allow_requantize = options.allow_requantize
     params.quantize_output_tensor = not options.leave_output_tensor
     params.pure = options.pure
+    params.dry_run = dry_run
     if options.output_tensor_type:
-        params.output_tensor_type = _ggml_type_id(options.output_tensor_type)
+        params.output_tensor_type = GGMLQuantizationType[ggml_type_name(options.output_tensor_type)].value
     if options.token_embedding_type:
-        params.token_embedding_type = _ggml_type_id(options.token_embedding_type)
+        params.token_embedding_type = GGMLQuantizationType[ggml_type_name(options.token_embedding_type)].value
     return params
+
+
+_SIZE_LINE = re.compile(r"quant size\s*=\s*([\d.]+) MiB \(([\d.]+) BPW\)")
+
+
+def _reported_size(log: list[str] | str) -> tuple[int | None, float | None]:
+    text = "".join(log) if isinstance(log, list) else log
+    match = _SIZE_LINE.search(text)
+    if not match:
+        return None, None
+    return int(float(match.group(1)) * 2**20), float(match.group(2))
 
 
 def quantize_gguf(
     source: str | Path,
-    dest: str | Path,
+    dest: str | Path | None,
     quant: QuantType,
     options: QuantOptions = QuantOptions(),
     *,
     expected_bytes: int | None = None,
+    dry_run: bool = False,
 ) -> QuantResult:
-    """Write `dest` as `quant` of the GGUF `source`; `dest` appears only when complete."""
+    """Write `dest` as `quant` of the GGUF `source`; `dest` appears only when complete.
+
+    With `dry_run`, nothing is written and the result carries the size llama.cpp computes.
+    """
+    source = Path(source)
+    if quant.needs_imatrix and not options.imatrix and not dry_run:
+        raise QuantError(f"{quant.name} needs an importance matrix: add --calibration FILE (or --calibration default) "
+                         "or --imatrix FILE")
+    start = time.perf_counter()
+    if dry_run:
+        log = _run_native(source, None, quant, options) if options.needs_native_tool else \
+            _run_in_process(source, None, quant, options, expected_bytes)
+        size, bpw = _reported_size(log)
+        return QuantResult(quant.name, None, progress.elapsed(start), size, bpw, log)
+    dest = Path(dest)
+    with atomic_output(dest) as tmp:
+        if options.needs_native_tool:
+            log = _run_native(source, tmp, quant, options, expected_bytes)
+        else:
+            log = _run_in_process(source, tmp, quant, options, expected_bytes)
+    size, bpw = _reported_size(log)
+    return QuantResult(quant.name, dest, progress.elapsed(start), size, bpw, log)
+
+
+def _run_in_process(source: Path, tmp: Path | None, quant: QuantType, options: QuantOptions,
+                    expected_bytes: int | None) -> list[str]:
     import ctypes
 
     import llama_cpp
 
-    source, dest = Path(source), Path(dest)
-    if quant.needs_imatrix:
-        raise QuantError(f"{quant.name} needs an importance matrix; llama.cpp refuses it without one")
-    params = _params(quant, options)
-    start = time.perf_counter()
-    with atomic_output(dest) as tmp:
-        outcome: dict[str, int | BaseException] = {}
+    from .llama_runtime import capture_log
 
-        def work() -> None:
-            try:
-                outcome["rc"] = llama_cpp.llama_model_quantize(
-                    os.fsencode(source), os.fsencode(tmp), ctypes.byref(params))
-            except BaseException as exc:  # pragma: no cover - ctypes errors
-                outcome["error"] = exc
+    params = _params(quant, options, dry_run=tmp is None)
+    outcome: dict[str, object] = {}
 
-        # A worker thread keeps the main thread responsive to Ctrl-C during a long C call.
-        worker = threading.Thread(target=work, name="llama-quantize", daemon=True)
-        with progress.file_growth(f"Quantizing {quant.name}", tmp, expected_bytes):
-            worker.start()
-            try:
-                while worker.is_alive():
-                    worker.join(0.1)
-            except KeyboardInterrupt:
-                raise BuildInterrupted(f"interrupted while quantizing {quant.name}; no partial file was kept") from None
-        if "error" in outcome:
-            raise QuantError(f"llama.cpp failed to quantize to {quant.name}: {outcome['error']}")
-        if outcome.get("rc") != 0:
-            raise QuantError(
-                f"llama.cpp failed to quantize {source.name} to {quant.name} (rerun with -v for llama.cpp's log)")
-    return QuantResult(quant.name, dest, progress.elapsed(start))
+    def work() -> None:
+        try:
+            outcome["rc"] = llama_cpp.llama_model_quantize(
+                os.fsencode(source), os.fsencode(tmp if tmp is not None else os.devnull), ctypes.byref(params))
+        except BaseException as exc:  # pragma: no cover - ctypes errors
+            outcome["error"] = exc
+
+    # A worker thread keeps the main thread responsive to Ctrl-C during a long C call.
+    worker = threading.Thread(target=work, name="llama-quantize", daemon=True)
+    label = f"{'Sizing' if tmp is None else 'Quantizing'} {quant.name}"
+    with capture_log() as log, progress.file_growth(label, tmp or os.devnull, expected_bytes):
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+        except KeyboardInterrupt:
+            raise BuildInterrupted(f"interrupted while quantizing {quant.name}; no partial file was kept") from None
+    if "error" in outcome:
+        raise QuantError(f"llama.cpp failed to quantize to {quant.name}: {outcome['error']}")
+    if outcome.get("rc") != 0:
+        reason = _llama_reason(log)
+        raise QuantError(f"llama.cpp failed to quantize {source.name} to {quant.name}" +
+                         (f": {reason}" if reason else " (rerun with -v for llama.cpp's log)"))
+    return list(log)
+
+
+def _llama_reason(log: list[str] | str) -> str | None:
+    lines = ("".join(log) if isinstance(log, list) else log).splitlines()
+    for line in reversed(lines):
+        if "error" in line.lower() or "failed" in line.lower():
+            return line.strip()[:240]
+    return None
+
+
+def _run_native(source: Path, tmp: Path | None, quant: QuantType, options: QuantOptions,
+                expected_bytes: int | None = None) -> str:
+    from .llama_runtime import is_verbose
+    from .native import build_native
+
+    tool = build_native(("llama-quantize",)).tool("llama-quantize")
+    cmd = [str(tool), *options.llama_quantize_args()]
+    if tmp is None:
+        cmd += ["--dry-run", str(source), quant.name]
+    else:
+        cmd += [str(source), str(tmp), quant.name]
+    if options.nthread > 0:
+        cmd.append(str(options.nthread))
+    label = f"{'Sizing' if tmp is None else 'Quantizing'} {quant.name}"
+    with progress.file_growth(label, tmp or os.devnull, expected_bytes):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            output, _ = proc.communicate()
+        except KeyboardInterrupt:
+            proc.kill()
+            proc.wait()
+            raise BuildInterrupted(f"interrupted while quantizing {quant.name}; no partial file was kept") from None
+    if is_verbose():
+        print(output)
+    if proc.returncode != 0:
+        reason = _llama_reason(output) or f"exit {proc.returncode}"
+        raise QuantError(f"llama-quantize failed on {source.name} → {quant.name}: {reason}")
+    return output

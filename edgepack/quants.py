@@ -65,7 +65,7 @@ QUANT_TYPES: tuple[QuantType, ...] = (
     QuantType("IQ1_S", 24, "IQ1_S", 1.5625, "iq", needs_imatrix=True),
 )
 
-# The types a build offers without calibration data (the foundation set).
+# The K and legacy types (and 16-bit) that need no calibration data.
 BUILD_QUANTS: tuple[str, ...] = (
     "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0",
     "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K",
@@ -73,6 +73,9 @@ BUILD_QUANTS: tuple[str, ...] = (
 
 # A ladder that spans the useful range: near-lossless down to the smallest K-quant.
 DEFAULT_LADDER: tuple[str, ...] = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
+
+# Every type llama-quantize makes; the IQ1/IQ2 types and Q2_K_S also need an importance matrix.
+ALL_QUANTS: tuple[str, ...] = tuple(q.name for q in QUANT_TYPES)
 
 _BY_NAME: dict[str, QuantType] = {}
 for _q in QUANT_TYPES:
@@ -82,11 +85,11 @@ for _q in QUANT_TYPES:
 _BY_FTYPE: dict[int, QuantType] = {q.ftype: q for q in QUANT_TYPES}
 
 
-def valid_names(available: tuple[str, ...] = BUILD_QUANTS) -> str:
+def valid_names(available: tuple[str, ...] = ALL_QUANTS) -> str:
     return ", ".join(available)
 
 
-def get_quant(name: str, available: tuple[str, ...] = BUILD_QUANTS) -> QuantType:
+def get_quant(name: str, available: tuple[str, ...] = ALL_QUANTS) -> QuantType:
     """Look a quant up by name or alias, case-insensitively, among `available` types."""
     key = name.strip().upper().replace("-", "_")
     quant = _BY_NAME.get(key)

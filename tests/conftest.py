@@ -1,0 +1,51 @@
+"""Shared fixtures, built once per test session: a tiny HF model, its F16 reference, a bundle."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tiny_models import make_tiny_llama
+
+os.environ.setdefault("EDGEPACK_NO_PROGRESS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_llama():
+    from edgepack.llama_runtime import set_llama_verbose
+
+    set_llama_verbose(False)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_dir(tmp_path_factory) -> Path:
+    """A 2-layer Llama with hidden size 256 and a 512-token SentencePiece vocabulary."""
+    return make_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tiny_hf_dir):
+    """The F16 reference GGUF of the tiny model (an edgepack.convert.Reference)."""
+    from edgepack.convert import make_reference, resolve_source
+
+    return make_reference(resolve_source(str(tiny_hf_dir)), "f16")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_hf_dir, tmp_path_factory) -> Path:
+    """A bundle with Q8_0 and Q4_K_M of the tiny model."""
+    from edgepack.pipeline import build
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    build(str(tiny_hf_dir), ["Q8_0", "Q4_K_M"], output_dir=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def native_tools():
+    """llama.cpp's own tools from the pinned tree (built once, then cached)."""
+    from edgepack.native import build_native
+
+    return build_native()

@@ -1,0 +1,176 @@
+"""The command line as a user drives it: results, --json, and one-line errors that damage nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgepack.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def listing(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+# ------------------------------------------------------------------ happy paths
+
+def test_build_json_inspect_verify(tiny_hf_dir, tmp_path):
+    out = tmp_path / "bundle"
+    result = run("build", tiny_hf_dir, "--quant", "q4_k", "--quant", "Q8_0", "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["bundle_dir"] == str(out)
+    assert [f["quant"] for f in data["manifest"]["files"]] == ["Q8_0", "Q4_K_M"]
+
+    result = run("inspect", out / "tiny-llama-Q4_K_M.gguf", "--json")
+    info = json.loads(result.stdout)
+    assert info["file_type"] == "Q4_K_M" and info["architecture"] == "llama" and info["has_chat_template"]
+
+    result = run("inspect", out / "tiny-llama-Q4_K_M.gguf", "--layers")
+    assert result.exit_code == 0 and "Q4_K_M" in result.stdout and "blk.0" in result.stdout
+
+    result = run("verify", out, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["ok"] is True
+
+    (out / "tiny-llama-Q8_0.gguf").write_bytes(b"GGUF broken")
+    assert_one_line_error(run("verify", out), "failed verification", "tiny-llama-Q8_0.gguf")
+
+
+def test_doctor_json():
+    result = run("doctor", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["packages"]["llama-cpp-python"] == "0.3.36"
+    assert "CPU" in data["llama.cpp"]["backends"]
+    assert "llama.cpp 0c1e570" in data["toolchain"]["build"]
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_missing_path(tmp_path):
+    assert_one_line_error(run("build", tmp_path / "nope", "-o", tmp_path / "out"), "no such file or directory")
+    assert not (tmp_path / "out").exists()
+
+
+def test_directory_without_config(tmp_path):
+    (tmp_path / "model").mkdir()
+    assert_one_line_error(run("build", tmp_path / "model", "-o", tmp_path / "out"), "no config.json")
+    assert listing(tmp_path) == ["model"]
+
+
+def test_unsupported_architecture(tiny_hf_dir, tmp_path):
+    src = tmp_path / "weird"
+    shutil.copytree(tiny_hf_dir, src)
+    config = json.loads((src / "config.json").read_text())
+    config["architectures"] = ["FrobnicatorForCausalLM"]
+    (src / "config.json").write_text(json.dumps(config))
+    assert_one_line_error(run("build", src, "-o", tmp_path / "out"), "FrobnicatorForCausalLM", "not supported")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_quant_lists_valid(tiny_hf_dir, tmp_path):
+    result = run("build", tiny_hf_dir, "--quant", "Q4_K_XL", "-o", tmp_path / "out")
+    assert_one_line_error(result, "Q4_K_XL", "Q4_K_M", "Q8_0", "Q2_K")
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_a_gguf_and_truncated(tiny_bundle, tmp_path):
+    text = tmp_path / "notes.gguf"
+    text.write_text("hello")
+    assert_one_line_error(run("inspect", text), "not a GGUF file")
+    assert_one_line_error(run("build", text, "-o", tmp_path / "out"), "not a GGUF file")
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes((tiny_bundle / "tiny-llama-Q8_0.gguf").read_bytes()[:300_000])
+    assert_one_line_error(run("inspect", cut), "truncated")
+    assert_one_line_error(run("build", cut, "-o", tmp_path / "out2"), "truncated")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.gguf", "notes.gguf"]
+
+
+def test_unwritable_output(tiny_hf_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert_one_line_error(run("build", tiny_hf_dir, "-o", blocker / "out"), "not a directory")
+    assert_one_line_error(run("build", tiny_hf_dir, "-o", "/proc/edgepack-out"), "cannot write")
+
+
+def test_output_dir_with_foreign_files_is_refused(tiny_hf_dir, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    assert_one_line_error(run("build", tiny_hf_dir, "-o", out), "not an edgepack bundle")
+    assert listing(out) == ["thesis.tex"]
+
+
+def test_full_disk_is_checked_before_writing(tmp_path):
+    from edgepack.convert import ensure_free_space
+    from edgepack.errors import OutputError
+
+    free = shutil.disk_usage(tmp_path).free
+    with pytest.raises(OutputError, match="not enough free space"):
+        ensure_free_space(tmp_path, free + 2**40, "a test file")
+    ensure_free_space(tmp_path, 1024, "a test file")
+
+
+def test_hub_id_without_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    env_run = subprocess.run(
+        [sys.executable, "-m", "edgepack.cli", "build", "edgepack-test/not-cached", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert env_run.returncode != 0
+    lines = env_run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Hugging Face Hub" in lines[0] and "local cache" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path):
+    """SIGINT in the middle of quantizing: exit 130, no partial files, the good bundle untouched."""
+    from tiny_models import make_tiny_llama
+
+    # Big enough that quantizing the ladder takes a few seconds.
+    src = make_tiny_llama(tmp_path / "medium", hidden=1024, layers=6, vocab_size=512)
+    out = tmp_path / "bundles" / "medium"
+    assert run("build", src, "--quant", "Q8_0", "-o", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgepack.cli", "build", str(src), "--ladder", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    partial = []
+    while time.time() < deadline and proc.poll() is None:
+        partial = list((tmp_path / "bundles").glob(".medium.*/*.partial"))
+        if partial:
+            break
+        time.sleep(0.02)
+    assert partial, "the build never reached quantization"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "interrupted" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == ["medium"]  # no staging dir left
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
