@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,8 +79,11 @@ def default_calibration_text() -> CalibrationText:
             module = importlib.import_module(name)
         except ImportError:  # e.g. tkinter missing on a minimal Python
             continue
-        for obj in [module] + [getattr(module, attr) for attr in sorted(vars(module)) if not attr.startswith("_")]:
-            doc = getattr(obj, "__doc__", None)
+        with warnings.catch_warnings():  # some modules warn on attribute access (typing.io, ...)
+            warnings.simplefilter("ignore")
+            members = [module] + [getattr(module, attr) for attr in sorted(vars(module)) if not attr.startswith("_")]
+            docs = [(obj, getattr(obj, "__doc__", None)) for obj in members]
+        for obj, doc in docs:
             if not isinstance(doc, str) or id(doc) in seen or len(doc) < 200:
                 continue
             if getattr(obj, "__module__", name) not in (name, None) and obj is not module:

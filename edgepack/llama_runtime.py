@@ -48,9 +48,11 @@ def set_llama_verbose(verbose: bool) -> None:
                 level = _log_state["last"]
             else:
                 _log_state["last"] = level
-            if _log_state["capture"] is not None:
-                _log_state["capture"].append(text.decode("utf-8", errors="replace"))
-            if _verbose["on"] or level == _GGML_LOG_ERROR:
+            capture = _log_state["capture"]
+            if capture is not None:
+                capture.append(text.decode("utf-8", errors="replace"))
+            # While captured, errors reach the user through edgepack's own one-line message.
+            if _verbose["on"] or (level == _GGML_LOG_ERROR and capture is None):
                 sys.stderr.write(text.decode("utf-8", errors="replace"))
                 sys.stderr.flush()
 

@@ -102,6 +102,33 @@ def parse_tensor_type(spec: str) -> str:
     return f"{pattern}={ggml_type_name(type_name).lower()}"
 
 
+def parse_keep(specs: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """`--keep output=Q8_0 --keep token_embd=Q8_0 --keep NAME=TYPE` → output type, embedding type, patterns."""
+    output = embedding = None
+    patterns: list[str] = []
+    for spec in specs:
+        name, sep, type_name = spec.partition("=")
+        if not sep or not name or not type_name:
+            raise QuantError(f"--keep {spec!r} must look like NAME=TYPE, e.g. output=Q8_0")
+        type_name = ggml_type_name(type_name)
+        if name in ("output", "output.weight"):
+            output = type_name
+        elif name in ("token_embd", "token_embd.weight"):
+            embedding = type_name
+        else:
+            patterns.append(parse_tensor_type(f"{re.escape(name)}={type_name}"))
+    return output, embedding, patterns
+
+
+def parse_prune_layers(spec: str | None) -> tuple[int, ...]:
+    if not spec:
+        return ()
+    try:
+        return tuple(sorted({int(part) for part in spec.split(",") if part.strip()}))
+    except ValueError:
+        raise QuantError(f"--prune-layers {spec!r} must be comma-separated layer numbers, e.g. 20,21") from None
+
+
 def _params(quant: QuantType, options: QuantOptions, dry_run: bool):
     import llama_cpp
     from gguf import GGMLQuantizationType

@@ -51,8 +51,8 @@ QUANT_TYPES: tuple[QuantType, ...] = (
     QuantType("Q3_K_S", 11, "Q3_K", 3.4375, "k"),
     QuantType("IQ3_M", 27, "IQ3_S", 3.4375, "iq"),
     QuantType("IQ3_S", 26, "IQ3_S", 3.4375, "iq"),
-    QuantType("IQ3_XS", 22, "IQ3_XXS", 3.0625, "iq"),
-    QuantType("IQ3_XXS", 23, "IQ3_XXS", 3.0625, "iq"),
+    QuantType("IQ3_XS", 22, "IQ3_XXS", 3.0625, "iq", needs_imatrix=True),
+    QuantType("IQ3_XXS", 23, "IQ3_XXS", 3.0625, "iq", needs_imatrix=True),
     QuantType("Q2_K", 10, "Q2_K", 2.625, "k", description="smallest K-quant; large quality loss"),
     QuantType("Q2_K_S", 21, "Q2_K", 2.625, "k", needs_imatrix=True),
     QuantType("IQ2_M", 29, "IQ2_S", 2.5625, "iq", needs_imatrix=True),
@@ -74,7 +74,7 @@ BUILD_QUANTS: tuple[str, ...] = (
 # A ladder that spans the useful range: near-lossless down to the smallest K-quant.
 DEFAULT_LADDER: tuple[str, ...] = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
 
-# Every type llama-quantize makes; the IQ1/IQ2 types and Q2_K_S also need an importance matrix.
+# Every type llama-quantize makes; IQ1_*, IQ2_*, IQ3_XXS/IQ3_XS and Q2_K_S also need an importance matrix.
 ALL_QUANTS: tuple[str, ...] = tuple(q.name for q in QUANT_TYPES)
 
 _BY_NAME: dict[str, QuantType] = {}

@@ -36,7 +36,9 @@ def test_bundle_layout_and_manifest(tiny_bundle, tiny_hf_dir):
         assert f.ftype == info.file_type_id
         assert f.seconds["quantize"] > 0
         assert f.options == {"allow_requantize": False, "leave_output_tensor": False, "pure": False,
-                             "output_tensor_type": None, "token_embedding_type": None}
+                             "output_tensor_type": None, "token_embedding_type": None, "tensor_types": [],
+                             "prune_layers": [], "imatrix": None}
+        assert f.llama_quantize_args == []
     q8, q4 = m.files
     assert 7.5 < q8.bits_per_weight < 9.5 and 4 < q4.bits_per_weight < 6.5
     assert m.model["architecture"] == "llama" and m.model["n_layers"] == 2 and m.model["has_chat_template"]

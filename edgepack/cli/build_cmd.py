@@ -30,20 +30,45 @@ def build(
     leave_output_tensor: Annotated[bool, typer.Option(help="Keep output.weight unquantized.")] = False,
     output_tensor_type: Annotated[Optional[str], typer.Option(help="ggml type for output.weight, e.g. Q8_0.")] = None,
     token_embedding_type: Annotated[Optional[str], typer.Option(help="ggml type for token_embd.weight.")] = None,
+    keep: Annotated[Optional[list[str]], typer.Option(
+        "--keep", help="Keep a tensor at a type: output=Q8_0, token_embd=Q8_0, or NAME=TYPE (repeatable).")] = None,
+    tensor_type: Annotated[Optional[list[str]], typer.Option(
+        "--tensor-type", help="REGEX=TYPE for matching tensors, e.g. 'blk\\.(0|1)\\.ffn_down=Q6_K' (repeatable).")] = None,
+    prune_layers: Annotated[Optional[str], typer.Option(help="Comma-separated layer numbers to remove.")] = None,
+    calibration: Annotated[Optional[list[str]], typer.Option(
+        "--calibration", help="Calibration text file(s) for an importance matrix, or 'default' for the built-in text.")] = None,
+    imatrix: Annotated[Optional[Path], typer.Option(help="Reuse an importance matrix (llama.cpp imatrix GGUF).")] = None,
+    imatrix_chunks: Annotated[Optional[int], typer.Option(help="Chunks of calibration text for the imatrix.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report the size each quant would have.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
     """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
     from ..pipeline import build as run_build
-    from ..quantize import QuantOptions
+    from ..quantize import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
 
     setup(verbose)
-    options = QuantOptions(nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
-                           output_tensor_type=output_tensor_type, token_embedding_type=token_embedding_type)
+    keep_output, keep_embd, keep_patterns = parse_keep(keep or [])
+    options = QuantOptions(
+        nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
+        output_tensor_type=keep_output or output_tensor_type, token_embedding_type=keep_embd or token_embedding_type,
+        tensor_types=tuple(keep_patterns + [parse_tensor_type(t) for t in tensor_type or []]),
+        prune_layers=parse_prune_layers(prune_layers),
+    )
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
-                       revision=revision, options=options)
+                       revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
+                       imatrix_chunks=imatrix_chunks, dry_run=dry_run)
     if as_json:
         print_json(result)
+        return
+    if dry_run:
+        table = Table(title=f"{result.model}: sizes (dry run, nothing written)")
+        for col in ("quant", "MiB", "bpw"):
+            table.add_column(col, justify="left" if col == "quant" else "right")
+        for size in result.sizes:
+            table.add_row(size.quant, f"{size.size_bytes / 2**20:.1f}" if size.size_bytes else "?",
+                          f"{size.bits_per_weight:.2f}" if size.bits_per_weight else "?")
+        out.print(table)
         return
     m = result.manifest
     table = Table(title=f"{m.model['name']} → {result.bundle_dir}")
@@ -55,6 +80,8 @@ def build(
     out.print(table)
     ref = "cached" if m.timings["reference_cached"] else f"converted in {m.timings['convert']:.1f} s"
     out.print(f"16-bit reference: {m.reference['outtype']} ({ref}); total {m.timings['total']:.1f} s")
+    if m.imatrix:
+        out.print(f"importance matrix: {m.imatrix['dataset']}, {m.imatrix['chunks']} chunks")
     out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
 
 
@@ -148,6 +175,35 @@ def doctor(as_json: JsonFlag = False):
                 out.print(f"  {k:<22} {v}")
         else:
             out.print(f"  {values}")
+
+
+@app.command("imatrix")
+@handle_errors
+def imatrix_command(
+    source: Annotated[Optional[str], typer.Argument(help="HF model directory, hub id or GGUF (default: the embedded model).")] = None,
+    calibration: Annotated[Optional[list[str]], typer.Option(
+        "--calibration", help="Calibration text file(s); default: the built-in text (Python stdlib docstrings).")] = None,
+    chunks: Annotated[Optional[int], typer.Option(help="Chunks of text to process (default: 100, 50 above 3B).")] = None,
+    ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
+    threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+):
+    """Compute llama.cpp's importance matrix from calibration text (cached, reusable with --imatrix)."""
+    from ..calibration import compute_imatrix, load_calibration
+    from ..convert import make_reference, resolve_source
+
+    setup(verbose)
+    text = load_calibration(calibration or ["default"])
+    reference = make_reference(resolve_source(source))
+    result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
+    if as_json:
+        print_json(result)
+        return
+    state = "cached" if result.cached else f"computed in {result.seconds:.1f} s"
+    out.print(f"{result.path}: {result.entries} tensors, {result.chunks} chunks of {result.chunk_size} tokens "
+              f"from {result.dataset!r} ({state})")
 
 
 native_app = typer.Typer(help="llama.cpp command-line tools compiled from the pinned tree.", no_args_is_help=True)
