@@ -113,6 +113,8 @@ def render_model_card(manifest: Manifest) -> str:
         model=manifest.model,
         files=[asdict(f) for f in manifest.files],
         notes=manifest.notes + manifest.warnings,
+        chat_template=manifest.extra.get("chat_template"),
+        imatrix=manifest.imatrix,
         default_modelfile=manifest.default_modelfile or "Modelfile",
         ollama_name=suggested_ollama_name(manifest.model["name"], manifest.files[0].quant).split(":")[0],
     )

@@ -193,9 +193,12 @@ def build(
                                    result.seconds)
                 modelfile_name = f"Modelfile.{quant.name}"
                 modelfile = modelfile_for_gguf(read_gguf(result.path, with_tokens=True), f"./{gguf_name}",
-                                               model_name=src.name, quant=quant.name, modelfile_name=modelfile_name)
+                                               model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
+                                               source_dir=src.path if src.path.is_dir() else None)
                 write_text_atomic(staging / modelfile_name, modelfile.text)
                 entry.modelfile = modelfile_name
+                chat_template = {"family": modelfile.template_family, "variant": modelfile.template_variant,
+                                 "system_handling": modelfile.system_handling}
                 files.append(entry)
                 for w in modelfile.warnings:
                     if w not in warnings:
@@ -227,6 +230,7 @@ def build(
                 warnings=warnings,
                 notes=notes,
                 imatrix=imatrix_info,
+                extra={"chat_template": chat_template},
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))

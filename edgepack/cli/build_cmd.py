@@ -40,6 +40,8 @@ def build(
     imatrix: Annotated[Optional[Path], typer.Option(help="Reuse an importance matrix (llama.cpp imatrix GGUF).")] = None,
     imatrix_chunks: Annotated[Optional[int], typer.Option(help="Chunks of calibration text for the imatrix.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report the size each quant would have.")] = False,
+    ollama: Annotated[Optional[str], typer.Option(
+        "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -48,6 +50,10 @@ def build(
     from ..quantize import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
 
     setup(verbose)
+    if ollama:
+        from ..ollama import parse_model_name
+
+        parse_model_name(ollama)  # refuse a name Ollama would refuse before the slow work
     keep_output, keep_embd, keep_patterns = parse_keep(keep or [])
     options = QuantOptions(
         nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
@@ -58,8 +64,13 @@ def build(
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
                        imatrix_chunks=imatrix_chunks, dry_run=dry_run)
+    created = None
+    if ollama and not dry_run:
+        from ..ollama import create
+
+        created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     if as_json:
-        print_json(result)
+        print_json(result.to_dict() | ({"ollama": created} if created else {}) if not dry_run else result)
         return
     if dry_run:
         table = Table(title=f"{result.model}: sizes (dry run, nothing written)")
@@ -82,7 +93,12 @@ def build(
     out.print(f"16-bit reference: {m.reference['outtype']} ({ref}); total {m.timings['total']:.1f} s")
     if m.imatrix:
         out.print(f"importance matrix: {m.imatrix['dataset']}, {m.imatrix['chunks']} chunks")
-    out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
+    if created is None:
+        out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
+    elif created.ran:
+        out.print(f"Ollama: created {created.name}; it answered: {(created.smoke_reply or '').strip()[:80]!r}")
+    else:
+        out.print(f"Ollama is not installed here; run: {created.command_line}")
 
 
 @app.command()
