@@ -136,8 +136,8 @@ def _hub_source(repo_id: str, revision: str | None) -> Source:
         raise HubError(f"huggingface-hub is not installed ({exc}); run: pip install huggingface-hub") from None
     patterns = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "tokenizer*", "README.md"]
     try:
-        with progress.step(f"Downloading {repo_id} from the Hugging Face Hub"):
-            local = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
+        local = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                                  tqdm_class=progress.tqdm_class())
     except GatedRepoError:
         raise HubError(f"{repo_id} is gated; accept its license on the Hub and log in with `hf auth login`") from None
     except RepositoryNotFoundError:

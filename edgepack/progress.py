@@ -116,3 +116,22 @@ def warn(message: str) -> None:
 
 def elapsed(start: float) -> float:
     return round(time.perf_counter() - start, 3)
+
+
+def tqdm_class():
+    """A tqdm class that draws with rich, for libraries that take one (huggingface-hub downloads)."""
+    import warnings
+
+    from tqdm import TqdmExperimentalWarning
+    from tqdm.rich import tqdm_rich
+
+    class RichTqdm(tqdm_rich):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            kwargs.pop("bar_format", None)  # a tqdm text format; rich draws its own columns
+            kwargs["disable"] = kwargs.get("disable") or not enabled()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TqdmExperimentalWarning)
+                super().__init__(*args, **kwargs)
+
+    return RichTqdm

@@ -174,3 +174,35 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "interrupted" in lines[0]
     assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == ["medium"]  # no staging dir left
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_imatrix_command_and_build_options(tiny_hf_dir, tmp_path):
+    from edgepack.calibration import default_calibration_text
+
+    calib = tmp_path / "calib.txt"
+    calib.write_text(default_calibration_text().text[:50_000])
+    imatrix = tmp_path / "tiny.imatrix.gguf"
+    result = run("imatrix", tiny_hf_dir, "--calibration", calib, "--chunks", "2", "--ctx", "128", "-o", imatrix, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["chunks"] == 2 and data["entries"] == 14 and imatrix.is_file()
+
+    result = run("build", tiny_hf_dir, "--quant", "IQ2_XXS", "--quant", "Q3_K_M", "--imatrix", imatrix,
+                 "--keep", "output=Q8_0", "--tensor-type", r"blk\.0\.ffn_down=Q6_K", "-o", tmp_path / "b", "--json")
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads(result.stdout)["manifest"]
+    assert manifest["imatrix"]["chunks"] == 2 and manifest["imatrix"]["computed"] is False
+    assert manifest["files"][0]["options"]["output_tensor_type"] == "Q8_0"
+
+    result = run("build", tiny_hf_dir, "--quant", "Q4_K_M", "--quant", "Q2_K", "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    sizes = {s["quant"]: s["size_bytes"] for s in json.loads(result.stdout)["sizes"]}
+    assert sizes["Q4_K_M"] > sizes["Q2_K"] > 0
+
+    assert_one_line_error(run("build", tiny_hf_dir, "--quant", "IQ1_S", "-o", tmp_path / "c"), "--calibration")
+    assert_one_line_error(run("build", tiny_hf_dir, "--tensor-type", "zzz=Q8_0", "-o", tmp_path / "c"), "matches no tensor")
+    assert_one_line_error(run("build", tiny_hf_dir, "--keep", "output=Q9", "-o", tmp_path / "c"), "unknown tensor type")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_one_line_error(run("imatrix", tiny_hf_dir, "--calibration", empty), "is empty")
+    assert not (tmp_path / "c").exists()
