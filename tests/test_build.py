@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 
 import pytest
 
@@ -82,7 +83,7 @@ def test_reference_is_cached_by_content(tiny_hf_dir, tiny_reference, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(tiny_hf_dir, changed)
     config = json.loads((changed / "config.json").read_text())
-    config["rms_norm_eps"] = 1e-6
+    config["edgepack_test_nonce"] = uuid.uuid4().hex  # new content on every run, so never in the cache yet
     (changed / "config.json").write_text(json.dumps(config))
     other = make_reference(resolve_source(str(changed)), "f16")
     assert not other.cached and other.path != tiny_reference.path
