@@ -138,6 +138,10 @@ def _hub_source(repo_id: str, revision: str | None) -> Source:
     try:
         local = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
                                   tqdm_class=progress.tqdm_class())
+        if not any(Path(local).glob("*.safetensors")):
+            # Older repos ship only PyTorch .bin weights; fetch them only then (never both).
+            local = snapshot_download(repo_id, revision=revision, allow_patterns=["*.bin"],
+                                      tqdm_class=progress.tqdm_class())
     except GatedRepoError:
         raise HubError(f"{repo_id} is gated; accept its license on the Hub and log in with `hf auth login`") from None
     except RepositoryNotFoundError:
