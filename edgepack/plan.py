@@ -155,16 +155,29 @@ def kv_cache_bytes(g: ModelGeometry, n_ctx: int, kv_type: str = "f16", layers: r
 
 
 def compute_buffer_bytes(g: ModelGeometry, n_ctx: int, n_ubatch: int = DEFAULT_UBATCH, *,
-                         flash_attn: bool = True, with_output: bool = True, with_layers: bool = True) -> int:
-    """llama.cpp's graph allocator keeps the largest live set: the f32 logits of one micro-batch,
-    or (without flash attention) the f32 KQ scores of every head plus the f16 mask."""
+                         flash_attn: bool = True, with_output: bool = True, with_layers: bool = True,
+                         touched_only: bool = False) -> int:
+    """llama.cpp's graph allocator reserves the largest live set: the f32 logits of a whole
+    micro-batch, or (without flash attention) the f32 KQ scores of every head plus the f16 mask.
+
+    `touched_only`: what a CPU buffer really occupies. Pages are committed only when written,
+    and in use logits are computed for the last token of each sequence only, so RAM holds the
+    activations of one micro-batch, one row of logits and the attention over a full context."""
     cells = padded_ctx(n_ctx)
+    attn_per_cell = 2 if flash_attn else 4 * g.n_head + 2
+    if touched_only:
+        activations = n_ubatch * 4 * (3 * g.n_ff + 4 * g.n_embd) if with_layers else n_ubatch * 4 * 2 * g.n_embd
+        return activations + (cells * n_ubatch * attn_per_cell if with_layers else 0) + (4 * g.n_vocab if with_output else 0)
     hidden = n_ubatch * 4 * (2 * g.n_ff + g.n_embd)
     logits = n_ubatch * 4 * (g.n_vocab + 2 * g.n_embd) if with_output else n_ubatch * 4 * 2 * g.n_embd
-    attn = 0
-    if with_layers:
-        attn = cells * n_ubatch * (2 if flash_attn else 4 * g.n_head + 2) + hidden
+    attn = cells * n_ubatch * attn_per_cell + hidden if with_layers else 0
     return max(logits, attn)
+
+
+def model_runtime_bytes(g: ModelGeometry) -> int:
+    """RAM the loaded model needs besides its tensors: the GGUF's metadata pages (tokenizer
+    arrays) and llama.cpp's vocabulary tables (strings and maps, about 256 bytes a token)."""
+    return max(g.size_bytes - g.weight_bytes, 0) + 256 * g.n_vocab
 
 
 def repack_types(target: MachineProfile) -> tuple[dict[str, float], bool]:
@@ -206,6 +219,7 @@ class MemoryEstimate:
     weights_ram: int
     weights_vram: int
     repack_ram: int
+    model_runtime_ram: int
     kv_ram: int
     kv_vram: int
     compute_ram: int
@@ -215,7 +229,8 @@ class MemoryEstimate:
 
     @property
     def ram_total(self) -> int:
-        return self.weights_ram + self.repack_ram + self.kv_ram + self.compute_ram + self.reserve_ram
+        return (self.weights_ram + self.repack_ram + self.model_runtime_ram + self.kv_ram + self.compute_ram
+                + self.reserve_ram)
 
     @property
     def vram_total(self) -> int:
@@ -267,9 +282,10 @@ def estimate_memory(g: ModelGeometry, *, n_ctx: int, n_gpu_layers: int = 0, kv_t
         unified_memory=unified_memory,
         weights_ram=weights_ram, weights_vram=weights_vram,
         repack_ram=repacked_bytes(g, types, with_embd and not output_on_gpu, cpu_layers),
+        model_runtime_ram=model_runtime_bytes(g),
         kv_ram=kv_cache_bytes(g, n_ctx, kv_type, cpu_layers), kv_vram=kv_cache_bytes(g, n_ctx, kv_type, gpu_layers),
         compute_ram=compute_buffer_bytes(g, n_ctx, n_ubatch, flash_attn=flash_attn, with_output=not output_on_gpu,
-                                         with_layers=len(cpu_layers) > 0),
+                                         with_layers=len(cpu_layers) > 0, touched_only=True),
         compute_vram=compute_buffer_bytes(g, n_ctx, n_ubatch, flash_attn=flash_attn, with_output=output_on_gpu,
                                           with_layers=True) if uses_gpu else 0,
         reserve_ram=reserve_ram, reserve_vram=reserve_vram if uses_gpu else 0,

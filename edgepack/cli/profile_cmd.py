@@ -129,6 +129,7 @@ def _print_plan(p) -> None:
     for col in ("", "RAM", "VRAM"):
         table.add_column(col, justify="left" if not col else "right")
     for label, ram, vram in (("weights", m.weights_ram, m.weights_vram), ("CPU repack copy", m.repack_ram, 0),
+                             ("vocabulary, metadata", m.model_runtime_ram, 0),
                              ("KV cache", m.kv_ram, m.kv_vram), ("compute buffers", m.compute_ram, m.compute_vram),
                              ("runtime reserve", m.reserve_ram, m.reserve_vram),
                              ("total", m.ram_total, m.vram_total), ("budget", p.ram_budget, p.vram_budget)):
