@@ -123,8 +123,9 @@ def count_tokens(model_path: Path, text: str) -> int:
 
 
 def default_chunks(n_params: int) -> int:
-    # About 50k tokens for small models, fewer for big ones (imatrix time grows with size).
-    return 100 if n_params < 3e9 else 50
+    # llama-imatrix runs far below prompt speed (it reads every activation back), so a CPU-sized
+    # default: 32 chunks (16k tokens at ctx 512) for small models, fewer for large ones.
+    return 32 if n_params < 1e9 else (16 if n_params < 1e10 else 8)
 
 
 def _imatrix_cache(key: str) -> Path:

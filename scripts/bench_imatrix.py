@@ -7,7 +7,7 @@ standard-library docstrings), then measures the KL divergence of each against th
 with llama.cpp's own `llama-perplexity --kl-divergence` (same pinned tree) on a text that was
 not used for calibration (CPython's pydoc topics, the first 60,000 characters).
 
-    python scripts/bench_imatrix.py [--chunks 8] [--imatrix-chunks 100] [--quant Q2_K ...]
+    python scripts/bench_imatrix.py [--chunks 8] [--imatrix-chunks 32] [--quant Q2_K ...]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--quant", action="append", help="quant types (default Q2_K Q3_K_M Q4_K_M IQ3_M)")
     parser.add_argument("--chunks", type=int, default=8, help="evaluation chunks of --ctx tokens")
     parser.add_argument("--ctx", type=int, default=512)
-    parser.add_argument("--imatrix-chunks", type=int, default=100)
+    parser.add_argument("--imatrix-chunks", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     quants = [get_quant(q) for q in (args.quant or ["Q2_K", "Q3_K_M", "Q4_K_M", "IQ3_M"])]

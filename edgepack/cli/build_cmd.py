@@ -199,7 +199,7 @@ def imatrix_command(
     source: Annotated[Optional[str], typer.Argument(help="HF model directory, hub id or GGUF (default: the embedded model).")] = None,
     calibration: Annotated[Optional[list[str]], typer.Option(
         "--calibration", help="Calibration text file(s); default: the built-in text (Python stdlib docstrings).")] = None,
-    chunks: Annotated[Optional[int], typer.Option(help="Chunks of text to process (default: 100, 50 above 3B).")] = None,
+    chunks: Annotated[Optional[int], typer.Option(help="Chunks of text to process (default: 32; 16 above 1B, 8 above 10B parameters).")] = None,
     ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
