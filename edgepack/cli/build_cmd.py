@@ -70,7 +70,8 @@ def build(
 
         created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     if as_json:
-        print_json(result.to_dict() | ({"ollama": created} if created else {}) if not dry_run else result)
+        payload = result if dry_run else result.to_dict() | ({"ollama": created} if created else {})
+        print_json(payload)
         return
     if dry_run:
         table = Table(title=f"{result.model}: sizes (dry run, nothing written)")
