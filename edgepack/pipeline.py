@@ -122,12 +122,15 @@ def build(
     imatrix: str | Path | None = None,
     imatrix_chunks: int | None = None,
     dry_run: bool = False,
+    target: str | None = None,
+    ctx: int | None = None,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
     `calibration` (text files, or ["default"]) computes an importance matrix with llama-imatrix;
     `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
-    nothing but the cached 16-bit reference.
+    nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
+    and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
     """
     from .calibration import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -171,6 +174,15 @@ def build(
             sizes.append(DryRunSize(quant.name, r.size_bytes, r.bits_per_weight))
         return DryRunResult(src.name, reference.to_dict(), sizes, options.to_dict())
 
+    target_profile = None
+    if target is not None or ctx is not None:
+        from .devices import resolve_target
+        from .plan import plan_deployment
+
+        target_profile = resolve_target(target)
+        plan_deployment(reference.path, target_profile, ctx)  # bad ctx/target: fail before quantizing
+    plans: dict[str, dict] = {}
+
     needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted)
     ensure_free_space(out.parent if out.parent != Path("") else Path("."), needed, f"{len(wanted)} GGUF file(s)")
 
@@ -192,9 +204,20 @@ def build(
                 entry = file_entry(result.path, quant.name, options.to_dict(), options.llama_quantize_args(),
                                    result.seconds)
                 modelfile_name = f"Modelfile.{quant.name}"
+                deploy = {}
+                if target_profile is not None:
+                    plan = plan_deployment(result.path, target_profile, ctx)
+                    plans[quant.name] = {"target": plan.target, "fits": plan.fits, "n_ctx": plan.n_ctx,
+                                         "n_gpu_layers": plan.n_gpu_layers, "n_threads": plan.n_threads,
+                                         "kv_type": plan.kv_type, "suggestions": plan.suggestions}
+                    if plan.fits:
+                        deploy = plan.modelfile_parameters()
+                    else:
+                        warnings.append(f"{quant.name} does not fit {plan.target} at context {plan.n_ctx}: "
+                                        + "; ".join(plan.suggestions or ["try a smaller quant"]))
                 modelfile = modelfile_for_gguf(read_gguf(result.path, with_tokens=True), f"./{gguf_name}",
                                                model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
-                                               source_dir=src.path if src.path.is_dir() else None)
+                                               source_dir=src.path if src.path.is_dir() else None, **deploy)
                 write_text_atomic(staging / modelfile_name, modelfile.text)
                 entry.modelfile = modelfile_name
                 chat_template = {"family": modelfile.template_family, "variant": modelfile.template_variant,
@@ -230,7 +253,7 @@ def build(
                 warnings=warnings,
                 notes=notes,
                 imatrix=imatrix_info,
-                extra={"chat_template": chat_template},
+                extra={"chat_template": chat_template} | ({"plans": plans} if plans else {}),
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))

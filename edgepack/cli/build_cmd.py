@@ -40,6 +40,9 @@ def build(
     imatrix: Annotated[Optional[Path], typer.Option(help="Reuse an importance matrix (llama.cpp imatrix GGUF).")] = None,
     imatrix_chunks: Annotated[Optional[int], typer.Option(help="Chunks of calibration text for the imatrix.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report the size each quant would have.")] = False,
+    target: Annotated[Optional[str], typer.Option(
+        help="Plan for a device (preset name, profile JSON, or 'this'): the Modelfiles get num_ctx/num_gpu/num_thread.")] = None,
+    ctx: Annotated[Optional[int], typer.Option(help="Context length to plan for (with or without --target).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
     as_json: JsonFlag = False,
@@ -63,7 +66,7 @@ def build(
     )
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run)
+                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
     created = None
     if ollama and not dry_run:
         from ..ollama import create
