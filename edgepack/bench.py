@@ -539,10 +539,8 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
     """Find the fastest threads / n_gpu_layers / n_batch for this machine on the bundle's default
     quant (or `quant`) and write them into the bundle: manifest.extra["tuning"] and a
     PARAMETER num_thread / num_gpu / num_batch in every Modelfile."""
-    from .atomic import write_text_atomic
-    from .bundle import load_manifest, write_manifest
+    from .bundle import load_manifest, rewrite_modelfiles, write_manifest
     from .gguf_file import read_gguf
-    from .modelfile import modelfile_for_gguf
     from .profile import this_machine
 
     bundle_dir = Path(bundle_dir)
@@ -584,19 +582,7 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
                           tg_tps=best["tg_tps"], request_seconds=best["request_seconds"], candidates=candidates,
                           modelfiles=[])
     params = result.modelfile_parameters()
-    written = []
-    preferred = manifest.file("Q4_K_M") or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
-    for f in manifest.files:
-        if not f.modelfile:
-            continue
-        info = read_gguf(bundle_dir / f.file, with_tokens=True)
-        text = modelfile_for_gguf(info, f"./{f.file}", model_name=manifest.model.get("name", f.file), quant=f.quant,
-                                  modelfile_name=f.modelfile, parameters=params).text
-        write_text_atomic(bundle_dir / f.modelfile, text)
-        written.append(f.modelfile)
-        if manifest.default_modelfile and f is preferred:
-            write_text_atomic(bundle_dir / manifest.default_modelfile, text)
-            written.append(manifest.default_modelfile)
+    written = rewrite_modelfiles(bundle_dir, manifest, params)
     result.modelfiles = written
     manifest.extra["tuning"] = {
         "machine": machine.summary(), "quant": entry.quant, "settings": {"n_threads": result.n_threads,

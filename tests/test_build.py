@@ -164,3 +164,15 @@ def test_build_for_a_context_longer_than_the_model(tiny_hf_dir, tmp_path):
     with pytest.raises(EdgepackError, match="context"):
         build(str(tiny_hf_dir), ["Q4_K_M"], output_dir=tmp_path / "out", ctx=999_999)
     assert not (tmp_path / "out").exists()
+
+
+def test_rewriting_modelfiles_keeps_the_plan(tiny_hf_dir, tmp_path):
+    from edgepack.bundle import rewrite_modelfiles
+
+    out = tmp_path / "out"
+    build(str(tiny_hf_dir), ["Q8_0"], output_dir=out, ctx=256)
+    written = rewrite_modelfiles(out, load_manifest(out), {"num_batch": 64})
+    assert written == ["Modelfile.Q8_0", "Modelfile"]
+    text = (out / "Modelfile").read_text()
+    assert "PARAMETER num_ctx 256" in text and "PARAMETER num_batch 64" in text
+    assert "FROM ./tiny-llama-Q8_0.gguf" in text and "<|im_start|>" in text
