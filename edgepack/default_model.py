@@ -8,6 +8,8 @@ unusually good on it, which reports say.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -87,8 +89,10 @@ def _write_checkpoint(gguf_path: Path, out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    checkpoint = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model,
-                                      torch_dtype=torch.bfloat16)
+    # transformers draws its own tqdm bar here; edgepack's spinner already covers the step.
+    with contextlib.redirect_stderr(io.StringIO()):
+        checkpoint = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model,
+                                          torch_dtype=torch.bfloat16)
     missing, unexpected = model.load_state_dict(checkpoint["tensors"], strict=False)
     # lm_head is tied to the embeddings in SmolLM2, so it is the only tensor the GGUF lacks.
     if unexpected or [m for m in missing if m != "lm_head.weight"]:
