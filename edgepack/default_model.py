@@ -98,8 +98,9 @@ def _write_checkpoint(gguf_path: Path, out: Path) -> None:
     if unexpected or [m for m in missing if m != "lm_head.weight"]:
         raise SourceError(f"the default model's GGUF did not map onto {config.model_type}: "
                           f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with contextlib.redirect_stderr(io.StringIO()):
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     (out / "README.md").write_text(
         "---\nlicense: apache-2.0\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n---\n"
         f"# {DEFAULT_MODEL_NAME}\n\nReconstructed by edgepack from the Q4_1 GGUF shipped in the "
