@@ -145,6 +145,12 @@ def build(
         out = Path(output_dir)
         check_output_dir(out)
         _check_writable(out)
+    target_profile = None
+    if target is not None or ctx is not None:
+        from .devices import resolve_target
+        from .plan import plan_deployment
+
+        target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
     toolchain = ensure_toolchain()
     src = resolve_source(source, revision)
     if output_dir is None and not dry_run:
@@ -174,17 +180,12 @@ def build(
             sizes.append(DryRunSize(quant.name, r.size_bytes, r.bits_per_weight))
         return DryRunResult(src.name, reference.to_dict(), sizes, options.to_dict())
 
-    target_profile = None
-    if target is not None or ctx is not None:
-        from .devices import resolve_target
-        from .plan import plan_deployment
-
-        target_profile = resolve_target(target)
-        plan_deployment(reference.path, target_profile, ctx)  # bad ctx/target: fail before quantizing
+    if target_profile is not None:
+        plan_deployment(reference.path, target_profile, ctx)  # a context the model lacks: fail before quantizing
     plans: dict[str, dict] = {}
 
     needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted)
-    ensure_free_space(out.parent if out.parent != Path("") else Path("."), needed, f"{len(wanted)} GGUF file(s)")
+    ensure_free_space(out.parent, needed, f"{len(wanted)} GGUF file(s)")
 
     warnings = list(reference.warnings)
     notes: list[str] = []

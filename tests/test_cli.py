@@ -206,3 +206,9 @@ def test_imatrix_command_and_build_options(tiny_hf_dir, tmp_path):
     empty.write_text("")
     assert_one_line_error(run("imatrix", tiny_hf_dir, "--calibration", empty), "is empty")
     assert not (tmp_path / "c").exists()
+
+
+def test_unknown_target_fails_before_any_work(tiny_hf_dir, tmp_path):
+    result = run("build", tiny_hf_dir, "--target", "jetson-orin-nano-4gb", "-o", tmp_path / "out")
+    assert_one_line_error(result, "jetson-orin-nano-4gb", "jetson-orin-nano-8gb")
+    assert not (tmp_path / "out").exists()
