@@ -25,9 +25,7 @@ from typing import Iterator
 
 from . import progress
 from .errors import EdgepackError
-
-FLASH_ATTN = {None: -1, True: 1, False: 0}  # llama_flash_attn_type: auto, enabled, disabled
-
+from .llama_runtime import loaded_model, new_context
 
 class BenchError(EdgepackError):
     """A benchmark that cannot run: bad settings, a model llama.cpp cannot load."""
@@ -69,45 +67,6 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
 
 
 # ---------------------------------------------------------------- the engine (llama.cpp C API)
-
-@contextmanager
-def _loaded_model(model_path: Path, n_gpu_layers: int) -> Iterator[object]:
-    import llama_cpp
-
-    llama_cpp.llama_backend_init()
-    params = llama_cpp.llama_model_default_params()
-    params.n_gpu_layers = n_gpu_layers
-    model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), params)
-    if not model:
-        raise BenchError(f"llama.cpp could not load {model_path}")
-    try:
-        yield model
-    finally:
-        llama_cpp.llama_model_free(model)
-
-
-@contextmanager
-def _context(model, *, n_ctx: int, n_batch: int, n_threads: int, n_parallel: int,
-             flash_attn: bool | None) -> Iterator[object]:
-    import llama_cpp
-
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = n_ctx
-    params.n_batch = n_batch
-    params.n_ubatch = min(n_batch, 512)
-    params.n_seq_max = n_parallel
-    params.kv_unified = True
-    params.n_threads = params.n_threads_batch = n_threads
-    params.flash_attn_type = FLASH_ATTN[flash_attn]
-    params.no_perf = True
-    ctx = llama_cpp.llama_init_from_model(model, params)
-    if not ctx:
-        raise BenchError(f"llama.cpp could not create a context of {n_ctx} tokens (out of memory?)")
-    try:
-        yield ctx
-    finally:
-        llama_cpp.llama_free(ctx)
-
 
 def _model_facts(model) -> tuple[str, int, int, int]:
     import llama_cpp
@@ -201,7 +160,7 @@ def _measure(model, model_path: Path, facts, *, n_prompt: int, n_gen: int, repet
         raise BenchError("n_prompt and n_gen must be >= 0; repetitions, n_batch, n_parallel and threads >= 1")
     n_ctx = max(n_prompt + n_parallel * max(n_gen, 1) + n_parallel, 64)
     pp, tg, ttft = [], [], []
-    with _context(model, n_ctx=n_ctx, n_batch=max(n_batch, n_parallel), n_threads=n_threads, n_parallel=n_parallel,
+    with new_context(model, n_ctx=n_ctx, n_batch=max(n_batch, n_parallel), n_threads=n_threads, n_parallel=n_parallel,
                   flash_attn=flash_attn) as ctx:
         runner = _Runner(model, ctx, n_batch=n_batch, n_parallel=1 if n_parallel == 1 else n_parallel)
         try:
@@ -261,7 +220,7 @@ def measure_speed(model_path: str | Path, *, n_prompt: int = 512, n_gen: int = 1
     check_gguf_header(model_path)
     _check_gpu_layers(model_path, n_gpu_layers)
     set_llama_verbose(is_verbose())
-    with _loaded_model(model_path, n_gpu_layers) as model:
+    with loaded_model(model_path, n_gpu_layers) as model:
         return _measure(model, model_path, _model_facts(model), n_prompt=n_prompt, n_gen=n_gen,
                         repetitions=repetitions, n_threads=n_threads or default_threads(), n_gpu_layers=n_gpu_layers,
                         n_batch=n_batch, n_parallel=n_parallel, flash_attn=flash_attn)
@@ -472,7 +431,7 @@ def bench_sweep(paths: list[str | Path], *, threads: list[int] | None = None, n_
     with progress.step("Benchmarking", total=total) as bar:
         for path, quant, ngls in plan:
             for ngl in ngls:
-                with _loaded_model(path, ngl) as model:
+                with loaded_model(path, ngl) as model:
                     facts = _model_facts(model)
                     for t in threads:
                         for b in batches:
@@ -566,7 +525,7 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
     candidates = []
     with progress.step(f"Tuning {entry.quant}", total=len(threads) * len(n_gpu_layers) * len(batches)) as bar:
         for ngl in n_gpu_layers:
-            with _loaded_model(path, ngl) as model:
+            with loaded_model(path, ngl) as model:
                 facts = _model_facts(model)
                 for t in threads:
                     for b in batches:

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import EdgepackError
+
 _verbose = {"on": False}
 
 
@@ -102,3 +104,52 @@ def load_model(path: str | Path, **kwargs) -> Iterator["object"]:
         yield llm
     finally:
         llm.close()
+
+
+# ---------------------------------------------------------------- the llama.cpp C API, for engines
+# that keep Python out of the per-token loop (bench, evaluate)
+
+FLASH_ATTN = {None: -1, True: 1, False: 0}  # llama_flash_attn_type: auto, enabled, disabled
+
+
+class LlamaRuntimeError(EdgepackError):
+    """llama.cpp could not load a model or make a context."""
+
+
+@contextmanager
+def loaded_model(model_path: str | Path, n_gpu_layers: int = 0) -> Iterator[object]:
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = n_gpu_layers
+    model = llama_cpp.llama_model_load_from_file(os.fsencode(model_path), params)
+    if not model:
+        raise LlamaRuntimeError(f"llama.cpp could not load {model_path}")
+    try:
+        yield model
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+@contextmanager
+def new_context(model, *, n_ctx: int, n_batch: int, n_threads: int, n_parallel: int = 1,
+                flash_attn: bool | None = None, n_ubatch: int | None = None) -> Iterator[object]:
+    import llama_cpp
+
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = n_batch
+    params.n_ubatch = n_ubatch or min(n_batch, 512)
+    params.n_seq_max = n_parallel
+    params.kv_unified = True
+    params.n_threads = params.n_threads_batch = n_threads
+    params.flash_attn_type = FLASH_ATTN[flash_attn]
+    params.no_perf = True
+    ctx = llama_cpp.llama_init_from_model(model, params)
+    if not ctx:
+        raise LlamaRuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens (out of memory?)")
+    try:
+        yield ctx
+    finally:
+        llama_cpp.llama_free(ctx)
