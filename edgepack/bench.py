@@ -17,11 +17,11 @@ import io
 import json
 import random
 import statistics
+import subprocess
+import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from . import progress
 from .errors import EdgepackError
@@ -552,3 +552,54 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
     }
     write_manifest(bundle_dir, manifest)
     return result
+
+
+# ---------------------------------------------------------------- peak memory
+
+# Runs in a fresh interpreter so its peak RSS is the model's and the context's, not this process's.
+_PEAK_MEMORY_CHILD = r"""
+import ctypes, json, sys
+import llama_cpp
+
+def status(key):  # VmHWM/VmRSS belong to this process image (ru_maxrss would inherit the parent's peak)
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
+path, n_ctx, n_gpu_layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+quiet = llama_cpp.llama_log_callback(lambda *a: None)  # keep a reference: llama.cpp holds the pointer
+llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
+llama_cpp.llama_backend_init()
+base = status("VmRSS")
+mp = llama_cpp.llama_model_default_params(); mp.n_gpu_layers = n_gpu_layers
+model = llama_cpp.llama_model_load_from_file(path.encode(), mp)
+cp = llama_cpp.llama_context_default_params()
+cp.n_ctx = n_ctx; cp.n_batch = 512; cp.n_ubatch = 512; cp.flash_attn_type = 1
+ctx = llama_cpp.llama_init_from_model(model, cp)
+vocab = llama_cpp.llama_model_get_vocab(model)
+n = min(512, n_ctx - 8)
+toks = (ctypes.c_int32 * n)(*[(i * 7919) % llama_cpp.llama_vocab_n_tokens(vocab) for i in range(n)])
+assert llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(toks, n)) == 0
+one = (ctypes.c_int32 * 1)(1)
+for _ in range(4):
+    assert llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1)) == 0
+vram = None
+try:
+    import pynvml
+    pynvml.nvmlInit()
+    info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0))
+    vram = int(info.used)
+except Exception:
+    pass
+print(json.dumps({"base": base, "peak": status("VmHWM"), "vram_used": vram}))
+"""
+
+
+def measure_peak_memory(path: str | Path, n_ctx: int, n_gpu_layers: int = 0) -> dict:
+    """Peak RSS (and used VRAM with NVML) of a process that loads `path` with `n_ctx` and decodes a batch.
+
+    Returns {"base": RSS before the model, "peak": peak RSS, "vram_used": bytes or None}.
+    """
+    done = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_CHILD, str(path), str(n_ctx), str(n_gpu_layers)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__, progress
+from . import progress
 from .atomic import write_text_atomic
 from .errors import EdgepackError, GGUFError, OutputError, VerifyError
 from .gguf_file import read_gguf

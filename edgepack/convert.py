@@ -9,7 +9,6 @@ source's content, the output type and the toolchain version, and reused by every
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from . import paths, progress
 from .atomic import atomic_output
-from .errors import GGUFError, HubError, OutputError, SourceError, UnsupportedArchitectureError
+from .errors import HubError, OutputError, SourceError, UnsupportedArchitectureError
 from .gguf_file import check_gguf_header, read_gguf
 from .hashing import sha256_file, sha256_text
 from .quants import get_quant

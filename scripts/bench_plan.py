@@ -12,54 +12,9 @@ loads (the Python interpreter and llama.cpp's libraries), measured, not assumed.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-CHILD = r"""
-import ctypes, json, sys
-import llama_cpp
-
-def status(key):  # VmHWM/VmRSS belong to this process image (ru_maxrss would inherit the parent's peak)
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-
-path, n_ctx, n_gpu_layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-quiet = llama_cpp.llama_log_callback(lambda *a: None)  # keep a reference: llama.cpp holds the pointer
-llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
-llama_cpp.llama_backend_init()
-base = status("VmRSS")
-mp = llama_cpp.llama_model_default_params(); mp.n_gpu_layers = n_gpu_layers
-model = llama_cpp.llama_model_load_from_file(path.encode(), mp)
-cp = llama_cpp.llama_context_default_params()
-cp.n_ctx = n_ctx; cp.n_batch = 512; cp.n_ubatch = 512; cp.flash_attn_type = 1
-ctx = llama_cpp.llama_init_from_model(model, cp)
-vocab = llama_cpp.llama_model_get_vocab(model)
-n = min(512, n_ctx - 8)
-toks = (ctypes.c_int32 * n)(*[(i * 7919) % llama_cpp.llama_vocab_n_tokens(vocab) for i in range(n)])
-assert llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(toks, n)) == 0
-one = (ctypes.c_int32 * 1)(1)
-for _ in range(4):
-    assert llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1)) == 0
-vram = None
-try:
-    import pynvml
-    pynvml.nvmlInit()
-    info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0))
-    vram = int(info.used)
-except Exception:
-    pass
-print(json.dumps({"base": base, "peak": status("VmHWM"), "vram_used": vram}))
-"""
-
-
-def measure_peak(path: Path, n_ctx: int, n_gpu_layers: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(n_ctx), str(n_gpu_layers)],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
+from edgepack.bench import measure_peak_memory as measure_peak
 
 def main() -> None:
     from edgepack.bench import measure_speed
