@@ -253,14 +253,20 @@ class ChunkScorer:
 
     def second_half_logits(self, chunk: np.ndarray) -> np.ndarray:
         """Decode one chunk (BOS in place of its first token) and return logits for positions n_ctx/2..n_ctx-2."""
-        llama = self._llama
-        n = len(chunk)
-        first = n // 2
-        llama.llama_memory_clear(llama.llama_get_memory(self.ctx), True)
-        b = self.batch
         tokens = chunk.copy()
         if self.add_bos:
             tokens[0] = self.bos
+        first = len(tokens) // 2
+        return self.decode_logits(tokens, first)[:-1]  # the last position predicts beyond the chunk
+
+    def decode_logits(self, tokens: np.ndarray, first: int) -> np.ndarray:
+        """Decode `tokens` from an empty cache; logits of positions first..len-1 (a view, valid until the next call)."""
+        llama = self._llama
+        n = len(tokens)
+        if n > self.settings.n_ctx:
+            raise EvalError(f"a sequence of {n} tokens does not fit the context of {self.settings.n_ctx}")
+        llama.llama_memory_clear(llama.llama_get_memory(self.ctx), True)
+        b = self.batch
         for k in range(n):
             b.token[k] = int(tokens[k])
             b.pos[k] = k
@@ -269,10 +275,15 @@ class ChunkScorer:
             b.logits[k] = k >= first
         b.n_tokens = n
         if llama.llama_decode(self.ctx, b) != 0:
-            raise EvalError("llama.cpp failed to decode a chunk (out of memory?)")
-        ptr = llama.llama_get_logits(self.ctx)
-        logits = np.ctypeslib.as_array(ptr, shape=(n - first, self.n_vocab))
-        return logits[: n - 1 - first]  # the last position predicts beyond the chunk
+            raise EvalError("llama.cpp failed to decode (out of memory?)")
+        return np.ctypeslib.as_array(llama.llama_get_logits(self.ctx), shape=(n - first, self.n_vocab))
+
+    def tokenize_plain(self, text: str, add_bos: bool) -> np.ndarray:
+        data = text.encode("utf-8")
+        capacity = len(data) + 16
+        buf = (self._llama.llama_token * capacity)()
+        n = self._llama.llama_tokenize(self.vocab, data, len(data), buf, capacity, add_bos and self.add_bos, False)
+        return np.frombuffer(buf, dtype=np.int32, count=max(n, 0)).copy()
 
 
 def _chunks_of(tokens: np.ndarray, settings: EvalSettings) -> int:
