@@ -102,7 +102,8 @@ def _card_environment() -> jinja2.Environment:
     return env
 
 
-def render_model_card(manifest: Manifest) -> str:
+def render_model_card(manifest: Manifest, *, evaluation_table: str | None = None) -> str:
+    """The bundle's README.md; `evaluation_table` (Markdown) adds the measured comparison and charts."""
     from .modelfile import suggested_ollama_name
 
     return _card_environment().get_template("model_card.md.j2").render(
@@ -114,6 +115,8 @@ def render_model_card(manifest: Manifest) -> str:
         files=[asdict(f) for f in manifest.files],
         notes=manifest.notes + manifest.warnings,
         chat_template=manifest.extra.get("chat_template"),
+        evaluation=manifest.extra.get("evaluation"),
+        evaluation_table=evaluation_table,
         imatrix=manifest.imatrix,
         default_modelfile=manifest.default_modelfile or "Modelfile",
         ollama_name=suggested_ollama_name(manifest.model["name"], manifest.files[0].quant).split(":")[0],
