@@ -43,6 +43,9 @@ def build(
     target: Annotated[Optional[str], typer.Option(
         help="Plan for a device (preset name, profile JSON, or 'this'): the Modelfiles get num_ctx/num_gpu/num_thread.")] = None,
     ctx: Annotated[Optional[int], typer.Option(help="Context length to plan for (with or without --target).")] = None,
+    evaluate: Annotated[bool, typer.Option("--eval", help="Then measure every quant (quality, speed, memory) and add the report to the bundle.")] = False,
+    eval_chunks: Annotated[Optional[int], typer.Option(help="With --eval: chunks of the evaluation text.")] = None,
+    eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
     as_json: JsonFlag = False,
@@ -67,13 +70,22 @@ def build(
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
                        imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
+    report = None
+    if evaluate and not dry_run:
+        from ..evaluate import EvalPlan, EvalSettings
+        from ..evaluate import evaluate as run_eval
+
+        report, _ = run_eval([result.bundle_dir], plan=EvalPlan(
+            settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
+            tasks=tuple(str(t) for t in eval_tasks or [])))
     created = None
     if ollama and not dry_run:
         from ..ollama import create
 
         created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     if as_json:
-        payload = result if dry_run else result.to_dict() | ({"ollama": created} if created else {})
+        payload = result if dry_run else (result.to_dict() | ({"ollama": created} if created else {})
+                                          | ({"evaluation": report} if report else {}))
         print_json(payload)
         return
     if dry_run:
@@ -97,6 +109,10 @@ def build(
     out.print(f"16-bit reference: {m.reference['outtype']} ({ref}); total {m.timings['total']:.1f} s")
     if m.imatrix:
         out.print(f"importance matrix: {m.imatrix['dataset']}, {m.imatrix['chunks']} chunks")
+    if report is not None:
+        from .eval_cmd import _show
+
+        _show(report, [result.bundle_dir / "report.md"])
     if created is None:
         out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
     elif created.ran:

@@ -1,0 +1,104 @@
+"""Commands that measure what each quant costs: eval, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+
+out = Console()
+
+
+def eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
+              budget, max_kld):
+    from ..evaluate import EvalPlan, EvalSettings
+    from ..bench import parse_list
+
+    return EvalPlan(
+        text=str(text) if text else None,
+        settings=EvalSettings(n_ctx=ctx, n_chunks=chunks, n_threads=threads, n_gpu_layers=ngl, flash_attn=flash_attn),
+        tasks=tuple(str(t) for t in tasks or []), speed=not no_speed,
+        parallel=tuple(parse_list(parallel, name="--parallel") or [1]), repetitions=repetitions,
+        memory_contexts=tuple(parse_list(memory_ctx, name="--memory-ctx") if memory_ctx.strip() else []),
+        budget=budget, max_kld=max_kld)
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    targets: Annotated[list[Path], typer.Argument(help="A bundle directory, or GGUF files (with --reference).")],
+    reference: Annotated[Optional[Path], typer.Option(help="The 16-bit GGUF to compare against (a bundle knows its own).")] = None,
+    text: Annotated[Optional[Path], typer.Option(help="Evaluation text (default: CPython's pydoc topics, 60k chars).")] = None,
+    ctx: Annotated[int, typer.Option(help="Tokens per chunk (n_ctx).")] = 512,
+    chunks: Annotated[Optional[int], typer.Option(help="Chunks to score (default: all of the text).")] = None,
+    tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="Task file (JSONL or MMLU CSV), repeatable.")] = None,
+    no_speed: Annotated[bool, typer.Option("--no-speed", help="Skip the pp/tg speed measurement.")] = False,
+    parallel: Annotated[str, typer.Option(help="Parallel sequences for speed, e.g. 1,4,8.")] = "1",
+    repetitions: Annotated[int, typer.Option("-r", "--repetitions", help="Speed repetitions.")] = 3,
+    memory_ctx: Annotated[str, typer.Option(help="Context lengths for peak memory, e.g. 512,1024,2048,8192 ('' for none).")] = "512,1024,2048",
+    threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
+    ngl: Annotated[int, typer.Option("--ngl", help="Layers on the GPU.")] = 0,
+    flash_attn: Annotated[Optional[bool], typer.Option("--fa/--no-fa", help="Flash attention (default: llama.cpp's auto).")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="Recommend the best quant within this size/memory, e.g. 4GB.")] = None,
+    max_kld: Annotated[Optional[float], typer.Option(help="Recommend the smallest quant with KLD at most this.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Report directory (default: the bundle, or ./eval-report).")] = None,
+    as_json: JsonFlag = False,
+    verbose: VerboseFlag = False,
+):
+    """Perplexity, KL divergence, task accuracy, speed and memory of every quant against its 16-bit reference."""
+    from ..evaluate import evaluate
+
+    setup(verbose)
+    plan = eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
+                     budget, max_kld)
+    report, written = evaluate(targets, reference=reference, plan=plan, output_dir=output)
+    if as_json:
+        print_json(report)
+        return
+    _show(report, written)
+
+
+def _show(report, written) -> None:
+    from rich.table import Table
+
+    from ..report import table_rows
+
+    header, cells = table_rows(report)
+    keep = [i for i, h in enumerate(header) if h in ("quant", "size MiB", "bpw", "PPL", "ΔPPL %", "KLD", "same top %",
+                                                    "tg t/s", "tg ×") or h.endswith(" acc") or h.startswith("peak")]
+    table = Table(title=f"{report.model} ({report.text[:40]}…)")
+    for i in keep:
+        table.add_column(header[i], justify="left" if i == 0 else "right")
+    for row in cells:
+        table.add_row(*[row[i] for i in keep])
+    out.print(table)
+    for line in report.recommendation:
+        out.print(line)
+    out.print("written: " + ", ".join(str(p) for p in written))
+
+
+@app.command("report")
+@handle_errors
+def report_command(
+    source: Annotated[Path, typer.Argument(help="A bundle or report directory, or a report.json.")],
+    budget: Annotated[Optional[str], typer.Option(help="Recommend the best quant within this size/memory, e.g. 4GB.")] = None,
+    max_kld: Annotated[Optional[float], typer.Option(help="Recommend the smallest quant with KLD at most this.")] = None,
+    as_json: JsonFlag = False,
+):
+    """Re-render a report (Markdown, CSV, charts) from its report.json, with a new recommendation if asked."""
+    from ..report import load_report, parse_size, recommend, write_report
+
+    report = load_report(source)
+    if budget or max_kld is not None:
+        report.recommendation = recommend(report.rows, budget_bytes=parse_size(budget) if budget else None,
+                                          max_kld=max_kld)
+    directory = source if source.is_dir() else source.parent
+    written = write_report(report, directory)
+    if as_json:
+        print_json(report)
+        return
+    _show(report, written)
