@@ -118,6 +118,10 @@ def parse_size(text: str) -> int:
         raise ReportError(f"cannot read the size {text!r}; write it like 4GB, 3.5GiB or 800MB") from None
 
 
+def human_bytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def recommend(rows: list[Row], *, budget_bytes: int | None = None, max_kld: float | None = None) -> list[str]:
     """Best quality within a size/memory budget, and the smallest quant within a quality bound."""
     lines = []
@@ -130,11 +134,11 @@ def recommend(rows: list[Row], *, budget_bytes: int | None = None, max_kld: floa
         fitting = [r for r in quants if footprint(r) <= budget_bytes]
         if fitting:
             best = min(fitting, key=lambda r: r.kld)
-            lines.append(f"Best quality within {budget_bytes / 2**30:.2f} GiB: {best.quant} "
+            lines.append(f"Best quality within {human_bytes(budget_bytes)}: {best.quant} "
                          f"(KLD {best.kld:.4f}, {best.size_bytes / 2**20:.0f} MiB file, "
                          f"{footprint(best) / 2**20:.0f} MiB peak).")
         else:
-            lines.append(f"No quant fits within {budget_bytes / 2**30:.2f} GiB; the smallest needs "
+            lines.append(f"No quant fits within {human_bytes(budget_bytes)}; the smallest needs "
                          f"{min(map(footprint, quants)) / 2**20:.0f} MiB." if quants else "No quant was measured.")
     if max_kld is not None:
         good = [r for r in quants if r.kld <= max_kld]

@@ -212,3 +212,26 @@ def test_unknown_target_fails_before_any_work(tiny_hf_dir, tmp_path):
     result = run("build", tiny_hf_dir, "--target", "jetson-orin-nano-4gb", "-o", tmp_path / "out")
     assert_one_line_error(result, "jetson-orin-nano-4gb", "jetson-orin-nano-8gb")
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_and_report_commands(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    result = run("eval", bundle, "--ctx", "128", "--chunks", "2", "-r", "1", "--memory-ctx", "", "--max-kld", "5",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [r["quant"] for r in data["rows"]] == ["F16", "Q8_0", "Q4_K_M"]
+    assert data["settings"]["n_chunks"] == 2 and data["rows"][1]["kld"] > 0
+    result = run("report", bundle, "--budget", "100KB")
+    assert result.exit_code == 0, result.stderr
+    assert "No quant fits within" in json.loads((bundle / "report.json").read_text())["recommendation"][0]
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_one_line_error(run("eval", bundle, "--text", empty), "is empty")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "choices": ["a", "b"], "answer": 0}\n{"question": 3}\n')
+    assert_one_line_error(run("eval", bundle, "--tasks", bad), "bad.jsonl:2")
+    assert_one_line_error(run("eval", bundle / "tiny-llama-Q8_0.gguf"), "--reference")
+    assert_one_line_error(run("report", tmp_path), "does not exist")
