@@ -281,3 +281,56 @@ def load_report(path: str | Path) -> Report:
         return Report.from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise ReportError(f"{path} is not an edgepack report ({exc})") from None
+
+
+# ---------------------------------------------------------------- speed results from many machines
+
+BENCH_COLUMNS = ("machine", "model_filename", "quant", "model_size", "model_n_params", "backends", "n_threads",
+                 "n_gpu_layers", "n_batch", "test", "avg_ts", "stddev_ts")
+
+
+def merge_bench_results(paths: list[str | Path]) -> list[dict]:
+    """Records of `edgepack bench` (.json/.jsonl) or `llama-bench -o json` files, one list for all machines."""
+    from .bench import load_bench_results
+
+    records = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise ReportError(f"{path} does not exist")
+        try:
+            found = load_bench_results(path)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ReportError(f"{path} is not a bench result (edgepack bench -o x.json, or llama-bench -o json): {exc}") from None
+        if not found:
+            raise ReportError(f"{path} holds no bench results (make them with edgepack bench -o x.json or llama-bench -o json)")
+        for r in found:
+            if not isinstance(r, dict) or "avg_ts" not in r:
+                raise ReportError(f"{path} is not a bench result: its records have no avg_ts")
+            machine = r.get("machine") or (r.get("machine_profile") or {}).get("cpu_info") or r.get("cpu_info") or path.stem
+            test = r.get("test") or (f"pp{r['n_prompt']}" if r.get("n_prompt") else f"tg{r.get('n_gen')}")
+            records.append({**r, "machine": machine, "test": test, "quant": r.get("quant") or r.get("model_type"),
+                            "source": str(path)})
+    return records
+
+
+def bench_markdown(records: list[dict]) -> str:
+    header = ["machine", "model", "quant", "size MiB", "params", "backend", "threads", "ngl", "batch", "test", "t/s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in records:
+        lines.append("| " + " | ".join([
+            str(r["machine"]), Path(str(r.get("model_filename", ""))).name, str(r.get("quant") or ""),
+            f"{r.get('model_size', 0) / 2**20:.1f}", f"{r.get('model_n_params', 0) / 1e6:.1f} M",
+            str(r.get("backends", "")), str(r.get("n_threads", "")), str(r.get("n_gpu_layers", "")),
+            str(r.get("n_batch", "")), str(r["test"]),
+            f"{r['avg_ts']:.2f} ± {r.get('stddev_ts') or 0:.2f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bench_csv(records: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(BENCH_COLUMNS)
+    for r in records:
+        writer.writerow([r.get(c, "") for c in BENCH_COLUMNS])
+    return out.getvalue()

@@ -235,3 +235,24 @@ def test_eval_and_report_commands(tiny_bundle, tmp_path):
     assert_one_line_error(run("eval", bundle, "--tasks", bad), "bad.jsonl:2")
     assert_one_line_error(run("eval", bundle / "tiny-llama-Q8_0.gguf"), "--reference")
     assert_one_line_error(run("report", tmp_path), "does not exist")
+
+
+def test_report_merges_bench_results_from_several_machines(tiny_bundle, native_tools, tmp_path):
+    model = tiny_bundle / "tiny-llama-Q8_0.gguf"
+    ours = tmp_path / "this-machine.json"
+    result = run("bench", model, "-p", "32", "-n", "8", "-r", "1", "-t", "1", "-o", ours)
+    assert result.exit_code == 0, result.stderr
+    theirs = tmp_path / "llama-bench.json"
+    done = subprocess.run([str(native_tools.tool("llama-bench")), "-m", str(model), "-p", "32", "-n", "8", "-r", "1",
+                           "-t", "1", "-o", "json"], capture_output=True, text=True, check=True)
+    theirs.write_text(done.stdout)
+    merged = tmp_path / "all.csv"
+    result = run("report", ours, theirs, "-o", merged)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("| machine | model |") and len(lines) == 2 + 4  # pp and tg from each file
+    assert "pp32" in result.stdout and "tg8" in result.stdout
+    assert merged.read_text().splitlines()[0].startswith("machine,model_filename,quant")
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    assert_one_line_error(run("report", bogus, ours), "bogus.json")

@@ -84,14 +84,22 @@ def _show(report, written) -> None:
 @app.command("report")
 @handle_errors
 def report_command(
-    source: Annotated[Path, typer.Argument(help="A bundle or report directory, or a report.json.")],
+    sources: Annotated[list[Path], typer.Argument(
+        help="A bundle or report directory (or its report.json); or bench results from several machines to merge.")],
     budget: Annotated[Optional[str], typer.Option(help="Recommend the best quant within this size/memory, e.g. 4GB.")] = None,
     max_kld: Annotated[Optional[float], typer.Option(help="Recommend the smallest quant with KLD at most this.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Merged bench table to write (.md, .csv or .json).")] = None,
     as_json: JsonFlag = False,
 ):
-    """Re-render a report (Markdown, CSV, charts) from its report.json, with a new recommendation if asked."""
-    from ..report import load_report, parse_size, recommend, write_report
+    """Re-render an evaluation report (Markdown, CSV, charts) from report.json, or merge bench results
+    from many devices (`edgepack report orin.json laptop.json`) into one table."""
+    from ..report import REPORT_JSON, load_report, parse_size, recommend, write_report
 
+    evaluation = len(sources) == 1 and (sources[0].is_dir() or sources[0].name == REPORT_JSON)
+    if not evaluation:
+        _merge_bench(sources, output, as_json)
+        return
+    source = sources[0]
     report = load_report(source)
     if budget or max_kld is not None:
         report.recommendation = recommend(report.rows, budget_bytes=parse_size(budget) if budget else None,
@@ -102,3 +110,22 @@ def report_command(
         print_json(report)
         return
     _show(report, written)
+
+
+def _merge_bench(sources: list[Path], output: Optional[Path], as_json: bool) -> None:
+    import json
+
+    from ..atomic import write_text_atomic
+    from ..report import ReportError, bench_csv, bench_markdown, merge_bench_results
+
+    records = merge_bench_results(sources)
+    if output is not None:
+        render = {".md": bench_markdown, ".csv": bench_csv,
+                  ".json": lambda r: json.dumps({"results": r}, indent=2) + "\n"}.get(output.suffix)
+        if render is None:
+            raise ReportError(f"-o {output}: use a .md, .csv or .json file name")
+        write_text_atomic(output, render(records))
+    if as_json:
+        print_json({"results": records})
+    else:
+        typer.echo(bench_markdown(records), nl=False)
