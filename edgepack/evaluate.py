@@ -550,7 +550,10 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
                 row.speed[str(n_parallel)] = {"pp_tps": s.pp_tps, "pp_tps_sd": s.pp_tps_sd, "tg_tps": s.tg_tps,
                                               "tg_tps_sd": s.tg_tps_sd, "ttft_ms": s.ttft_ms}
         for n_ctx in plan.memory_contexts:
-            row.peak_rss[str(n_ctx)] = measure_peak_memory(path, n_ctx, settings.n_gpu_layers)["peak"]
+            memory = measure_peak_memory(path, n_ctx, settings.n_gpu_layers)
+            row.peak_rss[str(n_ctx)] = memory["peak"]
+            if memory.get("vram_used") is not None:
+                row.peak_vram[str(n_ctx)] = memory["vram_used"]
         row.seconds = progress.elapsed(start)
         with rows_path.open("a") as fh:  # saved as soon as it is finished
             fh.write(json.dumps({"plan": key, "row": asdict(row)}) + "\n")

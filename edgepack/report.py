@@ -44,6 +44,7 @@ class Row:
     tasks: dict = field(default_factory=dict)  # name -> {"accuracy", "stderr", "n"}
     speed: dict = field(default_factory=dict)  # "1" (parallel) -> {"pp_tps", "pp_tps_sd", "tg_tps", "tg_tps_sd", "ttft_ms"}
     peak_rss: dict = field(default_factory=dict)  # str(n_ctx) -> bytes
+    peak_vram: dict = field(default_factory=dict)  # str(n_ctx) -> bytes of GPU memory in use (with a GPU)
     seconds: float = 0.0
 
 
@@ -168,7 +169,9 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     contexts = sorted({c for r in report.rows for c in r.peak_rss}, key=int)
     header = ["quant", "size MiB", "bpw", "saving", "PPL", "ΔPPL %", "KLD", "KLD p99", "same top %", "RMS Δp %"]
     header += [f"{t} acc" for t in task_names] + [f"{t} Δ" for t in task_names]
+    vram_contexts = sorted({c for r in report.rows for c in r.peak_vram}, key=int)
     header += ["pp t/s", "tg t/s", "pp ×", "tg ×", "TTFT ms"] + [f"peak MiB @{c}" for c in contexts]
+    header += [f"VRAM MiB @{c}" for c in vram_contexts]
     cells = []
     for r in report.rows:
         s1 = r.speed.get("1", {})
@@ -181,6 +184,7 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         row += [_fmt(s1.get("pp_tps"), ".1f"), _fmt(s1.get("tg_tps"), ".1f"), _fmt(speedup(r, base, "pp_tps"), ".2f"),
                 _fmt(speedup(r, base, "tg_tps"), ".2f"), _fmt(s1.get("ttft_ms"), ".1f")]
         row += [_fmt(r.peak_rss.get(c) and r.peak_rss[c] / 2**20, ".0f") for c in contexts]
+        row += [_fmt(r.peak_vram.get(c) and r.peak_vram[c] / 2**20, ".0f") for c in vram_contexts]
         cells.append(row)
     return header, cells
 
