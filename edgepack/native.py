@@ -19,8 +19,8 @@ from . import paths, progress
 from .errors import ToolchainError
 from .toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
 
-DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench")
-ALL_TOOLS = DEFAULT_TOOLS + ("llama-server", "llama-cli")
+DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench", "llama-server")
+ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli",)
 
 
 @dataclass

@@ -249,12 +249,12 @@ app.add_typer(native_app, name="native")
 @native_app.command("build")
 @handle_errors
 def native_build(
-    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench.")] = None,
+    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="cpu, cuda or metal (default: detected).")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel compile jobs (default: all cores).")] = None,
     as_json: JsonFlag = False,
 ):
-    """Build llama-quantize, llama-imatrix, llama-perplexity, llama-bench (and more on request), once."""
+    """Build llama-quantize, llama-imatrix, llama-perplexity, llama-bench and llama-server, once per version and backend."""
     from ..native import DEFAULT_TOOLS, build_native
 
     result = build_native(tuple(tool) if tool else DEFAULT_TOOLS, backend=backend, jobs=jobs)
