@@ -97,21 +97,10 @@ def load_calibration(files: list[str | Path]) -> CalibrationText:
     """Read calibration files (UTF-8 text). `default` names the built-in text."""
     if [str(f) for f in files] == ["default"]:
         return default_calibration_text()
-    texts, names = [], []
-    for f in files:
-        path = Path(f)
-        if not path.is_file():
-            raise CalibrationError(f"calibration file {path} does not exist")
-        data = path.read_bytes()
-        if not data.strip():
-            raise CalibrationError(f"calibration file {path} is empty; give a text file with representative text")
-        if b"\0" in data[:65536]:
-            raise CalibrationError(f"calibration file {path} is binary, not text; give a UTF-8 text file")
-        try:
-            texts.append(data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise CalibrationError(f"calibration file {path} is not UTF-8 text (byte {exc.start}); convert it to UTF-8") from None
-        names.append(path.name)
+    from .texts import read_text_file
+
+    texts = [read_text_file(f, "calibration file", CalibrationError) for f in files]
+    names = [Path(f).name for f in files]
     return CalibrationText("+".join(names), "\n\n".join(texts))
 
 

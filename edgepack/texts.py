@@ -31,20 +31,25 @@ def default_eval_text() -> EvalText:
     return EvalText(DEFAULT_TEXT_NAME, "\n".join(topics.values())[:DEFAULT_TEXT_CHARS])
 
 
+def read_text_file(path: str | Path, what: str, error: type[Exception]) -> str:
+    """A user's UTF-8 text file, or `error` with one line saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    data = path.read_bytes()
+    if not data.strip():
+        raise error(f"{what} {path} is empty; give a text file with representative text")
+    if b"\0" in data[:65536]:
+        raise error(f"{what} {path} is binary, not text; give a UTF-8 text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}); convert it to UTF-8") from None
+
+
 def load_eval_text(path: str | Path | None) -> EvalText:
     from .evaluate import EvalError
 
     if path is None:
         return default_eval_text()
-    path = Path(path)
-    if not path.is_file():
-        raise EvalError(f"evaluation text {path} does not exist")
-    data = path.read_bytes()
-    if not data.strip():
-        raise EvalError(f"evaluation text {path} is empty")
-    if b"\0" in data[:65536]:
-        raise EvalError(f"evaluation text {path} is binary, not text")
-    try:
-        return EvalText(path.name, data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise EvalError(f"evaluation text {path} is not UTF-8 (byte {exc.start}); convert it to UTF-8") from None
+    return EvalText(Path(path).name, read_text_file(path, "evaluation text", EvalError))
