@@ -61,6 +61,7 @@ def diagnose() -> DoctorReport:
                         {"status": "not fetched yet (the first build fetches it)"})
     report.toolchain["cache"] = str(paths.cache_root())
     native = find_native()
-    report.native_tools = ({name: path for name, path in sorted(native.tools.items())} | {"backend": native.backend}
+    report.native_tools = ({name: path for name, path in sorted(native.tools.items())}
+                           | {"backend": native.backend, "compile flags": native.compile_flags or "-"}
                            if native else {"status": f"not built; run: edgepack native build (backend {detect_backend()})"})
     return report
