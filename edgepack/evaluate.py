@@ -459,6 +459,9 @@ def _models_to_evaluate(targets: list[str | Path], reference: str | Path | None)
     from .bundle import MANIFEST, load_manifest
     from .gguf_file import read_gguf
 
+    missing = [t for t in targets if not Path(t).exists()]
+    if missing:
+        raise EvalError(f"{missing[0]}: no such file or directory (give a bundle directory or GGUF files)")
     if len(targets) == 1 and Path(targets[0]).is_dir():
         bundle = Path(targets[0])
         manifest = load_manifest(bundle)

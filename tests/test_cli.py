@@ -235,6 +235,7 @@ def test_eval_and_report_commands(tiny_bundle, tmp_path):
     assert_one_line_error(run("eval", bundle, "--tasks", bad), "bad.jsonl:2")
     assert_one_line_error(run("eval", bundle / "tiny-llama-Q8_0.gguf"), "--reference")
     assert_one_line_error(run("report", tmp_path), "does not exist")
+    assert_one_line_error(run("eval", tmp_path / "nope"), "no such file or directory")
 
 
 def test_report_merges_bench_results_from_several_machines(tiny_bundle, native_tools, tmp_path):
