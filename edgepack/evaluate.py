@@ -108,8 +108,9 @@ def log_softmax_rows(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the max logit and log(sum(exp(logit - max))) in double precision."""
     top = logits.max(axis=1)
     # expf per element and a double accumulator, as llama.cpp does (float64 exp would be 2x slower).
-    lse = np.log(np.exp(logits - top[:, None]).sum(axis=1, dtype=np.float64))
-    return top, lse
+    shifted = logits - top[:, None]
+    np.exp(shifted, out=shifted)
+    return top, np.log(shifted.sum(axis=1, dtype=np.float64))
 
 
 def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -156,12 +157,14 @@ def _accumulate_kld(sums: _KldSums, logits: np.ndarray, targets: np.ndarray, hea
     rows = np.arange(len(targets))
     nll = (top + lse - logits[rows, targets]).astype(np.float32)
     scale, min_log_prob = header[:, 0], header[:, 1]
-    base_log_p = values.astype(np.float32) * scale[:, None] + min_log_prob[:, None]
+    base_log_p = values.astype(np.float32)  # in-place arithmetic from here: one vocabulary-sized buffer each
+    base_log_p *= scale[:, None]
+    base_log_p += min_log_prob[:, None]
     nll_base = -base_log_p[rows, targets]
     base_top = values.argmax(axis=1)  # log p_base is increasing in the stored value
     # Σ p_base·(log p_base − log p), over entries with log p_base > −16 (llama.cpp's cut-off).
     p_base = np.exp(base_log_p)
-    p_base[base_log_p <= -16.0] = 0.0
+    p_base *= base_log_p > -16.0
     base_log_p -= logits
     base_log_p += (top + lse).astype(np.float32)[:, None]
     kld = np.einsum("ij,ij->i", p_base, base_log_p, dtype=np.float64)
