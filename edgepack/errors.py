@@ -53,3 +53,51 @@ class BuildInterrupted(EdgepackError):
     """Ctrl-C during a build; nothing half-written was left behind."""
 
     exit_code = 130
+
+
+class LlamaRuntimeError(EdgepackError):
+    """llama.cpp could not load a model or make a context."""
+
+
+class CalibrationError(EdgepackError):
+    """Unusable calibration text or an importance matrix that does not fit the model."""
+
+
+class PlanError(EdgepackError):
+    """A plan that cannot be made: bad context, too many GPU layers, unknown KV type."""
+
+
+class ProfileError(EdgepackError):
+    """A machine profile JSON of the wrong shape, or an unknown target."""
+
+
+class ModelfileError(EdgepackError):
+    """A value Ollama's parser would misread, or an unusable template."""
+
+
+class ChatTemplateError(EdgepackError):
+    """A chat template that cannot be rendered or translated for Ollama."""
+
+
+class GoTemplateError(ChatTemplateError):
+    pass
+
+
+class OllamaError(EdgepackError):
+    """A model name Ollama would refuse, or an `ollama` command that failed."""
+
+
+class ReportError(EdgepackError):
+    """A report that cannot be read or made."""
+
+
+class BenchError(EdgepackError):
+    """A benchmark that cannot run: bad settings, a model llama.cpp cannot load."""
+
+
+class EvalError(EdgepackError):
+    """Unusable evaluation text or settings."""
+
+
+class TaskError(EdgepackError):
+    """A task file that cannot be read; the message names the file and line."""

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import GGUFError
-from .quants import quant_for_ftype
+from edgepack.errors import GGUFError
+from edgepack.quantize.types import quant_for_ftype
 
 GGUF_MAGIC = b"GGUF"
 

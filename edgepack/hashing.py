@@ -9,7 +9,7 @@ import re
 import threading
 from pathlib import Path
 
-from . import paths
+from edgepack import paths
 
 _CHUNK = 8 * 1024 * 1024
 _lock = threading.Lock()

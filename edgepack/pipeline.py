@@ -14,17 +14,17 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import __version__, progress
-from .atomic import atomic_directory, write_text_atomic
-from .bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
-from .convert import Source, ensure_free_space, make_reference, resolve_source, slugify
-from .errors import BuildInterrupted, OutputError, QuantError
-from .hashing import sha256_file
-from .gguf_file import read_gguf
-from .modelfile import modelfile_for_gguf
-from .quantize import QuantOptions, quantize_gguf
-from .quants import QuantType, resolve_quants
-from .toolchain import ensure_toolchain
+from edgepack import __version__, progress
+from edgepack.atomic import atomic_directory, write_text_atomic
+from edgepack.bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
+from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
+from edgepack.errors import BuildInterrupted, OutputError, QuantError
+from edgepack.hashing import sha256_file
+from edgepack.gguf_file import read_gguf
+from edgepack.chat.modelfile import modelfile_for_gguf
+from edgepack.quantize.engine import QuantOptions, quantize_gguf
+from edgepack.quantize.types import QuantType, resolve_quants
+from edgepack.runtime.toolchain import ensure_toolchain
 
 DEFAULT_QUANT = "Q4_K_M"
 
@@ -132,7 +132,7 @@ def build(
     nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
     and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
     """
-    from .calibration import check_imatrix_fits, compute_imatrix, load_calibration
+    from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
     start = time.perf_counter()
     wanted = resolve_quants(list(quants) or ([] if ladder else [DEFAULT_QUANT]), ladder=ladder)
@@ -147,8 +147,8 @@ def build(
         _check_writable(out)
     target_profile = None
     if target is not None or ctx is not None:
-        from .devices import resolve_target
-        from .plan import plan_deployment
+        from edgepack.machine.devices import resolve_target
+        from edgepack.machine.plan import plan_deployment
 
         target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
     toolchain = ensure_toolchain()
@@ -190,7 +190,7 @@ def build(
     warnings = list(reference.warnings)
     notes: list[str] = []
     if src.kind == "default":
-        from .default_model import DEFAULT_MODEL_NOTE
+        from edgepack.source.default_model import DEFAULT_MODEL_NOTE
 
         notes.append(DEFAULT_MODEL_NOTE)
     slug = slugify(src.name)

@@ -2,9 +2,9 @@
 """edgepack's evaluation against llama.cpp's own tools, side by side in one run.
 
 Quality: perplexity of the F16 reference and KLD/perplexity of quants, edgepack
-(`edgepack.evaluate`) against `llama-perplexity` (and `--kl-divergence`) built from the same
+(`edgepack.measure.evaluate`) against `llama-perplexity` (and `--kl-divergence`) built from the same
 pinned tree, same text, n_ctx, chunks and threads; values and wall time, with ratios.
-Speed: pp512/tg128 of `edgepack.bench.measure_speed` against `llama-bench`, interleaved.
+Speed: pp512/tg128 of `edgepack.measure.bench.measure_speed` against `llama-bench`, interleaved.
 
     python scripts/bench_eval.py [BUNDLE] [--quant Q4_K_M --quant Q2_K] [--chunks 8] [--threads 2]
 
@@ -22,12 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgepack.bench import measure_speed
+from edgepack.measure.bench import measure_speed
 from edgepack.bundle import load_manifest
-from edgepack.evaluate import EvalSettings, divergence, perplexity, reference_log_probs
-from edgepack.llama_runtime import set_llama_verbose
-from edgepack.native import build_native
-from edgepack.texts import default_eval_text
+from edgepack.measure.refcache import divergence, reference_log_probs
+from edgepack.measure.scoring import EvalSettings, perplexity
+from edgepack.runtime.llama import set_llama_verbose
+from edgepack.runtime.native import build_native
+from edgepack.measure.texts import default_eval_text
 
 
 def llama_perplexity(tool: Path, model: Path, text: Path, args, extra: list[str]) -> tuple[dict, float]:

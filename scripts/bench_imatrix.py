@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgepack.calibration import compute_imatrix, default_calibration_text
-from edgepack.convert import make_reference, resolve_source
-from edgepack.llama_runtime import set_llama_verbose
-from edgepack.native import build_native
-from edgepack.quantize import QuantOptions, quantize_gguf
-from edgepack.quants import get_quant
+from edgepack.quantize.imatrix import compute_imatrix, default_calibration_text
+from edgepack.source import make_reference, resolve_source
+from edgepack.runtime.llama import set_llama_verbose
+from edgepack.runtime.native import build_native
+from edgepack.quantize.engine import QuantOptions, quantize_gguf
+from edgepack.quantize.types import get_quant
 
 
 def eval_text() -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgepack.bench import measure_peak_memory as measure_peak
+from edgepack.measure.bench import measure_peak_memory as measure_peak
 
 def main() -> None:
-    from edgepack.bench import measure_speed
+    from edgepack.measure.bench import measure_speed
     from edgepack.bundle import load_manifest
-    from edgepack.plan import estimate_memory, load_geometry, predict_speed, repack_types
-    from edgepack.profile import this_machine
+    from edgepack.machine.plan import estimate_memory, load_geometry, predict_speed, repack_types
+    from edgepack.machine.profile import this_machine
 
     ap = argparse.ArgumentParser()
     ap.add_argument("bundle", nargs="?", default="/tmp/out/smol")

@@ -25,9 +25,9 @@ def llama_bench(tool: Path, model: Path, threads: int, reps: int, n_prompt: int,
 
 
 def main() -> None:
-    from edgepack.bench import default_threads, measure_speed
+    from edgepack.measure.bench import default_threads, measure_speed
     from edgepack.bundle import load_manifest
-    from edgepack.native import find_tool
+    from edgepack.runtime.native import find_tool
 
     ap = argparse.ArgumentParser()
     ap.add_argument("bundle", nargs="?", default="/tmp/out/smol")

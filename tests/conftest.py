@@ -14,7 +14,7 @@ os.environ.setdefault("EDGEPACK_NO_PROGRESS", "1")
 
 @pytest.fixture(scope="session", autouse=True)
 def quiet_llama():
-    from edgepack.llama_runtime import set_llama_verbose
+    from edgepack.runtime.llama import set_llama_verbose
 
     set_llama_verbose(False)
 
@@ -27,8 +27,8 @@ def tiny_hf_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_reference(tiny_hf_dir):
-    """The F16 reference GGUF of the tiny model (an edgepack.convert.Reference)."""
-    from edgepack.convert import make_reference, resolve_source
+    """The F16 reference GGUF of the tiny model (an edgepack.source.convert.Reference)."""
+    from edgepack.source import make_reference, resolve_source
 
     return make_reference(resolve_source(str(tiny_hf_dir)), "f16")
 
@@ -46,6 +46,6 @@ def tiny_bundle(tiny_hf_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def native_tools():
     """llama.cpp's own tools from the pinned tree (built once, then cached)."""
-    from edgepack.native import build_native
+    from edgepack.runtime.native import build_native
 
     return build_native()

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from edgepack.bench import (
+from edgepack.measure.bench import (
     BENCH_FIELDS, BenchError, bench_sweep, load_bench_results, measure_speed, parse_list, tune_bundle,
 )
 from edgepack.bundle import load_manifest

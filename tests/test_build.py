@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from edgepack.bundle import load_manifest, verify_bundle
-from edgepack.convert import make_reference, resolve_source
+from edgepack.source import make_reference, resolve_source
 from edgepack.gguf_file import read_gguf
 from edgepack.pipeline import build
 

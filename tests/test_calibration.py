@@ -7,7 +7,7 @@ import shutil
 import pytest
 from gguf import GGUFReader
 
-from edgepack.calibration import (
+from edgepack.quantize.imatrix import (
     CalibrationError,
     check_imatrix_fits,
     compute_imatrix,
@@ -18,8 +18,8 @@ from edgepack.calibration import (
 from edgepack.errors import QuantError
 from edgepack.gguf_file import read_gguf
 from edgepack.pipeline import build
-from edgepack.quants import ALL_QUANTS, get_quant
-from edgepack.quantize import QuantOptions, parse_keep, parse_tensor_type, quantize_gguf
+from edgepack.quantize.types import ALL_QUANTS, get_quant
+from edgepack.quantize.engine import QuantOptions, parse_keep, parse_tensor_type, quantize_gguf
 
 
 def tensor_types(path) -> dict[str, str]:
@@ -74,7 +74,7 @@ def test_calibration_shorter_than_one_chunk(tiny_reference, tmp_path):
 def test_imatrix_for_another_model_is_refused(tiny_imatrix, tmp_path):
     from tiny_models import make_tiny_llama
 
-    from edgepack.convert import make_reference, resolve_source
+    from edgepack.source import make_reference, resolve_source
 
     other = make_reference(resolve_source(str(make_tiny_llama(tmp_path / "wide", hidden=512))))
     with pytest.raises(CalibrationError, match="different model"):
@@ -116,7 +116,7 @@ def test_build_with_calibration_makes_iq_types(tiny_hf_dir, tmp_path):
 def test_types_that_need_no_imatrix(tiny_reference, tmp_path, name):
     path = quantize_gguf(tiny_reference.path, tmp_path / f"{name}.gguf", get_quant(name)).path
     assert read_gguf(path).file_type == name
-    from edgepack.llama_runtime import load_model
+    from edgepack.runtime.llama import load_model
 
     with load_model(path, n_ctx=64, n_gpu_layers=0) as llm:
         assert llm.create_completion("The", max_tokens=4, temperature=0)["usage"]["completion_tokens"] > 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.chat_templates import (
+from edgepack.chat.templates import (
     FORMATS,
     PROBES,
     ChatTemplateError,

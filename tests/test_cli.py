@@ -126,7 +126,7 @@ def test_output_dir_with_foreign_files_is_refused(tiny_hf_dir, tmp_path):
 
 
 def test_full_disk_is_checked_before_writing(tmp_path):
-    from edgepack.convert import ensure_free_space
+    from edgepack.source import ensure_free_space
     from edgepack.errors import OutputError
 
     free = shutil.disk_usage(tmp_path).free
@@ -177,7 +177,7 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path):
 
 
 def test_imatrix_command_and_build_options(tiny_hf_dir, tmp_path):
-    from edgepack.calibration import default_calibration_text
+    from edgepack.quantize.imatrix import default_calibration_text
 
     calib = tmp_path / "calib.txt"
     calib.write_text(default_calibration_text().text[:50_000])

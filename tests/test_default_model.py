@@ -36,7 +36,7 @@ def test_default_model_builds_offline(tmp_path):
     verify = subprocess.run([*env_cmd, "verify", str(out), "--json"], capture_output=True, text=True)
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"]
 
-    from edgepack.llama_runtime import load_model
+    from edgepack.runtime.llama import load_model
 
     with load_model(out / "SmolLM2-135M-Instruct-Q8_0.gguf", n_ctx=256, n_gpu_layers=0, seed=0) as llm:
         reply = llm.create_chat_completion([{"role": "user", "content": "What is the capital of France?"}],

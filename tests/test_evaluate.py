@@ -8,18 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from edgepack.evaluate import (
-    ChunkScorer,
-    EvalError,
-    EvalPlan,
-    EvalSettings,
-    compress_log_probs,
-    divergence,
-    evaluate,
-    perplexity,
-    reference_log_probs,
-)
-from edgepack.texts import default_eval_text
+from edgepack.errors import EvalError
+from edgepack.measure.evaluate import EvalPlan, evaluate
+from edgepack.measure.refcache import divergence, reference_log_probs
+from edgepack.measure.scoring import ChunkScorer, EvalSettings, compress_log_probs, perplexity
+from edgepack.measure.texts import default_eval_text
 
 SETTINGS = EvalSettings(n_ctx=128, n_chunks=3, n_threads=2)
 
@@ -100,7 +93,7 @@ def test_bad_texts(tiny_reference, tmp_path):
 
 def test_evaluate_a_bundle_writes_the_report_and_resumes(tiny_bundle, tmp_path):
     from edgepack.bundle import load_manifest
-    from edgepack.tasks import sample_task_files
+    from edgepack.measure.tasks import sample_task_files
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)

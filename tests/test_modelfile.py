@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgepack.chat_templates import Message
+from edgepack.chat.templates import Message
 from edgepack.cli import app
 from edgepack.gguf_file import read_gguf
-from edgepack.modelfile import (
+from edgepack.chat.modelfile import (
     ModelfileError,
     coerce_parameter,
     modelfile_for_gguf,
     ollama_block,
     ollama_quote,
 )
-from edgepack.ollama import OllamaError, create, parse_model_name
+from edgepack.chat.ollama import OllamaError, create, parse_model_name
 
 DATA = Path(__file__).parent / "data" / "chat_templates"
 
@@ -133,7 +133,7 @@ def test_modelfile_of_the_embedded_smollm2_reads_back_exactly(smollm2_gguf):
                             num_ctx=8192, num_thread=4, messages=[Message("user", "Hi"), Message("assistant", 'Say "hi"')])
     assert (mf.template_family, mf.template_variant) == ("chatml", "default-system")
     commands = parse_modelfile(mf.text)
-    from edgepack.chat_templates import SpecialTokens, translate
+    from edgepack.chat.templates import SpecialTokens, translate
 
     expected_template = translate(info.chat_template, SpecialTokens("<|im_start|>", "<|im_end|>"),
                                   tokenizer_adds_bos=False).go_template

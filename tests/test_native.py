@@ -8,7 +8,7 @@ import subprocess
 import time
 import urllib.request
 
-from edgepack.native import DEFAULT_TOOLS, extra_compile_flags, find_native
+from edgepack.runtime.native import DEFAULT_TOOLS, extra_compile_flags, find_native
 
 
 def test_default_tools_are_built_from_the_pinned_tree(native_tools):

@@ -8,13 +8,13 @@ import shutil
 import pytest
 
 from edgepack.bundle import load_manifest, write_manifest
-from edgepack.devices import resolve_target
+from edgepack.machine.devices import resolve_target
 from edgepack.gguf_file import read_gguf
-from edgepack.plan import (
+from edgepack.machine.plan import (
     PlanError, compute_buffer_bytes, estimate_memory, kv_cache_bytes, load_geometry, measured_quality,
     plan_bundle, plan_deployment, predict_speed,
 )
-from edgepack.profile import CpuInfo, GpuInfo, LlamaBuild, MachineProfile, MemoryInfo
+from edgepack.machine.profile import CpuInfo, GpuInfo, LlamaBuild, MachineProfile, MemoryInfo
 
 MIB = 2**20
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.devices import PRESETS, resolve_target
-from edgepack.profile import (
+from edgepack.machine.devices import PRESETS, resolve_target
+from edgepack.machine.profile import (
     MachineProfile, ProfileError, apple_metal_share, collect_profile, cpu_from_sysctl, load_profile,
     parse_cache_size, parse_cpuinfo, parse_cpulist, parse_jetson, parse_nvidia_smi_csv, parse_rocm_smi_json,
     parse_sysctl, parse_system_info, save_profile,

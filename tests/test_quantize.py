@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from edgepack.gguf_file import read_gguf
-from edgepack.quantize import QuantOptions, quantize_gguf
-from edgepack.quants import BUILD_QUANTS, DEFAULT_LADDER, get_quant, resolve_quants
+from edgepack.quantize.engine import QuantOptions, quantize_gguf
+from edgepack.quantize.types import BUILD_QUANTS, DEFAULT_LADDER, get_quant, resolve_quants
 from edgepack.errors import QuantError
 
 # The tensor type most weights of the tiny model get for each ftype (hidden size 256, so
@@ -62,7 +62,7 @@ def test_each_quant_has_its_types_and_file_type(quantized, name):
 
 @pytest.mark.parametrize("name", BUILD_QUANTS)
 def test_each_quant_loads_and_generates(quantized, name):
-    from edgepack.llama_runtime import load_model
+    from edgepack.runtime.llama import load_model
 
     with load_model(quantized[name], n_ctx=128, n_gpu_layers=0, seed=1) as llm:
         out = llm.create_completion("The", max_tokens=8, temperature=0.0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgepack.report import Row, parse_size, pareto_front, recommend
-from edgepack.tasks import TaskError, final_number, load_task, run_task, sample_task_files
+from edgepack.measure.report import Row, parse_size, pareto_front, recommend
+from edgepack.measure.tasks import TaskError, final_number, load_task, run_task, sample_task_files
 
 
 def test_sample_files_load():

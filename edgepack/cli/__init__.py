@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ._app import app
+from edgepack.cli._app import app
 
 # Each module registers its commands on `app` when imported.
-from . import build_cmd  # noqa: E402,F401  build, inspect, verify, doctor, native
-from . import eval_cmd  # noqa: E402,F401  eval, report
-from . import profile_cmd  # noqa: E402,F401  profile, plan, bench
-from . import modelfile_cmd  # noqa: E402,F401  modelfile
+from edgepack.cli import build_cmd  # noqa: E402,F401  build, inspect, verify, doctor, native
+from edgepack.cli import eval_cmd  # noqa: E402,F401  eval, report
+from edgepack.cli import profile_cmd  # noqa: E402,F401  profile, plan, bench
+from edgepack.cli import modelfile_cmd  # noqa: E402,F401  modelfile
 
 
 def main() -> None:

@@ -1,3 +1,3 @@
-from . import main
+from edgepack.cli import main
 
 main()

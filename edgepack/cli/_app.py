@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable
 
 import typer
 
-from ..errors import EdgepackError
+from edgepack.errors import EdgepackError
 
 app = typer.Typer(
     name="edgepack",
@@ -32,7 +32,7 @@ VerboseFlag = Annotated[bool, typer.Option("--verbose", "-v", help="Show llama.c
 
 def setup(verbose: bool = False) -> None:
     """Quiet llama.cpp unless -v (progress and logs go to stderr, so --json stdout stays clean)."""
-    from ..llama_runtime import set_llama_verbose
+    from edgepack.runtime.llama import set_llama_verbose
 
     set_llama_verbose(verbose)
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
 
 out = Console()
 
@@ -52,12 +52,12 @@ def build(
     verbose: VerboseFlag = False,
 ):
     """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
-    from ..pipeline import build as run_build
-    from ..quantize import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
+    from edgepack.pipeline import build as run_build
+    from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
 
     setup(verbose)
     if ollama:
-        from ..ollama import parse_model_name
+        from edgepack.chat.ollama import parse_model_name
 
         parse_model_name(ollama)  # refuse a name Ollama would refuse before the slow work
     keep_output, keep_embd, keep_patterns = parse_keep(keep or [])
@@ -72,15 +72,15 @@ def build(
                        imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
     report = None
     if evaluate and not dry_run:
-        from ..evaluate import EvalPlan, EvalSettings
-        from ..evaluate import evaluate as run_eval
+        from edgepack.measure.evaluate import EvalPlan, EvalSettings
+        from edgepack.measure.evaluate import evaluate as run_eval
 
         report, _ = run_eval([result.bundle_dir], plan=EvalPlan(
             settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
             tasks=tuple(str(t) for t in eval_tasks or [])))
     created = None
     if ollama and not dry_run:
-        from ..ollama import create
+        from edgepack.chat.ollama import create
 
         created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     if as_json:
@@ -110,7 +110,7 @@ def build(
     if m.imatrix:
         out.print(f"importance matrix: {m.imatrix['dataset']}, {m.imatrix['chunks']} chunks")
     if report is not None:
-        from .eval_cmd import _show
+        from edgepack.cli.eval_cmd import _show
 
         _show(report, [result.bundle_dir / "report.md"])
     if created is None:
@@ -129,7 +129,7 @@ def inspect(
     layers: Annotated[bool, typer.Option("--layers", help="Also show tensor types per layer.")] = False,
 ):
     """Show what is inside a GGUF: architecture, parameters, context, chat template, types, bits per weight."""
-    from ..gguf_file import read_gguf
+    from edgepack.gguf_file import read_gguf
 
     info = read_gguf(path)
     if as_json:
@@ -178,7 +178,7 @@ def verify(
     verbose: VerboseFlag = False,
 ):
     """Re-check every file's sha256 against the manifest and that each GGUF loads in llama.cpp."""
-    from ..bundle import require_verified, verify_bundle
+    from edgepack.bundle import require_verified, verify_bundle
 
     setup(verbose)
     result = verify_bundle(bundle, load=not no_load)
@@ -198,7 +198,7 @@ def verify(
 @handle_errors
 def doctor(as_json: JsonFlag = False):
     """What is installed: Python packages, the llama.cpp build and its backends, the toolchain, native tools."""
-    from ..doctor import diagnose
+    from edgepack.runtime.doctor import diagnose
 
     report = diagnose()
     if as_json:
@@ -227,8 +227,8 @@ def imatrix_command(
     verbose: VerboseFlag = False,
 ):
     """Compute llama.cpp's importance matrix from calibration text (cached, reusable with --imatrix)."""
-    from ..calibration import compute_imatrix, load_calibration
-    from ..convert import make_reference, resolve_source
+    from edgepack.quantize.imatrix import compute_imatrix, load_calibration
+    from edgepack.source import make_reference, resolve_source
 
     setup(verbose)
     text = load_calibration(calibration or ["default"])
@@ -255,7 +255,7 @@ def native_build(
     as_json: JsonFlag = False,
 ):
     """Build llama-quantize, llama-imatrix, llama-perplexity, llama-bench and llama-server, once per version and backend."""
-    from ..native import DEFAULT_TOOLS, build_native
+    from edgepack.runtime.native import DEFAULT_TOOLS, build_native
 
     result = build_native(tuple(tool) if tool else DEFAULT_TOOLS, backend=backend, jobs=jobs)
     if as_json:

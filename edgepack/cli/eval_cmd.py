@@ -8,15 +8,15 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
 
 out = Console()
 
 
 def eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
               budget, max_kld):
-    from ..evaluate import EvalPlan, EvalSettings
-    from ..bench import parse_list
+    from edgepack.measure.evaluate import EvalPlan, EvalSettings
+    from edgepack.measure.bench import parse_list
 
     return EvalPlan(
         text=str(text) if text else None,
@@ -50,7 +50,7 @@ def eval_command(
     verbose: VerboseFlag = False,
 ):
     """Perplexity, KL divergence, task accuracy, speed and memory of every quant against its 16-bit reference."""
-    from ..evaluate import evaluate
+    from edgepack.measure.evaluate import evaluate
 
     setup(verbose)
     plan = eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
@@ -65,7 +65,7 @@ def eval_command(
 def _show(report, written) -> None:
     from rich.table import Table
 
-    from ..report import table_rows
+    from edgepack.measure.report import table_rows
 
     header, cells = table_rows(report)
     keep = [i for i, h in enumerate(header) if h in ("quant", "size MiB", "bpw", "PPL", "ΔPPL %", "KLD", "same top %",
@@ -93,7 +93,7 @@ def report_command(
 ):
     """Re-render an evaluation report (Markdown, CSV, charts) from report.json, or merge bench results
     from many devices (`edgepack report orin.json laptop.json`) into one table."""
-    from ..report import REPORT_JSON, load_report, parse_size, recommend, write_report
+    from edgepack.measure.report import REPORT_JSON, load_report, parse_size, recommend, write_report
 
     evaluation = len(sources) == 1 and (sources[0].is_dir() or sources[0].name == REPORT_JSON)
     if not evaluation:
@@ -115,8 +115,8 @@ def report_command(
 def _merge_bench(sources: list[Path], output: Optional[Path], as_json: bool) -> None:
     import json
 
-    from ..atomic import write_text_atomic
-    from ..report import ReportError, bench_csv, bench_markdown, merge_bench_results
+    from edgepack.atomic import write_text_atomic
+    from edgepack.measure.report import ReportError, bench_csv, bench_markdown, merge_bench_results
 
     records = merge_bench_results(sources)
     if output is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from ._app import JsonFlag, app, handle_errors, print_json
+from edgepack.cli._app import JsonFlag, app, handle_errors, print_json
 
 @app.command()
 @handle_errors
@@ -34,10 +34,10 @@ def modelfile(
     as_json: JsonFlag = False,
 ):
     """Write an Ollama Modelfile whose TEMPLATE and stops are proven against the model's chat template."""
-    from ..atomic import write_text_atomic
-    from ..gguf_file import read_gguf
-    from ..modelfile import ModelfileError, modelfile_for_gguf, parse_message, parse_parameter
-    from ..ollama import create, parse_model_name
+    from edgepack.atomic import write_text_atomic
+    from edgepack.gguf_file import read_gguf
+    from edgepack.chat.modelfile import ModelfileError, modelfile_for_gguf, parse_message, parse_parameter
+    from edgepack.chat.ollama import create, parse_model_name
 
     if ollama_name is not None:
         parse_model_name(ollama_name)  # refuse a bad name before anything is written

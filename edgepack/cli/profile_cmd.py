@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
 
 out = Console()
 
@@ -32,7 +32,7 @@ def profile(
     verbose: VerboseFlag = False,
 ):
     """This machine: CPU, ISA, cores, caches, memory, disk, GPUs and the llama.cpp build's backends."""
-    from ..profile import collect_profile, save_profile
+    from edgepack.machine.profile import collect_profile, save_profile
 
     setup(verbose)
     p = collect_profile(disk_path=disk, measure_bandwidth=not no_bandwidth)
@@ -83,8 +83,8 @@ def plan(
     as_json: JsonFlag = False,
 ):
     """Will MODEL fit on the target, with which n_gpu_layers / threads / context / KV type, and how fast."""
-    from ..devices import PRESETS
-    from ..plan import plan_bundle, plan_deployment
+    from edgepack.machine.devices import PRESETS
+    from edgepack.machine.plan import plan_bundle, plan_deployment
 
     if list_targets:
         if as_json:
@@ -163,7 +163,7 @@ def bench(
     verbose: VerboseFlag = False,
 ):
     """Prompt and generation speed, llama-bench style, over threads x n_gpu_layers x batch (and quants)."""
-    from ..bench import BenchError, bench_sweep, parse_list, tune_bundle
+    from edgepack.measure.bench import BenchError, bench_sweep, parse_list, tune_bundle
 
     setup(verbose)
     fa = {"auto": None, "on": True, "off": False}.get(flash_attn.lower(), "bad")

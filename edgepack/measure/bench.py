@@ -23,12 +23,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import progress
-from .errors import EdgepackError
-from .llama_runtime import loaded_model, new_context
-
-class BenchError(EdgepackError):
-    """A benchmark that cannot run: bad settings, a model llama.cpp cannot load."""
+from edgepack import progress
+from edgepack.errors import BenchError
+from edgepack.runtime.llama import loaded_model, new_context
 
 
 @dataclass
@@ -144,7 +141,7 @@ class _Runner:
 
 
 def _check_gpu_layers(model_path: Path, n_gpu_layers: int) -> int:
-    from .gguf_file import read_gguf
+    from edgepack.gguf_file import read_gguf
 
     n_layers = read_gguf(model_path).n_layers or 0
     if n_gpu_layers < 0 or n_gpu_layers > n_layers + 1:
@@ -202,7 +199,7 @@ def _r(value: float | None, digits: int = 2) -> float | None:
 
 
 def default_threads() -> int:
-    from .profile import this_machine
+    from edgepack.machine.profile import this_machine
 
     return this_machine(measure_bandwidth=False).cpu.threads_for_inference()
 
@@ -213,8 +210,8 @@ def measure_speed(model_path: str | Path, *, n_prompt: int = 512, n_gen: int = 1
     """Prompt (pp) and generation (tg) tokens/s with mean and sd over repetitions, and time to
     first token, for one GGUF and one setting. n_parallel > 1 generates that many sequences at
     once (tg_tps is their sum)."""
-    from .gguf_file import check_gguf_header
-    from .llama_runtime import set_llama_verbose, is_verbose
+    from edgepack.gguf_file import check_gguf_header
+    from edgepack.runtime.llama import set_llama_verbose, is_verbose
 
     model_path = Path(model_path)
     check_gguf_header(model_path)
@@ -315,7 +312,7 @@ class BenchReport:
 
     def write(self, path: str | Path) -> Path:
         """Format by extension: .md, .csv, .json, .jsonl."""
-        from .atomic import write_text_atomic
+        from edgepack.atomic import write_text_atomic
 
         path = Path(path)
         render = {".md": self.to_markdown, ".csv": self.to_csv, ".json": self.to_json, ".jsonl": self.to_jsonl}
@@ -371,8 +368,8 @@ def _records(result: SpeedResult, *, machine, build_commit: str, backends: str, 
 
 def resolve_models(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
     """GGUF files and bundle directories (every file the manifest lists) to (path, quant)."""
-    from .bundle import load_manifest
-    from .gguf_file import check_gguf_header
+    from edgepack.bundle import load_manifest
+    from edgepack.gguf_file import check_gguf_header
 
     models: list[tuple[Path, str | None]] = []
     for p in map(Path, paths):
@@ -405,9 +402,9 @@ def bench_sweep(paths: list[str | Path], *, threads: list[int] | None = None, n_
                 batches: list[int] | None = None, parallel: list[int] | None = None, n_prompt: int = 512,
                 n_gen: int = 128, repetitions: int = 3, flash_attn: bool | None = None) -> BenchReport:
     """Every model x n_gpu_layers x threads x batch x parallel setting, llama-bench style."""
-    from .llama_runtime import backends as ggml_backends, is_verbose, set_llama_verbose
-    from .profile import this_machine
-    from .toolchain import LLAMA_CPP_PYTHON_VERSION
+    from edgepack.runtime.llama import backends as ggml_backends, is_verbose, set_llama_verbose
+    from edgepack.machine.profile import this_machine
+    from edgepack.runtime.toolchain import LLAMA_CPP_PYTHON_VERSION
 
     set_llama_verbose(is_verbose())
     machine = this_machine()
@@ -420,7 +417,7 @@ def bench_sweep(paths: list[str | Path], *, threads: list[int] | None = None, n_
     results: list[BenchRecord] = []
     plan = []
     for path, quant in models:
-        from .gguf_file import read_gguf
+        from edgepack.gguf_file import read_gguf
 
         n_layers = read_gguf(path).n_layers or 0
         ngls = [parse_list(str(n), n_layers=n_layers, name="n_gpu_layers")[0] for n in (n_gpu_layers or [0])]
@@ -446,7 +443,7 @@ def bench_sweep(paths: list[str | Path], *, threads: list[int] | None = None, n_
 
 
 def _build_commit() -> str | None:
-    from .toolchain import find_toolchain
+    from edgepack.runtime.toolchain import find_toolchain
 
     try:
         toolchain = find_toolchain()
@@ -498,9 +495,9 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
     """Find the fastest threads / n_gpu_layers / n_batch for this machine on the bundle's default
     quant (or `quant`) and write them into the bundle: manifest.extra["tuning"] and a
     PARAMETER num_thread / num_gpu / num_batch in every Modelfile."""
-    from .bundle import load_manifest, rewrite_modelfiles, write_manifest
-    from .gguf_file import read_gguf
-    from .profile import this_machine
+    from edgepack.bundle import load_manifest, rewrite_modelfiles, write_manifest
+    from edgepack.gguf_file import read_gguf
+    from edgepack.machine.profile import this_machine
 
     bundle_dir = Path(bundle_dir)
     manifest = load_manifest(bundle_dir)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import EdgepackError
+from edgepack.errors import LlamaRuntimeError
 
 _verbose = {"on": False}
 
@@ -110,10 +110,6 @@ def load_model(path: str | Path, **kwargs) -> Iterator["object"]:
 # that keep Python out of the per-token loop (bench, evaluate)
 
 FLASH_ATTN = {None: -1, True: 1, False: 0}  # llama_flash_attn_type: auto, enabled, disabled
-
-
-class LlamaRuntimeError(EdgepackError):
-    """llama.cpp could not load a model or make a context."""
 
 
 @contextmanager

@@ -19,12 +19,8 @@ from typing import Any, Iterable
 
 import jinja2
 
-from .errors import EdgepackError
-from .paths import package_data_dir
-
-
-class ChatTemplateError(EdgepackError):
-    """A chat template that cannot be rendered or translated for Ollama."""
+from edgepack.errors import ChatTemplateError, GoTemplateError
+from edgepack.paths import package_data_dir
 
 
 # --------------------------------------------------------------------------- conversations
@@ -136,10 +132,6 @@ def render_ollama(go_template: str, messages: Iterable[Message]) -> str:
 # assignment, fields, string/number literals, parentheses, and the builtins below).
 
 _GO_SPACE = " \t\r\n"  # what text/template's trim markers remove
-
-
-class GoTemplateError(ChatTemplateError):
-    pass
 
 
 def _go_truth(value: Any) -> bool:

@@ -1,7 +1,7 @@
 """Ollama Modelfiles rendered from the jinja2 templates in modelfiles/.
 
 This module knows the Modelfile format (instructions, quoting, parameter names); which TEMPLATE
-and stop tokens a model needs comes from edgepack.chat_templates, which proves its translation
+and stop tokens a model needs comes from edgepack.chat.templates, which proves its translation
 of the model's Hugging Face chat template by rendering.
 """
 
@@ -15,15 +15,11 @@ from typing import Any, Iterable
 
 import jinja2
 
-from . import __version__
-from .chat_templates import ChatTemplateError, Message, SpecialTokens, translate
-from .errors import EdgepackError
-from .gguf_file import GGUFInfo
-from .paths import package_data_dir
-
-
-class ModelfileError(EdgepackError):
-    """A value Ollama's parser would misread, or an unusable template."""
+from edgepack import __version__
+from edgepack.chat.templates import ChatTemplateError, Message, SpecialTokens, translate
+from edgepack.errors import ModelfileError
+from edgepack.gguf_file import GGUFInfo
+from edgepack.paths import package_data_dir
 
 
 # Ollama's Go template for a plain ChatML chat template (Qwen, SmolLM, Yi, ...).
@@ -260,7 +256,7 @@ def modelfile_for_gguf(
     """A Modelfile for one GGUF.
 
     TEMPLATE and stops come from the chat template (the GGUF's, else the source's), translated
-    and proven by edgepack.chat_templates; an untranslatable or missing one leaves TEMPLATE out
+    and proven by edgepack.chat.templates; an untranslatable or missing one leaves TEMPLATE out
     with a warning, or raises ModelfileError when `require_template`. Sampling defaults come from
     the source's generation_config.json, then num_ctx/num_gpu/num_thread, then `parameters`.
     """

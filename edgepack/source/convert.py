@@ -14,19 +14,18 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import paths, progress
-from .atomic import atomic_output
-from .errors import HubError, OutputError, SourceError, UnsupportedArchitectureError
-from .gguf_file import check_gguf_header, read_gguf
-from .hashing import sha256_file, sha256_text
-from .quants import get_quant
-from .toolchain import Toolchain, converter_env, ensure_toolchain
+from edgepack import paths, progress
+from edgepack.atomic import atomic_output
+from edgepack.errors import OutputError, SourceError, UnsupportedArchitectureError
+from edgepack.gguf_file import read_gguf
+from edgepack.hashing import sha256_file, sha256_text
+from edgepack.quantize.types import get_quant
+from edgepack.source.model import Reference, Source
+from edgepack.runtime.toolchain import Toolchain, converter_env, ensure_toolchain
 
 OUTTYPES = ("f16", "bf16", "f32", "auto")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Files that define a HF model; anything else in the directory does not change the GGUF.
 _MODEL_FILE = re.compile(
     r"(config\.json|generation_config\.json|.*\.safetensors|.*\.bin|.*\.pt|.*\.pth|"
@@ -34,128 +33,6 @@ _MODEL_FILE = re.compile(
     r"special_tokens_map\.json|chat_template\.jinja|chat_template\.json|.*\.safetensors\.index\.json|"
     r".*\.bin\.index\.json|params\.json)$"
 )
-
-
-@dataclass
-class Source:
-    kind: str  # "hf-dir", "hub", "gguf", "default"
-    spec: str  # what the user typed (or the default's name)
-    path: Path  # local directory or GGUF file
-    name: str  # model name for file names and the card
-    revision: str | None = None  # hub commit, or the default package's version
-    license: str | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
-
-
-@dataclass
-class Reference:
-    """The 16-bit GGUF every quant is made from and measured against."""
-
-    path: Path
-    outtype: str  # "F16", "BF16", "F32"
-    sha256: str
-    size_bytes: int
-    cached: bool
-    seconds: float
-    cache_key: str | None = None
-    dequantized_from: str | None = None  # quant type of a quantized GGUF source
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
-
-
-def slugify(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
-
-
-# ---------------------------------------------------------------- sources
-
-def resolve_source(spec: str | None, revision: str | None = None) -> Source:
-    """Turn what the user typed into a local directory or GGUF file."""
-    if spec is None:
-        from .default_model import default_source
-
-        return default_source()
-    path = Path(spec).expanduser()
-    if path.exists():
-        if path.is_dir():
-            return _hf_dir_source(path, spec)
-        check_gguf_header(path)
-        return Source("gguf", spec, path.resolve(), _gguf_name(path))
-    if HUB_ID.match(spec) and not spec.startswith((".", "/", "~")) and not spec.endswith(".gguf"):
-        return _hub_source(spec, revision)
-    raise SourceError(f"{spec}: no such file or directory (give a Hugging Face model directory, a hub id like org/name, or a .gguf file)")
-
-
-def _gguf_name(path: Path) -> str:
-    stem = path.name[:-5] if path.name.lower().endswith(".gguf") else path.name
-    # Drop a trailing type suffix such as -f16 / .Q4_K_M so bundle names do not stack them.
-    return re.sub(r"[-_.](f32|f16|bf16|q\d\w*|iq\d\w*)$", "", stem, flags=re.I) or stem
-
-
-def _hf_dir_source(path: Path, spec: str) -> Source:
-    config = path / "config.json"
-    if not config.is_file():
-        raise SourceError(f"{path} has no config.json; is it a Hugging Face model directory?")
-    try:
-        data = json.loads(config.read_text())
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"{config} is not valid JSON ({exc})") from None
-    name = path.resolve().name
-    return Source("hf-dir", spec, path.resolve(), name, license=_license_of(path, data))
-
-
-def _license_of(path: Path, config: dict) -> str | None:
-    readme = path / "README.md"
-    if readme.is_file():
-        head = readme.read_text(errors="ignore")[:4000]
-        match = re.search(r"^license:\s*(\S+)", head, flags=re.M)
-        if match:
-            return match.group(1)
-    return config.get("license")
-
-
-def _hub_source(repo_id: str, revision: str | None) -> Source:
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise HubError(f"huggingface-hub is not installed ({exc}); run: pip install huggingface-hub") from None
-    patterns = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "tokenizer*", "README.md"]
-    try:
-        local = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
-                                  tqdm_class=progress.tqdm_class())
-        if not any(Path(local).glob("*.safetensors")):
-            # Older repos ship only PyTorch .bin weights; fetch them only then (never both).
-            local = snapshot_download(repo_id, revision=revision, allow_patterns=["*.bin"],
-                                      tqdm_class=progress.tqdm_class())
-    except GatedRepoError:
-        raise HubError(f"{repo_id} is gated; accept its license on the Hub and log in with `hf auth login`") from None
-    except RepositoryNotFoundError:
-        raise HubError(f"{repo_id} was not found on the Hugging Face Hub (or it is private); check the id") from None
-    except RevisionNotFoundError:
-        raise HubError(f"revision {revision!r} of {repo_id} does not exist") from None
-    except LocalEntryNotFoundError:
-        raise HubError(
-            f"cannot reach the Hugging Face Hub to fetch {repo_id} and it is not in the local cache; "
-            "connect to the network, or pass a local model directory") from None
-    except OSError as exc:
-        raise HubError(f"downloading {repo_id} failed: {exc}") from None
-    local = Path(local)
-    source = _hf_dir_source(local, repo_id)
-    return Source("hub", repo_id, local, repo_id.split("/")[-1], revision=local.name, license=source.license)
 
 
 # ---------------------------------------------------------------- reference GGUF
@@ -254,7 +131,7 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
 
 
 def _run_converter(source: Source, dest: Path, outtype: str, toolchain: Toolchain, expected: int | None) -> None:
-    from .llama_runtime import is_verbose
+    from edgepack.runtime.llama import is_verbose
 
     with atomic_output(dest) as tmp:
         cmd = [sys.executable, str(toolchain.converter), str(source.path), "--outfile", str(tmp),
@@ -294,7 +171,7 @@ def _reference_from_gguf(source: Source, toolchain: Toolchain | None) -> Referen
     dest = _cached_reference(key)
     cached = dest.is_file()
     if not cached:
-        from .quantize import QuantOptions, quantize_gguf
+        from edgepack.quantize.engine import QuantOptions, quantize_gguf
 
         ensure_free_space(dest.parent, int(info.n_params * 2 * 1.05), "the dequantized F16 reference")
         quantize_gguf(source.path, dest, get_quant("F16"), QuantOptions(allow_requantize=True),

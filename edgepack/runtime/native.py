@@ -15,9 +15,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths, progress
-from .errors import ToolchainError
-from .toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
+from edgepack import paths, progress
+from edgepack.errors import ToolchainError
+from edgepack.runtime.toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
 
 DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench", "llama-server")
 ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli",)

@@ -18,15 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress
-from .errors import EdgepackError
+from edgepack import progress
+from edgepack.errors import TaskError
 
 LETTERS = "ABCDEFGHIJ"
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-class TaskError(EdgepackError):
-    """A task file that cannot be read; the message names the file and line."""
 
 
 @dataclass
@@ -152,7 +148,7 @@ def run_task(model_path: str | Path, task: Task, *, n_threads: int | None = None
 
 
 def _run_multiple_choice(model_path, task: Task, n_threads, n_gpu_layers) -> int:
-    from .evaluate import ChunkScorer, EvalSettings
+    from edgepack.measure.scoring import ChunkScorer, EvalSettings
 
     correct = 0
     settings = EvalSettings(n_ctx=1024, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
@@ -178,7 +174,7 @@ def _run_multiple_choice(model_path, task: Task, n_threads, n_gpu_layers) -> int
 
 
 def _run_generation(model_path, task: Task, n_threads, n_gpu_layers) -> int:
-    from .llama_runtime import load_model
+    from edgepack.runtime.llama import load_model
 
     correct = 0
     kwargs = {"n_threads": n_threads} if n_threads else {}
@@ -194,5 +190,5 @@ def _run_generation(model_path, task: Task, n_threads, n_gpu_layers) -> int:
 
 def sample_task_files() -> list[Path]:
     """The small task files written for this project, so the demo runs offline."""
-    here = Path(__file__).resolve().parent / "data"
+    here = Path(__file__).resolve().parents[1] / "data"
     return [here / "sample_mc.jsonl", here / "sample_math.jsonl"]

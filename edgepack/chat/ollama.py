@@ -11,15 +11,11 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EdgepackError
+from edgepack.errors import OllamaError
 
 SMOKE_PROMPT = "Say hi"
 SMOKE_TIMEOUT_S = 120
 CREATE_TIMEOUT_S = 1800
-
-
-class OllamaError(EdgepackError):
-    """A model name Ollama would refuse, or an `ollama` command that failed."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ A profile saved with `--json` on a device is a planning target elsewhere (`load_
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import shutil
@@ -18,14 +17,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import EdgepackError
+from edgepack.errors import ProfileError
 
 PROFILE_SCHEMA = 1
 GIB = 2**30
-
-
-class ProfileError(EdgepackError):
-    """A machine profile JSON of the wrong shape, or an unknown target."""
 
 
 # The ISA features that decide which llama.cpp kernels run, under llama.cpp's own names.
@@ -572,7 +567,7 @@ def _llama_build() -> LlamaBuild:
     try:
         import llama_cpp
 
-        from .llama_runtime import backends, system_info
+        from edgepack.runtime.llama import backends, system_info
     except ImportError:
         return LlamaBuild()
     info = system_info()
@@ -585,7 +580,7 @@ def _llama_build() -> LlamaBuild:
 
 
 def save_profile(profile: MachineProfile, path: str | Path) -> Path:
-    from .atomic import write_text_atomic
+    from edgepack.atomic import write_text_atomic
 
     return write_text_atomic(path, json.dumps(profile.to_dict(), indent=2) + "\n")
 

@@ -21,10 +21,10 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import paths, progress
-from .atomic import atomic_output
-from .errors import EdgepackError
-from .hashing import sha256_file, sha256_text
+from edgepack import paths, progress
+from edgepack.atomic import atomic_output
+from edgepack.errors import CalibrationError
+from edgepack.hashing import sha256_file, sha256_text
 
 DEFAULT_CALIBRATION_NAME = "python-stdlib-docstrings"
 # Prose-heavy standard-library modules; their docstrings are real English technical writing.
@@ -37,10 +37,6 @@ _DOCSTRING_MODULES = (
     "tempfile", "textwrap", "threading", "tkinter", "typing", "unittest", "urllib.parse",
     "urllib.request", "uuid", "weakref", "zipfile",
 )
-
-
-class CalibrationError(EdgepackError):
-    """Unusable calibration text or an importance matrix that does not fit the model."""
 
 
 @dataclass
@@ -97,7 +93,7 @@ def load_calibration(files: list[str | Path]) -> CalibrationText:
     """Read calibration files (UTF-8 text). `default` names the built-in text."""
     if [str(f) for f in files] == ["default"]:
         return default_calibration_text()
-    from .texts import read_text_file
+    from edgepack.userfiles import read_text_file
 
     texts = [read_text_file(f, "calibration file", CalibrationError) for f in files]
     names = [Path(f).name for f in files]
@@ -105,7 +101,7 @@ def load_calibration(files: list[str | Path]) -> CalibrationText:
 
 
 def count_tokens(model_path: Path, text: str) -> int:
-    from .llama_runtime import load_model
+    from edgepack.runtime.llama import load_model
 
     with load_model(model_path, vocab_only=True) as llm:
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -174,8 +170,8 @@ def compute_imatrix(
     """Run llama-imatrix over the calibration text; cached by model, text, chunks and context."""
     import time
 
-    from .native import build_native
-    from .toolchain import ensure_toolchain
+    from edgepack.runtime.native import build_native
+    from edgepack.runtime.toolchain import ensure_toolchain
 
     start = time.perf_counter()
     reference = Path(reference)
@@ -186,7 +182,7 @@ def compute_imatrix(
             "give more text or a smaller --ctx")
     available = n_tokens // ctx
     if chunks is None:
-        from .gguf_file import read_gguf
+        from edgepack.gguf_file import read_gguf
 
         chunks = default_chunks(n_params or read_gguf(reference).n_params)
     chunks = max(1, min(chunks, available))
@@ -219,7 +215,7 @@ def _describe(path: Path, dataset: str, *, cached: bool) -> Imatrix:
 
 
 def _run_imatrix(tool: Path, model: Path, text_file: Path, out: Path, chunks: int, ctx: int, threads: int | None) -> None:
-    from .llama_runtime import is_verbose
+    from edgepack.runtime.llama import is_verbose
 
     # Perplexity stays on: its per-chunk "[i]ppl," output is the only progress llama-imatrix prints.
     cmd = [str(tool), "-m", str(model), "-f", str(text_file), "-o", str(out), "--chunks", str(chunks),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import EdgepackError
-from .profile import MachineProfile
+from edgepack.errors import PlanError
+from edgepack.machine.profile import MachineProfile
 
 MIB = 2**20
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -33,10 +33,6 @@ AMX_TYPES = {"Q4_0": 1.0, "Q4_1": 1.0, "Q8_0": 38 / 34, "Q4_K": 1.0, "Q5_K": 1.0
 REPACK_X86 = ("Q4_0", "Q4_K", "IQ4_NL")
 REPACK_X86_AVX512 = REPACK_X86 + ("Q2_K",)
 REPACK_ARM = ("Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL")
-
-
-class PlanError(EdgepackError):
-    """A plan that cannot be made: bad context, too many GPU layers, unknown KV type."""
 
 
 @dataclass
@@ -94,7 +90,7 @@ def load_geometry(model) -> ModelGeometry:
         return model
     from gguf import GGUFReader
 
-    from .gguf_file import read_gguf
+    from edgepack.gguf_file import read_gguf
 
     path = Path(getattr(model, "path", model))
     info = model if hasattr(model, "metadata") else read_gguf(path)
@@ -414,7 +410,7 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
     allows), f16 KV cache unless a quantized one is what makes it fit, the requested context (or,
     without one, the longest up to the model's own that fits), threads = physical performance
     cores. When nothing fits it says so and what would (a shorter context, a smaller quant)."""
-    from .devices import resolve_target
+    from edgepack.machine.devices import resolve_target
 
     g = load_geometry(model)
     target = resolve_target(target)
@@ -507,7 +503,7 @@ def _ctx_ladder(n_ctx_train: int) -> list[int]:
 
 
 def _what_would_fit(g, target, ctx, ram, vram, estimate, offload, n_gpu_layers, kv_type) -> list[str]:
-    from .quants import QUANT_TYPES
+    from edgepack.quantize.types import QUANT_TYPES
 
     out = []
     for c in _ctx_ladder(ctx)[1:]:
@@ -596,8 +592,8 @@ def measured_quality(evaluation: object) -> dict[str, tuple[str, float]]:
 def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = None, ctx: int | None = None,
                 **kwargs) -> BundlePlan:
     """Plan every quant of a bundle and recommend the best-measured one that fits."""
-    from .bundle import load_manifest
-    from .devices import resolve_target
+    from edgepack.bundle import load_manifest
+    from edgepack.machine.devices import resolve_target
 
     bundle_dir = Path(bundle_dir)
     manifest = load_manifest(bundle_dir)

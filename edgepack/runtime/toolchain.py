@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import paths, progress
-from .errors import ToolchainError
+from edgepack import paths, progress
+from edgepack.errors import ToolchainError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_ENV = "EDGEPACK_LLAMA_CPP_SDIST"  # a local sdist file, for machines without an index

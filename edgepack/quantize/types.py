@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import QuantError
+from edgepack.errors import QuantError
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ def _version(name: str) -> str:
 
 
 def diagnose() -> DoctorReport:
-    from . import paths
-    from .native import detect_backend, find_native
-    from .toolchain import LLAMA_CPP_PYTHON_VERSION, find_toolchain, installed_runtime_version
+    from edgepack import paths
+    from edgepack.runtime.native import detect_backend, find_native
+    from edgepack.runtime.toolchain import LLAMA_CPP_PYTHON_VERSION, find_toolchain, installed_runtime_version
 
     report = DoctorReport()
     report.python = {"version": sys.version.split()[0], "executable": sys.executable,
@@ -44,7 +44,7 @@ def diagnose() -> DoctorReport:
     if runtime is None:
         report.llama_cpp = {"runtime": f"not installed; run: pip install llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"}
     else:
-        from .llama_runtime import backends, set_llama_verbose, system_info
+        from edgepack.runtime.llama import backends, set_llama_verbose, system_info
         import llama_cpp
 
         set_llama_verbose(False)

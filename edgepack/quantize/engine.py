@@ -17,10 +17,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import progress
-from .atomic import atomic_output
-from .errors import BuildInterrupted, QuantError
-from .quants import QuantType
+from edgepack import progress
+from edgepack.atomic import atomic_output
+from edgepack.errors import BuildInterrupted, QuantError
+from edgepack.quantize.types import QuantType
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _run_in_process(source: Path, tmp: Path | None, quant: QuantType, options: Q
 
     import llama_cpp
 
-    from .llama_runtime import capture_log
+    from edgepack.runtime.llama import capture_log
 
     params = _params(quant, options, dry_run=tmp is None)
     outcome: dict[str, object] = {}
@@ -238,8 +238,8 @@ def _llama_reason(log: list[str] | str) -> str | None:
 
 def _run_native(source: Path, tmp: Path | None, quant: QuantType, options: QuantOptions,
                 expected_bytes: int | None = None) -> str:
-    from .llama_runtime import is_verbose
-    from .native import build_native
+    from edgepack.runtime.llama import is_verbose
+    from edgepack.runtime.native import build_native
 
     tool = build_native(("llama-quantize",)).tool("llama-quantize")
     cmd = [str(tool), *options.llama_quantize_args()]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hashing import sha256_text
+from edgepack.hashing import sha256_text
+from edgepack.userfiles import read_text_file
 
 DEFAULT_TEXT_CHARS = 60_000
 DEFAULT_TEXT_NAME = "CPython pydoc topics (pydoc_data.topics), first 60,000 characters"
@@ -31,24 +32,8 @@ def default_eval_text() -> EvalText:
     return EvalText(DEFAULT_TEXT_NAME, "\n".join(topics.values())[:DEFAULT_TEXT_CHARS])
 
 
-def read_text_file(path: str | Path, what: str, error: type[Exception]) -> str:
-    """A user's UTF-8 text file, or `error` with one line saying what is wrong with it."""
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} {path} does not exist")
-    data = path.read_bytes()
-    if not data.strip():
-        raise error(f"{what} {path} is empty; give a text file with representative text")
-    if b"\0" in data[:65536]:
-        raise error(f"{what} {path} is binary, not text; give a UTF-8 text file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}); convert it to UTF-8") from None
-
-
 def load_eval_text(path: str | Path | None) -> EvalText:
-    from .evaluate import EvalError
+    from edgepack.errors import EvalError
 
     if path is None:
         return default_eval_text()
