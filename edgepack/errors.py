@@ -101,3 +101,11 @@ class EvalError(EdgepackError):
 
 class TaskError(EdgepackError):
     """A task file that cannot be read; the message names the file and line."""
+
+
+class FleetError(EdgepackError):
+    """A Ray fleet that cannot be reached, joined or used: no Ray, a bad address, no such device."""
+
+
+class RpcError(EdgepackError):
+    """A llama.cpp RPC pool that cannot be planned or run: a server that does not answer, no RPC build."""

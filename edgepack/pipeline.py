@@ -124,6 +124,7 @@ def build(
     dry_run: bool = False,
     target: str | None = None,
     ctx: int | None = None,
+    quantizer=None,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
@@ -131,6 +132,8 @@ def build(
     `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
     nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
     and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
+    `quantizer` replaces quantize_gguf (same signature): edgepack.fleet hands in the GGUFs its
+    devices made, so a fleet build assembles its bundle here exactly as a local one.
     """
     from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -200,8 +203,8 @@ def build(
         with atomic_directory(out) as staging:
             for quant in wanted:
                 gguf_name = f"{slug}-{quant.name}.gguf"
-                result = quantize_gguf(reference.path, staging / gguf_name, quant, options,
-                                       expected_bytes=estimate_quant_bytes(ref_info.n_params, quant))
+                result = (quantizer or quantize_gguf)(reference.path, staging / gguf_name, quant, options,
+                                                      expected_bytes=estimate_quant_bytes(ref_info.n_params, quant))
                 entry = file_entry(result.path, quant.name, options.to_dict(), options.llama_quantize_args(),
                                    result.seconds)
                 modelfile_name = f"Modelfile.{quant.name}"

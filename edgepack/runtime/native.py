@@ -20,7 +20,11 @@ from edgepack.errors import ToolchainError
 from edgepack.runtime.toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
 
 DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench", "llama-server")
-ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli",)
+# llama.cpp's RPC server (`-DGGML_RPC=ON`); named `ggml-rpc-server` in the pinned tree. A build with
+# RPC on is a superset: the other tools then also take `--rpc host:port,...`.
+RPC_TOOLS = ("ggml-rpc-server",)
+TOOL_ALIASES = {"rpc-server": "ggml-rpc-server"}
+ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli",) + RPC_TOOLS
 
 
 @dataclass
@@ -30,6 +34,7 @@ class NativeBuild:
     tools: dict[str, str] = field(default_factory=dict)  # name -> path
     llama_cpp_commit: str = "unknown"
     compile_flags: str | None = None
+    rpc: bool = False  # built with -DGGML_RPC=ON
 
     def tool(self, name: str) -> Path | None:
         path = self.tools.get(name)
@@ -37,7 +42,7 @@ class NativeBuild:
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "build_dir": str(self.build_dir), "tools": self.tools,
-                "llama_cpp_commit": self.llama_cpp_commit, "compile_flags": self.compile_flags}
+                "llama_cpp_commit": self.llama_cpp_commit, "compile_flags": self.compile_flags, "rpc": self.rpc}
 
 
 def _has_nvidia_gpu() -> bool:
@@ -92,7 +97,7 @@ def find_native(backend: str | None = None) -> NativeBuild | None:
     if data.get("compile_flags") != extra_compile_flags():
         return None  # built with other flags (e.g. before the AMX workaround): rebuild
     return NativeBuild(data["backend"], Path(data["build_dir"]), data["tools"], data.get("llama_cpp_commit", "unknown"),
-                       data.get("compile_flags"))
+                       data.get("compile_flags"), bool(data.get("rpc", False)))
 
 
 def find_tool(name: str) -> Path | None:
@@ -122,7 +127,7 @@ def extra_compile_flags() -> str | None:
     return None
 
 
-def cmake_args(toolchain: Toolchain, build_dir: Path, backend: str) -> list[str]:
+def cmake_args(toolchain: Toolchain, build_dir: Path, backend: str, *, rpc: bool = False) -> list[str]:
     args = ["cmake", "-S", str(toolchain.root), "-B", str(build_dir / "cmake"),
             "-C", str(paths.package_data_dir("native") / "llama-tools.cmake")]
     flags = extra_compile_flags()
@@ -137,12 +142,19 @@ def cmake_args(toolchain: Toolchain, build_dir: Path, backend: str) -> list[str]
             args.append(f"-DCMAKE_CUDA_ARCHITECTURES={arch}")
     elif backend == "metal":
         args.append("-DGGML_METAL=ON")
+    if rpc:
+        args.append("-DGGML_RPC=ON")
     return args
 
 
 def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = None,
-                 jobs: int | None = None) -> NativeBuild:
-    """Configure and build `tools`; reuse what an earlier build already made."""
+                 jobs: int | None = None, *, rpc: bool = False) -> NativeBuild:
+    """Configure and build `tools`; reuse what an earlier build already made.
+
+    `rpc` (implied by asking for ggml-rpc-server) compiles llama.cpp's RPC backend in; the tools
+    an earlier build without it made are rebuilt so that every tool of the build takes `--rpc`.
+    """
+    tools = tuple(TOOL_ALIASES.get(t, t) for t in tools)
     unknown = [t for t in tools if t not in ALL_TOOLS]
     if unknown:
         raise ToolchainError(f"unknown llama.cpp tool {unknown[0]!r}; choose from {', '.join(ALL_TOOLS)}")
@@ -150,8 +162,11 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
     if backend not in ("cpu", "cuda", "metal"):
         raise ToolchainError(f"unknown backend {backend!r}; choose cpu, cuda or metal")
     existing = find_native(backend)
-    if existing and all(existing.tool(t) for t in tools):
+    rpc = rpc or any(t in RPC_TOOLS for t in tools) or bool(existing and existing.rpc)
+    if existing and all(existing.tool(t) for t in tools) and existing.rpc == rpc:
         return existing
+    if existing and rpc and not existing.rpc:
+        tools = tuple(dict.fromkeys(tools + tuple(existing.tools)))  # all of them again, now with RPC
     if shutil.which("cmake") is None:
         raise ToolchainError("cmake is not installed; install cmake and a C++ compiler, then retry")
     toolchain = ensure_toolchain()
@@ -160,7 +175,7 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
     jobs = jobs or os.cpu_count() or 2
     log = build_dir / "build.log"
     with log.open("w") as fh, progress.step(f"Building {', '.join(tools)} ({backend}, {jobs} jobs)"):
-        for cmd in (cmake_args(toolchain, build_dir, backend),
+        for cmd in (cmake_args(toolchain, build_dir, backend, rpc=rpc),
                     ["cmake", "--build", str(build_dir / "cmake"), "--config", "Release",
                      "-j", str(jobs), "--target", *tools]):
             fh.write("$ " + " ".join(cmd) + "\n")
@@ -169,7 +184,7 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
             if proc.returncode != 0:
                 raise ToolchainError(f"building llama.cpp tools failed (exit {proc.returncode}); see {log}")
     bin_dir = build_dir / "cmake" / "bin"
-    found = dict(existing.tools) if existing else {}  # same flags: still valid
+    found = dict(existing.tools) if existing else {}  # same flags: still valid (or rebuilt above)
     for tool in tools:
         path = bin_dir / tool
         if path.is_file():
@@ -177,9 +192,9 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
     missing = [t for t in tools if t not in found]
     if missing:
         raise ToolchainError(f"the build finished but {missing[0]} is missing; see {log}")
-    result = NativeBuild(backend, build_dir, found, toolchain.llama_cpp_commit, extra_compile_flags())
+    result = NativeBuild(backend, build_dir, found, toolchain.llama_cpp_commit, extra_compile_flags(), rpc)
     _stamp(build_dir).write_text(json.dumps(result.to_dict(), indent=2))
     return result
 
 
-__all__ = ["NativeBuild", "build_native", "find_native", "find_tool", "detect_backend", "find_toolchain"]
+__all__ = ["NativeBuild", "RPC_TOOLS", "build_native", "find_native", "find_tool", "detect_backend", "find_toolchain"]

@@ -1,0 +1,155 @@
+"""`build --fleet`: the 16-bit reference once at the head, every quant (and its evaluation) as
+its own Ray task with a memory requirement, the bundle assembled at the head by the same
+`pipeline.build` a local build runs, so the two bundles are byte-identical but for timings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgepack.errors import FleetError
+from edgepack.fleet.cluster import connect, import_ray, select_devices
+from edgepack.fleet.tasks import evaluate_file, quantize_file, remote
+from edgepack.fleet.worker import DEVICE_RESOURCE, LABEL_PREFIX
+
+RETRIES = 2  # a quant whose device disconnects is done again elsewhere
+
+
+@dataclass
+class TaskPlacement:
+    """Where one task ran and what it cost around the engine's own work."""
+
+    kind: str                 # quantize | evaluate
+    item: str                 # quant or file name
+    device: str | None
+    submitted: float          # head clock (time.time())
+    started: float            # device clock
+    finished: float           # device clock
+    received: float           # head clock
+    engine_seconds: float     # the engine's own time (quantize / evaluate)
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Task time not spent in the engine: writing the inputs, reading the output, the return trip."""
+        return (self.finished - self.started - self.engine_seconds) + max(0.0, self.received - self.finished)
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"overhead_seconds": round(self.overhead_seconds, 3)}
+
+
+@dataclass
+class FleetBuildResult:
+    build: object             # pipeline.BuildResult
+    placements: list[TaskPlacement] = field(default_factory=list)
+    evaluation: object = None  # measure.report.Report
+
+    def to_dict(self) -> dict:
+        return self.build.to_dict() | {"fleet": [p.to_dict() for p in self.placements]} | (
+            {"evaluation": self.evaluation} if self.evaluation is not None else {})
+
+
+def _where(result: dict) -> str | None:
+    return result.get("device")
+
+
+def _task_options(devices: list[str] | None, memory: int | None = None) -> dict:
+    options = {"resources": {DEVICE_RESOURCE: 0.001}, "max_retries": RETRIES, "retry_exceptions": False}
+    if memory:
+        options["memory"] = memory
+    if devices:
+        options["label_selector"] = {LABEL_PREFIX + "device": f"in({','.join(devices)})"}
+    return options
+
+
+def fleet_build(source: str | None, quants=(), *, address: str, devices: str | None = None, evaluate: bool = False,
+                eval_plan=None, **build_options) -> FleetBuildResult:
+    """`pipeline.build(source, quants, **build_options)` with quantization (and, with `evaluate`, the
+    measurements of `eval_plan`) done by the fleet's devices."""
+    from edgepack import pipeline
+    from edgepack.gguf_file import read_gguf
+    from edgepack.quantize.engine import QuantOptions, QuantResult
+    from edgepack.quantize.types import resolve_quants
+    from edgepack.runtime.toolchain import ensure_toolchain
+    from edgepack.source import make_reference, resolve_source
+
+    if build_options.get("calibration") or build_options.get("imatrix") or build_options.get("dry_run"):
+        raise FleetError("--fleet builds do not take --calibration, --imatrix or --dry-run yet; build those locally")
+    options: QuantOptions = build_options.get("options") or QuantOptions()
+    wanted = resolve_quants(list(quants) or ([] if build_options.get("ladder") else [pipeline.DEFAULT_QUANT]),
+                            ladder=bool(build_options.get("ladder")))
+    connect(address)
+    ray = import_ray()
+    names = [d.name for d in select_devices(devices)] if devices else None
+    select_devices(None)  # at least one live device
+    reference = make_reference(resolve_source(source, build_options.get("revision")), build_options.get("outtype", "f16"),
+                               toolchain=ensure_toolchain())
+    ref_info = read_gguf(reference.path)
+    ref_name, ref_size = reference.path.name, reference.path.stat().st_size
+    shipped = ray.put(reference.path.read_bytes())  # the reference travels once per device, by the object store
+    option_fields = asdict(options)
+    submitted: dict[str, tuple] = {}
+    for quant in wanted:
+        need = ref_size + pipeline.estimate_quant_bytes(ref_info.n_params, quant)  # source + output in memory
+        task = remote(quantize_file).options(**_task_options(names, need)).remote(ref_name, shipped, quant.name,
+                                                                                   option_fields)
+        submitted[quant.name] = (task, time.time())
+    placements: list[TaskPlacement] = []
+
+    def take(ref_path, dest, quant, opts, expected_bytes=None) -> QuantResult:
+        task, t0 = submitted[quant.name]
+        try:
+            done = ray.get(task)
+        except Exception as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise FleetError(f"quantizing {quant.name} on the fleet failed: {str(cause).splitlines()[0]}") from None
+        placements.append(TaskPlacement("quantize", quant.name, _where(done), t0, done["started"], done["finished"],
+                                        time.time(), done["seconds"]))
+        from edgepack.atomic import atomic_output
+
+        with atomic_output(Path(dest)) as tmp:
+            Path(tmp).write_bytes(done["data"])
+        return QuantResult(quant.name, Path(dest), done["seconds"], done["size_bytes"], done["bits_per_weight"])
+
+    result = pipeline.build(source, list(quants), quantizer=take, **build_options)
+    report = None
+    if evaluate:
+        report = _fleet_evaluate(result, reference.path, shipped, eval_plan, names, placements)
+    return FleetBuildResult(result, placements, report)
+
+
+def _fleet_evaluate(result, ref_path: Path, shipped, plan, names, placements: list[TaskPlacement]):
+    """Rows of `edgepack eval` computed as tasks, then the report made at the head by evaluate() itself."""
+    from edgepack.measure.evaluate import EvalPlan, _plan_key, evaluate
+    from edgepack.measure.texts import load_eval_text
+
+    ray = import_ray()
+    plan = plan or EvalPlan()
+    bundle = result.bundle_dir
+    t0 = time.time()
+    ref_task = remote(evaluate_file).options(**_task_options(names)).remote(ref_path.name, shipped, ref_path.name,
+                                                                            None, plan, None)
+    tasks = {}
+    for f in result.manifest.files:
+        data = ray.put((bundle / f.file).read_bytes())
+        tasks[f.file] = remote(evaluate_file).options(**_task_options(names)).remote(
+            ref_path.name, shipped, f.file, data, plan, ref_task)
+    rows = []
+    for item, task in [(ref_path.name, ref_task)] + list(tasks.items()):
+        try:
+            done = ray.get(task)
+        except Exception as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise FleetError(f"evaluating {item} on the fleet failed: {str(cause).splitlines()[0]}") from None
+        placements.append(TaskPlacement("evaluate", item, _where(done), t0, done["started"], done["finished"],
+                                        time.time(), done["row"]["seconds"] or 0.0))
+        rows.append(done["row"])
+    key = _plan_key(plan, ref_path, load_eval_text(plan.text).sha256)
+    (bundle / "eval-rows.jsonl").write_text("".join(json.dumps({"plan": key, "row": row}) + "\n" for row in rows))
+    report, _ = evaluate([bundle], reference=ref_path, plan=plan)  # every row is there: it only writes the report
+    return report
+
+
+__all__ = ["FleetBuildResult", "TaskPlacement", "fleet_build"]
