@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, fleet_build_command, write_rpc_settings
 
 out = Console()
 
@@ -48,6 +49,9 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    fleet: FleetOption = None,
+    devices: DevicesOption = None,
+    rpc: RpcOption = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -67,11 +71,20 @@ def build(
         tensor_types=tuple(keep_patterns + [parse_tensor_type(t) for t in tensor_type or []]),
         prune_layers=parse_prune_layers(prune_layers),
     )
-    result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
-                       revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
-    report = None
-    if evaluate and not dry_run:
+    build_options = dict(ladder=ladder, output_dir=output, outtype=outtype, revision=revision, options=options,
+                         calibration=calibration or [], imatrix=imatrix, imatrix_chunks=imatrix_chunks, dry_run=dry_run,
+                         target=target, ctx=ctx)
+    report = fleet_result = None
+    if fleet:
+        fleet_result = fleet_build_command(source, quant or [], fleet=fleet, devices=devices, evaluate=evaluate,
+                                           eval_chunks=eval_chunks, eval_tasks=eval_tasks, threads=threads,
+                                           build_options=build_options)
+        result, report = fleet_result.build, fleet_result.evaluation
+    else:
+        result = run_build(source, quant or [], **build_options)
+    if rpc and not dry_run:
+        write_rpc_settings(result.bundle_dir, rpc, ctx)
+    if evaluate and not dry_run and not fleet:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
         from edgepack.measure.evaluate import evaluate as run_eval
 
@@ -85,7 +98,8 @@ def build(
         created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     if as_json:
         payload = result if dry_run else (result.to_dict() | ({"ollama": created} if created else {})
-                                          | ({"evaluation": report} if report else {}))
+                                          | ({"evaluation": report} if report else {})
+                                          | ({"fleet": fleet_result.to_dict()["fleet"]} if fleet_result else {}))
         print_json(payload)
         return
     if dry_run:

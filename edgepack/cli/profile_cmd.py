@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, bench_elsewhere, plan_elsewhere
 
 out = Console()
 
@@ -80,6 +81,9 @@ def plan(
     kv_type: Annotated[Optional[str], typer.Option("--kv-type", help="Force the KV cache type: f16, q8_0, q4_0.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Force the thread count.")] = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="List the built-in target presets.")] = False,
+    fleet: FleetOption = None,
+    devices: DevicesOption = None,
+    rpc: RpcOption = None,
     as_json: JsonFlag = False,
 ):
     """Will MODEL fit on the target, with which n_gpu_layers / threads / context / KV type, and how fast."""
@@ -93,6 +97,8 @@ def plan(
             for name, p in PRESETS.items():
                 out.print(f"  {name:<22} {p.description}", highlight=False)
         return
+    if fleet or rpc:
+        return plan_elsewhere(model, fleet=fleet, devices=devices, rpc=rpc, ctx=ctx, kv_type=kv_type, as_json=as_json)
     if model.is_dir():
         result = plan_bundle(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads)
         if as_json:
@@ -159,6 +165,9 @@ def bench(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report: .md, .csv, .json, .jsonl.")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Find the fastest threads/n_gpu_layers and write them into the bundle.")] = False,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="With --tune: the quant to tune on (default Q4_K_M).")] = None,
+    fleet: FleetOption = None,
+    devices: DevicesOption = None,
+    rpc: RpcOption = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -185,6 +194,11 @@ def bench(
         out.print(f"fastest on {result.quant}: {result.modelfile_parameters()} → written to "
                   f"{', '.join(result.modelfiles)} and manifest.json", highlight=False)
         return
+    if fleet or rpc:
+        return bench_elsewhere(models, fleet=fleet, devices=devices, rpc=rpc, output=output, as_json=as_json, settings=dict(
+            threads=parse_list(threads, name="threads"), n_gpu_layers=ngl.split(",") if ngl else None,
+            batches=parse_list(batch, name="batch"), parallel=parse_list(parallel, name="parallel"),
+            n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, flash_attn=fa))
     report = bench_sweep(models, threads=parse_list(threads, name="threads"),
                          n_gpu_layers=ngl.split(",") if ngl else None, batches=parse_list(batch, name="batch"),
                          parallel=parse_list(parallel, name="parallel"), n_prompt=n_prompt, n_gen=n_gen,

@@ -103,6 +103,13 @@ def evaluate_file(reference_name: str, reference: bytes, file_name: str, data: b
     return {"file": name, "row": asdict(row), "device": _device_here(), "started": started, "finished": time.time()}
 
 
+def device_profile() -> dict:
+    """This device's machine profile, measured here."""
+    from edgepack.machine.profile import this_machine
+
+    return this_machine(measure_bandwidth=True).to_dict()
+
+
 _REMOTE: dict = {}
 
 
@@ -113,4 +120,4 @@ def remote(fn):
     return _REMOTE[fn.__name__]
 
 
-__all__ = ["bench_file", "evaluate_file", "quantize_file", "remote"]
+__all__ = ["bench_file", "device_profile", "evaluate_file", "quantize_file", "remote"]
