@@ -86,7 +86,7 @@ def fleet_ls(
     """The fleet's devices: name, profile, address, and whether they are busy or gone."""
     from edgepack.fleet.cluster import connect, list_devices
 
-    connect(head)
+    connect(head, what="--head")
     devices = list_devices()
     if as_json:
         print_json([d.to_dict() for d in devices])

@@ -39,10 +39,10 @@ class FleetDevice:
                 "busy": self.busy, "spec": self.spec.to_dict(), "resources": self.resources}
 
 
-def connect(address: str, *, auth: bool = True) -> None:
+def connect(address: str, *, auth: bool = True, what: str = "--fleet") -> None:
     """Connect this process to the cluster at `address` (HOST:PORT, never 'auto')."""
+    address = check_address(address, what)
     ray = import_ray()
-    address = check_address(address, "--fleet")
     if ray.is_initialized():
         return
     if auth:

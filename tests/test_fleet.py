@@ -1,0 +1,220 @@
+"""A real multi-node Ray cluster on loopback (ray.cluster_utils.Cluster), with token authentication:
+nodes stand for devices through the resources and labels `edgepack worker` gives them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from edgepack.errors import FleetError  # noqa: E402
+from edgepack.fleet import worker  # noqa: E402
+
+MB = 2**20
+
+
+def _node_args(name: str, preset: str | None = None, **extra) -> dict:
+    from edgepack.machine.devices import resolve_target
+
+    spec = worker.device_spec(name, resolve_target(preset) if preset else None, preset)
+    return {"num_cpus": 1, "object_store_memory": 80 * MB, "node_ip_address": "127.0.0.1",
+            "resources": worker.node_resources(spec), "labels": worker.node_labels(spec)} | extra
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    """Head (no device), orin-1 (announces the Jetson preset, too little memory for quantizing),
+    laptop-2 (this machine). Each Ray process runs at low priority on the shared cores."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+    from ray.cluster_utils import Cluster
+
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
+    reset_auth_token_state()
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "object_store_memory": 80 * MB, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+    nodes = {"orin-1": cluster.add_node(**_node_args("orin-1", "jetson-orin-nano-8gb", memory=1 * MB)),
+             "laptop-2": cluster.add_node(**_node_args("laptop-2"))}
+    from edgepack.fleet.cluster import connect
+
+    connect(cluster.address)
+    yield cluster, nodes
+    ray.shutdown()
+    cluster.shutdown()
+    for k, v in saved.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    reset_auth_token_state()
+
+
+def test_commands_bind_loopback_and_need_an_address():
+    spec = worker.DeviceSpec("orin-1", "jetson-orin-nano-8gb", "aarch64", None, "Orin", 8 * 2**30, None)
+    head = worker.head_command()
+    assert head[head.index("--node-ip-address") + 1] == "127.0.0.1" and "0.0.0.0" not in " ".join(head)
+    assert "--include-dashboard=false" in head
+    cmd = worker.worker_command("10.0.0.5:6379", spec)
+    assert cmd[cmd.index("--address") + 1] == "10.0.0.5:6379"
+    assert cmd[cmd.index("--node-ip-address") + 1] == "127.0.0.1"
+    assert json.loads(cmd[cmd.index("--resources") + 1]) == {"edgepack-device": 1.0, "edgepack-device-orin-1": 1.0}
+    assert "edgepack.dev/preset=jetson-orin-nano-8gb" in cmd[cmd.index("--labels") + 1].split(",")
+    assert worker.ray_environment()["RAY_AUTH_MODE"] in ("token", os.environ.get("RAY_AUTH_MODE"))
+    for bad in (None, "", "auto", "host", "host:99999"):
+        with pytest.raises(FleetError):
+            worker.check_address(bad)
+    with pytest.raises(FleetError, match="device name"):
+        worker.device_spec("orin 1")
+
+
+def test_devices_join_with_their_profile(fleet):
+    from edgepack.fleet.cluster import list_devices, select_devices
+    from edgepack.machine.devices import resolve_target
+
+    devices = {d.name: d for d in list_devices()}
+    assert set(devices) == {"orin-1", "laptop-2"}  # the head is no device
+    orin = devices["orin-1"].spec
+    preset = resolve_target("jetson-orin-nano-8gb")
+    assert orin.preset == "jetson-orin-nano-8gb" and orin.arch == preset.cpu.arch == "aarch64"
+    assert orin.memory_bytes == round(preset.memory.total_bytes / 2**30) * 2**30
+    assert devices["laptop-2"].spec.arch == os.uname().machine
+    assert devices["laptop-2"].resources["edgepack-device-laptop-2"] == 1.0
+    assert [d.name for d in select_devices("orin-*")] == ["orin-1"]
+    assert [d.name for d in select_devices("laptop-2,orin-1")] == ["laptop-2", "orin-1"]
+    with pytest.raises(FleetError, match="matches no live device"):
+        select_devices("jetson-*")
+
+
+def test_fleet_ls_cli(fleet):
+    from typer.testing import CliRunner
+
+    from edgepack.cli import app
+
+    result = CliRunner().invoke(app, ["fleet", "ls", "--head", fleet[0].address, "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {d["name"]: d for d in json.loads(result.stdout)}
+    assert listed["orin-1"]["spec"]["gpu"] and listed["laptop-2"]["alive"]
+
+
+def test_cluster_refuses_a_client_without_the_token(fleet):
+    """Ray's token authentication is on: a driver that does not present the token is turned away."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {
+        "RAY_AUTH_MODE": "disabled", "HOME": str(Path(fleet[0].head_node.get_session_dir_path()))}
+    code = ("import ray; from edgepack.fleet.cluster import _loopback_kept\n"
+            f"with _loopback_kept('{fleet[0].address}'):\n"
+            f"    ray.init(address='{fleet[0].address}')\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "InvalidAuthToken" in proc.stderr or "AuthenticationError" in proc.stderr
+    with_token = env | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"]}
+    proc = subprocess.run([sys.executable, "-c", code + "print(len(ray.nodes()))"], env=with_token,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == "3", proc.stderr[-2000:]
+
+
+def test_fleet_bench_every_file_on_every_device(fleet, tiny_bundle, tmp_path):
+    from edgepack.bundle import load_manifest
+    from edgepack.fleet import fleet_bench
+    from edgepack.gguf_file import read_gguf
+
+    report = fleet_bench([tiny_bundle], fleet[0].address, devices="orin-1,laptop-2",
+                         settings=dict(n_prompt=16, n_gen=4, repetitions=1, threads=[1]))
+    files = [f.file for f in load_manifest(tiny_bundle).files]
+    assert {d.name: (d.status, sorted(d.finished)) for d in report.devices} == {
+        "orin-1": ("ok", sorted(files)), "laptop-2": ("ok", sorted(files))}
+    for device in ("orin-1", "laptop-2"):
+        rows = report.rows_of(device)
+        assert sorted((r["model_filename"], r["test"]) for r in rows) == sorted(
+            (f, t) for f in files for t in ("pp16", "tg4"))
+        for r in rows:  # the file arrived whole: gguf-py counts the same parameters llama.cpp loaded
+            assert r["model_n_params"] == read_gguf(tiny_bundle / r["model_filename"]).n_params
+            assert r["device"]["name"] == device and r["avg_ts"] > 0
+    assert {r["device"]["preset"] for r in report.rows_of("orin-1")} == {"jetson-orin-nano-8gb"}
+    report.write(tmp_path / "fleet.md")
+    text = (tmp_path / "fleet.md").read_text()
+    assert "## orin-1" in text and "## laptop-2" in text and (tmp_path / "fleet.png").stat().st_size > 0
+    report.write(tmp_path / "fleet.json")  # `edgepack report` merges it like any bench result
+    from edgepack.measure.report import merge_bench_results
+
+    assert {r["machine"] for r in merge_bench_results([tmp_path / "fleet.json"])} == {"orin-1", "laptop-2"}
+
+
+def test_fleet_bench_keeps_what_a_lost_device_finished(fleet, tiny_bundle, tiny_reference):
+    from edgepack.fleet import fleet_bench
+
+    cluster, _ = fleet
+    doomed = cluster.add_node(**_node_args("doomed-3"))
+    files = [tiny_reference.path, *sorted(tiny_bundle.glob("*.gguf"))]
+    killed = []
+
+    def on_result(done):
+        if done["device"] == "doomed-3" and not killed:
+            cluster.remove_node(doomed, allow_graceful=False)  # pulled the plug after its first file
+            killed.append(done["file"])
+
+    report = fleet_bench(files, cluster.address, devices="doomed-3,laptop-2", on_result=on_result,
+                         settings=dict(n_prompt=64, n_gen=32, repetitions=2, threads=[1]))
+    outcome = {d.name: d for d in report.devices}
+    names = sorted(f.name for f in files)
+    assert outcome["laptop-2"].status == "ok" and sorted(outcome["laptop-2"].finished) == names
+    assert len(report.rows_of("laptop-2")) == 2 * len(names)
+    lost = outcome["doomed-3"]
+    assert killed and lost.status == "lost"
+    assert killed[0] in lost.finished and 1 <= len(lost.finished) < len(names)
+    assert sorted(lost.finished + lost.missing) == names
+    assert sorted({r["model_filename"] for r in report.rows_of("doomed-3")}) == sorted(lost.finished)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _comparable(manifest: dict) -> dict:
+    """A manifest without what differs between any two builds: times, the creation date, and the
+    measured numbers of the evaluation (compared separately)."""
+    m = json.loads(json.dumps(manifest))
+    m.pop("created", None)
+    m.pop("timings", None)
+    for key in ("seconds", "cached"):  # how long the reference took, and whether the cache had it
+        m["reference"].pop(key, None)
+    for f in m["files"]:
+        f.pop("seconds", None)
+    evaluation = m.get("extra", {}).pop("evaluation", None)
+    return m | {"evaluated": [r["quant"] for r in evaluation["results"]] if evaluation else None}
+
+
+def test_fleet_build_matches_a_local_build(fleet, tiny_hf_dir, tmp_path):
+    from edgepack.fleet import fleet_build
+    from edgepack.measure.evaluate import EvalPlan, evaluate
+    from edgepack.measure.scoring import EvalSettings
+    from edgepack.pipeline import build
+
+    quants = ["Q8_0", "Q4_K_M", "Q4_0"]
+    plan = EvalPlan(settings=EvalSettings(n_ctx=128, n_chunks=2, n_threads=1), speed=False, memory_contexts=())
+    local = build(str(tiny_hf_dir), quants, output_dir=tmp_path / "local")
+    local_report, _ = evaluate([local.bundle_dir], plan=plan)
+    remote = fleet_build(str(tiny_hf_dir), quants, address=fleet[0].address, output_dir=tmp_path / "fleet",
+                         evaluate=True, eval_plan=plan)
+    a, b = tmp_path / "local", tmp_path / "fleet"
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    for f in local.manifest.files:
+        assert _sha(a / f.file) == _sha(b / f.file) == f.sha256
+        assert (a / f.modelfile).read_text() == (b / f.modelfile).read_text()
+    assert _comparable(json.loads((a / "manifest.json").read_text())) == \
+        _comparable(json.loads((b / "manifest.json").read_text()))
+    # each quant was its own task, placed by its memory requirement: orin-1 has 1 MB for tasks
+    quantized = [p for p in remote.placements if p.kind == "quantize"]
+    assert sorted(p.item for p in quantized) == sorted(quants)
+    assert {p.device for p in quantized} == {"laptop-2"}
+    assert all(p.overhead_seconds >= 0 for p in remote.placements)
+    # the evaluation rows computed on the devices are the ones a local evaluation computes
+    local_rows = {r.file: r for r in local_report.rows}
+    for r in remote.evaluation.rows:
+        assert r.ppl == pytest.approx(local_rows[r.file].ppl, rel=1e-6)
+        assert r.kld == pytest.approx(local_rows[r.file].kld, rel=1e-5, abs=1e-9)
+    assert (b / "report.md").is_file()
