@@ -101,20 +101,62 @@ def test_fleet_ls_cli(fleet):
     assert listed["orin-1"]["spec"]["gpu"] and listed["laptop-2"]["alive"]
 
 
-def test_cluster_refuses_a_client_without_the_token(fleet):
-    """Ray's token authentication is on: a driver that does not present the token is turned away."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {
-        "RAY_AUTH_MODE": "disabled", "HOME": str(Path(fleet[0].head_node.get_session_dir_path()))}
-    code = ("import ray; from edgepack.fleet.cluster import _loopback_kept\n"
-            f"with _loopback_kept('{fleet[0].address}'):\n"
-            f"    ray.init(address='{fleet[0].address}')\n")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "InvalidAuthToken" in proc.stderr or "AuthenticationError" in proc.stderr
-    with_token = env | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"]}
-    proc = subprocess.run([sys.executable, "-c", code + "print(len(ray.nodes()))"], env=with_token,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.split()[-1] == "3", proc.stderr[-2000:]
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_head_requires_rays_token(tmp_path):
+    """`edgepack fleet head`'s command and environment: a head on loopback with Ray's token
+    authentication; a driver without the token is turned away, one with it gets in."""
+    import signal
+    import socket
+    import time
+
+    port = _free_port()
+    env = {k: v for k, v in worker.ray_environment().items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["HOME"] = str(tmp_path)  # the head writes its new token to ~/.ray/auth_token
+    code = ("import sys; from edgepack.fleet.worker import head_command, run_ray\n"
+            f"sys.exit(run_ray(head_command(port={port}, block=True)))\n")
+    head = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert head.poll() is None and time.monotonic() < deadline, "the head did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(1)
+        token = tmp_path / ".ray" / "auth_token"
+        assert token.is_file() and token.stat().st_size > 0
+        code = ("import sys; from edgepack.fleet.cluster import connect, import_ray\n"
+                f"connect('127.0.0.1:{port}'); print(len(import_ray().nodes()))\n")
+        stranger = env | {"RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path / "elsewhere")}
+        proc = subprocess.run([sys.executable, "-c", code], env=stranger, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and ("InvalidAuthToken" in proc.stderr or "Authentication" in proc.stderr), \
+            proc.stderr[-2000:]
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and proc.stdout.split()[-1] == "1", proc.stderr[-2000:]
+        no_token = env | {"HOME": str(tmp_path / "elsewhere")}  # token mode but no token: one clear line
+        proc = subprocess.run([sys.executable, "-m", "edgepack.cli", "fleet", "ls", "--head", f"127.0.0.1:{port}"],
+                              env=no_token, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "auth_token" in proc.stderr
+    finally:  # `ray start --block` stops its node on SIGTERM; whatever of the group is left goes after
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(5)
+        try:
+            os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_fleet_bench_every_file_on_every_device(fleet, tiny_bundle, tmp_path):

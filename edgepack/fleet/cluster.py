@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 
 from edgepack.errors import FleetError
-from edgepack.fleet.worker import DEVICE_RESOURCE, DeviceSpec, check_address, device_resource, spec_from_labels
+from edgepack.fleet.worker import (DEVICE_RESOURCE, DeviceSpec, auth_token_available, check_address, device_resource,
+                                   spec_from_labels)
 
 
 def import_ray():
@@ -59,14 +60,6 @@ def connect(address: str, *, auth: bool = True, what: str = "--fleet") -> None:
                          "and check the address and port") from None
     except Exception as exc:  # Ray's own errors: authentication, version mismatch
         raise FleetError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
-
-
-def auth_token_available() -> bool:
-    """Where Ray looks for its token: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return True
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-    return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
 @contextlib.contextmanager

@@ -168,10 +168,30 @@ def head_command(*, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, spec: De
     return cmd
 
 
+def auth_token_available(env: dict | None = None) -> bool:
+    """Where Ray looks for its token: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    env = os.environ if env is None else env
+    if env.get("RAY_AUTH_TOKEN"):
+        return True
+    home = env.get("HOME") or os.path.expanduser("~")
+    path = env.get("RAY_AUTH_TOKEN_PATH") or os.path.join(home, ".ray", "auth_token")
+    return os.path.isfile(path) and os.path.getsize(path) > 0
+
+
 def run_ray(cmd: list[str], *, auth: bool = True) -> int:
-    """Run a `ray start` command in the foreground (Ctrl-C stops the node); its exit code."""
+    """Run a `ray start` command in the foreground (Ctrl-C stops the node); its exit code.
+
+    A head with authentication gets a token from Ray (`ray get-auth-token --generate`, saved to
+    ~/.ray/auth_token) when it has none; a worker without one is told where to put the head's."""
+    env = ray_environment(auth)
+    token_mode = env.get("RAY_AUTH_MODE", "").lower() == "token"
+    if token_mode and not auth_token_available(env):
+        if "--head" not in cmd:
+            raise FleetError("the fleet uses Ray's token authentication but this machine has no token: copy the "
+                             "head's ~/.ray/auth_token here or set RAY_AUTH_TOKEN")
+        subprocess.run([_ray_cli(), "get-auth-token", "--generate"], env=env, stdout=subprocess.DEVNULL, check=True)
     try:
-        return subprocess.run(cmd, env=ray_environment(auth)).returncode
+        return subprocess.run(cmd, env=env).returncode
     except KeyboardInterrupt:
         return 130
 
@@ -183,6 +203,6 @@ def join(head: str, name: str, *, profile=None, preset: str | None = None, bind:
     return run_ray(worker_command(head, spec, bind=bind, num_cpus=num_cpus), auth=auth)
 
 
-__all__ = ["DEVICE_RESOURCE", "DeviceSpec", "LABEL_PREFIX", "check_address", "check_device_name", "device_resource",
+__all__ = ["DEVICE_RESOURCE", "DeviceSpec", "LABEL_PREFIX", "auth_token_available", "check_address", "check_device_name", "device_resource",
            "device_spec", "head_command", "join", "node_labels", "node_resources", "ray_environment",
-           "spec_from_labels", "worker_command"]
+           "run_ray", "spec_from_labels", "worker_command"]
