@@ -131,6 +131,8 @@ def ray_environment(auth: bool = True) -> dict[str, str]:
     env = dict(os.environ)
     if auth:
         env.setdefault("RAY_AUTH_MODE", "token")
+    else:
+        env["RAY_AUTH_MODE"] = "disabled"  # Ray itself would otherwise turn it on for a new head
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the user's network
     return env
 
