@@ -159,6 +159,67 @@ def test_head_requires_rays_token(tmp_path):
             pass
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop a `ray start --block` this test started, and whatever its process group left."""
+    import signal
+    import time
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    time.sleep(3)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _closed(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) != 0
+
+
+def test_worker_command_joins_a_head(tmp_path):
+    """`edgepack worker` joins a head started by `edgepack fleet head`, with its profile.
+
+    On 127.0.0.2: Ray's `ray start` turns 127.0.0.1 into the machine's LAN address, any other
+    loopback address it keeps."""
+    import time
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(tmp_path)}
+    cli = [sys.executable, "-m", "edgepack.cli"]
+    head = subprocess.Popen(cli + ["fleet", "head", "--bind", "127.0.0.2", "--port", str(port), "--block"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    node = None
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / ".ray" / "auth_token").is_file() or _closed("127.0.0.2", port):
+            assert head.poll() is None and time.monotonic() < deadline, "the head did not start"
+            time.sleep(1)
+        node = subprocess.Popen(cli + ["worker", "--head", f"127.0.0.2:{port}", "--name", "orin-9", "--bind",
+                                       "127.0.0.2", "--num-cpus", "1", "--target", "jetson-orin-nano-8gb"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline, listed = time.monotonic() + 180, []
+        while not listed and time.monotonic() < deadline:
+            assert node.poll() is None, "the worker exited"
+            proc = subprocess.run(cli + ["fleet", "ls", "--head", f"127.0.0.2:{port}", "--json"], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            listed = [d for d in json.loads(proc.stdout) if d["alive"]]
+            time.sleep(0 if listed else 2)
+        assert [(d["name"], d["spec"]["preset"], d["spec"]["arch"], d["address"]) for d in listed] == [
+            ("orin-9", "jetson-orin-nano-8gb", "aarch64", "127.0.0.2")]
+    finally:
+        if node is not None:
+            _kill_group(node)
+        _kill_group(head)
+
+
 def test_fleet_bench_every_file_on_every_device(fleet, tiny_bundle, tmp_path):
     from edgepack.bundle import load_manifest
     from edgepack.fleet import fleet_bench

@@ -66,12 +66,16 @@ def fleet_head(
     port: Annotated[int, typer.Option("--port", help="Ray's port; keep it inside your network.")] = 6379,
     name: Annotated[Optional[str], typer.Option("--name", help="Also make the head a device with this name.")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Without Ray's token authentication (not advised).")] = False,
+    block: Annotated[bool, typer.Option("--block", help="Stay in the foreground; Ctrl-C stops the head.")] = False,
 ):
-    """Start the fleet's Ray head (token authentication on; stop it with `ray stop`)."""
+    """Start the fleet's Ray head (token authentication on; stop it with `ray stop`, or Ctrl-C with --block)."""
     from edgepack.fleet.worker import device_spec, head_command, run_ray
 
-    code = run_ray(head_command(bind=bind, port=port, spec=device_spec(name) if name else None), auth=not no_auth)
-    if code == 0:
+    if block:
+        err.print(f"head at {bind}:{port}; on each device: edgepack worker --head {bind}:{port} --name NAME", highlight=False)
+    code = run_ray(head_command(bind=bind, port=port, spec=device_spec(name) if name else None, block=block),
+                   auth=not no_auth)
+    if code == 0 and not block:
         err.print(f"head at {bind}:{port}; on each device: edgepack worker --head {bind}:{port} --name NAME "
                   "(with the token from ~/.ray/auth_token there)", highlight=False)
     raise typer.Exit(code)

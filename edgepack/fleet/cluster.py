@@ -46,15 +46,21 @@ def connect(address: str, *, auth: bool = True, what: str = "--fleet") -> None:
     ray = import_ray()
     if ray.is_initialized():
         return
+    mode = os.environ.get("RAY_AUTH_MODE")
     if auth:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" and not auth_token_available():
         raise FleetError("the fleet uses Ray's token authentication but this machine has no token: copy the head's "
                          "~/.ray/auth_token here or set RAY_AUTH_TOKEN (RAY_AUTH_MODE=disabled switches it off)")
+    if os.environ.get("RAY_AUTH_MODE") != mode:  # Ray read its settings at import: let it read them again
+        from ray._raylet import Config
+
+        Config.initialize("")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
-        with _loopback_kept(address):
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+        with _loopback_kept(address) as node_ip:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False,
+                     _node_ip_address=node_ip)
     except ConnectionError as exc:
         raise FleetError(f"cannot reach the Ray head at {address} ({exc}); start it with `edgepack fleet head` "
                          "and check the address and port") from None
@@ -66,17 +72,25 @@ def connect(address: str, *, auth: bool = True, what: str = "--fleet") -> None:
 def _loopback_kept(address: str):
     """Ray turns a loopback address into this machine's LAN address (it expects heads to listen
     there), so a head bound to 127.0.0.1, edgepack's default, would be out of reach; Ray's own
-    switch for single-machine clusters keeps loopback as it is while the driver connects."""
+    switch for single-machine clusters keeps loopback as it is while the driver connects, and
+    the driver takes the head's loopback address as its own. Yields that address, or None."""
+    import ipaddress
+
     from ray._private import ray_constants
 
     host = address.rpartition(":")[0].strip("[]")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        yield
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        yield None
         return
     saved = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        yield
+        # this driver is on the head's machine: on 127.0.0.1 Ray finds its node by itself
+        yield None if host in ("localhost", "127.0.0.1", "::1") else host
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
