@@ -321,3 +321,17 @@ def test_fleet_build_matches_a_local_build(fleet, tiny_hf_dir, tmp_path):
         assert r.ppl == pytest.approx(local_rows[r.file].ppl, rel=1e-6)
         assert r.kld == pytest.approx(local_rows[r.file].kld, rel=1e-5, abs=1e-9)
     assert (b / "report.md").is_file()
+
+
+def test_fleet_plan_uses_each_devices_profile(fleet, tiny_bundle):
+    from edgepack.fleet.plan import plan_fleet
+    from edgepack.machine.plan import plan_bundle
+
+    plans = plan_fleet(tiny_bundle, fleet[0].address, ctx=512)
+    assert set(plans) == {"orin-1", "laptop-2"}
+    here = plan_bundle(tiny_bundle, "jetson-orin-nano-8gb", 512)  # what orin-1 announced
+    orin = plans["orin-1"]
+    assert orin.recommended == here.recommended
+    assert [(c.quant, c.fits, c.plan.n_gpu_layers) for c in orin.choices] == \
+        [(c.quant, c.fits, c.plan.n_gpu_layers) for c in here.choices]
+    assert all(c.plan.n_gpu_layers == 0 for c in plans["laptop-2"].choices)  # measured there: no GPU
