@@ -93,9 +93,7 @@ def _calibration_plan(wanted: list[QuantType], calibration, imatrix) -> None:
 
 def _check_tensor_options(options: QuantOptions, ref_info) -> None:
     """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
-    from gguf import GGUFReader
-
-    names = [t.name for t in GGUFReader(ref_info.path).tensors]
+    names = [t.name for t in ref_info.tensors]
     for spec in options.tensor_types:
         pattern = spec.rpartition("=")[0]
         if not any(re.search(pattern, n) for n in names):

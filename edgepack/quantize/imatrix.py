@@ -143,10 +143,10 @@ def read_imatrix(path: str | Path) -> dict:
 
 def check_imatrix_fits(imatrix_path: str | Path, model_path: str | Path) -> dict:
     """Refuse an imatrix computed for another model: every entry must name a tensor with as many columns."""
-    from gguf import GGUFReader
+    from edgepack.gguf_file import read_gguf
 
     data = read_imatrix(imatrix_path)
-    columns = {t.name: int(t.shape[0]) for t in GGUFReader(model_path).tensors}
+    columns = {t.name: t.shape[0] for t in read_gguf(model_path).tensors}
     for name, n in data["entries"].items():
         if name not in columns:
             raise CalibrationError(f"{imatrix_path} was computed for a different model: it has data for {name}, "
