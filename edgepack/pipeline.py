@@ -122,6 +122,7 @@ def build(
     dry_run: bool = False,
     target: str | None = None,
     ctx: int | None = None,
+    trust_remote_code: bool = False,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
@@ -129,6 +130,7 @@ def build(
     `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
     nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
     and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
+    A source whose conversion would run its own Python code is refused unless `trust_remote_code`.
     """
     from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -150,13 +152,13 @@ def build(
 
         target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
     toolchain = ensure_toolchain()
-    src = resolve_source(source, revision)
+    src = resolve_source(source, revision, trust_remote_code=trust_remote_code)
     if output_dir is None and not dry_run:
         out = default_output_dir(src)
         check_output_dir(out)
         _check_writable(out)
 
-    reference = make_reference(src, outtype, toolchain=toolchain)
+    reference = make_reference(src, outtype, toolchain=toolchain, trust_remote_code=trust_remote_code)
     ref_info = read_gguf(reference.path, with_tokens=True)
     _check_tensor_options(options, ref_info)
     imatrix_info = None

@@ -48,6 +48,7 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -69,7 +70,8 @@ def build(
     )
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
+                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx,
+                       trust_remote_code=trust_remote_code)
     report = None
     if evaluate and not dry_run:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings

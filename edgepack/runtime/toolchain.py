@@ -159,5 +159,5 @@ def converter_env(toolchain: Toolchain) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(toolchain.gguf_py), str(toolchain.root)] +
                                         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.setdefault("HF_HUB_OFFLINE", "1")  # the converter must never fetch from the hub itself
+    env["HF_HUB_OFFLINE"] = "1"  # the converter must never fetch from the hub (nor code from it)
     return env
