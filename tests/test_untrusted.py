@@ -114,3 +114,109 @@ def test_hub_download_skips_python_files(monkeypatch, tmp_path):
     assert "*.py" in calls[0]["ignore_patterns"] and "*.py" not in calls[0]["allow_patterns"]
     run("build", "org/model", "-o", tmp_path / "out", "--trust-remote-code")
     assert "*.py" in calls[1]["allow_patterns"] and not calls[1]["ignore_patterns"]
+
+
+# ------------------------------------------------------------------ one line, never a traceback
+
+def _copy(tiny_hf_dir: Path, tmp_path: Path, name: str = "m") -> Path:
+    model = tmp_path / name
+    shutil.copytree(tiny_hf_dir, model)
+    return model
+
+
+def test_config_json_that_is_a_list(tiny_hf_dir, tmp_path):
+    model = _copy(tiny_hf_dir, tmp_path)
+    (model / "config.json").write_text("[1, 2]")
+    assert_one_line_error(run("build", model, "-o", tmp_path / "out"), "config.json", "JSON object")
+
+
+def test_architectures_given_as_a_string(tiny_hf_dir, tmp_path):
+    model = _copy(tiny_hf_dir, tmp_path)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"architectures": "LlamaForCausalLM"}))
+    assert_one_line_error(run("build", model, "-o", tmp_path / "out"), "list of names", '"LlamaForCausalLM"')
+
+
+def test_invalid_hub_ids(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for repo_id in ("org/..", "a/b..c", "a/-b"):
+        assert_one_line_error(run("build", repo_id, "-o", tmp_path / "out"), "not a valid hub id", repr(repo_id))
+
+
+def test_many_calibration_files(tiny_hf_dir, tmp_path):
+    from tiny_models import training_text
+
+    text = training_text(40_000)
+    files = []
+    for i in range(14):
+        path = tmp_path / f"calibration-part-number-{i:02d}-of-the-corpus.txt"
+        path.write_text(text[i * 2500:(i + 1) * 2500])
+        files.append(path)
+    args = [a for f in files for a in ("--calibration", f)]
+    result = run("imatrix", tiny_hf_dir, *args, "--chunks", "2", "--ctx", "64", "-o", tmp_path / "m.imatrix", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["dataset"].count("+") == 13 and data["chunks"] == 2
+
+
+def test_task_file_that_is_not_utf8(tiny_bundle, tmp_path):
+    task = tmp_path / "quiz.jsonl"
+    task.write_bytes('{"question": "caf\u00e9?", "choices": ["a", "b"], "answer": "A"}\n'.encode("latin-1"))
+    assert_one_line_error(run("eval", tiny_bundle, "--tasks", task, "--no-speed", "--memory-ctx", "", "-o",
+                              tmp_path / "r"), "quiz.jsonl", "UTF-8")
+    csv_task = tmp_path / "quiz.csv"
+    csv_task.write_bytes("caf\u00e9?,a,b,A\n".encode("latin-1"))
+    assert_one_line_error(run("eval", tiny_bundle, "--tasks", csv_task, "--no-speed", "--memory-ctx", "", "-o",
+                              tmp_path / "r"), "quiz.csv", "UTF-8")
+
+
+def test_disk_full_during_quantization(tiny_hf_dir, tmp_path, monkeypatch):
+    """A disk that fills after the free-space check (another process wrote to it): 'disk full', one line."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        import pytest
+
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        monkeypatch.setattr("edgepack.pipeline.ensure_free_space", lambda *a, **k: None)
+        result = run("build", tiny_hf_dir, "-q", "Q8_0", "-o", disk / "out")
+        assert_one_line_error(result, "disk full", "Q8_0")
+        assert not (disk / "out").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_lgpl_license_with_form_feeds(tiny_hf_dir, tmp_path):
+    model = _copy(tiny_hf_dir, tmp_path)
+    lgpl = ("                  GNU LESSER GENERAL PUBLIC LICENSE\r\n                       Version 2.1, February 1999\r\n"
+            "\r\n  Copyright (C) 1991, 1999 Free Software Foundation, Inc.\r\n\f\r\n"
+            "                            Preamble\r\n\r\n  The licenses for most software...\r\n\f\r\n"
+            "                  GNU LESSER GENERAL PUBLIC LICENSE\r\n   TERMS AND CONDITIONS\r\n")
+    (model / "LICENSE").write_bytes(lgpl.encode())
+    result = run("build", model, "-q", "Q8_0", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    modelfile = (tmp_path / "out" / "Modelfile").read_text()
+    assert "Preamble" in modelfile and "\f" not in modelfile and "\r" not in modelfile
+
+
+def test_plan_refuses_an_architecture_the_runtime_cannot_load(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "alien.gguf"
+    w = gguf.GGUFWriter(str(path), "alienformer")
+    w.add_block_count(1)
+    w.add_context_length(2048)
+    w.add_embedding_length(64)
+    w.add_head_count(4)
+    w.add_tensor("token_embd.weight", np.ones((32, 64), dtype=np.float16))
+    w.add_tensor("blk.0.attn_q.weight", np.ones((64, 64), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert_one_line_error(run("plan", path, "--target", "rtx-3060-12gb"), "alienformer", "cannot load")

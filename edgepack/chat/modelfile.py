@@ -63,6 +63,13 @@ def _check_printable(value: str, what: str) -> None:
             raise ModelfileError(f"the {what} contains the control character {ch!r}, which Ollama's Modelfile parser drops")
 
 
+def plain_text(text: str) -> str:
+    """License text as Ollama keeps it: page breaks (form feeds) and CRLF become newlines, other
+    control characters go (standard GPL/LGPL texts carry form feeds between sections)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+
+
 def ollama_quote(value: str, what: str = "value") -> str:
     """Quote a value the way Ollama's parser reads it back unchanged.
 
@@ -314,6 +321,7 @@ def modelfile_for_gguf(
         ollama_block(m.content, f"{m.role} message")
     license_value = license_text if license_text is not None else (read_source_license(source_dir) or _license_from_gguf(info))
     if license_value is not None:
+        license_value = plain_text(license_value)
         ollama_block(license_value, "license")
 
     text = _environment().get_template("Modelfile.j2").render(

@@ -195,7 +195,7 @@ def compute_imatrix(
         tool = build_native(("llama-imatrix",)).tool("llama-imatrix")
         with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
             # llama-imatrix records the text file's path as the dataset: give it the dataset's name.
-            text_file = Path(tmp) / f"{calibration.name}.txt"
+            text_file = Path(tmp) / _dataset_file_name(calibration)
             text_file.write_text(calibration.text, encoding="utf-8")
             with atomic_output(cached_path) as part:
                 _run_imatrix(tool, reference, text_file, part, chunks, ctx, threads)
@@ -206,6 +206,16 @@ def compute_imatrix(
         result.path = Path(output)
     result.seconds = progress.elapsed(start)
     return result
+
+
+def _dataset_file_name(calibration: CalibrationText) -> str:
+    """`<name>.txt`, or for a name too long for a file system (many --calibration files joined
+    by '+') its start and a hash of the whole: `a.txt+b.txt+…-<hash>.txt`."""
+    name = f"{calibration.name}.txt"
+    if len(name.encode()) <= 200:
+        return name
+    head = calibration.name.encode()[:120].decode("utf-8", errors="ignore")
+    return f"{head}…-{sha256_text(calibration.name)[:16]}.txt"
 
 
 def _describe(path: Path, dataset: str, *, cached: bool) -> Imatrix:

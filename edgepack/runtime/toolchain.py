@@ -8,8 +8,10 @@ llama.cpp tree into the user cache, and runs `convert_hf_to_gguf.py` with that t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from edgepack import paths, progress
-from edgepack.errors import ToolchainError
+from edgepack.errors import ToolchainError, UnsupportedArchitectureError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_ENV = "EDGEPACK_LLAMA_CPP_SDIST"  # a local sdist file, for machines without an index
@@ -152,6 +154,34 @@ def _unpack(sdist: Path, version: str) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_ARCH_ENTRY = re.compile(r'\{\s*LLM_ARCH_\w+\s*,\s*"([^"]+)"\s*\}')
+_NOT_LOADABLE = {"clip", "(unknown)"}  # llama-arch.cpp: clip is a dummy used by llama-quantize
+
+
+@functools.lru_cache(maxsize=2)
+def runtime_architectures(version: str = LLAMA_CPP_PYTHON_VERSION) -> frozenset[str]:
+    """Model architectures the pinned llama.cpp can load, from its src/llama-arch.cpp.
+
+    Without the unpacked tree (no build has run yet), gguf-py's table of architectures stands in."""
+    found = find_toolchain(version)
+    source = found.root / "src" / "llama-arch.cpp" if found else None
+    if source is not None and source.is_file():
+        names = set(_ARCH_ENTRY.findall(source.read_text(encoding="utf-8", errors="replace")))
+    else:
+        from gguf.constants import MODEL_ARCH_NAMES
+
+        names = set(MODEL_ARCH_NAMES.values())
+    return frozenset(names - _NOT_LOADABLE)
+
+
+def check_loadable_architecture(architecture: str, what: str) -> None:
+    """One line when llama.cpp (the pinned runtime) has no loader for this architecture."""
+    if architecture not in runtime_architectures():
+        raise UnsupportedArchitectureError(
+            f"{what} has architecture {architecture!r}, which the pinned llama.cpp "
+            f"(llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}) cannot load")
 
 
 def converter_env(toolchain: Toolchain) -> dict[str, str]:
