@@ -146,7 +146,9 @@ def test_invalid_hub_ids(tmp_path, monkeypatch):
 def test_many_calibration_files(tiny_hf_dir, tmp_path):
     from tiny_models import training_text
 
-    text = training_text(40_000)
+    import uuid
+
+    text = f"{uuid.uuid4()}\n" + training_text(40_000)  # a text no cached imatrix was made from
     files = []
     for i in range(14):
         path = tmp_path / f"calibration-part-number-{i:02d}-of-the-corpus.txt"
