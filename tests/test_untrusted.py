@@ -222,3 +222,39 @@ def test_plan_refuses_an_architecture_the_runtime_cannot_load(tmp_path):
     w.write_tensors_to_file()
     w.close()
     assert_one_line_error(run("plan", path, "--target", "rtx-3060-12gb"), "alienformer", "cannot load")
+
+
+# ------------------------------------------------------------------ evaluation text
+
+def _long_single_line(tmp_path: Path) -> Path:
+    from tiny_models import training_text
+
+    text = " ".join(training_text(50_000).split())  # one line, no newline anywhere
+    path = tmp_path / "long.txt"
+    path.write_text(text * 2)  # ~100k characters: far more than 100 chunks of 16 (or 128) tokens
+    return path
+
+
+def test_eval_chunks_are_capped_by_default(tiny_bundle, tmp_path):
+    text = _long_single_line(tmp_path)
+    result = run("eval", tiny_bundle, "--text", text, "--ctx", "16", "--no-speed", "--memory-ctx", "",
+                 "-o", tmp_path / "r", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["settings"]["n_chunks"] == 100
+    notes = [ln for ln in result.stderr.splitlines() if "--chunks" in ln]
+    assert len(notes) == 1 and "scoring the first 100" in notes[0]
+
+
+def test_eval_checks_free_space_before_planning_cache_files(tiny_bundle, tmp_path, monkeypatch):
+    import shutil as sh
+    from collections import namedtuple
+
+    text = _long_single_line(tmp_path)
+    real = sh.disk_usage
+    usage = namedtuple("usage", "total used free")
+    # A disk with 4 MiB free under the cache: 150 chunks of distributions need ~10 MiB.
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(1 << 30, 0, 4 << 20) if "eval-reference" in str(p)
+                        else real(p))
+    result = run("eval", tiny_bundle, "--text", text, "--ctx", "128", "--chunks", "150", "--no-speed",
+                 "--memory-ctx", "", "-o", tmp_path / "r")
+    assert_one_line_error(result, "not enough free space", "--chunks")
