@@ -105,3 +105,7 @@ class EvalError(EdgepackError):
 
 class TaskError(EdgepackError):
     """A task file that cannot be read; the message names the file and line."""
+
+
+class CacheError(EdgepackError):
+    """A cache listing or prune request that cannot be carried out as asked."""

@@ -57,3 +57,63 @@ def test_touched_but_unchanged_reference_is_kept(own_model, tmp_path):
     again = run("build", own_model, "-q", "Q8_0", "-o", tmp_path / "b", "--json")
     assert json.loads(again.stdout)["manifest"]["reference"]["cached"] is True
     assert "recorded sha256" not in again.stderr
+
+
+@pytest.fixture()
+def private_cache(tmp_path, monkeypatch):
+    """An empty cache that borrows the shared toolchain and native tools (symlinks, as a user could)."""
+    from edgepack import paths
+
+    shared = paths.cache_root()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for kind in ("toolchain", "native"):
+        if (shared / kind).is_dir():
+            (cache / kind).symlink_to(shared / kind)
+    monkeypatch.setenv("EDGEPACK_CACHE", str(cache))
+    return cache
+
+
+def test_cache_ls_and_prune(own_model, tiny_hf_dir, tmp_path, private_cache):
+    import os
+    import time
+
+    for model, out in ((own_model, "a"), (tiny_hf_dir, "b")):
+        result = run("build", model, "-q", "Q8_0", "-o", tmp_path / out)
+        assert result.exit_code == 0, result.stderr
+    listing = json.loads(run("cache", "ls", tmp_path / "a", "--json").stdout)
+    refs = [e for e in listing["entries"] if e["kind"] == "reference"]
+    assert len(refs) == 2
+    on_disk = sum(f.stat().st_size for f in (private_cache / "reference").rglob("*") if f.is_file())
+    assert sum(e["size_bytes"] for e in refs) == on_disk
+    used = [e for e in refs if e["referenced_by"] == [str(tmp_path / "a")]]
+    assert len(used) == 1
+    assert any(e["pinned"] for e in listing["entries"] if e["kind"] == "toolchain")
+
+    dry = json.loads(run("cache", "prune", "--unreferenced", tmp_path / "a", "--dry-run", "--json").stdout)
+    assert {e["kind"] for e in dry["removed"]} >= {"reference"} and not any(e["pinned"] for e in dry["removed"])
+    assert len(list((private_cache / "reference").iterdir())) == 2  # dry run: nothing removed
+
+    pruned = json.loads(run("cache", "prune", "--unreferenced", tmp_path / "a", "--json").stdout)
+    assert [e["name"] for e in pruned["removed"] if e["kind"] == "reference"] == \
+        [e["name"] for e in refs if e not in used]
+    assert [p.name for p in (private_cache / "reference").iterdir()] == [used[0]["name"]]
+    assert (private_cache / "toolchain").exists()
+    again = run("build", own_model, "-q", "Q8_0", "-o", tmp_path / "a2", "--json")
+    assert json.loads(again.stdout)["manifest"]["reference"]["cached"] is True  # what bundle a uses is still there
+
+    old = time.time() - 40 * 86400
+    for f in (private_cache / "reference").rglob("*"):
+        os.utime(f, (old, old))
+    os.utime(private_cache / "reference" / used[0]["name"], (old, old))
+    aged = json.loads(run("cache", "prune", "--older-than", "30d", "--json").stdout)
+    assert [e["name"] for e in aged["removed"]] == [used[0]["name"]]
+
+    kept = json.loads(run("cache", "prune", "--max-size", "0", "--json").stdout)["kept"]
+    assert kept and all(e["pinned"] for e in kept)
+    assert [e["name"] for e in json.loads(run("cache", "ls", "--json").stdout)["entries"]] == [e["name"] for e in kept]
+
+
+def test_cache_prune_needs_a_rule(private_cache):
+    result = run("cache", "prune")
+    assert result.exit_code != 0 and "--older-than" in result.stderr and len(result.stderr.strip().splitlines()) == 1
