@@ -209,9 +209,30 @@ def _parse(path: Path, buf) -> GGUFHeader:
     return GGUFHeader(path, version, fields, tensors, data_offset, order)
 
 
-def _tensor(name: str, dims: tuple[int, ...], type_id: int, offset: int) -> TensorEntry:
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+def gguf_constants():
+    """gguf-py's table of constants (quant types, block sizes, architectures).
 
+    `import gguf.constants` first runs gguf/__init__, which loads numpy, the reader and the writer
+    (most of a short command's time); constants.py itself needs only the standard library, so it
+    is loaded on its own unless gguf is imported already."""
+    import importlib.util
+    import sys
+
+    if "gguf.constants" in sys.modules:
+        return sys.modules["gguf.constants"]
+    if "edgepack._gguf_constants" not in sys.modules:
+        spec = importlib.util.find_spec("gguf")
+        path = Path(spec.origin).with_name("constants.py")
+        module_spec = importlib.util.spec_from_file_location("edgepack._gguf_constants", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_spec.name] = module
+        module_spec.loader.exec_module(module)
+    return sys.modules["edgepack._gguf_constants"]
+
+
+def _tensor(name: str, dims: tuple[int, ...], type_id: int, offset: int) -> TensorEntry:
+    constants = gguf_constants()
+    GGML_QUANT_SIZES, GGMLQuantizationType = constants.GGML_QUANT_SIZES, constants.GGMLQuantizationType
     try:
         qtype = GGMLQuantizationType(type_id)
         block, type_size = GGML_QUANT_SIZES[qtype]

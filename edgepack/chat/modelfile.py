@@ -74,10 +74,10 @@ def ollama_quote(value: str, what: str = "value") -> str:
     """Quote a value the way Ollama's parser reads it back unchanged.
 
     One line: "value" (the parser strips the first and last quote, nothing is escaped).
-    Several lines, or a value starting with two quotes: \"\"\"value\"\"\", which cannot hold \"\"\".
+    Several lines, a value starting with two quotes, or a lone quote: \"\"\"value\"\"\", which cannot hold \"\"\".
     """
     _check_printable(value, what)
-    if "\n" not in value and not value.startswith('""'):
+    if "\n" not in value and not f'"{value}"'.startswith('"""'):  # "" or a lone " would open a block
         return f'"{value}"'
     return ollama_block(value, what)
 
