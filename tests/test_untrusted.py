@@ -258,3 +258,22 @@ def test_eval_checks_free_space_before_planning_cache_files(tiny_bundle, tmp_pat
     result = run("eval", tiny_bundle, "--text", text, "--ctx", "128", "--chunks", "150", "--no-speed",
                  "--memory-ctx", "", "-o", tmp_path / "r")
     assert_one_line_error(result, "not enough free space", "--chunks")
+
+
+# ------------------------------------------------------------------ chat template discovery
+
+def test_chat_template_found_where_the_converter_finds_it(tiny_hf_dir, tmp_path):
+    """chat_template.json (no template in tokenizer_config.json): SpecialVocab, as the converter, finds it."""
+    from edgepack.chat.modelfile import read_source_chat_info
+    from edgepack.gguf_file import read_gguf
+    from edgepack.source import make_reference, resolve_source
+
+    model = _copy(tiny_hf_dir, tmp_path)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    template = config.pop("chat_template")
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    (model / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    reference = make_reference(resolve_source(str(model)))
+    assert read_gguf(reference.path).chat_template == template  # the converter put it into the GGUF
+    found = read_source_chat_info(model)
+    assert (found.chat_template, found.bos_token, found.eos_token) == (template, "<s>", "</s>")

@@ -161,34 +161,14 @@ class SourceChatInfo:
     eos_token: str | None = None
 
 
-def _token_text(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
-
-
 def read_source_chat_info(source_dir: Path | None) -> SourceChatInfo:
-    """Chat template and special tokens from tokenizer_config.json / chat_template.jinja."""
-    info = SourceChatInfo()
+    """Chat template and special tokens of the HF source, read as the converter reads them (SpecialVocab)."""
     if source_dir is None:
-        return info
-    source_dir = Path(source_dir)
-    config_path = source_dir / "tokenizer_config.json"
-    if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            config = {}
-        template = config.get("chat_template")
-        if isinstance(template, list):  # named templates: the "default" one is the chat template
-            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-        info.chat_template = template if isinstance(template, str) else None
-        info.bos_token = _token_text(config.get("bos_token"))
-        info.eos_token = _token_text(config.get("eos_token"))
-    jinja_path = source_dir / "chat_template.jinja"
-    if info.chat_template is None and jinja_path.is_file():
-        info.chat_template = jinja_path.read_text(encoding="utf-8")
-    return info
+        return SourceChatInfo()
+    from edgepack.source.special import hf_chat_info
+
+    found = hf_chat_info(source_dir)
+    return SourceChatInfo(found.chat_template, found.bos_token, found.eos_token)
 
 
 def read_source_license(source_dir: Path | None) -> str | None:
