@@ -111,17 +111,17 @@ class _Cursor:
         return raw.decode("utf-8", errors="replace") if decode else None
 
     def skip_strings(self, count: int) -> None:
-        """Walk `count` length-prefixed strings without making any of them."""
-        pos, size, buf, unpack = self.pos, self.size, self.buf, self.u64.unpack_from
-        for _ in range(count):
-            if pos + 8 > size:
-                break
-            pos += 8 + unpack(buf, pos)[0]
-        else:
-            if pos <= size:
-                self.pos = pos
-                return
-        raise GGUFError(f"truncated or corrupt: a string array at byte {self.pos} runs past the end of the file")
+        """Walk `count` length-prefixed strings without making any of them (the hot loop of a
+        vocabulary: no bounds test per string, struct raises past the end)."""
+        pos, buf, unpack = self.pos, self.buf, self.u64.unpack_from
+        try:
+            for _ in range(count):
+                pos += 8 + unpack(buf, pos)[0]
+        except struct.error:
+            pos = self.size + 1
+        if pos > self.size:
+            raise GGUFError(f"truncated or corrupt: a string array at byte {self.pos} runs past the end of the file")
+        self.pos = pos
 
     def value(self, vtype: int, depth: int = 0):
         if vtype in _SCALARS:
