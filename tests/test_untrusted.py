@@ -57,6 +57,7 @@ def test_remote_code_is_refused_and_does_not_run(tiny_hf_dir, tmp_path):
     model, marker = _model_with_code(tiny_hf_dir, tmp_path)
     result = run("build", model, "-o", tmp_path / "out")
     assert_one_line_error(result, "tokenization_evil.py", "--trust-remote-code")
+    assert_one_line_error(run("imatrix", model, "-o", tmp_path / "m.imatrix"), "tokenization_evil.py")
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
 

@@ -225,6 +225,7 @@ def imatrix_command(
     ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -234,7 +235,8 @@ def imatrix_command(
 
     setup(verbose)
     text = load_calibration(calibration or ["default"])
-    reference = make_reference(resolve_source(source))
+    reference = make_reference(resolve_source(source, trust_remote_code=trust_remote_code),
+                               trust_remote_code=trust_remote_code)
     result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
     if as_json:
         print_json(result)
