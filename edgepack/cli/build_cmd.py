@@ -177,7 +177,7 @@ def verify(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
-    """Re-check every file's sha256 against the manifest and that each GGUF loads in llama.cpp."""
+    """Check the manifest, every GGUF's sha256 (every byte) and that it loads, every Modelfile's FROM, and unlisted files."""
     from edgepack.bundle import require_verified, verify_bundle
 
     setup(verbose)

@@ -193,7 +193,6 @@ def _record_in_bundle(bundle: Path, report, measured: dict[int, str], out: Path,
     """Write the report and record it in the bundle (bundle/record.py: under its lock, only the rows
     whose GGUF is still the one listed; a rebuild during the eval drops the others)."""
     from edgepack.bundle import Evaluation, EvaluationResult
-    from edgepack.bundle.manifest import EVALUATION_FILES
     from edgepack.bundle.record import record_evaluation
     from edgepack.measure.report import recommend, table_rows, write_report
 
@@ -214,7 +213,7 @@ def _record_in_bundle(bundle: Path, report, measured: dict[int, str], out: Path,
                                       ppl=r.ppl, same_top=r.same_top, tg_tps=r.speed.get("1", {}).get("tg_tps"))
                      for r in report.rows],
             recommendation=report.recommendation,
-            files=list(EVALUATION_FILES) if out.resolve() == bundle.resolve() else [])
+            files=[p.name for p in written] + [ROWS_FILE] if out.resolve() == bundle.resolve() else [])
         header, cells = table_rows(report)
         table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
                           ["| " + " | ".join(row) + " |" for row in cells])
@@ -266,11 +265,15 @@ def load_saved_rows(rows_path: Path, key: str) -> dict[str, "Row"]:
         raise EvalError(f"cannot read {rows_path} ({exc.strerror or exc}); delete it to measure again") from None
     done: dict[str, Row] = {}
     good: list[str] = []
+    unkeyed = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+            if isinstance(record, dict) and "plan" in record and "sha256" not in record:
+                unkeyed += 1  # saved by edgepack 0.1, keyed by file name: not trusted
+                continue
             row = Row(**record["row"])
             if not isinstance(record["plan"], str) or not isinstance(record["sha256"], str):
                 raise TypeError
@@ -281,6 +284,8 @@ def load_saved_rows(rows_path: Path, key: str) -> dict[str, "Row"]:
         good.append(line)
         if record["plan"] == key:
             done[record["sha256"]] = row
+    if unkeyed:
+        progress.warn(f"{rows_path.name}: {unkeyed} row(s) saved by edgepack 0.1 (keyed by file name) are measured again")
     if len(good) != len([l for l in lines if l.strip()]) or (lines and not rows_path.read_bytes().endswith(b"\n")):
         from edgepack.atomic import write_text_atomic
 
