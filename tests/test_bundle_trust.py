@@ -91,9 +91,21 @@ def test_verify_reports_unlisted_files_and_fails_on_unlisted_ggufs(tiny_bundle, 
     shutil.copyfile(bundle / "tiny-llama-Q8_0.gguf", bundle / "extra.gguf")
     result = verify_bundle(bundle, load=False)
     assert not result.ok and result.unlisted == ["extra.gguf", "notes.txt"]
-    assert result.problems == ["extra.gguf: not listed in manifest.json"]
+    assert result.problems == ["extra.gguf: a GGUF not listed in manifest.json"]
     res = CliRunner().invoke(app, ["verify", str(bundle), "--no-load"])
     one_line_error(res, "failed verification", "extra.gguf")
+
+
+def test_verify_checks_unlisted_modelfiles_too(tiny_bundle, tmp_path):
+    bundle = bundle_copy(tiny_bundle, tmp_path)
+    (bundle / "Modelfile.mine").write_text("FROM ./tiny-llama-Q8_0.gguf\nPARAMETER num_ctx 64\n")
+    assert verify_bundle(bundle, load=False).ok  # a Modelfile of the user's, on a listed GGUF
+    (bundle / "Modelfile.mine").write_text("FROM ../elsewhere.gguf\n")
+    result = verify_bundle(bundle, load=False)
+    assert not result.ok and result.problems == ["Modelfile.mine: FROM ../elsewhere.gguf is not a GGUF the manifest lists"]
+    (bundle / "Modelfile.mine").unlink()
+    (bundle / "Modelfile.link").symlink_to(tmp_path / "elsewhere")
+    assert verify_bundle(bundle, load=False).problems == ["Modelfile.link: a link or not a regular file"]
 
 
 @pytest.mark.parametrize("edit, fragment", [

@@ -38,12 +38,16 @@ def check_writable(bundle_dir: str | Path, what: str) -> None:
                                                                            if what == "eval" else "")) from None
 
 
+# Measured results wait this long for a build holding the lock (then are re-checked against what it left).
+RECORD_WAIT_SECONDS = 600
+
+
 @contextmanager
-def writing(bundle_dir: str | Path, what: str) -> Iterator[Manifest]:
+def writing(bundle_dir: str | Path, what: str, *, wait: float = 0) -> Iterator[Manifest]:
     """Hold the bundle's lock and yield its manifest as it is now; OS errors become one line."""
     bundle_dir = Path(bundle_dir)
     try:
-        with bundle_lock(bundle_dir):
+        with bundle_lock(bundle_dir, timeout=wait):
             yield load_manifest(bundle_dir)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -68,7 +72,7 @@ def record_evaluation(bundle_dir: str | Path, measured: dict[str, str],
     from those rows only and returns the manifest's evaluation section and the Markdown table for the
     card; then the manifest and the card are written. Returns (manifest, quants dropped)."""
     bundle_dir = Path(bundle_dir)
-    with writing(bundle_dir, "eval") as manifest:
+    with writing(bundle_dir, "eval", wait=RECORD_WAIT_SECONDS) as manifest:
         kept = {q for q, sha in measured.items() if still_listed(bundle_dir, manifest, q, sha)}
         evaluation, table = write_reports(kept)
         manifest.evaluation = evaluation
@@ -84,7 +88,7 @@ def record_tuning(bundle_dir: str | Path, tuning: Tuning, parameters: dict) -> l
     from edgepack.errors import VerifyError
 
     bundle_dir = Path(bundle_dir)
-    with writing(bundle_dir, "bench --tune") as manifest:
+    with writing(bundle_dir, "bench --tune", wait=RECORD_WAIT_SECONDS) as manifest:
         if not still_listed(bundle_dir, manifest, tuning.quant, tuning.sha256):
             raise VerifyError(f"{tuning.quant} in {bundle_dir} was replaced or removed while it was being tuned; "
                               "nothing was recorded; run bench --tune again")

@@ -3,8 +3,8 @@
 Checks, in order: the manifest (schema 1 or 2, every field's type, every file name plain and inside
 the bundle); every listed GGUF (a regular file, all of its bytes hashed and compared with the
 manifest's sha256, then loaded by llama.cpp); every Modelfile (exactly one FROM, naming a GGUF the
-manifest lists, in the bundle; no ADAPTER); and files the manifest does not list (an unlisted GGUF or
-Modelfile fails, any other unlisted file is reported).
+manifest lists, in the bundle; no ADAPTER; an unlisted Modelfile too); and files the manifest does not
+list (an unlisted GGUF fails, any other unlisted file is reported).
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ def verify_bundle(bundle_dir: str | Path, *, load: bool = True) -> VerifyResult:
         for entry in manifest.files:
             checks.append(_check_gguf(bundle_dir, entry.file, entry.sha256, load))
             bar.advance()
-    modelfiles = [_check_modelfile(bundle_dir, name, manifest) for name in manifest.modelfiles()]
     unlisted = sorted(n for n in os.listdir(bundle_dir) if n not in manifest.known_names())
+    extra_modelfiles = [n for n in unlisted if n.lower().startswith("modelfile")]
+    modelfiles = [_check_modelfile(bundle_dir, name, manifest) for name in manifest.modelfiles() + extra_modelfiles]
     problems = [f"{m.file}: {m.error}" for m in modelfiles if not m.ok]
-    problems += [f"{n}: not listed in {MANIFEST}" for n in unlisted if _must_be_listed(n)]
+    problems += [f"{n}: a GGUF not listed in {MANIFEST}" for n in unlisted if n.lower().endswith(".gguf")]
     ok = all(c.sha256_ok and c.loads for c in checks) and not problems
     return VerifyResult(str(bundle_dir), ok, checks, modelfiles, unlisted, problems, _written_schema(bundle_dir))
 
@@ -104,6 +105,8 @@ def modelfile_sources(text: str) -> list[tuple[str, str]]:
 
 def _check_modelfile(bundle_dir: Path, name: str, manifest: Manifest) -> ModelfileCheck:
     path = bundle_dir / name
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        return ModelfileCheck(name, False, error="a link or not a regular file")
     if not path.is_file():
         return ModelfileCheck(name, False, error="missing")
     try:
@@ -120,11 +123,6 @@ def _check_modelfile(bundle_dir: Path, name: str, manifest: Manifest) -> Modelfi
     if manifest.file_named(target) is None:
         return ModelfileCheck(name, False, froms, f"FROM {froms[0]} is not a GGUF the manifest lists")
     return ModelfileCheck(name, True, froms)
-
-
-def _must_be_listed(name: str) -> bool:
-    lower = name.lower()
-    return lower.endswith(".gguf") or lower.startswith("modelfile")
 
 
 def _written_schema(bundle_dir: Path) -> int:
