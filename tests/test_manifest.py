@@ -197,3 +197,45 @@ def test_card_metadata_is_yaml_the_hub_reads(tiny_bundle):
     card = ModelCard(render_model_card(m))
     assert card.data.license == tricky and card.data.base_model == "org/tiny-llama"
     assert card.text.lstrip().startswith("# tiny-llama")
+
+
+# ------------------------------------------------------------------ random damage: one line, never a traceback
+
+JUNK = [None, True, 0, -1, 2.5, "", "x", "../x", "a\nb", [], [1], {}, {"a": 1}, 10**30]
+
+
+def _damage(value, rng):
+    """A copy of a JSON value with one node replaced, dropped or added somewhere inside it."""
+    if isinstance(value, dict) and value and rng.random() < 0.8:
+        key = rng.choice(sorted(value))
+        out = dict(value)
+        roll = rng.random()
+        if roll < 0.15:
+            out.pop(key)
+        elif roll < 0.25:
+            out[rng.choice(["zz", "schema", "extra"])] = rng.choice(JUNK)
+        else:
+            out[key] = _damage(value[key], rng)
+        return out
+    if isinstance(value, list) and value and rng.random() < 0.8:
+        i = rng.randrange(len(value))
+        return value[:i] + [_damage(value[i], rng)] + value[i + 1:]
+    return rng.choice(JUNK)
+
+
+@pytest.mark.parametrize("source", ["schema 2", "schema 1"])
+def test_randomly_damaged_manifests_load_or_fail_in_one_line(tiny_bundle, tmp_path, source):
+    import random
+
+    rng = random.Random(20261125)
+    bundle = bundle_copy(tiny_bundle, tmp_path)
+    good = json.loads((bundle / "manifest.json").read_text()) if source == "schema 2" else json.loads(V01.read_text())
+    refused = 0
+    for _ in range(400):
+        (bundle / "manifest.json").write_text(json.dumps(_damage(good, rng)))
+        try:
+            load_manifest(bundle)
+        except ManifestError as err:
+            assert "\n" not in str(err)
+            refused += 1
+    assert refused > 200  # most damage is caught; the rest is damage of free-form values (notes, options, ...)

@@ -16,7 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import Required, TypedDict  # pydantic needs typing_extensions' TypedDict before 3.12
 
 from edgepack import progress
 from edgepack.atomic import write_text_atomic
@@ -31,6 +32,45 @@ MODEL_CARD = "README.md"
 EVALUATION_FILES = ("report.md", "report.json", "report.csv", "quality.png", "speed.png", "eval-rows.jsonl")
 
 _STRICT = ConfigDict(extra="forbid")
+_OPEN = ConfigDict(extra="allow")
+
+
+# The provenance sections stay plain dicts in Python (`manifest.model["name"]`); their keys that later
+# stages read are typed here (TypedDicts: checked on load, other keys allowed).
+@with_config(_OPEN)
+class SourceInfo(TypedDict, total=False):
+    kind: Required[str]
+    spec: Required[str]
+    name: Required[str]
+    path: str | None
+    revision: str | None
+    license: str | None
+
+
+@with_config(_OPEN)
+class ReferenceInfo(TypedDict, total=False):
+    path: Required[str]
+    outtype: Required[str]
+    sha256: Required[str]
+    size_bytes: Required[int]
+    dequantized_from: str | None
+
+
+@with_config(_OPEN)
+class ModelInfo(TypedDict, total=False):
+    name: Required[str]
+    architecture: str | None
+    n_params: Required[int]
+    n_layers: int | None
+    context_length: int | None
+    has_chat_template: bool
+
+
+@with_config(_OPEN)
+class ToolchainInfo(TypedDict, total=False):
+    llama_cpp_python: Required[str]
+    llama_cpp_commit: Required[str]
+    build: Required[str]
 
 
 @dataclass
@@ -140,10 +180,10 @@ class Manifest:
 
     edgepack_version: str
     created: str
-    source: dict
-    toolchain: dict
-    reference: dict
-    model: dict
+    source: SourceInfo
+    toolchain: ToolchainInfo
+    reference: ReferenceInfo
+    model: ModelInfo
     files: list[BundleFile]
     timings: dict
     default_modelfile: str | None = None
@@ -170,9 +210,9 @@ class Manifest:
         if not isinstance(data, dict):
             raise ManifestError(f"{where}: the manifest is not a JSON object; rebuild the bundle")
         schema = data.get("schema", 1)
-        if schema == 1:
+        if type(schema) is int and schema == 1:  # (True == 1 in Python)
             data = migrate_schema_1(data)
-        elif schema != MANIFEST_SCHEMA:
+        elif type(schema) is not int or schema != MANIFEST_SCHEMA:
             raise ManifestError(f"{where}: schema {schema!r} is not one this edgepack reads (1 or {MANIFEST_SCHEMA}); "
                                 "use the edgepack that wrote it, or rebuild the bundle")
         try:
