@@ -275,9 +275,13 @@ def snapshot(directory: Path) -> dict:
     (["eval", "{b}", "--no-speed", "--memory-ctx", "", "--chunks", "2", "--ctx", "128"], "eval cannot record"),
     (["bench", "{b}", "--tune", "-t", "1", "-p", "8", "-n", "2", "-r", "1"], "bench --tune cannot record"),
     (["modelfile", "{b}/tiny-llama-Q8_0.gguf"], "modelfile cannot record"),
+    (["report", "{b}"], "report cannot record"),
 ])
-def test_writing_commands_on_a_read_only_bundle(tiny_bundle, tmp_path, args, fragment):
+def test_writing_commands_on_a_read_only_bundle(tiny_bundle, tiny_reference, tmp_path, args, fragment):
     bundle = bundle_copy(tiny_bundle, tmp_path)
+    if args[0] == "report":
+        report = REPORT_CACHE.setdefault("dir", _one_report(tiny_bundle, tiny_reference, tmp_path))
+        shutil.copyfile(report / "report.json", bundle / "report.json")
     before = snapshot(bundle)
     done = run_on_read_only(bundle, *[a.format(b=bundle) for a in args])
     lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]

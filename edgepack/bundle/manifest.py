@@ -300,8 +300,10 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
                             f"`edgepack build -o {bundle_dir}`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
         raise ManifestError(f"{path} is not a valid edgepack manifest ({exc})") from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path} ({exc.strerror or exc})") from None
     manifest = Manifest.from_dict(data, where=str(path))
     from edgepack.bundle.names import check_bundle_paths
 

@@ -98,17 +98,26 @@ def record_tuning(bundle_dir: str | Path, tuning: Tuning, parameters: dict) -> l
     return written
 
 
-def write_beside_gguf(target: Path, text: str) -> Path:
-    """Write a Modelfile; inside a bundle directory under its lock (refused one line when read-only)."""
+@contextmanager
+def writing_into(directory: str | Path, what: str) -> Iterator[None]:
+    """Around a command's writes into `directory`: when it is a bundle, refuse a read-only one in one line
+    first and hold its lock; elsewhere, an OS error becomes one line."""
     from edgepack.bundle.manifest import MANIFEST
 
-    directory = target.parent if str(target.parent) else Path(".")
+    directory = Path(directory)
+    if (directory / MANIFEST).is_file():
+        check_writable(directory, what)
+        with writing(directory, what):
+            yield
+        return
     try:
-        if (directory / MANIFEST).is_file():
-            check_writable(directory, "modelfile")
-            with writing(directory, "modelfile"):
-                return write_text_atomic(target, text)
-        return write_text_atomic(target, text)
+        yield
     except OSError as exc:
-        raise OutputError(f"cannot write {target} ({exc.strerror or exc}); choose another -o") from None
+        raise OutputError(f"{what} could not write into {directory} ({exc.strerror or exc}); choose another "
+                          "directory") from None
 
+
+def write_beside_gguf(target: Path, text: str) -> Path:
+    """Write a Modelfile; inside a bundle directory under its lock (refused in one line when read-only)."""
+    with writing_into(target.parent, "modelfile"):
+        return write_text_atomic(target, text)
