@@ -1,5 +1,5 @@
-"""The only code that writes later stages' results into an existing bundle: evaluation, tuning, and
-Modelfiles written beside a bundle's GGUF.
+"""The only code that writes later stages' results into an existing bundle: evaluation, tuning, a
+re-rendered report, and Modelfiles written beside a bundle's GGUF.
 
 Each write holds the bundle's lock (lock.py), re-reads the manifest under it, and re-checks that
 the GGUFs the results were measured on are still the ones listed (a rebuild may have swapped the
