@@ -21,9 +21,10 @@ from typing_extensions import Required, TypedDict  # pydantic needs typing_exten
 
 from edgepack import progress
 from edgepack.atomic import write_text_atomic
+from edgepack.bundle.names import check_bundle_paths
 from edgepack.errors import ManifestError
 from edgepack.gguf_file import read_gguf
-from edgepack.hashing import sha256_file
+from edgepack.hashing import remember_sha256, sha256_file
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 2
@@ -305,8 +306,6 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
     except OSError as exc:
         raise ManifestError(f"cannot read {path} ({exc.strerror or exc})") from None
     manifest = Manifest.from_dict(data, where=str(path))
-    from edgepack.bundle.names import check_bundle_paths
-
     check_bundle_paths(bundle_dir, manifest)
     return manifest
 
@@ -316,12 +315,10 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
 
 
 def file_entry(path: Path, quant: str, options: dict, llama_quantize_args: list[str], quantize_seconds: float) -> BundleFile:
-    from edgepack.bundle.integrity import remember_verified
-
     info = read_gguf(path)
     start = time.perf_counter()
     digest = sha256_file(path, memo=False)
-    remember_verified(path, digest)
+    remember_sha256(path, digest)  # what integrity.current_sha256 recalls for this exact file
     return BundleFile(
         file=path.name, quant=quant, ftype=info.file_type_id, size_bytes=info.size_bytes,
         bits_per_weight=info.bits_per_weight, n_params=info.n_params, sha256=digest, options=options,
