@@ -77,7 +77,7 @@ def check_gguf_header(path: Path) -> None:
 
 
 _CACHE: OrderedDict[tuple, GGUFInfo] = OrderedDict()
-_CACHE_SIZE = 32
+_CACHE_SIZE = 16
 # Arrays a summary never shows; the vocabulary is decoded only for `with_tokens`.
 _VOCAB_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
                  "tokenizer.ggml.merges")
@@ -93,13 +93,10 @@ def read_gguf(path: str | Path, *, with_tokens: bool = False) -> GGUFInfo:
     check_gguf_header(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-    info = _CACHE.get(key)
-    if info is None:
-        info = _summarise(path, parse_header(path), st.st_size)
-        _CACHE[key] = info
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
+    info = _CACHE.pop(key, None) or _summarise(path, parse_header(path), st.st_size)
+    _CACHE[key] = info  # most recently used last
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
     if with_tokens and info.tokens is None and info.vocab_size and info.header is not None:
         info.tokens = info.header.array("tokenizer.ggml.tokens")
     if info.path != str(path):

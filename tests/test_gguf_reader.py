@@ -185,3 +185,30 @@ def test_fuzz_huge_lengths(tmp_path, sample_gguf, wide, which):
     pos = 24 + 8 * which % (len(data) - 32)
     data[pos:pos + 8] = struct.pack("<Q", wide)
     _only_gguf_error(tmp_path, bytes(data))
+
+
+def test_a_build_parses_each_gguf_once(tiny_hf_dir, tmp_path, monkeypatch):
+    """The reference and each quant are parsed once per build; stages share the result."""
+    import collections
+
+    import gguf
+
+    import edgepack.gguf_file as gguf_file
+    from edgepack.pipeline import build
+
+    parsed = collections.Counter()
+    real_parse = gguf_file.parse_header
+
+    def counting_parse(path):
+        parsed[Path(path).name] += 1
+        return real_parse(path)
+
+    def no_gguf_reader(*args, **kwargs):
+        raise AssertionError("gguf-py's GGUFReader decodes every array; the build must not use it")
+
+    monkeypatch.setattr(gguf_file, "parse_header", counting_parse)
+    monkeypatch.setattr(gguf, "GGUFReader", no_gguf_reader)
+    gguf_file._CACHE.clear()
+    build(str(tiny_hf_dir), ["Q8_0", "Q4_K_M"], output_dir=tmp_path / "out")
+    assert parsed and all(n == 1 for n in parsed.values()), parsed
+    assert {name for name in parsed if name.endswith(("Q8_0.gguf", "Q4_K_M.gguf"))}
