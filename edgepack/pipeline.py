@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgepack import __version__, progress
 from edgepack.atomic import atomic_directory, write_text_atomic
-from edgepack.bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
+from edgepack.bundle import ChatTemplateInfo, Manifest, PlanRecord, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
 from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.hashing import sha256_file
@@ -93,9 +93,7 @@ def _calibration_plan(wanted: list[QuantType], calibration, imatrix) -> None:
 
 def _check_tensor_options(options: QuantOptions, ref_info) -> None:
     """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
-    from gguf import GGUFReader
-
-    names = [t.name for t in GGUFReader(ref_info.path).tensors]
+    names = [t.name for t in ref_info.tensors]
     for spec in options.tensor_types:
         pattern = spec.rpartition("=")[0]
         if not any(re.search(pattern, n) for n in names):
@@ -124,6 +122,7 @@ def build(
     dry_run: bool = False,
     target: str | None = None,
     ctx: int | None = None,
+    trust_remote_code: bool = False,
     quantizer=None,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
@@ -134,6 +133,7 @@ def build(
     and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
     `quantizer` replaces quantize_gguf (same signature): edgepack.fleet hands in the GGUFs its
     devices made, so a fleet build assembles its bundle here exactly as a local one.
+    A source whose conversion would run its own Python code is refused unless `trust_remote_code`.
     """
     from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -155,13 +155,13 @@ def build(
 
         target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
     toolchain = ensure_toolchain()
-    src = resolve_source(source, revision)
+    src = resolve_source(source, revision, trust_remote_code=trust_remote_code)
     if output_dir is None and not dry_run:
         out = default_output_dir(src)
         check_output_dir(out)
         _check_writable(out)
 
-    reference = make_reference(src, outtype, toolchain=toolchain)
+    reference = make_reference(src, outtype, toolchain=toolchain, trust_remote_code=trust_remote_code)
     ref_info = read_gguf(reference.path, with_tokens=True)
     _check_tensor_options(options, ref_info)
     imatrix_info = None
@@ -257,7 +257,8 @@ def build(
                 warnings=warnings,
                 notes=notes,
                 imatrix=imatrix_info,
-                extra={"chat_template": chat_template} | ({"plans": plans} if plans else {}),
+                chat_template=ChatTemplateInfo(**chat_template),
+                plans={q: PlanRecord(**p) for q, p in plans.items()},
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))

@@ -8,7 +8,7 @@
 2. The RPC pool: two ggml-rpc-server processes on loopback holding one model split by the plan,
    against one llama-bench process on the same model (pp/tg tokens/s and their ratio).
 
-    python scripts/bench_fleet.py [SOURCE] [--chunks 4] [--skip-fleet] [--skip-rpc]
+    python scripts/bench_fleet.py [SOURCE | --tiny] [--chunks 4] [--skip-fleet] [--skip-rpc]
 
 SOURCE defaults to the embedded SmolLM2-135M-Instruct. The RPC part needs
 `edgepack native build --tool rpc-server --tool llama-server --tool llama-bench`.
@@ -57,8 +57,10 @@ def bench_builds(source: str | None, chunks: int, out: Path) -> Path:
     from edgepack.measure.evaluate import evaluate
     from edgepack.pipeline import build
 
+    from edgepack.source import make_reference, resolve_source
+
     plan = eval_plan(chunks)
-    build(source, [], ladder=True, output_dir=out / "warm")  # the reference is made and cached before timing
+    make_reference(resolve_source(source), "f16")  # converted and cached before timing: both builds reuse it
     start = time.perf_counter()
     local = build(source, [], ladder=True, output_dir=out / "local")
     evaluate([local.bundle_dir], plan=plan)
@@ -131,10 +133,21 @@ def main() -> None:
     ap.add_argument("--quant", default="Q4_K_M", help="The quant the RPC pool serves.")
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--skip-rpc", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="A small random Llama made here (tests/tiny_models.py).")
     args = ap.parse_args()
     os.environ.setdefault("EDGEPACK_NO_PROGRESS", "1")
+    from edgepack.runtime.llama import set_llama_verbose
+
+    set_llama_verbose(False)
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         out = Path(tmp)
+        if args.tiny:
+            import sys
+
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from tiny_models import make_tiny_llama
+
+            args.source = str(make_tiny_llama(out / "tiny-512x4", hidden=512, layers=4, vocab_size=1024))
         if args.skip_fleet:
             from edgepack.pipeline import build
 

@@ -5,7 +5,6 @@ its own Ray task with a memory requirement, the bundle assembled at the head by 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,7 +121,9 @@ def fleet_build(source: str | None, quants=(), *, address: str, devices: str | N
 
 def _fleet_evaluate(result, ref_path: Path, shipped, plan, names, placements: list[TaskPlacement]):
     """Rows of `edgepack eval` computed as tasks, then the report made at the head by evaluate() itself."""
-    from edgepack.measure.evaluate import EvalPlan, _plan_key, evaluate
+    from edgepack.hashing import sha256_file
+    from edgepack.measure.evaluate import ROWS_FILE, EvalPlan, _plan_key, evaluate, save_row
+    from edgepack.measure.report import Row
     from edgepack.measure.texts import load_eval_text
 
     ray = import_ray()
@@ -145,9 +146,10 @@ def _fleet_evaluate(result, ref_path: Path, shipped, plan, names, placements: li
             raise FleetError(f"evaluating {item} on the fleet failed: {str(cause).splitlines()[0]}") from None
         placements.append(TaskPlacement("evaluate", item, _where(done), t0, done["started"], done["finished"],
                                         time.time(), done["row"]["seconds"] or 0.0))
-        rows.append(done["row"])
-    key = _plan_key(plan, ref_path, load_eval_text(plan.text).sha256)
-    (bundle / "eval-rows.jsonl").write_text("".join(json.dumps({"plan": key, "row": row}) + "\n" for row in rows))
+        rows.append(done)
+    key = _plan_key(plan, sha256_file(ref_path), load_eval_text(plan.text).sha256)
+    for done in rows:  # the rows, saved where evaluate() resumes from
+        save_row(bundle / ROWS_FILE, key, done["sha256"], Row(**done["row"]))
     report, _ = evaluate([bundle], reference=ref_path, plan=plan)  # every row is there: it only writes the report
     return report
 

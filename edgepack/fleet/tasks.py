@@ -74,13 +74,12 @@ def evaluate_file(reference_name: str, reference: bytes, file_name: str, data: b
     `data` None evaluates the reference's own row. `reference_row` (that task's result) goes into
     evaluate's resume file, so the reference is not measured again for every quant.
     """
-    import json
-
-    from edgepack.measure.evaluate import _plan_key, evaluate
+    from edgepack.hashing import sha256_file
+    from edgepack.measure.evaluate import ROWS_FILE, _plan_key, evaluate, save_row
+    from edgepack.measure.report import Row
     from edgepack.measure.texts import load_eval_text
 
     started = time.time()
-    seeded_rows = [reference_row["row"]] if reference_row else []
     with _tempdir() as tmp:
         tmp = Path(tmp)
         ref = tmp / reference_name
@@ -93,14 +92,18 @@ def evaluate_file(reference_name: str, reference: bytes, file_name: str, data: b
             targets.append(target)
         out = tmp / "report"
         out.mkdir()
-        key = _plan_key(plan, ref, load_eval_text(plan.text).sha256)
-        (out / "eval-rows.jsonl").write_text("".join(json.dumps({"plan": key, "row": row}) + "\n" for row in seeded_rows))
+        ref_sha = sha256_file(ref)
+        if reference_row:
+            save_row(out / ROWS_FILE, _plan_key(plan, ref_sha, load_eval_text(plan.text).sha256), ref_sha,
+                     Row(**reference_row["row"]))
         report, _ = evaluate(targets, reference=ref, plan=plan, output_dir=out)
+        sha = sha256_file(targets[0]) if targets else ref_sha
     name = file_name if data is not None else reference_name
     row = next(r for r in report.rows if r.file == name)
     from dataclasses import asdict
 
-    return {"file": name, "row": asdict(row), "device": _device_here(), "started": started, "finished": time.time()}
+    return {"file": name, "row": asdict(row), "sha256": sha, "device": _device_here(), "started": started,
+            "finished": time.time()}
 
 
 def device_profile() -> dict:
