@@ -207,7 +207,7 @@ def plan_elsewhere(model: Path, *, fleet: str | None, devices: str | None, rpc: 
 def write_rpc_settings(bundle: Path, rpc: str, ctx: int | None) -> list[Path]:
     """`build --rpc`: the pool plan of every quant of the bundle and its llama-server command."""
     from edgepack.bundle import load_manifest
-    from edgepack.runtime.rpc import parse_servers, plan_pool, query_devices, write_pool_settings
+    from edgepack.runtime.rpc import parse_servers, plan_pool, query_devices
 
     servers = parse_servers(rpc)
     devices = query_devices(servers)
@@ -230,3 +230,33 @@ def fleet_build_command(source, quants, *, fleet: str, devices: str | None, eval
         err.print(f"  {p.kind:<9} {p.item:<28} on {p.device or '?':<12} engine {p.engine_seconds:6.2f} s  "
                   f"overhead {p.overhead_seconds:5.2f} s", highlight=False)
     return result
+
+
+POOL_SETTINGS = "rpc-pool.json"
+
+
+def write_pool_settings(bundle: str | Path, plans: dict) -> list[Path]:
+    """Per quant: the pool plan (rpc-pool.json) and the llama-server command that serves it
+    (`llama-server-rpc.<QUANT>.sh`), under the bundle's lock. Ollama cannot use llama.cpp's RPC
+    backend, so there is no Modelfile for the pool; the bundle's Modelfiles stay single-device."""
+    import json
+    import shlex
+
+    from edgepack.atomic import write_text_atomic
+    from edgepack.bundle.record import writing_into
+
+    bundle = Path(bundle)
+    with writing_into(bundle, "build --rpc"):
+        written = [write_text_atomic(bundle / POOL_SETTINGS, json.dumps(
+            {quant: plan.to_dict() | {"model": Path(plan.model).name} for quant, plan in plans.items()}, indent=2) + "\n")]
+        for quant, plan in plans.items():
+            if not plan.fits:
+                continue
+            args = " ".join(shlex.quote(a) for a in plan.llama_args())
+            text = ("#!/bin/sh\n# Serve this quant over the llama.cpp RPC pool planned by edgepack "
+                    "(start ggml-rpc-server on each board first).\n"
+                    f'exec llama-server -m "$(dirname "$0")/{Path(plan.model).name}" {args} "$@"\n')
+            path = write_text_atomic(bundle / f"llama-server-rpc.{quant}.sh", text)
+            path.chmod(0o755)
+            written.append(path)
+    return written

@@ -148,8 +148,11 @@ def _fleet_evaluate(result, ref_path: Path, shipped, plan, names, placements: li
                                         time.time(), done["row"]["seconds"] or 0.0))
         rows.append(done)
     key = _plan_key(plan, sha256_file(ref_path), load_eval_text(plan.text).sha256)
-    for done in rows:  # the rows, saved where evaluate() resumes from
-        save_row(bundle / ROWS_FILE, key, done["sha256"], Row(**done["row"]))
+    from edgepack.bundle.record import writing_into
+
+    with writing_into(bundle, "eval"):  # the rows, saved where evaluate() resumes from
+        for done in rows:
+            save_row(bundle / ROWS_FILE, key, done["sha256"], Row(**done["row"]))
     report, _ = evaluate([bundle], reference=ref_path, plan=plan)  # every row is there: it only writes the report
     return report
 

@@ -305,7 +305,7 @@ def plan_rpc(model, servers: str | list[RpcServer], n_ctx: int, *, kv_type: str 
     return plan_pool(model, query_devices(servers), n_ctx, kv_type=kv_type, servers=servers)
 
 
-# ---------------------------------------------------------------- speed over the pool, settings for a bundle
+# ---------------------------------------------------------------- speed over the pool
 
 def _llama_bench(model: Path, extra: list[str], *, n_prompt: int, n_gen: int, repetitions: int,
                  threads: int | None) -> list[dict]:
@@ -345,34 +345,5 @@ def bench_pool(model, plan: PoolPlan, *, n_prompt: int = 512, n_gen: int = 128, 
     return rows
 
 
-POOL_SETTINGS = "rpc-pool.json"
-
-
-def write_pool_settings(bundle: str | Path, plans: dict[str, PoolPlan]) -> list[Path]:
-    """Per quant: the pool plan (rpc-pool.json) and the llama-server command that serves it
-    (`llama-server-rpc.<QUANT>.sh`). Ollama cannot use llama.cpp's RPC backend, so there is no Modelfile
-    for the pool; the bundle's Modelfiles stay single-device."""
-    import json
-    import shlex
-
-    from edgepack.atomic import write_text_atomic
-
-    bundle = Path(bundle)
-    written = [write_text_atomic(bundle / POOL_SETTINGS, json.dumps(
-        {quant: plan.to_dict() | {"model": Path(plan.model).name} for quant, plan in plans.items()}, indent=2) + "\n")]
-    for quant, plan in plans.items():
-        if not plan.fits:
-            continue
-        args = " ".join(shlex.quote(a) for a in plan.llama_args())
-        text = ("#!/bin/sh\n# Serve this quant over the llama.cpp RPC pool planned by edgepack "
-                "(start ggml-rpc-server on each board first).\n"
-                f'exec llama-server -m "$(dirname "$0")/{Path(plan.model).name}" {args} "$@"\n')
-        path = write_text_atomic(bundle / f"llama-server-rpc.{quant}.sh", text)
-        path.chmod(0o755)
-        written.append(path)
-    return written
-
-
 __all__ = ["DEFAULT_PORT", "PoolDevice", "PoolPlan", "RpcServer", "RpcServerProcess", "parse_device_list",
-           "bench_pool", "parse_servers", "plan_pool", "plan_rpc", "query_devices", "rpc_tool", "start_server",
-           "write_pool_settings"]
+           "bench_pool", "parse_servers", "plan_pool", "plan_rpc", "query_devices", "rpc_tool", "start_server"]
