@@ -209,7 +209,8 @@ class PoolPlan:
     def llama_args(self) -> list[str]:
         """The llama-server / llama-cli flags that run the model over the pool as planned."""
         return ["--rpc", ",".join(self.servers), "-ngl", str(self.n_layers + 1),
-                "--tensor-split", ",".join(str(n) for n in self.tensor_split), "-c", str(self.n_ctx)]
+                "--tensor-split", ",".join(str(n) for n in self.tensor_split), "-c", str(self.n_ctx),
+                "--fit", "off"]  # the plan decides; llama.cpp's own fitting would not know the caps
 
     def to_dict(self) -> dict:
         d = asdict(self)
