@@ -52,6 +52,25 @@ def start_cluster():
     return cluster
 
 
+def _nothing() -> None:
+    return None
+
+
+def empty_task_round_trip(n: int = 20) -> float:
+    """Ray's own cost of one task on a device: submit, schedule, run nothing, return."""
+    import ray
+
+    from edgepack.fleet.worker import DEVICE_RESOURCE
+
+    task = ray.remote(_nothing).options(resources={DEVICE_RESOURCE: 0.001})
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        ray.get(task.remote())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def bench_builds(source: str | None, chunks: int, out: Path) -> Path:
     from edgepack.fleet import fleet_build
     from edgepack.measure.evaluate import evaluate
@@ -74,6 +93,7 @@ def bench_builds(source: str | None, chunks: int, out: Path) -> Path:
         remote = fleet_build(source, [], ladder=True, address=cluster.address, output_dir=out / "fleet",
                              evaluate=True, eval_plan=plan)
         fleet_s = time.perf_counter() - start
+        round_trip = empty_task_round_trip()
     finally:
         import ray
 
@@ -86,10 +106,11 @@ def bench_builds(source: str | None, chunks: int, out: Path) -> Path:
     print(f"  local                {local_s:8.1f} s")
     print(f"  fleet (2 nodes)      {fleet_s:8.1f} s   ratio fleet/local {fleet_s / local_s:.2f} "
           f"(cluster start {started_s:.1f} s, not counted); GGUFs identical: {same}")
-    print(f"  {'task':<9} {'item':<40} {'device':<8} {'engine s':>9} {'overhead s':>11} {'queued s':>9}")
+    print(f"  {'task':<9} {'item':<30} {'device':<8} {'engine s':>9} {'overhead s':>11} {'queued s':>9} {'back s':>7}")
     for p in remote.placements:
-        print(f"  {p.kind:<9} {p.item:<40} {p.device or '?':<8} {p.engine_seconds:9.2f} {p.overhead_seconds:11.3f} "
-              f"{max(0.0, p.started - p.submitted):9.1f}")
+        print(f"  {p.kind:<9} {p.item:<30} {p.device or '?':<8} {p.engine_seconds:9.2f} {p.overhead_seconds:11.3f} "
+              f"{p.queued_seconds:9.1f} {p.returned_seconds:7.2f}")
+    print(f"  a Ray task that does nothing, there and back: median {round_trip * 1000:.1f} ms")
     for kind in ("quantize", "evaluate"):
         over = [p.overhead_seconds for p in remote.placements if p.kind == kind]
         if over:

@@ -314,7 +314,8 @@ def test_fleet_build_matches_a_local_build(fleet, tiny_hf_dir, tmp_path):
     quantized = [p for p in remote.placements if p.kind == "quantize"]
     assert sorted(p.item for p in quantized) == sorted(quants)
     assert {p.device for p in quantized} == {"laptop-2"}
-    assert all(p.overhead_seconds >= 0 for p in remote.placements)
+    for p in remote.placements:  # the engine's own time lies within the task's, on the device's clock
+        assert p.started <= p.finished and p.engine_seconds <= p.finished - p.started + 0.01
     # the evaluation rows computed on the devices are the ones a local evaluation computes
     local_rows = {r.file: r for r in local_report.rows}
     for r in remote.evaluation.rows:

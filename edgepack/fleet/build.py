@@ -32,11 +32,24 @@ class TaskPlacement:
 
     @property
     def overhead_seconds(self) -> float:
-        """Task time not spent in the engine: writing the inputs, reading the output, the return trip."""
-        return (self.finished - self.started - self.engine_seconds) + max(0.0, self.received - self.finished)
+        """Task time not spent in the engine: writing its inputs, reading its output (and for an
+        evaluation, the report evaluate() writes)."""
+        return max(0.0, self.finished - self.started - self.engine_seconds)
+
+    @property
+    def queued_seconds(self) -> float:
+        """Submitted until started: waiting for a free device and the inputs' transfer."""
+        return max(0.0, self.started - self.submitted)
+
+    @property
+    def returned_seconds(self) -> float:
+        """Finished until the head had the result (an upper bound: the head takes results in order)."""
+        return max(0.0, self.received - self.finished)
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"overhead_seconds": round(self.overhead_seconds, 3)}
+        return asdict(self) | {"overhead_seconds": round(self.overhead_seconds, 3),
+                               "queued_seconds": round(self.queued_seconds, 3),
+                               "returned_seconds": round(self.returned_seconds, 3)}
 
 
 @dataclass
