@@ -261,7 +261,7 @@ def test_fleet_bench_keeps_what_a_lost_device_finished(fleet, tiny_bundle, tiny_
             killed.append(done["file"])
 
     report = fleet_bench(files, cluster.address, devices="doomed-3,laptop-2", on_result=on_result,
-                         settings=dict(n_prompt=64, n_gen=32, repetitions=2, threads=[1]))
+                         settings=dict(n_prompt=128, n_gen=64, repetitions=3, threads=[1]))
     outcome = {d.name: d for d in report.devices}
     names = sorted(f.name for f in files)
     assert outcome["laptop-2"].status == "ok" and sorted(outcome["laptop-2"].finished) == names
