@@ -336,3 +336,25 @@ def test_fleet_plan_uses_each_devices_profile(fleet, tiny_bundle):
     assert [(c.quant, c.fits, c.plan.n_gpu_layers) for c in orin.choices] == \
         [(c.quant, c.fits, c.plan.n_gpu_layers) for c in here.choices]
     assert all(c.plan.n_gpu_layers == 0 for c in plans["laptop-2"].choices)  # measured there: no GPU
+
+
+def test_bench_and_build_commands_on_the_fleet(fleet, tiny_bundle, tiny_hf_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgepack.cli import app
+
+    address = fleet[0].address
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", str(tiny_bundle), "--fleet", address, "--devices", "laptop-*", "-p", "16",
+                                 "-n", "4", "-r", "1", "-t", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [d["name"] for d in report["fleet"]] == ["laptop-2"] and {r["machine"] for r in report["results"]} == {"laptop-2"}
+    result = runner.invoke(app, ["build", str(tiny_hf_dir), "-q", "Q4_0", "-o", str(tmp_path / "b"), "--fleet", address,
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout)
+    assert [(p["kind"], p["item"], p["device"]) for p in built["fleet"]] == [("quantize", "Q4_0", "laptop-2")]
+    assert _sha(tmp_path / "b" / built["manifest"]["files"][0]["file"]) == built["manifest"]["files"][0]["sha256"]
+    result = runner.invoke(app, ["bench", str(tiny_bundle), "--fleet", address, "--devices", "jetson-*"])
+    assert result.exit_code == 1 and "matches no live device" in result.output

@@ -272,7 +272,7 @@ app.add_typer(native_app, name="native")
 @native_app.command("build")
 @handle_errors
 def native_build(
-    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server.")] = None,
+    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server; rpc-server adds llama.cpp's RPC backend to all.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="cpu, cuda or metal (default: detected).")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel compile jobs (default: all cores).")] = None,
     as_json: JsonFlag = False,
