@@ -200,3 +200,16 @@ def test_build_writes_pool_settings(pool, tiny_bundle, tmp_path):
     script = (bundle / "llama-server-rpc.Q4_K_M.sh").read_text()
     assert "--rpc " + ",".join(s.server.endpoint for s in pool) in script and "--tensor-split" in script
     assert len(written) == 3
+
+
+def test_rpc_build_is_apart_from_the_default_build(tmp_path, monkeypatch):
+    from edgepack.runtime import native
+    from edgepack.runtime.toolchain import Toolchain
+
+    monkeypatch.setenv("EDGEPACK_CACHE", str(tmp_path))
+    assert native._build_dir("cpu", rpc=True) != native._build_dir("cpu")
+    assert native.find_native("cpu", rpc=True) is None and native.find_native("cpu") is None
+    toolchain = Toolchain("0.3.36", "0" * 40, tmp_path)
+    default = native.cmake_args(toolchain, native._build_dir("cpu"), "cpu")
+    pooled = native.cmake_args(toolchain, native._build_dir("cpu", rpc=True), "cpu", rpc=True)
+    assert "-DGGML_RPC=ON" in pooled and not any("GGML_RPC" in a for a in default)

@@ -20,8 +20,8 @@ from edgepack.errors import ToolchainError
 from edgepack.runtime.toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
 
 DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench", "llama-server")
-# llama.cpp's RPC server (`-DGGML_RPC=ON`); named `ggml-rpc-server` in the pinned tree. A build with
-# RPC on is a superset: the other tools then also take `--rpc host:port,...`.
+# llama.cpp's RPC server (`-DGGML_RPC=ON`); named `ggml-rpc-server` in the pinned tree. An RPC build
+# has its own directory, so the default tools are never reconfigured; its tools also take `--rpc`.
 RPC_TOOLS = ("ggml-rpc-server",)
 TOOL_ALIASES = {"rpc-server": "ggml-rpc-server"}
 ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli",) + RPC_TOOLS
@@ -79,18 +79,18 @@ def _cuda_arch() -> str | None:
     return None
 
 
-def _build_dir(backend: str, version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
-    return paths.native_dir() / f"llama-cpp-python-{version}-{backend}"
+def _build_dir(backend: str, version: str = LLAMA_CPP_PYTHON_VERSION, *, rpc: bool = False) -> Path:
+    return paths.native_dir() / f"llama-cpp-python-{version}-{backend}{'-rpc' if rpc else ''}"
 
 
 def _stamp(build_dir: Path) -> Path:
     return build_dir / "edgepack-native.json"
 
 
-def find_native(backend: str | None = None) -> NativeBuild | None:
+def find_native(backend: str | None = None, *, rpc: bool = False) -> NativeBuild | None:
     """The already-built tools for this version and backend, if any (never builds)."""
     backend = backend or detect_backend()
-    stamp = _stamp(_build_dir(backend))
+    stamp = _stamp(_build_dir(backend, rpc=rpc))
     if not stamp.is_file():
         return None
     data = json.loads(stamp.read_text())
@@ -151,8 +151,8 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
                  jobs: int | None = None, *, rpc: bool = False) -> NativeBuild:
     """Configure and build `tools`; reuse what an earlier build already made.
 
-    `rpc` (implied by asking for ggml-rpc-server) compiles llama.cpp's RPC backend in; the tools
-    an earlier build without it made are rebuilt so that every tool of the build takes `--rpc`.
+    `rpc` (implied by asking for ggml-rpc-server) builds them, with llama.cpp's RPC backend, in a
+    directory of their own (find_native(rpc=True)); the default build is left as it is.
     """
     tools = tuple(TOOL_ALIASES.get(t, t) for t in tools)
     unknown = [t for t in tools if t not in ALL_TOOLS]
@@ -161,16 +161,14 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
     backend = backend or detect_backend()
     if backend not in ("cpu", "cuda", "metal"):
         raise ToolchainError(f"unknown backend {backend!r}; choose cpu, cuda or metal")
-    existing = find_native(backend)
-    rpc = rpc or any(t in RPC_TOOLS for t in tools) or bool(existing and existing.rpc)
-    if existing and all(existing.tool(t) for t in tools) and existing.rpc == rpc:
+    rpc = rpc or any(t in RPC_TOOLS for t in tools)
+    existing = find_native(backend, rpc=rpc)
+    if existing and all(existing.tool(t) for t in tools):
         return existing
-    if existing and rpc and not existing.rpc:
-        tools = tuple(dict.fromkeys(tools + tuple(existing.tools)))  # all of them again, now with RPC
     if shutil.which("cmake") is None:
         raise ToolchainError("cmake is not installed; install cmake and a C++ compiler, then retry")
     toolchain = ensure_toolchain()
-    build_dir = _build_dir(backend)
+    build_dir = _build_dir(backend, rpc=rpc)
     build_dir.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 2
     log = build_dir / "build.log"
@@ -184,7 +182,7 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
             if proc.returncode != 0:
                 raise ToolchainError(f"building llama.cpp tools failed (exit {proc.returncode}); see {log}")
     bin_dir = build_dir / "cmake" / "bin"
-    found = dict(existing.tools) if existing else {}  # same flags: still valid (or rebuilt above)
+    found = dict(existing.tools) if existing else {}  # same flags: still valid
     for tool in tools:
         path = bin_dir / tool
         if path.is_file():

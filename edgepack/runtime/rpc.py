@@ -66,8 +66,8 @@ def rpc_tool(name: str) -> Path:
     """A tool of the native build made with RPC (`edgepack native build --tool rpc-server`)."""
     from edgepack.runtime.native import find_native
 
-    build = find_native()
-    path = build.tool(name) if build and build.rpc else None
+    build = find_native(rpc=True)
+    path = build.tool(name) if build else None
     if path is None:
         raise RpcError(f"{name} with RPC support is not built; run `edgepack native build --tool rpc-server "
                        f"--tool {name}` first")
