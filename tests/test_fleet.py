@@ -358,3 +358,7 @@ def test_bench_and_build_commands_on_the_fleet(fleet, tiny_bundle, tiny_hf_dir, 
     assert _sha(tmp_path / "b" / built["manifest"]["files"][0]["file"]) == built["manifest"]["files"][0]["sha256"]
     result = runner.invoke(app, ["bench", str(tiny_bundle), "--fleet", address, "--devices", "jetson-*"])
     assert result.exit_code == 1 and "matches no live device" in result.output
+    result = runner.invoke(app, ["plan", str(tiny_bundle), "--fleet", address, "--ctx", "512"])
+    assert result.exit_code == 0 and "orin-1" in result.output and "laptop-2" in result.output, result.output
+    result = runner.invoke(app, ["plan", str(tiny_bundle), "--fleet", address, "--ctx", "512", "--json"])
+    assert set(json.loads(result.stdout)) == {"orin-1", "laptop-2"}
