@@ -16,7 +16,10 @@ from typing import Any, Iterable
 import jinja2
 
 from edgepack import __version__
-from edgepack.chat.templates import ChatTemplateError, Message, SpecialTokens, translate
+from edgepack.chat.conversations import Message
+from edgepack.chat.sandbox import SpecialTokens
+from edgepack.chat.translate import translate
+from edgepack.errors import ChatTemplateError
 from edgepack.errors import ModelfileError
 from edgepack.gguf_file import GGUFInfo
 from edgepack.paths import package_data_dir
