@@ -17,7 +17,7 @@ from typing import Any, Iterable
 class ToolCall:
     name: str
     arguments: dict[str, Any]
-    id: str = "call_1"
+    id: str = "call12345"  # 9 alphanumerics: Mistral templates refuse other tool-call ids
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Message:
             d["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                                for c in self.tool_calls]
         if self.role == "tool":
-            d["tool_call_id"] = "call_1"
+            d["tool_call_id"] = "call12345"
             d["name"] = self.tool_name
         return d
 
@@ -185,7 +185,7 @@ def ollama_template_data(messages: Iterable[Message], *, tools: Iterable[dict] =
                  for i, c in enumerate(m.tool_calls)]
         collated.append({"Role": m.role, "Content": m.content, "Thinking": m.thinking, "Images": [],
                          "ToolCalls": calls or None, "ToolName": m.tool_name,
-                         "ToolCallID": "call_1" if m.role == "tool" else ""})
+                         "ToolCallID": "call12345" if m.role == "tool" else ""})
     tools = list(tools)
     return {
         "System": "\n\n".join(system),
