@@ -32,6 +32,7 @@ def render_model_card(manifest: Manifest, *, evaluation_table: str | None = None
         files=[asdict(f) for f in manifest.files],
         notes=manifest.notes + manifest.warnings,
         chat_template=manifest.extra.get("chat_template"),
+        chat=manifest.extra.get("chat"),
         evaluation=manifest.extra.get("evaluation"),
         evaluation_table=evaluation_table,
         imatrix=manifest.imatrix,
