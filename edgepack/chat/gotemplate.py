@@ -33,8 +33,8 @@ def _go_truth(value: Any) -> bool:
 
 
 def go_json(value: Any) -> str:
-    """Go's json.Marshal: compact, and <, >, & escaped as \\u003c, \\u003e, \\u0026."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Go's json.Marshal of maps: compact, keys sorted, and <, >, & escaped as \\u003c, \\u003e, \\u0026."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 

@@ -252,7 +252,8 @@ def _environment() -> jinja2.Environment:
 
 def suggested_ollama_name(model_name: str, quant: str) -> str:
     slug = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._") or "model"
-    return f"{slug}:{quant.lower()}"
+    tag = re.sub(r"[^a-z0-9._-]+", "-", quant.lower()).strip("-._") or "latest"
+    return f"{slug}:{tag}"
 
 
 def _one_line(text: str) -> str:

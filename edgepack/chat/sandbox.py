@@ -90,11 +90,11 @@ def _line(exc: BaseException) -> str:
     return text[:200]
 
 
-def _child(conn, template: str, jobs: list[RenderJob], tokens: SpecialTokens) -> None:
+def _child(conn, template: str, jobs: list[RenderJob], tokens: SpecialTokens, time_limit_s: float) -> None:
     try:
         import resource
 
-        cpu = int(TIME_LIMIT_S) + 1
+        cpu = int(time_limit_s) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         try:
             import psutil
@@ -116,7 +116,7 @@ def _context():
 
 
 def render_many(template: str, jobs: Iterable[RenderJob], tokens: SpecialTokens,
-                *, time_limit_s: float = TIME_LIMIT_S) -> list[str | RenderError]:
+                *, time_limit_s: float | None = None) -> list[str | RenderError]:
     """Render `template` for every job (add_generation_prompt=True), in one bounded child process.
 
     Returns, per job, the text or the RenderError the template raised for it. Raises
@@ -125,9 +125,10 @@ def render_many(template: str, jobs: Iterable[RenderJob], tokens: SpecialTokens,
     import transformers.utils.chat_template_utils  # noqa: F401  imported once, before forking
 
     jobs = list(jobs)
+    time_limit_s = TIME_LIMIT_S if time_limit_s is None else time_limit_s
     ctx = _context()
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, template, jobs, tokens), daemon=True)
+    proc = ctx.Process(target=_child, args=(send, template, jobs, tokens, time_limit_s), daemon=True)
     proc.start()
     send.close()
     try:
