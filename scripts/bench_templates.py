@@ -19,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+from edgepack.chat.proof import FIXED_BY
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
 from edgepack.chat.sandbox import SpecialTokens
 from edgepack.runtime.toolchain import find_toolchain
 
-SHORT = {"exact": "exact", "differs": "differs", "not handled": "-", "not checked": "n/c", "matched": "matched"}
+SHORT = {"exact": "exact", "differs": "differs", "not handled": "-", "not checked": "n/c", "matched": "matched",
+         "exact without tools": "exact-nt"}
 
 
 def current_exact(report) -> bool:
@@ -63,6 +65,8 @@ def main() -> int:
             "renderer": report.renderer or (report.paths[RENDERER].status == "matched" and "(match)") or "",
             "current_ollama": report.current_ollama, "current_exact": current_exact(report),
             "family": f"{report.family}/{report.variant}" if report.family else "",
+            "llama_cpp_fixed_by_setting": report.paths[LLAMA_CPP].status == "differs" and all(
+                FIXED_BY in d for d in report.paths[LLAMA_CPP].differences),
             "first_difference": next((d for k in (LLAMA_CPP, GO_TEMPLATE) for d in report.paths[k].differences), ""),
             "needs": report.needs_variables,
         })
@@ -72,7 +76,9 @@ def main() -> int:
         "templates": n,
         "crashes": n - len(ok),
         "path1_llama_cpp_exact": sum(r["llama_cpp"] == "exact" for r in ok),
+        "path1_equal_with_named_setting": sum(r["llama_cpp_fixed_by_setting"] for r in ok),
         "path2_go_exact": sum(r["go"] == "exact" for r in ok),
+        "path2_go_exact_without_tools": sum(r["go"] == "exact without tools" for r in ok),
         "path2_go_written": sum(r["go_written"] for r in ok),
         "path3_renderer_matched": sum(bool(r["renderer"]) for r in ok),
         "current_ollama_exact": sum(r["current_exact"] for r in ok),
@@ -82,19 +88,25 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": rows, "totals": totals}, indent=2, ensure_ascii=False))
         return 0
+    print("*: equal with a named setting; exact-nt: exact without tools; n/c: not checked; -: not handled; (match): renderer matched by markers, not written")
     print(f"{'template':44} {'1 llama.cpp':>11} {'2 Go':>8} {'3 renderer':>16}  current Ollama")
     for r in rows:
         if "crash" in r:
             print(f"{r['template'][:44]:44} CRASH {r['crash'][:80]}")
             continue
         cur = ("exact" if r["current_exact"] else "not exact") + f" ({r['current_ollama'][:40]})"
-        print(f"{r['template'][:44]:44} {SHORT[r['llama_cpp']]:>11} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}")
+        one = SHORT[r["llama_cpp"]] + ("*" if r["llama_cpp_fixed_by_setting"] else "")
+        print(f"{r['template'][:44]:44} {one:>11} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}")
     pct = lambda k: f"{totals[k]:3d}/{n} = {100 * totals[k] / max(n, 1):5.1f} %"
     print()
     print(f"exact through some path edgepack proved (1 or 2): {pct('exact_through_some_proven_path')}  (target >= 95 %)")
     print(f"current Ollama exact with edgepack's Modelfile:   {pct('current_ollama_exact')}")
     print(f"path 1 llama.cpp Jinja exact:                     {pct('path1_llama_cpp_exact')}")
+    print(f"path 1 differs, every difference has a setting    {pct('path1_equal_with_named_setting')}")
+    print(f"  that makes it equal (enable_thinking, date_string)")
     print(f"path 2 Go TEMPLATE exact (older Ollama):          {pct('path2_go_exact')}  (target >= 60 %)")
+    print(f"path 2 Go TEMPLATE exact without tools (Ollama    {pct('path2_go_exact_without_tools')}")
+    print(f"  refuses tool requests on it; other modes exact)")
     print(f"path 2 Go TEMPLATE written (exact or named diff): {pct('path2_go_written')}")
     print(f"path 3 RENDERER/PARSER matched (not proven):      {pct('path3_renderer_matched')}")
     print(f"crashes: {totals['crashes']}   time: {totals['seconds']} s")

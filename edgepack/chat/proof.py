@@ -18,6 +18,7 @@ from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, Templat
 from edgepack.errors import ChatTemplateError, GoTemplateError
 
 EXACT, DIFFERS, NOT_HANDLED, NOT_CHECKED = "exact", "differs", "not handled", "not checked"
+EXACT_WITHOUT_TOOLS = "exact without tools"  # every other mode exact; Ollama refuses tool requests
 
 
 @dataclass
@@ -75,6 +76,8 @@ def _status(modes: dict[str, str]) -> str:
     values = set(modes.values())
     if not values or values == {NOT_HANDLED}:
         return NOT_HANDLED
+    if modes.get("tools") == NOT_HANDLED and {v for k, v in modes.items() if k != "tools"} == {EXACT}:
+        return EXACT_WITHOUT_TOOLS
     return EXACT if values == {EXACT} else DIFFERS
 
 
@@ -93,7 +96,13 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
 
     modes: dict[str, str] = {}
     differences: list[str] = []
+    takes_tools = ".Tools" in translation.go_template
     for name, probe in reference.probes.items():
+        if probe.mode == "tools" and not takes_tools:
+            # Ollama refuses a request with tools for a model whose template has no .Tools
+            # (server/images.go capabilities): nothing is rendered wrongly, tools are unavailable.
+            modes["tools"] = NOT_HANDLED
+            continue
         want = reference.results[name]
         if isinstance(want, RenderError):
             if rejects_system and has_system(probe.messages):
@@ -111,6 +120,8 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
         _mode_update(modes, probe.mode, ok)
         if not ok:
             differences.append(_explain_go(name, probe, want, got, translation.go_template))
+    if modes.get("tools") == NOT_HANDLED:
+        differences.append("tools: the TEMPLATE has no .Tools, so Ollama refuses requests with tools on this path")
     result = PathResult(_status(modes), f"Ollama TEMPLATE ({translation.family}/{translation.variant}) "
                         "in the Modelfile, run by Ollama's Go text/template", differences=differences, modes=modes)
     result.proof = ("rendered with Ollama's template data (.Messages, .Tools, .Think, currentDate) and compared with "
@@ -167,7 +178,8 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
                     _mode_update(modes, probe.mode, True)
                     continue
                 _mode_update(modes, probe.mode, False)
-                differences.append(f"{name}: {first_difference(want, got)}" + _setting_that_fixes(server, probe, want))
+                differences.append(f"{name}: {first_difference(want, got)}"
+                                   + _setting_that_fixes(server, probe, want, got, chat_template, tokens))
     except ChatTemplateError as exc:
         return PathResult(NOT_HANDLED, how, f"llama-server could not load the template: {exc}")
     result = PathResult(_status(modes), how, differences=differences, modes=modes)
@@ -177,11 +189,27 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
     return result
 
 
-def _setting_that_fixes(server, probe: Probe, want: str) -> str:
-    if probe.think is not None:
-        return ""
-    for value in (False, True):
-        if server.render(probe, enable_thinking=value) == want:
-            return (f"; equal with enable_thinking={str(value).lower()} (llama-server --reasoning "
-                    f"{'on' if value else 'off'}, or chat_template_kwargs)")
+FIXED_BY = "; equal with "  # a difference that names the setting making both sides equal
+
+
+def _setting_that_fixes(server, probe: Probe, want: str, got: str, chat_template: str, tokens: SpecialTokens) -> str:
+    """The setting under which llama.cpp and transformers agree, tried on both sides."""
+    if probe.think is None:
+        for value in (False, True):
+            if server.render(probe, enable_thinking=value) == want:
+                return (f"{FIXED_BY}enable_thinking={str(value).lower()} (llama-server --reasoning "
+                        f"{'on' if value else 'off'}, or chat_template_kwargs)")
+    # llama.cpp passes today's date as date_string (Llama 3.x); transformers leaves the template's default.
+    import datetime
+
+    today = datetime.date.today().strftime("%d %b %Y")
+    if today in got and today not in want:
+        job = RenderJob(probe.messages, tuple({**probe.hf_kwargs(), "date_string": today}.items()))
+        try:
+            [dated] = render_many(chat_template, [job], tokens)
+        except TemplateBoundError:
+            return ""
+        if dated == got:
+            return (f"{FIXED_BY}date_string=\"{today}\" given to transformers: llama.cpp fills today's date "
+                    "where transformers keeps the template's default")
     return ""

@@ -40,6 +40,8 @@ RENDERERS: tuple[OllamaRenderer, ...] = (
                    "GLM 4.x turns, <think> thinking, <arg_key>/<arg_value> tool calls"),
     OllamaRenderer("nemotron-3-nano", "nemotron-3-nano", ("<|im_start|>", "<function=", "truncate_history_thinking"),
                    "ChatML turns, <think> thinking, <function=...> XML tool calls"),
+    OllamaRenderer("qwen3.5", "qwen3.5", ("<|im_start|>", "<function=", "<think>", "vision_start"),
+                   "Qwen 3.5 ChatML turns, <think> thinking, <function=...> XML tool calls, image tags"),
     OllamaRenderer("qwen3-coder", "qwen3-coder", ("<|im_start|>", "<function=", "<parameter="),
                    "ChatML turns, tools as <tools> XML, <function=...> tool calls"),
     OllamaRenderer("deepseek3.1", "deepseek3", ("<｜tool▁calls▁begin｜>", "<｜Assistant｜>", "</think>", "thinking"),

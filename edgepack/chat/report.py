@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgepack.chat.proof import (
-    DIFFERS, EXACT, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, prove_llama_cpp,
+    EXACT, EXACT_WITHOUT_TOOLS, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, prove_llama_cpp,
     template_capabilities,
 )
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer
@@ -26,6 +26,7 @@ from edgepack.errors import ChatTemplateError
 LLAMA_CPP, GO_TEMPLATE, RENDERER = "llama_cpp_jinja", "ollama_go_template", "ollama_renderer"
 PATH_TITLES = {LLAMA_CPP: "llama.cpp Jinja", GO_TEMPLATE: "Ollama Go TEMPLATE", RENDERER: "Ollama RENDERER/PARSER"}
 SCHEMA = 1
+THINK_TAGS = ("<think>", "</think>")
 PLAIN_PROBES = {name for name, p in PROOF_PROBES.items() if p.mode == "plain"}
 
 
@@ -164,19 +165,19 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         report.paths[GO_TEMPLATE] = go
         report.family, report.variant = translation.family, translation.variant
         report.system_handling = translation.system_handling
-        report.stops = list(translation.stops)
+        # A stop inside a thinking marker would end the reply in the middle of its thinking.
+        report.stops = [s for s in translation.stops if not any(s in tag for tag in THINK_TAGS)]
         plain = [d for d in go.differences if d.split(":")[0] in PLAIN_PROBES]
         if go.modes.get("plain") == EXACT or all("trims whitespace" in d for d in plain):
             report.go_template = translation.go_template
             for d in go.differences:
+                if d.startswith("tools: the TEMPLATE has no .Tools"):
+                    continue  # stated in the report; current Ollama takes the GGUF's template for tools
                 report.warnings.append(f"the Go TEMPLATE ({translation.family}/{translation.variant}) differs from "
                                        f"the model's template: {d}")
         else:
             report.warnings.append(f"the Go TEMPLATE ({translation.family}/{translation.variant}) differs from the "
                                    f"model's template ({plain[0]}): TEMPLATE left out")
-        if go.modes.get("tools") == DIFFERS and report.go_template:
-            go.differences.append("tools: the Go TEMPLATE does not write tools; current Ollama uses the GGUF's "
-                                  "template for models with tools")
 
     # Path 1: llama.cpp Jinja.
     if prove_llama_cpp_path:
@@ -195,9 +196,11 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         report.paths[RENDERER] = PathResult(
             "matched", f"RENDERER {row.renderer} / PARSER {row.parser}: {row.renders}",
             proof=match.basis + "; not rendered by edgepack (the renderer is Go code inside ollama)")
-        path1_exact = report.paths[LLAMA_CPP].status == EXACT
-        if match.identical_to_reference or not path1_exact:
+        if match.identical_to_reference:
             report.renderer, report.parser = row.renderer, row.parser
+        else:  # a wrong renderer is worse than the GGUF's own template: write only what is identical
+            report.paths[RENDERER].proof += ("; not written into the Modelfile (only a template identical to "
+                                             "ollama's reference is)")
 
     # SYSTEM: a default system prompt the Go template cannot write itself.
     default = _default_system_prompt(chat_template, tokens)

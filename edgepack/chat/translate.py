@@ -57,14 +57,18 @@ def _go_environment() -> jinja2.Environment:
     return env
 
 
-def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "") -> str:
+def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
+                    think_tails: tuple[str, str, str] | None = None) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
     leading_text: written first (the BOS text, when the tokenizer does not add BOS itself).
+    think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
+    .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
     """
     text = _go_environment().get_template("turns.gotmpl.j2").render(
         f=fmt, fixed_text=fixed_text or "", leading_text=leading_text,
+        think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
 
@@ -80,6 +84,7 @@ class Translation:
     system_handling: str  # how system prompts reach the model, in words
     notes: list[str] = field(default_factory=list)
     fixed_text: str | None = None  # text taken from the template (default system prompt, header)
+    think_tails: tuple[str, str, str] | None = None  # after the generation prompt: thinking unset/on/off
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
 
@@ -95,8 +100,12 @@ class SourceRenders:
         self.tokens = tokens
         names = list(PROBES)
         marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
+        jobs = [RenderJob.of(PROBES[n]) for n in names]
+        for think in (True, False):  # the generation prompt with thinking on / off
+            names.append(f"user/think={think}")
+            jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
         try:
-            results = render_many(chat_template, [RenderJob.of(PROBES[n]) for n in names], tokens)
+            results = render_many(chat_template, jobs, tokens)
             [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
         except TemplateBoundError as exc:
             raise ChatTemplateError(f"the chat template cannot be rendered: {exc}") from None
@@ -136,7 +145,10 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
     fixed = _fixed_text(fmt, expected["user"])
     if fixed is False:
         return None
-    go = go_template_for(fmt, fixed_text=fixed)
+    tails = _think_tails(renders, fmt, fixed)
+    if tails is False:
+        return None
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails)
     for name, conv in PROBES.items():
         want = expected[name]
         if want is None:
@@ -147,7 +159,23 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
             return None  # the format says the template rejects system messages; it did not
         if render_ollama(go, conv) != want:
             return None
-    return go, fixed
+    return go, fixed, tails
+
+
+def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, str, str] | None | bool:
+    """What the template writes after the generation prompt with thinking unset / on / off.
+
+    None when thinking changes nothing there; False when it changes something elsewhere.
+    """
+    wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
+    if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
+        return None
+    if not fmt.generation:
+        return False
+    base = render_ollama(go_template_for(fmt, fixed_text=fixed), PROBES["user"])
+    if not all(w.startswith(base) for w in wanted):
+        return False
+    return tuple(w[len(base):] for w in wanted)
 
 
 def system_handling(fmt: ChatFormat) -> str:
@@ -195,16 +223,16 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         found = _matches(renders, concrete)
         if found is None:
             continue
-        go, fixed = found
+        go, fixed, tails = found
         if renders.emits_bos and not tokenizer_adds_bos:
-            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "")
+            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails)
         notes = [fmt.note] if fmt.note else []
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
         return Translation(
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
-            default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos,
+            default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))
