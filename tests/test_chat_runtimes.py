@@ -103,13 +103,23 @@ def test_a_trimming_template_is_never_exact_in_go_and_go_itself_confirms_it(go_r
     assert out != want.removeprefix("<|begin_of_text|>")
 
 
-def test_thinking_template_without_a_go_thinking_translation_is_not_exact():
-    report = analyze_chat(pinned("Qwen-Qwen3-0.6B"), SpecialTokens(None, "<|im_end|>"), prove_llama_cpp_path=False)
+def test_qwen3_thinking_on_and_off_in_go_matches_transformers_and_real_go(go_renderer):
+    template = pinned("Qwen-Qwen3-0.6B")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     assert report.capabilities == ["tools", "thinking"]
     go = report.paths[GO_TEMPLATE]
-    assert go.modes["plain"] == "exact" and go.modes["thinking"] == "differs" and go.status == "differs"
+    assert go.modes == {"plain": "exact", "thinking": "exact", "tools": "not handled"}
+    assert go.status == "exact without tools" and ".Tools" not in report.go_template
     # Ollama prefers the GGUF's template when it has capabilities the Go template lacks.
     assert "Jinja" in report.current_ollama
+    # Real Go, thinking unset / on / off, against transformers.
+    messages = PROOF_PROBES["thinking_on"].messages
+    outs = render_go(go_renderer, [(report.go_template, messages, think) for think in (None, True, False)])
+    wants = [render_hf(template, messages, tokens, **({} if t is None else {"enable_thinking": t}))
+             for t in (None, True, False)]
+    assert outs == wants
+    assert outs[2].endswith("<think>\n\n</think>\n\n") and not outs[1].endswith("</think>\n\n")
 
 
 # ---- path 1: llama.cpp's own Jinja through llama-server
