@@ -188,3 +188,17 @@ def test_chat_report_round_trips_through_json():
 def test_capabilities_are_detected_as_ollama_detects_them():
     assert template_capabilities(pinned("Qwen-Qwen3-0.6B")) == ["tools", "thinking"]
     assert template_capabilities(pinned("google-gemma-2-2b-it")) == []
+
+
+# ---- the bundle records it
+
+def test_bundle_manifest_card_and_modelfile_state_each_runtime(tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    chat = ChatReport.from_dict(manifest["extra"]["chat"])
+    assert set(chat.paths) == {LLAMA_CPP, GO_TEMPLATE, RENDERER}
+    assert chat.paths[GO_TEMPLATE].status == "exact" and chat.family == "chatml"
+    assert chat.paths[LLAMA_CPP].status in ("exact", "not checked")
+    card = (tiny_bundle / "README.md").read_text()
+    assert "Ollama Go TEMPLATE: **exact**" in card and "llama.cpp Jinja" in card
+    modelfile = (tiny_bundle / manifest["default_modelfile"]).read_text()
+    assert "# Chat, Ollama Go TEMPLATE: exact" in modelfile

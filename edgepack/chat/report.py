@@ -49,7 +49,7 @@ class ChatReport:
     older_ollama: str = ""
     warnings: list[str] = field(default_factory=list)
     ollama_version: str = OLLAMA_VERSION
-    go_template: str | None = field(default=None, repr=False)  # in the Modelfile, not the manifest
+    go_template: str | None = field(default=None, repr=False)  # the TEMPLATE written into the Modelfiles
     stops: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,7 +61,7 @@ class ChatReport:
             "renderer": self.renderer, "parser": self.parser, "default_system": self.default_system,
             "needs_variables": list(self.needs_variables), "current_ollama": self.current_ollama,
             "older_ollama": self.older_ollama, "warnings": list(self.warnings),
-            "ollama_version": self.ollama_version, "stops": list(self.stops),
+            "ollama_version": self.ollama_version, "stops": list(self.stops), "go_template": self.go_template,
         }
 
     @classmethod
@@ -75,6 +75,7 @@ class ChatReport:
             needs_variables=list(d.get("needs_variables", [])), current_ollama=d.get("current_ollama", ""),
             older_ollama=d.get("older_ollama", ""), warnings=list(d.get("warnings", [])),
             ollama_version=d.get("ollama_version", OLLAMA_VERSION), stops=list(d.get("stops", [])),
+            go_template=d.get("go_template"),
         )
 
     def summary_lines(self) -> list[str]:
