@@ -33,7 +33,8 @@ def current_exact(report) -> bool:
         return False  # a renderer is never proven by edgepack
     if report.current_ollama == "the Go TEMPLATE":
         return report.paths[GO_TEMPLATE].status == "exact"
-    return report.paths[LLAMA_CPP].status == "exact"
+    jinja = report.paths[LLAMA_CPP]
+    return (jinja.as_ollama_sends or jinja.status) == "exact"  # as current Ollama calls llama.cpp
 
 
 def main() -> int:
@@ -60,7 +61,8 @@ def main() -> int:
             continue
         rows.append({
             "template": path.stem, "seconds": round(time.perf_counter() - t0, 2),
-            "llama_cpp": report.paths[LLAMA_CPP].status, "go": report.paths[GO_TEMPLATE].status,
+            "llama_cpp": report.paths[LLAMA_CPP].status, "llama_cpp_as_ollama": report.paths[LLAMA_CPP].as_ollama_sends,
+            "go": report.paths[GO_TEMPLATE].status,
             "go_modes": report.paths[GO_TEMPLATE].modes, "go_written": report.go_template is not None,
             "renderer": report.renderer or (report.paths[RENDERER].status == "matched" and "(match)") or "",
             "current_ollama": report.current_ollama, "current_exact": current_exact(report),
@@ -82,21 +84,25 @@ def main() -> int:
         "path2_go_written": sum(r["go_written"] for r in ok),
         "path3_renderer_matched": sum(bool(r["renderer"]) for r in ok),
         "current_ollama_exact": sum(r["current_exact"] for r in ok),
-        "exact_through_some_proven_path": sum(r["llama_cpp"] == "exact" or r["go"] == "exact" for r in ok),
+        "exact_through_some_proven_path": sum(r["llama_cpp"] == "exact" or r["go"] == "exact" or r["current_exact"]
+                                              for r in ok),
         "seconds": round(time.perf_counter() - start, 1),
     }
     if args.json:
         print(json.dumps({"rows": rows, "totals": totals}, indent=2, ensure_ascii=False))
         return 0
-    print("*: equal with a named setting; exact-nt: exact without tools; n/c: not checked; -: not handled; (match): renderer matched by markers, not written")
-    print(f"{'template':44} {'1 llama.cpp':>11} {'2 Go':>8} {'3 renderer':>16}  current Ollama")
+    print("x/y: llama.cpp default / as current Ollama sends it (think=true for thinking models); *: every difference has a named setting;")
+    print(" exact-nt: exact without tools; n/c: not checked; -: not handled; (match): renderer matched by markers, not written")
+    print(f"{'template':44} {'1 llama.cpp':>15} {'2 Go':>8} {'3 renderer':>16}  current Ollama")
     for r in rows:
         if "crash" in r:
             print(f"{r['template'][:44]:44} CRASH {r['crash'][:80]}")
             continue
         cur = ("exact" if r["current_exact"] else "not exact") + f" ({r['current_ollama'][:40]})"
         one = SHORT[r["llama_cpp"]] + ("*" if r["llama_cpp_fixed_by_setting"] else "")
-        print(f"{r['template'][:44]:44} {one:>11} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}")
+        if r["llama_cpp_as_ollama"]:
+            one += "/" + SHORT[r["llama_cpp_as_ollama"]]
+        print(f"{r['template'][:44]:44} {one:>15} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}")
     pct = lambda k: f"{totals[k]:3d}/{n} = {100 * totals[k] / max(n, 1):5.1f} %"
     print()
     print(f"exact through some path edgepack proved (1 or 2): {pct('exact_through_some_proven_path')}  (target >= 95 %)")

@@ -10,7 +10,7 @@ where it takes tools (detected as ollama's server/images.go detects them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgepack.chat.conversations import PROOF_PROBES, Probe, has_system
@@ -18,6 +18,7 @@ from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, Templat
 from edgepack.errors import ChatTemplateError, GoTemplateError
 
 EXACT, DIFFERS, NOT_HANDLED, NOT_CHECKED = "exact", "differs", "not handled", "not checked"
+AS_OLLAMA = "@think"  # suffix of a probe rendered as current Ollama asks for it (enable_thinking=true)
 EXACT_WITHOUT_TOOLS = "exact without tools"  # every other mode exact; Ollama refuses tool requests
 
 
@@ -30,15 +31,20 @@ class PathResult:
     proof: str = ""  # what was compared with what
     differences: list[str] = field(default_factory=list)  # how it differs; the setting that fixes it, if any
     modes: dict[str, str] = field(default_factory=dict)  # plain / thinking / tools -> status
+    # Path 1 only: the status for the requests current Ollama sends (thinking models: think=true
+    # unless the request says otherwise); None where that is the plain status.
+    as_ollama_sends: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "how": self.how, "proof": self.proof,
-                "differences": list(self.differences), "modes": dict(self.modes)}
+                "differences": list(self.differences), "modes": dict(self.modes),
+                "as_ollama_sends": self.as_ollama_sends}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PathResult:
         return cls(status=d["status"], how=d.get("how", ""), proof=d.get("proof", ""),
-                   differences=list(d.get("differences", [])), modes=dict(d.get("modes", {})))
+                   differences=list(d.get("differences", [])), modes=dict(d.get("modes", {})),
+                   as_ollama_sends=d.get("as_ollama_sends"))
 
 
 def template_capabilities(chat_template: str) -> list[str]:
@@ -63,8 +69,12 @@ class ReferenceRenders:
 
     def __init__(self, chat_template: str, tokens: SpecialTokens, capabilities: list[str]):
         self.probes = applicable_probes(capabilities)
-        self.results = dict(zip(self.probes, render_many(
-            chat_template, [RenderJob.of(p) for p in self.probes.values()], tokens)))
+        # Current Ollama sends enable_thinking=true when a thinking model's request leaves think
+        # unset (server/routes.go, llm/llama_server.go): those renders are checked as well.
+        self.ollama_probes = {f"{n}{AS_OLLAMA}": replace(p, think=True) for n, p in self.probes.items()
+                              if p.think is None} if "thinking" in capabilities else {}
+        jobs = {**self.probes, **self.ollama_probes}
+        self.results = dict(zip(jobs, render_many(chat_template, [RenderJob.of(p) for p in jobs.values()], tokens)))
 
 
 def first_difference(want: str, got: str, width: int = 24) -> str:
@@ -161,34 +171,43 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
     if binary is None:
         return PathResult(NOT_CHECKED, how, "llama-server is not built here (edgepack native build)")
     modes: dict[str, str] = {}
+    ollama_modes: dict[str, str] = {}
     differences: list[str] = []
     try:
         with template_server(chat_template, tokens, binary=binary) as server:
-            for name, probe in reference.probes.items():
+            for name, probe in {**reference.probes, **reference.ollama_probes}.items():
+                as_ollama = name.endswith(AS_OLLAMA)
                 want = reference.results[name]
                 got = server.render(probe)
                 if isinstance(want, RenderError) or isinstance(got, RenderError):
-                    same = isinstance(want, RenderError) and isinstance(got, RenderError)
-                    _mode_update(modes, probe.mode, same)
-                    if not same:
-                        differences.append(f"{name}: transformers: {want if isinstance(want, RenderError) else 'renders'}"
-                                           f"; llama.cpp: {got if isinstance(got, RenderError) else 'renders'}")
-                    continue
-                if got == want:
-                    _mode_update(modes, probe.mode, True)
-                    continue
-                _mode_update(modes, probe.mode, False)
-                differences.append(f"{name}: {first_difference(want, got)}"
-                                   + _setting_that_fixes(server, probe, want, got, chat_template, tokens))
+                    ok = isinstance(want, RenderError) and isinstance(got, RenderError)
+                    why = (f"{name}: transformers: {want if isinstance(want, RenderError) else 'renders'}"
+                           f"; llama.cpp: {got if isinstance(got, RenderError) else 'renders'}")
+                else:
+                    ok = got == want
+                    why = "" if ok else f"{name}: {first_difference(want, got)}"
+                    if not ok and not as_ollama:
+                        why += _setting_that_fixes(server, probe, want, got, chat_template, tokens)
+                if as_ollama or probe.think is not None or not reference.ollama_probes:
+                    _mode_update(ollama_modes, probe.mode, ok)
+                if not as_ollama:
+                    _mode_update(modes, probe.mode, ok)
+                if not ok:
+                    differences.append(why)
     except ChatTemplateError as exc:
         return PathResult(NOT_HANDLED, how, f"llama-server could not load the template: {exc}")
     result = PathResult(_status(modes), how, differences=differences, modes=modes)
+    if reference.ollama_probes:
+        result.as_ollama_sends = _status(ollama_modes)
     result.proof = (f"llama-server /apply-template (pinned llama.cpp) compared with transformers' apply_chat_template "
                     f"on {len(reference.probes)} conversations ({', '.join(reference.probes)}), thinking on/off "
-                    "through enable_thinking")
+                    "through enable_thinking"
+                    + (f"; again with enable_thinking=true, as current Ollama sends it for thinking models "
+                       f"(ollama {OLLAMA_VERSION_NOTE})" if reference.ollama_probes else ""))
     return result
 
 
+OLLAMA_VERSION_NOTE = "runs its own llama.cpp build, not the pinned one"
 FIXED_BY = "; equal with "  # a difference that names the setting making both sides equal
 
 

@@ -86,7 +86,8 @@ class ChatReport:
             if p is None:
                 continue
             detail = f"; {p.differences[0]}" if p.differences else ""
-            lines.append(f"{title}: {p.status} - {p.how}{detail}")
+            sends = f" ({p.as_ollama_sends} as current Ollama sends it)" if p.as_ollama_sends else ""
+            lines.append(f"{title}: {p.status}{sends} - {p.how}{detail}")
         if self.current_ollama:
             lines.append(f"current Ollama uses: {self.current_ollama}")
         return lines
@@ -197,8 +198,12 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         report.paths[RENDERER] = PathResult(
             "matched", f"RENDERER {row.renderer} / PARSER {row.parser}: {row.renders}",
             proof=match.basis + "; not rendered by edgepack (the renderer is Go code inside ollama)")
-        if match.identical_to_reference:
+        jinja = report.paths[LLAMA_CPP]
+        if match.identical_to_reference and (jinja.as_ollama_sends or jinja.status) != EXACT:
             report.renderer, report.parser = row.renderer, row.parser
+        elif match.identical_to_reference:
+            report.paths[RENDERER].proof += ("; not written into the Modelfile: the GGUF's own template is proven "
+                                             "exact through llama.cpp, which current Ollama then uses")
         else:  # a wrong renderer is worse than the GGUF's own template: write only what is identical
             report.paths[RENDERER].proof += ("; not written into the Modelfile (only a template identical to "
                                              "ollama's reference is)")
