@@ -6,6 +6,7 @@ text/template (tests/go); both against transformers' apply_chat_template.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -79,6 +80,7 @@ def test_go_model_agrees_with_go_on_thinking_tool_calls_tool_role_think_and_curr
         '{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}'
         '{{ json .Function.Name }}{{ end }}'
         '{{ if eq .Role "tool" }}({{ .ToolName }}){{ end }}{{ end }}'
+        '{{ print "d=" currentDate "/" yesterdayDate }}{{ $s := print "a" (len .Messages) }}{{ $s }}'
     )
     conversations = [PROOF_PROBES["thinking_on"].messages, PROOF_PROBES["tools"].messages,
                      (Message("user", "a <b> & c"), Message("assistant", "", tool_calls=(
@@ -120,6 +122,26 @@ def test_qwen3_thinking_on_and_off_in_go_matches_transformers_and_real_go(go_ren
              for t in (None, True, False)]
     assert outs == wants
     assert outs[2].endswith("<think>\n\n</think>\n\n") and not outs[1].endswith("</think>\n\n")
+
+
+def test_a_dated_default_system_prompt_uses_current_date_and_real_go_agrees(go_renderer):
+    """Mistral Small 3.2 writes today's date into its default system prompt: Go gets currentDate."""
+    template = pinned("Mistral-Small-3.2-24B-Instruct-2506")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    assert (report.family, report.variant) == ("mistral", "v7-tekken-default-system")
+    assert report.paths[GO_TEMPLATE].modes["plain"] == "exact"
+    today = datetime.date.today().isoformat()
+    assert "currentDate" in report.go_template and today not in report.go_template
+    messages = PROOF_PROBES["several_assistant_turns"].messages
+    [out] = render_go(go_renderer, [(report.go_template, messages, None)])
+    assert out == render_hf(template, messages, TOKENS).removeprefix("<s>") and today in out
+
+
+def test_a_date_currentdate_cannot_write_is_never_frozen_into_the_template():
+    report = analyze_chat(pinned("ibm-granite-granite-3.3-2B-Instruct"), TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status == "differs" and go.differences[0].startswith("date:")
+    assert report.go_template is None and any("TEMPLATE left out" in w for w in report.warnings)
 
 
 # ---- path 1: llama.cpp's own Jinja through llama-server

@@ -119,6 +119,7 @@ VICUNA = dict(
 
 FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("chatml", "plain", **CHATML),
+    ChatFormat("chatml", "skip-empty-system", **CHATML, skip_empty_system=True),
     ChatFormat("chatml", "default-system", **CHATML, default_system=True,
                note="writes the model's default system prompt when none is given"),
     ChatFormat("chatml", "yi", markers=("<|im_start|>", "<|im_end|>"), system_turn=("", ""),
@@ -147,6 +148,10 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("mistral", "v7-tekken", markers=("[INST]", "[SYSTEM_PROMPT]"),
                system_turn=("[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"), user=("[INST]", "[/INST]"),
                assistant=("", "{eos}"), generation="", stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v7-tekken-default-system", markers=("[INST]", "[SYSTEM_PROMPT]"),
+               system_turn=("[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"), user=("[INST]", "[/INST]"),
+               assistant=("", "{eos}"), generation="", stops=MISTRAL_STOPS,
+               default_system=True, note="writes the model's default system prompt when none is given"),
     ChatFormat("gemma", "1-2", **GEMMA, rejects_system=True),
     ChatFormat("gemma", "3", **GEMMA),
     ChatFormat("phi3", "system", markers=("<|end|>", "<|assistant|>"), system_turn=("<|system|>\n", "<|end|>\n"),
@@ -184,6 +189,8 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("alpaca", "plain", **ALPACA),
     ChatFormat("alpaca", "default-system", **ALPACA, default_system=True),
     ChatFormat("granite", "3.0", **GRANITE),
+    ChatFormat("granite", "default-system-if-empty", **GRANITE, default_system=True, skip_empty_system=True,
+               note="writes the model's default system prompt when none or an empty one is given"),
     ChatFormat("granite", "default-system", **GRANITE, default_system=True,
                note="writes the model's default system prompt (with its date fixed when written)"),
     ChatFormat("falcon", "falcon3", markers=("<|user|>", "<|assistant|>"), system_turn=("<|system|>\n", "\n"),

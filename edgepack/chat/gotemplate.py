@@ -80,8 +80,20 @@ _GO_FUNCS = {
     "slice": _go_slice,
     # Ollama's own functions (template/template.go)
     "json": go_json,
+    "print": lambda *args: _go_sprint(args),
     "currentDate": lambda *fmt: TODAY.get().isoformat(),
+    "yesterdayDate": lambda *fmt: (TODAY.get() - datetime.timedelta(days=1)).isoformat(),
 }
+
+
+def _go_sprint(args) -> str:
+    """fmt.Sprint: operands joined, with a space between two operands that are both not strings."""
+    out = ""
+    for i, a in enumerate(args):
+        if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+            out += " "
+        out += _go_print(a)
+    return out
 
 
 class _Today:
@@ -354,6 +366,8 @@ class _Func:
 
     def call(self, tmpl: GoTemplate, args: list, dot: Any, scopes: list[dict]) -> Any:
         def value(a):
+            if isinstance(a, _Func):  # a function name as an argument is called without arguments
+                return a.call(tmpl, [], dot, scopes)
             return a.value if isinstance(a, _Lazy) else a
 
         if self.name in ("and", "or"):

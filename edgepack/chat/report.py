@@ -123,7 +123,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                  template_source: str = "gguf", prove_llama_cpp_path: bool = True,
                  server_binary=None) -> ChatReport:
     """The chat stage. Never raises for a bad template; see the module doc."""
-    from edgepack.chat.translate import SourceRenders, translate
+    from edgepack.chat.translate import SourceRenders, frozen_date, translate
 
     if not chat_template or not chat_template.strip():
         report = ChatReport(None, "none")
@@ -164,13 +164,19 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
 
         fmt = next(f for f in FORMATS if (f.family, f.variant) == (translation.family, translation.variant))
         go = prove_go(reference, translation, tokens, renders.emits_bos, fmt.rejects_system)
+        frozen = frozen_date(translation.fixed_text)
+        if frozen:  # equal today, different tomorrow: never exact
+            go.modes["plain"] = "differs"
+            go.status = "differs"
+            go.differences.insert(0, f"date: the template writes today's date as {frozen!r}, a format Ollama's "
+                                     "currentDate cannot write, so the TEMPLATE would hold the build day")
         report.paths[GO_TEMPLATE] = go
         report.family, report.variant = translation.family, translation.variant
         report.system_handling = translation.system_handling
         # A stop inside a thinking marker would end the reply in the middle of its thinking.
         report.stops = [s for s in translation.stops if not any(s in tag for tag in THINK_TAGS)]
         plain = [d for d in go.differences if d.split(":")[0] in PLAIN_PROBES]
-        if go.modes.get("plain") == EXACT or all("trims whitespace" in d for d in plain):
+        if go.modes.get("plain") == EXACT or (plain and all("trims whitespace" in d for d in plain)):
             report.go_template = translation.go_template
             for d in go.differences:
                 if d.startswith("tools: the TEMPLATE has no .Tools"):
@@ -179,7 +185,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                        f"the model's template: {d}")
         else:
             report.warnings.append(f"the Go TEMPLATE ({translation.family}/{translation.variant}) differs from the "
-                                   f"model's template ({plain[0]}): TEMPLATE left out")
+                                   f"model's template ({(plain or go.differences)[0]}): TEMPLATE left out")
 
     # Path 1: llama.cpp Jinja.
     if prove_llama_cpp_path:

@@ -69,6 +69,9 @@ var funcs = template.FuncMap{
 	"currentDate": func(args ...string) string {
 		return time.Now().Format("2006-01-02")
 	},
+	"yesterdayDate": func(args ...string) string {
+		return time.Now().AddDate(0, 0, -1).Format("2006-01-02")
+	},
 }
 
 // identifiers lists the field and variable names a template uses (Ollama picks the
