@@ -12,7 +12,9 @@ Pure apart from the bounded render child: no files are written.
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,7 +22,7 @@ import jinja2
 
 from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
 from edgepack.chat.formats import FORMATS, ChatFormat
-from edgepack.chat.gotemplate import GoTemplate
+from edgepack.chat.gotemplate import TODAY, GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
@@ -54,7 +56,32 @@ def _go_environment() -> jinja2.Environment:
     )
     env.filters["go_text"] = _go_text
     env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
+    env.filters["go_fixed"] = _go_fixed
     return env
+
+
+def _go_fixed(text: str) -> str:
+    """A Go expression for text taken from the template, with today's/yesterday's ISO date as
+    Ollama's currentDate/yesterdayDate, so that the build day is never frozen into the file."""
+    today = TODAY.get()
+    dates = {today.isoformat(): "currentDate", (today - datetime.timedelta(days=1)).isoformat(): "yesterdayDate"}
+    parts = re.split("(" + "|".join(map(re.escape, dates)) + ")", text)
+    if len(parts) == 1:
+        return json.dumps(text, ensure_ascii=False)
+    operands = [dates[p] if p in dates else json.dumps(p, ensure_ascii=False) for p in parts if p]
+    return "(print " + " ".join(operands) + ")"
+
+
+def frozen_date(text: str | None) -> str | None:
+    """Today's date as the template wrote it, in a form currentDate cannot write (None: none)."""
+    if not text:
+        return None
+    today = TODAY.get()
+    for fmt in ("%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y", "%d/%m/%Y", "%m/%d/%Y"):
+        written = today.strftime(fmt)
+        if written in text:
+            return written
+    return None
 
 
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
