@@ -224,3 +224,19 @@ def test_bundle_manifest_card_and_modelfile_state_each_runtime(tiny_bundle):
     assert "Ollama Go TEMPLATE: **exact**" in card and "llama.cpp Jinja" in card
     modelfile = (tiny_bundle / manifest["default_modelfile"]).read_text()
     assert "# Chat, Ollama Go TEMPLATE: exact" in modelfile
+
+
+def test_inspect_chat_shows_each_runtime(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgepack.chat.llama_server import write_template_gguf
+    from edgepack.cli import app
+
+    gguf = write_template_gguf(tmp_path / "g.gguf", SpecialTokens("<bos>", "<eos>"), pinned("google-gemma-2-2b-it"))
+    result = CliRunner().invoke(app, ["inspect", str(gguf), "--chat", "--json"])
+    assert result.exit_code == 0, result.output
+    chat = json.loads(result.output)["chat"]
+    assert chat["paths"][GO_TEMPLATE]["status"] == "exact" and chat["family"] == "gemma"
+    assert chat["paths"][LLAMA_CPP]["status"] in ("differs", "not checked")  # llama.cpp renders system turns
+    text = CliRunner().invoke(app, ["inspect", str(gguf), "--chat"]).output
+    assert "Ollama Go TEMPLATE: exact" in " ".join(text.split())
