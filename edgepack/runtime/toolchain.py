@@ -27,6 +27,7 @@ SDIST_ENV = "EDGEPACK_LLAMA_CPP_SDIST"  # a local sdist file, for machines witho
 
 # Parts of the vendored tree we do not need: test vocabularies and documentation.
 _SKIP_PREFIXES = ("models/", "docs/", "media/", "benches/", ".github/")
+_KEEP_PREFIXES = ("models/templates/",)  # real chat templates: scripts/bench_templates.py
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _unpack(sdist: Path, version: str) -> None:
                 if not rest.startswith("vendor/llama.cpp/"):
                     continue
                 inner = rest[len("vendor/llama.cpp/"):]
-                if not inner or inner.startswith(_SKIP_PREFIXES):
+                if not inner or (inner.startswith(_SKIP_PREFIXES) and not inner.startswith(_KEEP_PREFIXES)):
                     continue
                 prefix = top
                 member.name = "llama.cpp/" + inner
