@@ -240,3 +240,22 @@ def test_inspect_chat_shows_each_runtime(tmp_path):
     assert chat["paths"][LLAMA_CPP]["status"] in ("differs", "not checked")  # llama.cpp renders system turns
     text = CliRunner().invoke(app, ["inspect", str(gguf), "--chat"]).output
     assert "Ollama Go TEMPLATE: exact" in " ".join(text.split())
+
+
+def test_a_hanging_template_costs_the_build_one_warning_not_a_hang(tiny_hf_dir, tmp_path, monkeypatch):
+    """Issue 9: nested loops in the source's chat template; the bundle is still written."""
+    from edgepack.pipeline import build
+
+    monkeypatch.setattr(sandbox, "TIME_LIMIT_S", 2.0)
+    src = tmp_path / "hostile"
+    shutil.copytree(tiny_hf_dir, src)
+    config_path = src / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"
+    config_path.write_text(json.dumps(config))
+    result = build(str(src), ["Q8_0"], output_dir=tmp_path / "out")
+    chat_lines = [w for w in result.warnings if "chat template" in w or "TEMPLATE" in w]
+    assert len(chat_lines) == 1 and "longer than" in chat_lines[0]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert {p["status"] for p in manifest["extra"]["chat"]["paths"].values()} == {"not handled"}
+    assert "TEMPLATE" not in (tmp_path / "out" / "Modelfile.Q8_0").read_text().split("FROM", 1)[1]
