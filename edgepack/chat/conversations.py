@@ -9,7 +9,7 @@ turns, thinking, tools and tool results.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgepack.chat.proof import (
-    EXACT, EXACT_WITHOUT_TOOLS, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, prove_llama_cpp,
+    EXACT, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, prove_llama_cpp,
     template_capabilities,
 )
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer

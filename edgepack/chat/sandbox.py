@@ -11,7 +11,6 @@ parent never sees more than a list of strings or one-line errors.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import jinja2
 
-from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
+from edgepack.chat.conversations import PROBES, has_system, ollama_template_data
 from edgepack.chat.formats import FORMATS, ChatFormat
 from edgepack.chat.gotemplate import TODAY, GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
