@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from edgepack.chat.proof import FIXED_BY
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
@@ -109,10 +108,10 @@ def main() -> int:
     print(f"current Ollama exact with edgepack's Modelfile:   {pct('current_ollama_exact')}")
     print(f"path 1 llama.cpp Jinja exact:                     {pct('path1_llama_cpp_exact')}")
     print(f"path 1 differs, every difference has a setting    {pct('path1_equal_with_named_setting')}")
-    print(f"  that makes it equal (enable_thinking, date_string)")
+    print("  that makes it equal (enable_thinking, date_string)")
     print(f"path 2 Go TEMPLATE exact (older Ollama):          {pct('path2_go_exact')}  (target >= 60 %)")
     print(f"path 2 Go TEMPLATE exact without tools (Ollama    {pct('path2_go_exact_without_tools')}")
-    print(f"  refuses tool requests on it; other modes exact)")
+    print("  refuses tool requests on it; other modes exact)")
     print(f"path 2 Go TEMPLATE written (exact or named diff): {pct('path2_go_written')}")
     print(f"path 3 RENDERER/PARSER matched (not proven):      {pct('path3_renderer_matched')}")
     print(f"crashes: {totals['crashes']}   time: {totals['seconds']} s")
