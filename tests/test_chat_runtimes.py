@@ -258,3 +258,18 @@ def test_a_hanging_template_costs_the_build_one_warning_not_a_hang(tiny_hf_dir, 
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert {p["status"] for p in manifest["extra"]["chat"]["paths"].values()} == {"not handled"}
     assert "TEMPLATE" not in (tmp_path / "out" / "Modelfile.Q8_0").read_text().split("FROM", 1)[1]
+
+
+def test_a_template_that_hangs_llama_server_is_not_handled_within_the_bound(llama_server, monkeypatch):
+    from types import SimpleNamespace
+
+    from edgepack.chat import llama_server as server_module
+
+    monkeypatch.setattr(server_module, "REQUEST_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(server_module, "START_TIMEOUT_S", 5.0)  # llama-server renders the template at start
+    template = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x"
+    probes = {n: p for n, p in PROOF_PROBES.items() if p.mode == "plain"}
+    reference = SimpleNamespace(probes=probes, ollama_probes={}, results={n: "x" for n in probes})
+    result = prove_llama_cpp(template, reference, TOKENS, llama_server)
+    assert result.status == "not handled"
+    assert "did not finish" in result.proof or "did not start within 5 s" in result.proof

@@ -24,7 +24,7 @@ from edgepack.chat.conversations import Probe
 from edgepack.chat.sandbox import RenderError, SpecialTokens
 from edgepack.errors import ChatTemplateError
 
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 20.0  # a tiny model starts in about a second; a template that hangs llama.cpp is caught here
 REQUEST_TIMEOUT_S = 20.0
 
 
@@ -97,6 +97,7 @@ class TemplateServer:
 
     def __init__(self, port: int, proc: subprocess.Popen, log: Path):
         self.port, self.proc, self.log = port, proc, log
+        self.stuck = False  # a request timed out: the template keeps llama.cpp busy, ask nothing more
 
     def _post(self, path: str, body: dict) -> tuple[int, dict]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
@@ -120,9 +121,17 @@ class TemplateServer:
             body["tools"] = [dict(t) for t in probe.tools]
         if kwargs:
             body["chat_template_kwargs"] = kwargs
+        if self.stuck:
+            return RenderError("bound", "llama-server is still busy with an earlier render of this template")
         try:
             status, data = self._post("/apply-template", body)
+        except TimeoutError:
+            self.stuck = True
+            return RenderError("bound", f"llama-server did not render within {REQUEST_TIMEOUT_S:g} s")
         except (OSError, ValueError) as exc:
+            if isinstance(getattr(exc, "reason", None), TimeoutError):
+                self.stuck = True
+                return RenderError("bound", f"llama-server did not render within {REQUEST_TIMEOUT_S:g} s")
             return RenderError("raised", f"llama-server did not answer ({type(exc).__name__})")
         if status == 200 and isinstance(data.get("prompt"), str):
             return data["prompt"]

@@ -179,6 +179,8 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
                 as_ollama = name.endswith(AS_OLLAMA)
                 want = reference.results[name]
                 got = server.render(probe)
+                if server.stuck:
+                    break
                 if isinstance(want, RenderError) or isinstance(got, RenderError):
                     ok = isinstance(want, RenderError) and isinstance(got, RenderError)
                     why = (f"{name}: transformers: {want if isinstance(want, RenderError) else 'renders'}"
@@ -196,6 +198,9 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
                     differences.append(why)
     except ChatTemplateError as exc:
         return PathResult(NOT_HANDLED, how, f"llama-server could not load the template: {exc}")
+    if server.stuck:
+        return PathResult(NOT_HANDLED, how, "llama-server did not finish rendering the template "
+                          f"(a loop without bound?); {len(differences)} conversation(s) not compared")
     result = PathResult(_status(modes), how, differences=differences, modes=modes)
     if reference.ollama_probes:
         result.as_ollama_sends = _status(ollama_modes)
