@@ -48,6 +48,7 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -69,7 +70,8 @@ def build(
     )
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
+                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx,
+                       trust_remote_code=trust_remote_code)
     report = None
     if evaluate and not dry_run:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
@@ -192,7 +194,7 @@ def verify(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
-    """Re-check every file's sha256 against the manifest and that each GGUF loads in llama.cpp."""
+    """Check the manifest, every GGUF's sha256 (every byte) and that it loads, every Modelfile's FROM, and unlisted files."""
     from edgepack.bundle import require_verified, verify_bundle
 
     setup(verbose)
@@ -203,10 +205,15 @@ def verify(
         for c in result.files:
             mark = "[green]ok[/green]" if c.sha256_ok and c.loads else f"[red]FAIL[/red] {c.error}"
             out.print(f"  {c.file}: {mark}")
+        for m in result.modelfiles:
+            mark = "[green]ok[/green]" if m.ok else f"[red]FAIL[/red] {m.error}"
+            out.print(f"  {m.file}: {mark}")
+        for name in result.unlisted:
+            out.print(f"  {name}: [yellow]not listed in the manifest[/yellow]")
     if not result.ok:
         require_verified(result)
     elif not as_json:
-        out.print(f"[green]{len(result.files)} files verified[/green]")
+        out.print(f"[green]{len(result.files)} GGUFs and {len(result.modelfiles)} Modelfiles verified[/green]")
 
 
 @app.command()
@@ -238,6 +245,7 @@ def imatrix_command(
     ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -247,7 +255,8 @@ def imatrix_command(
 
     setup(verbose)
     text = load_calibration(calibration or ["default"])
-    reference = make_reference(resolve_source(source))
+    reference = make_reference(resolve_source(source, trust_remote_code=trust_remote_code),
+                               trust_remote_code=trust_remote_code)
     result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
     if as_json:
         print_json(result)
