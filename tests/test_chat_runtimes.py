@@ -215,7 +215,7 @@ def test_capabilities_are_detected_as_ollama_detects_them():
 
 def test_bundle_manifest_card_and_modelfile_state_each_runtime(tiny_bundle):
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    chat = ChatReport.from_dict(manifest["extra"]["chat"])
+    chat = ChatReport.from_dict(manifest["chat"])
     assert set(chat.paths) == {LLAMA_CPP, GO_TEMPLATE, RENDERER}
     assert chat.paths[GO_TEMPLATE].status == "exact" and chat.family == "chatml"
     assert chat.paths[LLAMA_CPP].status in ("exact", "not checked")
@@ -256,7 +256,7 @@ def test_a_hanging_template_costs_the_build_one_warning_not_a_hang(tiny_hf_dir, 
     chat_lines = [w for w in result.warnings if "chat template" in w or "TEMPLATE" in w]
     assert len(chat_lines) == 1 and "longer than" in chat_lines[0]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert {p["status"] for p in manifest["extra"]["chat"]["paths"].values()} == {"not handled"}
+    assert {p["status"] for p in manifest["chat"]["paths"].values()} == {"not handled"}
     assert "TEMPLATE" not in (tmp_path / "out" / "Modelfile.Q8_0").read_text().split("FROM", 1)[1]
 
 
