@@ -21,7 +21,7 @@ from edgepack.source import Source, ensure_free_space, make_reference, resolve_s
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.hashing import sha256_file
 from edgepack.gguf_file import read_gguf
-from edgepack.chat.modelfile import modelfile_for_gguf
+from edgepack.chat.modelfile import chat_report_for_gguf, modelfile_for_gguf
 from edgepack.quantize.engine import QuantOptions, quantize_gguf
 from edgepack.quantize.types import QuantType, resolve_quants
 from edgepack.runtime.toolchain import ensure_toolchain
@@ -196,6 +196,8 @@ def build(
         from edgepack.source.default_model import DEFAULT_MODEL_NOTE
 
         notes.append(DEFAULT_MODEL_NOTE)
+    # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work).
+    chat = chat_report_for_gguf(ref_info, src.path if src.path.is_dir() else None)
     slug = slugify(src.name)
     files = []
     default_modelfile = None
@@ -221,7 +223,8 @@ def build(
                                         + "; ".join(plan.suggestions or ["try a smaller quant"]))
                 modelfile = modelfile_for_gguf(read_gguf(result.path, with_tokens=True), f"./{gguf_name}",
                                                model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
-                                               source_dir=src.path if src.path.is_dir() else None, **deploy)
+                                               source_dir=src.path if src.path.is_dir() else None, chat=chat,
+                                               **deploy)
                 write_text_atomic(staging / modelfile_name, modelfile.text)
                 entry.modelfile = modelfile_name
                 chat_template = {"family": modelfile.template_family, "variant": modelfile.template_variant,
@@ -258,6 +261,7 @@ def build(
                 notes=notes,
                 imatrix=imatrix_info,
                 chat_template=ChatTemplateInfo(**chat_template),
+                chat=chat.to_dict(),
                 plans={q: PlanRecord(**p) for q, p in plans.items()},
             )
             write_manifest(staging, manifest)
