@@ -74,8 +74,7 @@ def build(
     )
     build_options = dict(ladder=ladder, output_dir=output, outtype=outtype, revision=revision, options=options,
                          calibration=calibration or [], imatrix=imatrix, imatrix_chunks=imatrix_chunks, dry_run=dry_run,
-                         target=target, ctx=ctx,
-                         trust_remote_code=trust_remote_code)
+                         target=target, ctx=ctx, trust_remote_code=trust_remote_code)
     report = fleet_result = None
     if fleet:
         fleet_result = fleet_build_command(source, quant or [], fleet=fleet, devices=devices, evaluate=evaluate,
@@ -287,7 +286,7 @@ app.add_typer(native_app, name="native")
 @native_app.command("build")
 @handle_errors
 def native_build(
-    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server; rpc-server adds llama.cpp's RPC backend to all.")] = None,
+    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server; rpc-server goes to an RPC build of its own, with any tool named beside it.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="cpu, cuda or metal (default: detected).")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel compile jobs (default: all cores).")] = None,
     as_json: JsonFlag = False,

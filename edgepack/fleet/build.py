@@ -96,8 +96,9 @@ def fleet_build(source: str | None, quants=(), *, address: str, devices: str | N
     ray = import_ray()
     names = [d.name for d in select_devices(devices)] if devices else None
     select_devices(None)  # at least one live device
-    reference = make_reference(resolve_source(source, build_options.get("revision")), build_options.get("outtype", "f16"),
-                               toolchain=ensure_toolchain())
+    trust = bool(build_options.get("trust_remote_code"))
+    reference = make_reference(resolve_source(source, build_options.get("revision"), trust_remote_code=trust),
+                               build_options.get("outtype", "f16"), toolchain=ensure_toolchain(), trust_remote_code=trust)
     ref_info = read_gguf(reference.path)
     ref_name, ref_size = reference.path.name, reference.path.stat().st_size
     shipped = ray.put(reference.path.read_bytes())  # the reference travels once per device, by the object store
