@@ -356,6 +356,14 @@ def test_bench_and_build_commands_on_the_fleet(fleet, tiny_bundle, tiny_hf_dir, 
     built = json.loads(result.stdout)
     assert [(p["kind"], p["item"], p["device"]) for p in built["fleet"]] == [("quantize", "Q4_0", "laptop-2")]
     assert _sha(tmp_path / "b" / built["manifest"]["files"][0]["file"]) == built["manifest"]["files"][0]["sha256"]
+    shared = tmp_path / "shared"  # a directory every device mounts: files are read there, not shipped
+    shared.mkdir()
+    result = runner.invoke(app, ["bench", str(tiny_bundle), "--fleet", address, "--devices", "orin-1", "--shared-dir",
+                                 str(shared), "-p", "16", "-n", "4", "-r", "1", "-t", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    copied = sorted(p.name for p in shared.rglob("*.gguf"))
+    assert copied == sorted(p.name for p in tiny_bundle.glob("*.gguf"))
+    assert sorted({r["model_filename"] for r in json.loads(result.stdout)["results"]}) == copied
     result = runner.invoke(app, ["bench", str(tiny_bundle), "--fleet", address, "--devices", "jetson-*"])
     assert result.exit_code == 1 and "matches no live device" in result.output
     result = runner.invoke(app, ["plan", str(tiny_bundle), "--fleet", address, "--ctx", "512"])

@@ -22,6 +22,8 @@ FleetOption = Annotated[Optional[str], typer.Option(
     "--fleet", help="Run on the Ray fleet whose head is at HOST:PORT (see `edgepack fleet head`).")]
 DevicesOption = Annotated[Optional[str], typer.Option(
     "--devices", help="With --fleet: devices by name, comma-separated shell patterns, e.g. 'jetson-*,laptop-2'.")]
+SharedDirOption = Annotated[Optional[Path], typer.Option(
+    "--shared-dir", help="With --fleet: a directory every device mounts at the same path; files go there, not through Ray.")]
 RpcOption = Annotated[Optional[str], typer.Option(
     "--rpc", help="llama.cpp RPC servers HOST:PORT[=SIZE],... pooled for one model (SIZE caps a server).")]
 
@@ -109,7 +111,7 @@ def fleet_ls(
 # ---------------------------------------------------------------- the branches of bench, plan, build
 
 def bench_elsewhere(models: list[Path], *, fleet: str | None, devices: str | None, rpc: str | None, settings: dict,
-                    output: Optional[Path], as_json: bool) -> None:
+                    output: Optional[Path], as_json: bool, shared_dir: Optional[Path] = None) -> None:
     """`bench --fleet` (every GGUF on every device) or `bench --rpc` (one GGUF over a pool)."""
     from edgepack.errors import BenchError
 
@@ -118,7 +120,7 @@ def bench_elsewhere(models: list[Path], *, fleet: str | None, devices: str | Non
     if fleet:
         from edgepack.fleet.bench import fleet_bench
 
-        report = fleet_bench(models, fleet, devices=devices, settings=settings)
+        report = fleet_bench(models, fleet, devices=devices, settings=settings, shared_dir=shared_dir)
         if output:
             report.write(output)
         if as_json:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
-from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, bench_elsewhere, plan_elsewhere
+from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, SharedDirOption, bench_elsewhere, plan_elsewhere
 
 out = Console()
 
@@ -168,6 +168,7 @@ def bench(
     fleet: FleetOption = None,
     devices: DevicesOption = None,
     rpc: RpcOption = None,
+    shared_dir: SharedDirOption = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -195,7 +196,8 @@ def bench(
                   f"{', '.join(result.modelfiles)} and manifest.json", highlight=False)
         return
     if fleet or rpc:
-        return bench_elsewhere(models, fleet=fleet, devices=devices, rpc=rpc, output=output, as_json=as_json, settings=dict(
+        return bench_elsewhere(models, fleet=fleet, devices=devices, rpc=rpc, output=output, as_json=as_json,
+                               shared_dir=shared_dir, settings=dict(
             threads=parse_list(threads, name="threads"), n_gpu_layers=ngl.split(",") if ngl else None,
             batches=parse_list(batch, name="batch"), parallel=parse_list(parallel, name="parallel"),
             n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, flash_attn=fa))

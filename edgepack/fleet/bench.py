@@ -97,6 +97,25 @@ def draw_chart(report: FleetBenchReport, path: Path) -> Path:
     return path
 
 
+def _into_shared(path: Path, shared: Path) -> Path:
+    """The file in the shared directory (copied once, under its sha256, so two files of one name never clash)."""
+    import shutil
+
+    from edgepack.hashing import sha256_file
+
+    if not shared.is_dir():
+        raise BenchError(f"--shared-dir {shared} is not a directory")
+    if path.resolve().parent == shared.resolve():
+        return path.resolve()
+    target = shared.resolve() / sha256_file(path)[:16] / path.name
+    if not target.is_file() or target.stat().st_size != path.stat().st_size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+    return target
+
+
 def _is_device_loss(exc: Exception) -> bool:
     ray = import_ray()
     lost = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
@@ -105,10 +124,13 @@ def _is_device_loss(exc: Exception) -> bool:
 
 
 def fleet_bench(paths: list[str | Path], address: str, *, devices: str | None = None, settings: dict | None = None,
-                on_result: Callable[[dict], None] | None = None, poll_seconds: float = 1.0) -> FleetBenchReport:
+                shared_dir: str | Path | None = None, on_result: Callable[[dict], None] | None = None,
+                poll_seconds: float = 1.0) -> FleetBenchReport:
     """Bench every GGUF of `paths` on every device matching `devices` (default: all) of the fleet at `address`.
 
-    `settings` are bench_sweep's keyword arguments. `on_result` sees each finished (device, file).
+    `settings` are bench_sweep's keyword arguments. Files go through Ray's object store, or, with
+    `shared_dir` (a directory every device mounts at the same path), are copied there once and
+    read in place. `on_result` sees each finished (device, file).
     """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -118,7 +140,10 @@ def fleet_bench(paths: list[str | Path], address: str, *, devices: str | None = 
     connect(address)
     ray = import_ray()
     chosen = select_devices(devices)
-    shipped = [(path.name, quant, ray.put(path.read_bytes())) for path, quant in models]  # once per file
+    if shared_dir is not None:
+        shipped = [(path.name, quant, str(_into_shared(path, Path(shared_dir)))) for path, quant in models]
+    else:
+        shipped = [(path.name, quant, ray.put(path.read_bytes())) for path, quant in models]  # once per file
     outcomes = {d.name: DeviceOutcome(d.name, d.spec.to_dict()) for d in chosen}
     pending: dict = {}
     for d in chosen:

@@ -31,14 +31,23 @@ def _device_here() -> str | None:
     return value[0] if isinstance(value, list) else value
 
 
-def bench_file(device: dict, file_name: str, quant: str | None, data: bytes, settings: dict) -> dict:
-    """Bench one GGUF on this device; rows under llama-bench's field names, tagged with the device."""
+def bench_file(device: dict, file_name: str, quant: str | None, data: bytes | str, settings: dict) -> dict:
+    """Bench one GGUF on this device; rows under llama-bench's field names, tagged with the device.
+
+    `data` is the file's bytes (from the object store) or its path in a directory every device
+    mounts (`--shared-dir`), read where it is."""
+    from edgepack.errors import FleetError
     from edgepack.measure.bench import _machine_summary, bench_sweep
 
     started = time.time()
     with _tempdir() as tmp:
-        path = Path(tmp) / file_name
-        path.write_bytes(data)
+        if isinstance(data, str):
+            path = Path(data)
+            if not path.is_file():
+                raise FleetError(f"{path} is not there on {device['name']}: is the shared directory mounted?")
+        else:
+            path = Path(tmp) / file_name
+            path.write_bytes(data)
         report = bench_sweep([path], **settings)
     summary = _machine_summary(report.machine)
     rows = []
