@@ -364,6 +364,9 @@ def test_bench_and_build_commands_on_the_fleet(fleet, tiny_bundle, tiny_hf_dir, 
     copied = sorted(p.name for p in shared.rglob("*.gguf"))
     assert copied == sorted(p.name for p in tiny_bundle.glob("*.gguf"))
     assert sorted({r["model_filename"] for r in json.loads(result.stdout)["results"]}) == copied
+    result = runner.invoke(app, ["build", str(tiny_hf_dir), "-q", "Q4_0", "-o", str(tmp_path / "c"), "--fleet", address,
+                                 "--devices", "orin-1"])  # 1 MB for tasks there: refused at once, not queued forever
+    assert result.exit_code == 1 and "no selected device offers" in result.output and not (tmp_path / "c").exists()
     result = runner.invoke(app, ["bench", str(tiny_bundle), "--fleet", address, "--devices", "jetson-*"])
     assert result.exit_code == 1 and "matches no live device" in result.output
     result = runner.invoke(app, ["plan", str(tiny_bundle), "--fleet", address, "--ctx", "512"])

@@ -94,14 +94,20 @@ def fleet_build(source: str | None, quants=(), *, address: str, devices: str | N
                             ladder=bool(build_options.get("ladder")))
     connect(address)
     ray = import_ray()
-    names = [d.name for d in select_devices(devices)] if devices else None
-    select_devices(None)  # at least one live device
+    chosen = select_devices(devices)
+    names = [d.name for d in chosen] if devices else None
     trust = bool(build_options.get("trust_remote_code"))
     reference = make_reference(resolve_source(source, build_options.get("revision"), trust_remote_code=trust),
                                build_options.get("outtype", "f16"), toolchain=ensure_toolchain(), trust_remote_code=trust)
     ref_info = read_gguf(reference.path)
     ref_name, ref_size = reference.path.name, reference.path.stat().st_size
     shipped = ray.put(reference.path.read_bytes())  # the reference travels once per device, by the object store
+    room = max((d.resources.get("memory") or 0) for d in chosen)
+    for quant in wanted:  # a task no device can hold would wait forever: say so now
+        need = ref_size + pipeline.estimate_quant_bytes(ref_info.n_params, quant)
+        if need > room:
+            raise FleetError(f"quantizing {quant.name} needs {need / 2**20:.0f} MiB and no selected device offers "
+                             f"that much to Ray (at most {room / 2**20:.0f} MiB); add a device or pick others")
     option_fields = asdict(options)
     submitted: dict[str, tuple] = {}
     for quant in wanted:
