@@ -351,7 +351,7 @@ def test_bench_and_build_commands_on_the_fleet(fleet, tiny_bundle, tiny_hf_dir, 
     report = json.loads(result.stdout)
     assert [d["name"] for d in report["fleet"]] == ["laptop-2"] and {r["machine"] for r in report["results"]} == {"laptop-2"}
     result = runner.invoke(app, ["build", str(tiny_hf_dir), "-q", "Q4_0", "-o", str(tmp_path / "b"), "--fleet", address,
-                                 "--json"])
+                                 "--devices", "laptop-*", "--json"])
     assert result.exit_code == 0, result.output
     built = json.loads(result.stdout)
     assert [(p["kind"], p["item"], p["device"]) for p in built["fleet"]] == [("quantize", "Q4_0", "laptop-2")]
