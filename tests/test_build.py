@@ -119,10 +119,10 @@ def test_outtype_auto_keeps_bf16_sources_in_bf16(tmp_path):
     assert make_reference(resolve_source(str(src)), "f16").outtype == "F16"
 
 
-def test_rebuild_replaces_the_bundle(tiny_hf_dir, tmp_path):
+def test_rebuild_with_replace_starts_the_bundle_over(tiny_hf_dir, tmp_path):
     out = tmp_path / "out"
     build(str(tiny_hf_dir), ["Q8_0"], output_dir=out)
-    build(str(tiny_hf_dir), ["Q4_0"], output_dir=out)
+    build(str(tiny_hf_dir), ["Q4_0"], output_dir=out, replace=True)
     assert sorted(p.name for p in out.glob("*.gguf")) == ["tiny-llama-Q4_0.gguf"]
     assert [f.quant for f in load_manifest(out).files] == ["Q4_0"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left

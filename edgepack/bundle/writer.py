@@ -1,13 +1,18 @@
-"""Writing into a bundle directory: checking an output directory and re-rendering Modelfiles."""
+"""Writing a bundle's own files: Modelfiles, manifest.json and the model card (in staging or in place)."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack.atomic import write_text_atomic
-from edgepack.bundle.manifest import MANIFEST, Manifest
-from edgepack.errors import OutputError
+from edgepack.bundle.card import render_model_card
+from edgepack.bundle.manifest import BundleFile, Manifest, write_manifest
 from edgepack.gguf_file import read_gguf
+
+DEFAULT_MODELFILE = "Modelfile"
+PREFERRED_QUANT = "Q4_K_M"  # the quant `Modelfile` points at when the bundle has it
 
 
 def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: dict) -> list[str]:
@@ -23,7 +28,7 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     source_dir = Path(manifest.source.get("path") or "")
     source_dir = source_dir if manifest.source.get("path") and source_dir.is_dir() else None
     plans = manifest.extra.get("plans", {})
-    preferred = manifest.file("Q4_K_M") or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
+    preferred = manifest.file(PREFERRED_QUANT) or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
     written: list[str] = []
     for f in manifest.files:
         if not f.modelfile:
@@ -43,10 +48,48 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     return written
 
 
-def check_output_dir(output_dir: Path) -> None:
-    """Refuse to replace a directory that is not an edgepack bundle (it may hold the user's files)."""
-    if output_dir.exists():
-        if not output_dir.is_dir():
-            raise OutputError(f"{output_dir} exists and is not a directory; choose another -o")
-        if any(output_dir.iterdir()) and not (output_dir / MANIFEST).is_file():
-            raise OutputError(f"{output_dir} is not empty and is not an edgepack bundle; choose another -o or empty it")
+@dataclass
+class ModelfileWritten:
+    name: str
+    chat_template: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def write_quant_modelfile(staging: Path, entry: BundleFile, *, model_name: str, source_dir: Path | None,
+                          deploy: dict) -> ModelfileWritten:
+    """`Modelfile.<QUANT>` beside its GGUF; `deploy` adds the plan's num_ctx/num_gpu/num_thread."""
+    from edgepack.chat.modelfile import modelfile_for_gguf
+
+    name = f"Modelfile.{entry.quant}"
+    modelfile = modelfile_for_gguf(read_gguf(staging / entry.file, with_tokens=True), f"./{entry.file}",
+                                   model_name=model_name, quant=entry.quant, modelfile_name=name,
+                                   source_dir=source_dir, **deploy)
+    write_text_atomic(staging / name, modelfile.text)
+    entry.modelfile = name
+    return ModelfileWritten(name, {"family": modelfile.template_family, "variant": modelfile.template_variant,
+                                   "system_handling": modelfile.system_handling}, list(modelfile.warnings))
+
+
+def _evaluation_table(bundle_dir: Path) -> str | None:
+    """The model card's measured comparison, from the report.json an earlier `edgepack eval` left."""
+    from edgepack.errors import ReportError
+    from edgepack.measure.report import load_report, table_rows
+
+    try:
+        header, cells = table_rows(load_report(bundle_dir))
+    except ReportError:
+        return None
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+                     ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def finish_bundle(staging: Path, manifest: Manifest, *, mode: int, evaluation_kept: bool) -> None:
+    """The default Modelfile, manifest.json and README.md, then the directory mode the old one had."""
+    preferred = manifest.file(PREFERRED_QUANT) or manifest.files[0]
+    # Written to a new inode: the old name may be a hard link into the previous bundle.
+    write_text_atomic(staging / DEFAULT_MODELFILE, (staging / preferred.modelfile).read_text(encoding="utf-8"))
+    manifest.default_modelfile = DEFAULT_MODELFILE
+    write_manifest(staging, manifest)
+    table = _evaluation_table(staging) if evaluation_kept else None
+    write_text_atomic(staging / "README.md", render_model_card(manifest, evaluation_table=table))
+    os.chmod(staging, mode)

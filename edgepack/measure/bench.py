@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgepack import progress
+from edgepack import procs, progress
 from edgepack.errors import BenchError
 from edgepack.runtime.llama import loaded_model, new_context
 
@@ -597,6 +597,6 @@ def measure_peak_memory(path: str | Path, n_ctx: int, n_gpu_layers: int = 0) -> 
 
     Returns {"base": RSS before the model, "peak": peak RSS, "vram_used": bytes or None}.
     """
-    done = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_CHILD, str(path), str(n_ctx), str(n_gpu_layers)],
+    done = procs.run([sys.executable, "-c", _PEAK_MEMORY_CHILD, str(path), str(n_ctx), str(n_gpu_layers)],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

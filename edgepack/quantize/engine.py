@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgepack import progress
+from edgepack import procs, progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import BuildInterrupted, QuantError
 from edgepack.quantize.types import QuantType
@@ -251,7 +251,7 @@ def _run_native(source: Path, tmp: Path | None, quant: QuantType, options: Quant
         cmd.append(str(options.nthread))
     label = f"{'Sizing' if tmp is None else 'Quantizing'} {quant.name}"
     with progress.file_growth(label, tmp or os.devnull, expected_bytes):
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = procs.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             output, _ = proc.communicate()
         except KeyboardInterrupt:
