@@ -26,6 +26,7 @@ from edgepack.bundle.swap import remove_tree, swap_in
 from edgepack.bundle.writer import finish_bundle, write_quant_modelfile
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
+from edgepack.paths import reference_cache_dir
 from edgepack.procs import signals_deferred, sigterm_as_interrupt
 from edgepack.quantize.cache import cache_entry, link_or_copy, quant_cache_dir, remove_stale_cache_partials
 from edgepack.quantize.engine import QuantOptions, quantize_gguf
@@ -182,6 +183,7 @@ def _remove_debris(out: Path) -> None:
     """Staging dirs and partial files of builds that were killed (their pid is gone)."""
     remove_stale_partials(out.parent, out.name)
     remove_stale_cache_partials()
+    remove_stale_partials(reference_cache_dir(), recursive=True)
 
 
 def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float) -> BuildResult:
@@ -244,10 +246,9 @@ def _make_quant(reference, quant: QuantType, options: QuantOptions, key, dest: P
         except FileNotFoundError:  # another build finished and dropped it
             pass
         key.drop()
-    made = quantize_gguf(reference.path, key.gguf, quant, options,
-                         expected_bytes=estimate_quant_bytes(n_params, quant))
-    link_or_copy(key.gguf, dest)
+    made = quantize_gguf(reference.path, dest, quant, options, expected_bytes=estimate_quant_bytes(n_params, quant))
     entry = file_entry(dest, quant.name, options.to_dict(), options.llama_quantize_args(), made.seconds)
+    link_or_copy(dest, key.gguf)  # kept until the bundle is in place: a rerun after an interrupt reuses it
     key.record(entry.sha256, made.seconds)
     return entry, False
 

@@ -181,11 +181,11 @@ def carry_over(state: OutputState, staging: Path, wanted: dict[str, dict], imatr
     result.evaluation_kept = bool(old.extra.get("evaluation")) and not (measured & result.replaced)
     if result.evaluation_kept:
         result.extra["evaluation"] = old.extra["evaluation"]
-    if not result.evaluation_kept:
+    if old.extra.get("evaluation") and not result.evaluation_kept:
         gone = [n for n in state.files if EVALUATION_FILES.match(n)]
         for name in gone:
             (staging / name).unlink(missing_ok=True)
-        if gone and old.extra.get("evaluation"):
+        if gone:
             result.warnings.append("the evaluation report measured files this build remade; it was removed "
                                    "(run `edgepack eval` again)")
     return result

@@ -6,7 +6,7 @@ instead of its path) and the llama.cpp version. The GGUF is written under a `.pa
 renamed when complete; `entry.json` (its sha256 and quantize time) is written after it, so an entry
 without one is ignored. The build links (or copies) the file into its staging directory, re-checks
 its sha256 there, and drops the entries it used once its bundle is in place: the cache only holds
-the work of builds that did not finish.
+the work of builds that did not finish. Quants are written in the staging directory and linked here.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def cache_entry(reference_sha256: str, quant: QuantType, options: QuantOptions, 
 
 def link_or_copy(src: Path, dest: Path) -> None:
     """`dest` becomes a new name for `src` (a copy across file systems); never writes through an old `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     if os.path.lexists(dest):
         dest.unlink()
     try:
