@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:\.[A-Za-z0-9_]+)?\.partial$")
+_PARTIAL_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")  # temp_name()
+_PARTIAL_TAIL = re.compile(r"^(?P<pid>\d+)(?:\.[A-Za-z0-9_]+)?\.partial$")  # after ".NAME.": staging, swap
 
 
 def temp_name(dest: Path) -> Path:
@@ -70,8 +71,11 @@ def stale_partials(directory: Path, name: str | None = None) -> list[Path]:
         return []
     found = []
     for path in directory.iterdir():
-        match = _PARTIAL.match(path.name)
-        if match and (name is None or match["name"] == name) and _owner_gone(path, int(match["pid"])):
+        if name is None:
+            match = _PARTIAL_FILE.match(path.name)
+        else:
+            match = path.name.startswith(f".{name}.") and _PARTIAL_TAIL.match(path.name[len(name) + 2:])
+        if match and _owner_gone(path, int(match["pid"])):
             found.append(path)
     return found
 
@@ -79,7 +83,7 @@ def stale_partials(directory: Path, name: str | None = None) -> list[Path]:
 def remove_stale_partials(directory: Path, name: str | None = None, *, recursive: bool = False) -> list[Path]:
     """Delete what killed writers left in `directory` (and its subfolders with `recursive`)."""
     directories = [directory] + ([p for p in directory.rglob("*") if p.is_dir() and not p.is_symlink()
-                                  and not _PARTIAL.match(p.name)] if recursive and directory.is_dir() else [])
+                                  and not p.name.endswith(".partial")] if recursive and directory.is_dir() else [])
     removed = []
     for folder in directories:
         for path in stale_partials(folder, name):

@@ -22,7 +22,7 @@ from edgepack.bundle import Manifest, file_entry, now_utc
 from edgepack.bundle.lock import bundle_lock
 from edgepack.bundle.output import (OutputState, carry_over, check_inside, check_output_dir, check_same_build,
                                     check_source_kept)
-from edgepack.bundle.swap import remove_tree, swap_in
+from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
 from edgepack.bundle.writer import finish_bundle, write_quant_modelfile
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
@@ -181,6 +181,7 @@ def _reference_stage(checked: _Checked, src: Source, toolchain):
 
 def _remove_debris(out: Path) -> None:
     """Staging dirs and partial files of builds that were killed (their pid is gone)."""
+    restore_interrupted_swap(out)
     remove_stale_partials(out.parent, out.name)
     remove_stale_cache_partials()
     remove_stale_partials(reference_cache_dir(), recursive=True)
@@ -188,10 +189,10 @@ def _remove_debris(out: Path) -> None:
 
 def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float) -> BuildResult:
     plan = checked.plan
+    _remove_debris(out)
     state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
     check_inside(src.path, state, plan.replace)
     _check_writable(out)
-    _remove_debris(out)
     reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
     if checked.target_profile is not None:

@@ -168,7 +168,7 @@ def medium_model(tmp_path_factory):
 
 
 def _staging(parent: Path) -> list[Path]:
-    return [p for p in parent.iterdir() if p.name.startswith(".medium.") and p.name.endswith(".partial")]
+    return [p for p in parent.glob(".medium.*.partial")]
 
 
 def test_kill_mid_build_keeps_the_old_bundle_then_a_rerun_resumes(medium_model, tmp_path):
@@ -237,7 +237,61 @@ def test_the_converter_dies_with_a_killed_build(tmp_path):
     parent = psutil.Process(proc.pid)
     child = wait_for(lambda: next((c for c in parent.children(recursive=True)
                                    if "convert_hf_to_gguf" in " ".join(c.cmdline())), None), proc)
+    child.suspend()  # so it cannot simply finish its work during the check
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    gone, alive = psutil.wait_procs([child], timeout=20)
+    gone, alive = psutil.wait_procs([child], timeout=10)
+    for orphan in alive:
+        orphan.kill()
     assert not alive, f"converter {child.pid} outlived its parent"
+
+
+def test_the_swap_never_leaves_the_directory_missing(tmp_path):
+    """A reader looking all the time always finds a bundle, old or new (renameat2 RENAME_EXCHANGE)."""
+    import threading
+
+    from edgepack.atomic import make_staging_dir
+    from edgepack.bundle.swap import remove_tree, swap_in
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "manifest.json").write_text("0")
+    missing, stop = [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            if not os.path.exists(out / "manifest.json"):
+                missing.append(1)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(1, 400):
+            staging = make_staging_dir(out)
+            (staging / "manifest.json").write_text(str(i))
+            remove_tree(swap_in(staging, out))
+    finally:
+        stop.set()
+        thread.join()
+    assert (out / "manifest.json").read_text() == "399" and not missing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_debris_of_dead_builds_is_cleaned_and_a_bundle_left_aside_is_put_back(tiny_hf_dir, tmp_path):
+    out = tmp_path / "out"
+    assert run("build", tiny_hf_dir, "-q", "Q8_0", "-o", out).exit_code == 0
+    before = snapshot(out)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    # What a build killed between the fallback swap's two renames leaves, and a killed staging dir.
+    os.rename(out, tmp_path / f".out.{dead.pid}.old.partial")
+    staging = tmp_path / f".out.{dead.pid}.k3x_9abc.partial"
+    staging.mkdir()
+    (staging / "tiny-llama-Q4_0.gguf").write_bytes(b"half")
+    alive = tmp_path / f".out.{os.getpid()}.zzzzzzzz.partial"  # a live writer's: left alone
+    alive.mkdir()
+    result = run("build", tiny_hf_dir, "-q", "Q8_0", "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["reused"] == {"Q8_0": "bundle"}
+    assert snapshot(out)["files"]["tiny-llama-Q8_0.gguf"] == before["files"]["tiny-llama-Q8_0.gguf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", alive.name])

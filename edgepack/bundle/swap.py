@@ -68,3 +68,15 @@ def swap_in(staging: Path, dest: Path) -> Path | None:
 def remove_tree(path: Path | None) -> None:
     if path is not None and os.path.lexists(path):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def restore_interrupted_swap(dest: Path) -> bool:
+    """After a crash between the fallback's two renames, put the old bundle back (before debris is removed)."""
+    from edgepack.atomic import stale_partials
+
+    if os.path.lexists(dest):
+        return False
+    aside = [p for p in stale_partials(dest.parent, dest.name) if p.name.endswith(".old.partial")]
+    if aside:
+        os.rename(max(aside, key=lambda p: p.stat().st_mtime), dest)
+    return bool(aside)
