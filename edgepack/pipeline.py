@@ -10,20 +10,18 @@ cache until the bundle is in place, so an interrupted build resumes with the qua
 from __future__ import annotations
 
 import errno
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgepack import __version__, progress
+from edgepack import progress
 from edgepack.atomic import make_staging_dir, remove_stale_partials
-from edgepack.bundle import Manifest, file_entry, now_utc
+from edgepack.bundle import Manifest, file_entry
 from edgepack.bundle.lock import bundle_lock
-from edgepack.bundle.output import (OutputState, carry_over, check_inside, check_output_dir, check_same_build,
-                                    check_source_kept)
+from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
+                                    check_writable)
 from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
-from edgepack.bundle.writer import finish_bundle, write_quant_modelfile
+from edgepack.bundle.writer import finish_bundle, new_manifest, write_quant_modelfile
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
 from edgepack.paths import reference_cache_dir
@@ -92,20 +90,6 @@ def default_output_dir(source: Source) -> Path:
     return Path("out") / slugify(source.name)
 
 
-def _check_writable(path: Path) -> None:
-    """Probe with a real temporary file: permission bits alone lie for root and read-only mounts."""
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot create {path}: {parent} is not a directory; choose another -o")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise OutputError(f"cannot write to {parent} ({exc.strerror or exc}); choose another -o") from None
-
-
 def check_plan(plan: BuildPlan) -> _Checked:
     """Every check that needs no conversion or quantization, so a bad plan fails in a second."""
     from edgepack.quantize.imatrix import load_calibration
@@ -119,7 +103,7 @@ def check_plan(plan: BuildPlan) -> _Checked:
         parse_model_name(plan.ollama_name)
     if plan.output_dir is not None and not plan.dry_run:
         check_output_dir(Path(plan.output_dir), replace=plan.replace)
-        _check_writable(Path(plan.output_dir))
+        check_writable(Path(plan.output_dir))
     profile = None
     if plan.target is not None or plan.ctx is not None:
         from edgepack.machine.devices import resolve_target
@@ -192,7 +176,7 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
     _remove_debris(out)
     state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
     check_inside(src.path, state, plan.replace)
-    _check_writable(out)
+    check_writable(out)
     reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
     if checked.target_profile is not None:
@@ -291,25 +275,11 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
         made[quant.name] = entry
     old_quants = {e.quant for e in carry.kept}
     files = [made.get(e.quant, e) for e in carry.kept] + [e for q, e in made.items() if q not in old_quants]
-    notes = []
-    if src.kind == "default":
-        from edgepack.source.default_model import DEFAULT_MODEL_NOTE
-
-        notes.append(DEFAULT_MODEL_NOTE)
-    old_plans = {q: p for q, p in carry.extra.get("plans", {}).items() if q not in made}
+    old_plans = {q: p for q, p in carry.plans.items() if q not in made}
     extra = carry.extra | {"chat_template": chat_template} | ({"plans": old_plans | plans} if old_plans or plans else {})
-    if not (old_plans or plans):
-        extra.pop("plans", None)
-    manifest = Manifest(
-        edgepack_version=__version__, created=now_utc(), source=src.to_dict(),
-        toolchain=toolchain.to_dict() | {"root": None}, reference=reference.to_dict(),
-        model={"name": src.name, "architecture": ref_info.architecture, "n_params": ref_info.n_params,
-               "n_layers": ref_info.n_layers, "context_length": ref_info.context_length,
-               "embedding_length": ref_info.embedding_length, "vocab_size": ref_info.vocab_size,
-               "has_chat_template": ref_info.has_chat_template},
-        files=files,
-        timings={"convert": reference.seconds, "reference_cached": reference.cached,
-                 "quantize_total": round(sum(e.seconds["quantize"] for q, e in made.items() if q not in reused), 3),
-                 "reused": reused},
-        warnings=warnings, notes=notes, imatrix=imatrix.record or carry.imatrix, extra=extra)
+    timings = {"convert": reference.seconds, "reference_cached": reference.cached,
+               "quantize_total": round(sum(e.seconds["quantize"] for q, e in made.items() if q not in reused), 3),
+               "reused": reused}
+    manifest = new_manifest(src, reference, ref_info, toolchain, files, timings=timings, warnings=warnings,
+                            imatrix=imatrix.record or carry.imatrix, extra=extra)
     return manifest, BuildResult(out, manifest, warnings + carry.warnings, reused)

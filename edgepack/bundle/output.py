@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,20 @@ def check_output_dir(output_dir: Path, *, replace: bool = False) -> OutputState:
     return state
 
 
+def check_writable(path: Path) -> None:
+    """Probe with a real temporary file: permission bits alone lie for root and read-only mounts."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot create {path}: {parent} is not a directory; choose another -o")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to {parent} ({exc.strerror or exc}); choose another -o") from None
+
+
 def check_inside(source_path: Path, state: OutputState, replace: bool) -> None:
     """A source inside the output directory must never be deleted by the swap."""
     try:
@@ -125,6 +140,7 @@ class CarryOver:
     replaced: set[str] = field(default_factory=set)  # quants whose file changes or is gone
     evaluation_kept: bool = False
     extra: dict = field(default_factory=dict)  # the old manifest's later-stage sections that still hold
+    plans: dict = field(default_factory=dict)  # the old deployment plans of kept quants
     imatrix: dict | None = None  # the old importance matrix, when a kept file was made with it
     warnings: list[str] = field(default_factory=list)
 
@@ -173,7 +189,8 @@ def carry_over(state: OutputState, staging: Path, wanted: dict[str, dict], imatr
         result.kept.append(entry)
     if any(e.options.get("imatrix") for e in result.kept):
         result.imatrix = old.imatrix
-    result.extra = {k: v for k, v in old.extra.items() if k not in ("evaluation", "tuning", "chat_template")}
+    result.extra = {k: v for k, v in old.extra.items() if k not in ("evaluation", "tuning", "chat_template", "plans")}
+    result.plans = {q: p for q, p in old.extra.get("plans", {}).items() if q in {e.quant for e in result.kept}}
     tuning = old.extra.get("tuning")
     if tuning and (tuning.get("quant") not in result.replaced):
         result.extra["tuning"] = tuning

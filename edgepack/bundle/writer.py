@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgepack.atomic import write_text_atomic
 from edgepack.bundle.card import render_model_card
-from edgepack.bundle.manifest import BundleFile, Manifest, write_manifest
+from edgepack.bundle.manifest import BundleFile, Manifest, now_utc, write_manifest
 from edgepack.gguf_file import read_gguf
 
 DEFAULT_MODELFILE = "Modelfile"
@@ -68,6 +68,26 @@ def write_quant_modelfile(staging: Path, entry: BundleFile, *, model_name: str, 
     entry.modelfile = name
     return ModelfileWritten(name, {"family": modelfile.template_family, "variant": modelfile.template_variant,
                                    "system_handling": modelfile.system_handling}, list(modelfile.warnings))
+
+
+def new_manifest(src, reference, ref_info, toolchain, files: list[BundleFile], *, timings: dict, warnings: list[str],
+                 imatrix: dict | None, extra: dict) -> Manifest:
+    """The record of a bundle the build just assembled (its default Modelfile is set by `finish_bundle`)."""
+    from edgepack import __version__
+
+    notes = []
+    if src.kind == "default":
+        from edgepack.source.default_model import DEFAULT_MODEL_NOTE
+
+        notes.append(DEFAULT_MODEL_NOTE)
+    return Manifest(
+        edgepack_version=__version__, created=now_utc(), source=src.to_dict(),
+        toolchain=toolchain.to_dict() | {"root": None}, reference=reference.to_dict(),
+        model={"name": src.name, "architecture": ref_info.architecture, "n_params": ref_info.n_params,
+               "n_layers": ref_info.n_layers, "context_length": ref_info.context_length,
+               "embedding_length": ref_info.embedding_length, "vocab_size": ref_info.vocab_size,
+               "has_chat_template": ref_info.has_chat_template},
+        files=files, timings=timings, warnings=warnings, notes=notes, imatrix=imatrix, extra=extra)
 
 
 def _evaluation_table(bundle_dir: Path) -> str | None:

@@ -17,7 +17,6 @@ import io
 import json
 import random
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
