@@ -46,6 +46,19 @@ def write_text_atomic(dest: str | Path, text: str) -> Path:
     return Path(dest)
 
 
+def link_or_copy(src: Path, dest: Path) -> None:
+    """`dest` becomes a new name for `src` (a copy across file systems); never writes through an old `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(dest):
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+
+
 def make_staging_dir(dest: Path) -> Path:
     """An empty directory beside `dest` (same file system, so it can be renamed onto it)."""
     return Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".partial", dir=dest.parent))

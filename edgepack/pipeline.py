@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import errno
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgepack import progress
-from edgepack.atomic import make_staging_dir, remove_stale_partials
-from edgepack.bundle import Manifest, file_entry
+from edgepack.atomic import link_or_copy, make_staging_dir, remove_stale_partials
+from edgepack.bundle import BundleFile, Manifest, file_entry
 from edgepack.bundle.lock import bundle_lock
 from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
                                     check_writable)
@@ -24,9 +24,10 @@ from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
 from edgepack.bundle.writer import finish_bundle, new_manifest, write_quant_modelfile
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
+from edgepack.hashing import sha256_file
 from edgepack.paths import reference_cache_dir
 from edgepack.procs import signals_deferred, sigterm_as_interrupt
-from edgepack.quantize.cache import cache_entry, link_or_copy, quant_cache_dir, remove_stale_cache_partials
+from edgepack.quantize.cache import cache_entry, remove_stale_cache_partials
 from edgepack.quantize.engine import QuantOptions, quantize_gguf
 from edgepack.quantize.prepare import (DryRunResult, DryRunSize, check_calibration_plan, check_tensor_options,
                                        dry_run_sizes, estimate_quant_bytes, settle_imatrix)
@@ -185,7 +186,6 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
         plan_deployment(reference.path, checked.target_profile, plan.ctx)  # a context the model lacks fails here
     needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in checked.wanted)
     ensure_free_space(out.parent, needed, f"{len(checked.wanted)} GGUF file(s)")
-    ensure_free_space(quant_cache_dir(), needed, f"{len(checked.wanted)} GGUF file(s) in the quant cache")
     staging = make_staging_dir(out)
     swapped = False
     try:
@@ -201,10 +201,11 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
             old = swap_in(staging, out)
             swapped = True
             remove_tree(old)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BuildInterrupted) as exc:
+        what = str(exc) if isinstance(exc, BuildInterrupted) else "build interrupted"
         where = (f"{out} still holds the previous bundle" if state.manifest or state.files
                  else f"nothing was written to {out}")
-        raise BuildInterrupted(f"build interrupted; {where}" if not swapped else
+        raise BuildInterrupted(f"{what}; {where}" if not swapped else
                                f"interrupted after the new bundle was in place in {out}") from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -225,16 +226,18 @@ def _make_quant(reference, quant: QuantType, options: QuantOptions, key, dest: P
     if record is not None:
         try:
             link_or_copy(key.gguf, dest)
-            entry = file_entry(dest, quant.name, options.to_dict(), options.llama_quantize_args(), record["seconds"])
-            if entry.sha256 == record["sha256"]:
-                return entry, True
-        except FileNotFoundError:  # another build finished and dropped it
+            if sha256_file(dest, memo=False) == record["sha256"]:
+                return BundleFile(**(record["entry"] | {"file": dest.name})), True
+        except (FileNotFoundError, TypeError, KeyError):  # dropped by another build; an older record
             pass
         key.drop()
     made = quantize_gguf(reference.path, dest, quant, options, expected_bytes=estimate_quant_bytes(n_params, quant))
     entry = file_entry(dest, quant.name, options.to_dict(), options.llama_quantize_args(), made.seconds)
-    link_or_copy(dest, key.gguf)  # kept until the bundle is in place: a rerun after an interrupt reuses it
-    key.record(entry.sha256, made.seconds)
+    try:
+        link_or_copy(dest, key.gguf)  # kept until the bundle is in place: a rerun after an interrupt reuses it
+        key.record(entry.sha256, made.seconds, asdict(entry))
+    except OSError:  # a full or read-only cache costs only the resume
+        key.drop()
     return entry, False
 
 
@@ -246,6 +249,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
     made: dict[str, object] = {}
     plans: dict[str, dict] = {}
     chat_template = None
+    tuned = (carry.extra.get("tuning") or {}).get("modelfile_parameters")  # bench --tune's, as on the kept files
     for quant in checked.wanted:
         entry = next((e for e in carry.kept if e.quant == quant.name), None) if quant.name in carry.reused else None
         if entry is not None:
@@ -268,7 +272,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
             else:
                 warnings.append(f"{quant.name} does not fit {p.target} at context {p.n_ctx}: "
                                 + "; ".join(p.suggestions or ["try a smaller quant"]))
-        written = write_quant_modelfile(staging, entry, model_name=src.name, deploy=deploy,
+        written = write_quant_modelfile(staging, entry, ref_info, model_name=src.name, deploy=deploy, parameters=tuned,
                                         source_dir=src.path if src.path.is_dir() else None)
         chat_template = written.chat_template
         warnings += [w for w in written.warnings if w not in warnings]

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgepack.atomic import link_or_copy
 from edgepack.bundle.manifest import MANIFEST, BundleFile, Manifest, load_manifest
 from edgepack.errors import EdgepackError, OutputError
 from edgepack.hashing import sha256_file
@@ -145,12 +146,6 @@ class CarryOver:
     warnings: list[str] = field(default_factory=list)
 
 
-def _link(src: Path, dest: Path) -> None:
-    if os.path.lexists(dest):
-        dest.unlink()
-    os.link(src, dest)
-
-
 def carry_over(state: OutputState, staging: Path, wanted: dict[str, dict], imatrix_sha256: str | None) -> CarryOver:
     """Link the old bundle's files into `staging` and decide what stays.
 
@@ -163,7 +158,7 @@ def carry_over(state: OutputState, staging: Path, wanted: dict[str, dict], imatr
         return result
     for name in state.files:
         if name != MANIFEST:
-            _link(state.path / name, staging / name)
+            link_or_copy(state.path / name, staging / name)
     old_imatrix = (old.imatrix or {}).get("sha256")
     for entry in old.files:
         if not (staging / entry.file).is_file():

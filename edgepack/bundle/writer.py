@@ -55,15 +55,20 @@ class ModelfileWritten:
     warnings: list[str] = field(default_factory=list)
 
 
-def write_quant_modelfile(staging: Path, entry: BundleFile, *, model_name: str, source_dir: Path | None,
-                          deploy: dict) -> ModelfileWritten:
-    """`Modelfile.<QUANT>` beside its GGUF; `deploy` adds the plan's num_ctx/num_gpu/num_thread."""
+def write_quant_modelfile(staging: Path, entry: BundleFile, info, *, model_name: str, source_dir: Path | None,
+                          deploy: dict, parameters: dict | None = None) -> ModelfileWritten:
+    """`Modelfile.<QUANT>` beside its GGUF; `deploy` adds the plan's num_ctx/num_gpu/num_thread.
+
+    `info` is the 16-bit reference's GGUFInfo (with tokens): what a Modelfile reads (chat template,
+    special tokens, license, name) is metadata llama-quantize copies unchanged into every quant,
+    so the reference is read once instead of every quant again.
+    """
     from edgepack.chat.modelfile import modelfile_for_gguf
 
     name = f"Modelfile.{entry.quant}"
-    modelfile = modelfile_for_gguf(read_gguf(staging / entry.file, with_tokens=True), f"./{entry.file}",
+    modelfile = modelfile_for_gguf(info, f"./{entry.file}",
                                    model_name=model_name, quant=entry.quant, modelfile_name=name,
-                                   source_dir=source_dir, **deploy)
+                                   source_dir=source_dir, parameters=parameters, **deploy)
     write_text_atomic(staging / name, modelfile.text)
     entry.modelfile = name
     return ModelfileWritten(name, {"family": modelfile.template_family, "variant": modelfile.template_variant,

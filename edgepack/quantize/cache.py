@@ -3,7 +3,7 @@
 An entry is keyed by everything that decides the file's bytes: the 16-bit reference's sha256, the
 quant type, every quantize option (`QuantOptions.to_dict()`, with the imatrix given by its sha256
 instead of its path) and the llama.cpp version. The GGUF is written under a `.partial` name and
-renamed when complete; `entry.json` (its sha256 and quantize time) is written after it, so an entry
+renamed when complete; `entry.json` (its sha256, quantize time and manifest entry) is written after it, so an entry
 without one is ignored. The build links (or copies) the file into its staging directory, re-checks
 its sha256 there, and drops the entries it used once its bundle is in place: the cache only holds
 the work of builds that did not finish. Quants are written in the staging directory and linked here.
@@ -12,7 +12,6 @@ the work of builds that did not finish. Quants are written in the staging direct
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +52,10 @@ class QuantCacheEntry:
             return None
         return record
 
-    def record(self, sha256: str, seconds: float) -> None:
+    def record(self, sha256: str, seconds: float, entry: dict) -> None:
+        """Mark the entry complete; `entry` is the bundle's record of the file, reused without re-reading it."""
         write_text_atomic(self.folder / ENTRY, json.dumps({"key": self.key, "quant": self.quant, "sha256": sha256,
-                                                           "seconds": seconds}) + "\n")
+                                                           "seconds": seconds, "entry": entry}) + "\n")
 
     def drop(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -67,19 +67,6 @@ def cache_entry(reference_sha256: str, quant: QuantType, options: QuantOptions, 
     key = sha256_text("quant-v1", reference_sha256, quant.name, json.dumps(settings, sort_keys=True),
                       str(toolchain.get("llama_cpp_python")), str(toolchain.get("llama_cpp_commit")))
     return QuantCacheEntry(key, quant.name)
-
-
-def link_or_copy(src: Path, dest: Path) -> None:
-    """`dest` becomes a new name for `src` (a copy across file systems); never writes through an old `dest`."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if os.path.lexists(dest):
-        dest.unlink()
-    try:
-        os.link(src, dest)
-    except OSError:
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
 
 
 def remove_stale_cache_partials() -> list[Path]:
