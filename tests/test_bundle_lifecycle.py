@@ -235,8 +235,16 @@ def test_the_converter_dies_with_a_killed_build(tmp_path):
     (src / "config.json").write_text(json.dumps(config))
     proc = cli("build", src, "-o", tmp_path / "out")
     parent = psutil.Process(proc.pid)
-    child = wait_for(lambda: next((c for c in parent.children(recursive=True)
-                                   if "convert_hf_to_gguf" in " ".join(c.cmdline())), None), proc)
+
+    def converter():
+        for c in parent.children(recursive=True):
+            try:
+                if "convert_hf_to_gguf" in " ".join(c.cmdline()):
+                    return c
+            except psutil.Error:  # a short-lived child that is already gone
+                continue
+
+    child = wait_for(converter, proc)
     child.suspend()  # so it cannot simply finish its work during the check
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
