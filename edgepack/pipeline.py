@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import errno
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack import progress
-from edgepack.atomic import link_or_copy, make_staging_dir, remove_stale_partials
-from edgepack.bundle import BundleFile, Manifest, file_entry
+from edgepack.atomic import make_staging_dir, remove_stale_partials
+from edgepack.bundle import Manifest
 from edgepack.bundle.lock import bundle_lock
 from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
                                     check_writable)
 from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
-from edgepack.bundle.writer import finish_bundle, new_manifest, write_quant_modelfile
+from edgepack.bundle.writer import finish_bundle, make_quant, new_manifest, write_quant_modelfile
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
-from edgepack.hashing import sha256_file
 from edgepack.paths import reference_cache_dir
 from edgepack.procs import signals_deferred, sigterm_as_interrupt
 from edgepack.quantize.cache import cache_entry, remove_stale_cache_partials
-from edgepack.quantize.engine import QuantOptions, quantize_gguf
+from edgepack.quantize.engine import QuantOptions
 from edgepack.quantize.prepare import (DryRunResult, DryRunSize, check_calibration_plan, check_tensor_options,
                                        dry_run_sizes, estimate_quant_bytes, settle_imatrix)
 from edgepack.quantize.types import QuantType, resolve_quants
@@ -220,27 +219,6 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
     return result
 
 
-def _make_quant(reference, quant: QuantType, options: QuantOptions, key, dest: Path, n_params: int):
-    """The quant's GGUF at `dest` and its manifest entry, from the quant cache when a build already made it."""
-    record = key.lookup()
-    if record is not None:
-        try:
-            link_or_copy(key.gguf, dest)
-            if sha256_file(dest, memo=False) == record["sha256"]:
-                return BundleFile(**(record["entry"] | {"file": dest.name})), True
-        except (FileNotFoundError, TypeError, KeyError):  # dropped by another build; an older record
-            pass
-        key.drop()
-    made = quantize_gguf(reference.path, dest, quant, options, expected_bytes=estimate_quant_bytes(n_params, quant))
-    entry = file_entry(dest, quant.name, options.to_dict(), options.llama_quantize_args(), made.seconds)
-    try:
-        link_or_copy(dest, key.gguf)  # kept until the bundle is in place: a rerun after an interrupt reuses it
-        key.record(entry.sha256, made.seconds, asdict(entry))
-    except OSError:  # a full or read-only cache costs only the resume
-        key.drop()
-    return entry, False
-
-
 def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix, toolchain, staging: Path,
                     carry, out: Path) -> tuple[Manifest, BuildResult]:
     plan = checked.plan
@@ -256,7 +234,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
             reused[quant.name] = "bundle"
         else:
             key = cache_entry(reference.sha256, quant, imatrix.options, imatrix.sha256, toolchain.to_dict())
-            entry, from_cache = _make_quant(reference, quant, imatrix.options, key,
+            entry, from_cache = make_quant(reference, quant, imatrix.options, key,
                                             staging / f"{slugify(src.name)}-{quant.name}.gguf", ref_info.n_params)
             if from_cache:
                 reused[quant.name] = "cache"

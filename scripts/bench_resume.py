@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def main() -> None:
     print(f"resumed / (clean's quants 5-7 + its total minus all quantize time): {resumed_s / unfinished_s:.2f}")
     print(f"(killed + resumed) / clean:         {(killed_s + resumed_s) / clean_s:7.2f}")
     print(f"resumed / clean:                    {resumed_s / clean_s:7.2f}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -298,8 +298,19 @@ def test_debris_of_dead_builds_is_cleaned_and_a_bundle_left_aside_is_put_back(ti
     (staging / "tiny-llama-Q4_0.gguf").write_bytes(b"half")
     alive = tmp_path / f".out.{os.getpid()}.zzzzzzzz.partial"  # a live writer's: left alone
     alive.mkdir()
+    from edgepack.paths import reference_cache_dir
+    from edgepack.quantize.cache import quant_cache_dir
+
+    folders = [quant_cache_dir() / f"test-{os.urandom(6).hex()}", reference_cache_dir() / f"test-{os.urandom(6).hex()}"]
+    partials = [folders[0] / f".Q4_0.gguf.{dead.pid}.partial", folders[1] / f".reference.gguf.{dead.pid}.partial"]
+    for partial in partials:
+        partial.parent.mkdir(parents=True)
+        partial.write_bytes(b"cut off")
     result = run("build", tiny_hf_dir, "-q", "Q8_0", "-o", out, "--json")
+    for folder in folders:
+        shutil.rmtree(folder)
     assert result.exit_code == 0, result.stderr
+    assert not any(p.exists() for p in partials)
     assert json.loads(result.stdout)["reused"] == {"Q8_0": "bundle"}
     assert snapshot(out)["files"]["tiny-llama-Q8_0.gguf"] == before["files"]["tiny-llama-Q8_0.gguf"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", alive.name])

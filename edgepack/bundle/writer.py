@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgepack.atomic import write_text_atomic
+from edgepack.atomic import link_or_copy, write_text_atomic
 from edgepack.bundle.card import render_model_card
-from edgepack.bundle.manifest import BundleFile, Manifest, now_utc, write_manifest
+from edgepack.bundle.manifest import BundleFile, Manifest, file_entry, now_utc, write_manifest
 from edgepack.gguf_file import read_gguf
+from edgepack.hashing import sha256_file
 
 DEFAULT_MODELFILE = "Modelfile"
 PREFERRED_QUANT = "Q4_K_M"  # the quant `Modelfile` points at when the bundle has it
@@ -73,6 +74,34 @@ def write_quant_modelfile(staging: Path, entry: BundleFile, info, *, model_name:
     entry.modelfile = name
     return ModelfileWritten(name, {"family": modelfile.template_family, "variant": modelfile.template_variant,
                                    "system_handling": modelfile.system_handling}, list(modelfile.warnings))
+
+
+def make_quant(reference, quant, options, key, dest: Path, n_params: int) -> tuple[BundleFile, bool]:
+    """The quant's GGUF at `dest` (in staging) and its manifest entry; True when the quant cache had it.
+
+    `key` is its QuantCacheEntry: a cached file is linked in and its sha256 re-checked; a new one is
+    made at `dest` and linked into the cache, so a rerun after an interrupt finds it.
+    """
+    from edgepack.quantize.engine import quantize_gguf
+    from edgepack.quantize.prepare import estimate_quant_bytes
+
+    record = key.lookup()
+    if record is not None:
+        try:
+            link_or_copy(key.gguf, dest)
+            if sha256_file(dest, memo=False) == record["sha256"]:
+                return BundleFile(**(record["entry"] | {"file": dest.name})), True
+        except (FileNotFoundError, TypeError, KeyError):  # dropped by another build; an older record
+            pass
+        key.drop()
+    made = quantize_gguf(reference.path, dest, quant, options, expected_bytes=estimate_quant_bytes(n_params, quant))
+    entry = file_entry(dest, quant.name, options.to_dict(), options.llama_quantize_args(), made.seconds)
+    try:
+        link_or_copy(dest, key.gguf)  # kept until the bundle is in place: a rerun after an interrupt reuses it
+        key.record(entry.sha256, made.seconds, asdict(entry))
+    except OSError:  # a full or read-only cache costs only the resume
+        key.drop()
+    return entry, False
 
 
 def new_manifest(src, reference, ref_info, toolchain, files: list[BundleFile], *, timings: dict, warnings: list[str],
