@@ -126,6 +126,7 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
         reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
         return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
     out = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+    check_writable(out)  # the lock file goes beside it
     with bundle_lock(out) as lock_file:
         try:
             result = _build_locked(checked, src, out, toolchain, start)
@@ -176,7 +177,6 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
     _remove_debris(out)
     state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
     check_inside(src.path, state, plan.replace)
-    check_writable(out)
     reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
     if checked.target_profile is not None:
