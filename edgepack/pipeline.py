@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgepack import progress
 from edgepack.atomic import make_staging_dir, remove_stale_partials
-from edgepack.bundle import Manifest
+from edgepack.bundle import ChatTemplateInfo, Manifest, PlanRecord
 from edgepack.bundle.lock import bundle_lock
 from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
                                     check_writable)
@@ -194,7 +194,7 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
             progress.warn(warning)
         manifest, result = _quantize_stage(checked, src, reference, ref_info, imatrix, toolchain, staging, carry, out)
         manifest.timings["total"] = progress.elapsed(start)
-        finish_bundle(staging, manifest, mode=state.mode, evaluation_kept=carry.evaluation_kept)
+        finish_bundle(staging, manifest, mode=state.mode)
         check_source_kept(src.path, state, staging)
         with signals_deferred():
             old = swap_in(staging, out)
@@ -227,7 +227,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
     made: dict[str, object] = {}
     plans: dict[str, dict] = {}
     chat_template = None
-    tuned = (carry.extra.get("tuning") or {}).get("modelfile_parameters")  # bench --tune's, as on the kept files
+    tuned = carry.tuning.modelfile_parameters if carry.tuning else None  # bench --tune's, as on the kept files
     for quant in checked.wanted:
         entry = next((e for e in carry.kept if e.quant == quant.name), None) if quant.name in carry.reused else None
         if entry is not None:
@@ -243,8 +243,8 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
             from edgepack.machine.plan import plan_deployment
 
             p = plan_deployment(staging / entry.file, checked.target_profile, plan.ctx)
-            plans[quant.name] = {"target": p.target, "fits": p.fits, "n_ctx": p.n_ctx, "n_gpu_layers": p.n_gpu_layers,
-                                 "n_threads": p.n_threads, "kv_type": p.kv_type, "suggestions": p.suggestions}
+            plans[quant.name] = PlanRecord(p.target, p.fits, p.n_ctx, p.n_gpu_layers, p.n_threads, p.kv_type,
+                                           list(p.suggestions))
             if p.fits:
                 deploy = p.modelfile_parameters()
             else:
@@ -258,10 +258,11 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
     old_quants = {e.quant for e in carry.kept}
     files = [made.get(e.quant, e) for e in carry.kept] + [e for q, e in made.items() if q not in old_quants]
     old_plans = {q: p for q, p in carry.plans.items() if q not in made}
-    extra = carry.extra | {"chat_template": chat_template} | ({"plans": old_plans | plans} if old_plans or plans else {})
+    sections = {"chat_template": ChatTemplateInfo(**chat_template), "evaluation": carry.evaluation,
+                "tuning": carry.tuning, "plans": old_plans | plans}
     timings = {"convert": reference.seconds, "reference_cached": reference.cached,
                "quantize_total": round(sum(e.seconds["quantize"] for q, e in made.items() if q not in reused), 3),
                "reused": reused}
     manifest = new_manifest(src, reference, ref_info, toolchain, files, timings=timings, warnings=warnings,
-                            imatrix=imatrix.record or carry.imatrix, extra=extra)
+                            imatrix=imatrix.record or carry.imatrix, **sections)
     return manifest, BuildResult(out, manifest, warnings + carry.warnings, reused)

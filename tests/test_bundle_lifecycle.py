@@ -97,6 +97,8 @@ def test_rebuild_adds_a_quant_and_keeps_files_reports_and_mode(tiny_hf_dir, tmp_
     q4 = out / "tiny-llama-Q4_K_M.gguf"
     q4_bytes, q4_entry = q4.read_bytes(), load_manifest(out).file("Q4_K_M")
     reports = {n: (out / n).read_bytes() for n in ("report.md", "report.json", "report.csv", "eval-rows.jsonl")}
+    evaluated_lines = [ln for ln in (out / "README.md").read_text().splitlines() if "report" in ln.lower()
+                       or ln.startswith("| F16")]
     os.chmod(out, 0o750)
 
     result = run("build", tiny_hf_dir, "-q", "Q8_0", "-o", out, "--json")
@@ -105,8 +107,9 @@ def test_rebuild_adds_a_quant_and_keeps_files_reports_and_mode(tiny_hf_dir, tmp_
     assert [f.quant for f in m.files] == ["Q4_K_M", "Q8_0"]
     assert m.file("Q4_K_M") == q4_entry and q4.read_bytes() == q4_bytes
     assert {n: (out / n).read_bytes() for n in reports} == reports
-    assert "evaluation" in m.extra and "Evaluation" in (out / "README.md").read_text() or \
-        "| Q4_K_M" in (out / "README.md").read_text()
+    assert m.evaluation is not None and [r.quant for r in m.evaluation.results if not r.is_reference] == ["Q4_K_M"]
+    card = (out / "README.md").read_text()
+    assert evaluated_lines and all(line in card for line in evaluated_lines)  # the card still shows the evaluation
     assert "FROM ./tiny-llama-Q4_K_M.gguf" in (out / "Modelfile").read_text()  # Q4_K_M stays the default
     assert (out / "Modelfile.Q8_0").is_file() and (out / "Modelfile.Q4_K_M").is_file()
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
@@ -122,7 +125,7 @@ def test_rebuild_adds_a_quant_and_keeps_files_reports_and_mode(tiny_hf_dir, tmp_
     assert json.loads(result.stdout)["reused"] == {}
     m = load_manifest(out)
     assert m.file("Q4_K_M").options["pure"] and q4.read_bytes() != q4_bytes and m.file("Q8_0")
-    assert not (out / "report.md").exists() and "evaluation" not in m.extra
+    assert not (out / "report.md").exists() and m.evaluation is None
 
     result = run("build", tiny_hf_dir, "-q", "Q4_0", "-o", out, "--replace", "--json")
     assert result.exit_code == 0, result.stderr

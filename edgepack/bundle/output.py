@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack.atomic import link_or_copy
-from edgepack.bundle.manifest import MANIFEST, BundleFile, Manifest, load_manifest
+from edgepack.bundle.manifest import MANIFEST, BundleFile, Evaluation, Manifest, PlanRecord, Tuning, load_manifest
 from edgepack.errors import EdgepackError, OutputError
 from edgepack.hashing import sha256_file
 
 # What edgepack itself writes into a bundle besides the files a manifest names (eval, report, card).
 OWN_FILES = re.compile(r"(report\.(md|json|csv)|[^/]+\.png|eval-rows\.jsonl|Modelfile[^/]*|README\.md)\Z")
-EVALUATION_FILES = re.compile(r"(report\.(md|json|csv)|[^/]+\.png|eval-rows\.jsonl)\Z")
 
 
 @dataclass
@@ -41,11 +40,6 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o777 & ~umask
-
-
-def listed_names(manifest: Manifest) -> set[str]:
-    names = {MANIFEST} | {f.file for f in manifest.files} | {f.modelfile for f in manifest.files if f.modelfile}
-    return names | ({manifest.default_modelfile} if manifest.default_modelfile else set())
 
 
 def check_output_dir(output_dir: Path, *, replace: bool = False) -> OutputState:
@@ -68,7 +62,7 @@ def check_output_dir(output_dir: Path, *, replace: bool = False) -> OutputState:
     except EdgepackError as exc:
         raise OutputError(f"{output_dir} is not an edgepack bundle (its {MANIFEST} is not valid: {exc}); nothing in it "
                           "was touched; choose another -o") from None
-    listed = listed_names(manifest)
+    listed = manifest.known_names()
     foreign = [name for name in state.files
                if not (output_dir / name).is_file() or (output_dir / name).is_symlink()
                or not (name in listed or OWN_FILES.match(name))]
@@ -139,9 +133,9 @@ class CarryOver:
     kept: list[BundleFile] = field(default_factory=list)  # in the old order; includes `reused`
     reused: set[str] = field(default_factory=set)  # requested quants whose old file is kept as is
     replaced: set[str] = field(default_factory=set)  # quants whose file changes or is gone
-    evaluation_kept: bool = False
-    extra: dict = field(default_factory=dict)  # the old manifest's later-stage sections that still hold
-    plans: dict = field(default_factory=dict)  # the old deployment plans of kept quants
+    evaluation: Evaluation | None = None  # the old one, when every GGUF it measured is kept as it was
+    tuning: Tuning | None = None  # likewise
+    plans: dict[str, PlanRecord] = field(default_factory=dict)  # the old deployment plans of kept quants
     imatrix: dict | None = None  # the old importance matrix, when a kept file was made with it
     warnings: list[str] = field(default_factory=list)
 
@@ -184,20 +178,18 @@ def carry_over(state: OutputState, staging: Path, wanted: dict[str, dict], imatr
         result.kept.append(entry)
     if any(e.options.get("imatrix") for e in result.kept):
         result.imatrix = old.imatrix
-    result.extra = {k: v for k, v in old.extra.items() if k not in ("evaluation", "tuning", "chat_template", "plans")}
-    result.plans = {q: p for q, p in old.extra.get("plans", {}).items() if q in {e.quant for e in result.kept}}
-    tuning = old.extra.get("tuning")
-    if tuning and (tuning.get("quant") not in result.replaced):
-        result.extra["tuning"] = tuning
-    measured = {r.get("quant") for r in (old.extra.get("evaluation") or {}).get("results", [])}
-    result.evaluation_kept = bool(old.extra.get("evaluation")) and not (measured & result.replaced)
-    if result.evaluation_kept:
-        result.extra["evaluation"] = old.extra["evaluation"]
-    if old.extra.get("evaluation") and not result.evaluation_kept:
-        gone = [n for n in state.files if EVALUATION_FILES.match(n)]
+    kept = {e.quant: e.sha256 for e in result.kept}
+    result.plans = {q: p for q, p in old.plans.items() if q in kept}
+    if old.tuning and kept.get(old.tuning.quant) and old.tuning.sha256 in (None, kept[old.tuning.quant]):
+        result.tuning = old.tuning
+    evaluation = old.evaluation
+    if evaluation and all(kept.get(r.quant) and r.sha256 in (None, kept[r.quant])
+                          for r in evaluation.results if not r.is_reference):
+        result.evaluation = evaluation
+    elif evaluation:
+        gone = [n for n in set(evaluation.files) | {evaluation.report} if n in state.files]
         for name in gone:
             (staging / name).unlink(missing_ok=True)
-        if gone:
-            result.warnings.append("the evaluation report measured files this build remade; it was removed "
-                                   "(run `edgepack eval` again)")
+        result.warnings.append("the evaluation report measured files this build remade; it was removed "
+                               "(run `edgepack eval` again)")
     return result

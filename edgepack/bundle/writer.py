@@ -28,15 +28,14 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     bundle_dir = Path(bundle_dir)
     source_dir = Path(manifest.source.get("path") or "")
     source_dir = source_dir if manifest.source.get("path") and source_dir.is_dir() else None
-    plans = manifest.extra.get("plans", {})
+    plans = manifest.plans
     preferred = manifest.file(PREFERRED_QUANT) or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
     written: list[str] = []
     for f in manifest.files:
         if not f.modelfile:
             continue
-        plan = plans.get(f.quant) or {}
-        deploy = ({"num_ctx": plan["n_ctx"], "num_gpu": plan["n_gpu_layers"], "num_thread": plan["n_threads"]}
-                  if plan.get("fits") else {})
+        plan = plans.get(f.quant)
+        deploy = plan.modelfile_parameters() if plan else {}
         text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), f"./{f.file}",
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,
@@ -105,7 +104,7 @@ def make_quant(reference, quant, options, key, dest: Path, n_params: int) -> tup
 
 
 def new_manifest(src, reference, ref_info, toolchain, files: list[BundleFile], *, timings: dict, warnings: list[str],
-                 imatrix: dict | None, extra: dict) -> Manifest:
+                 imatrix: dict | None, **sections) -> Manifest:
     """The record of a bundle the build just assembled (its default Modelfile is set by `finish_bundle`)."""
     from edgepack import __version__
 
@@ -121,7 +120,7 @@ def new_manifest(src, reference, ref_info, toolchain, files: list[BundleFile], *
                "n_layers": ref_info.n_layers, "context_length": ref_info.context_length,
                "embedding_length": ref_info.embedding_length, "vocab_size": ref_info.vocab_size,
                "has_chat_template": ref_info.has_chat_template},
-        files=files, timings=timings, warnings=warnings, notes=notes, imatrix=imatrix, extra=extra)
+        files=files, timings=timings, warnings=warnings, notes=notes, imatrix=imatrix, **sections)
 
 
 def _evaluation_table(bundle_dir: Path) -> str | None:
@@ -137,13 +136,13 @@ def _evaluation_table(bundle_dir: Path) -> str | None:
                      ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def finish_bundle(staging: Path, manifest: Manifest, *, mode: int, evaluation_kept: bool) -> None:
+def finish_bundle(staging: Path, manifest: Manifest, *, mode: int) -> None:
     """The default Modelfile, manifest.json and README.md, then the directory mode the old one had."""
     preferred = manifest.file(PREFERRED_QUANT) or manifest.files[0]
     # Written to a new inode: the old name may be a hard link into the previous bundle.
     write_text_atomic(staging / DEFAULT_MODELFILE, (staging / preferred.modelfile).read_text(encoding="utf-8"))
     manifest.default_modelfile = DEFAULT_MODELFILE
     write_manifest(staging, manifest)
-    table = _evaluation_table(staging) if evaluation_kept else None
+    table = _evaluation_table(staging) if manifest.evaluation else None
     write_text_atomic(staging / "README.md", render_model_card(manifest, evaluation_table=table))
     os.chmod(staging, mode)
