@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgepack import progress
 from edgepack.atomic import make_staging_dir, remove_stale_partials
-from edgepack.bundle import ChatTemplateInfo, Manifest, PlanRecord
+from edgepack.bundle import BundleFile, ChatTemplateInfo, Manifest, PlanRecord
 from edgepack.bundle.lock import bundle_lock
 from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
                                     check_writable)
@@ -224,8 +224,8 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
     plan = checked.plan
     warnings = list(reference.warnings)
     reused: dict[str, str] = {}
-    made: dict[str, object] = {}
-    plans: dict[str, dict] = {}
+    made: dict[str, BundleFile] = {}
+    plans: dict[str, PlanRecord] = {}
     chat_template = None
     tuned = carry.tuning.modelfile_parameters if carry.tuning else None  # bench --tune's, as on the kept files
     for quant in checked.wanted:
