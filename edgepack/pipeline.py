@@ -55,6 +55,7 @@ class BuildPlan:
     target: str | None = None  # a device to plan for (preset, profile JSON, "this")
     ctx: int | None = None  # the deployment context to plan for
     replace: bool = False  # start the bundle over instead of adding to it
+    trust_remote_code: bool = False  # allow a source whose conversion runs its own Python code
     dry_run: bool = False
     evaluate: object | None = None  # an edgepack.measure.evaluate.EvalPlan: measure the bundle after
     ollama_name: str | None = None  # then `ollama create NAME`
@@ -121,7 +122,7 @@ def run_build(plan: BuildPlan) -> BuildResult | DryRunResult:
 def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
     checked = check_plan(plan)
     toolchain = ensure_toolchain()
-    src = resolve_source(plan.source, plan.revision)
+    src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
     if plan.dry_run:
         reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
         return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
@@ -156,9 +157,9 @@ def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), *
 
 def _reference_stage(checked: _Checked, src: Source, toolchain):
     plan = checked.plan
-    reference = make_reference(src, plan.outtype, toolchain=toolchain)
+    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code)
     ref_info = read_gguf(reference.path, with_tokens=True)
-    check_tensor_options(plan.options, reference.path, ref_info.n_layers)
+    check_tensor_options(plan.options, ref_info)
     imatrix = settle_imatrix(reference.path, ref_info.n_params, plan.options, imatrix=plan.imatrix,
                              calibration_text=checked.calibration_text, chunks=plan.imatrix_chunks)
     return reference, ref_info, imatrix

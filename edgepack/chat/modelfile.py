@@ -63,14 +63,21 @@ def _check_printable(value: str, what: str) -> None:
             raise ModelfileError(f"the {what} contains the control character {ch!r}, which Ollama's Modelfile parser drops")
 
 
+def plain_text(text: str) -> str:
+    """License text as Ollama keeps it: page breaks (form feeds) and CRLF become newlines, other
+    control characters go (standard GPL/LGPL texts carry form feeds between sections)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+
+
 def ollama_quote(value: str, what: str = "value") -> str:
     """Quote a value the way Ollama's parser reads it back unchanged.
 
     One line: "value" (the parser strips the first and last quote, nothing is escaped).
-    Several lines, or a value starting with two quotes: \"\"\"value\"\"\", which cannot hold \"\"\".
+    Several lines, a value starting with two quotes, or a lone quote: \"\"\"value\"\"\", which cannot hold \"\"\".
     """
     _check_printable(value, what)
-    if "\n" not in value and not value.startswith('""'):
+    if "\n" not in value and not f'"{value}"'.startswith('"""'):  # "" or a lone " would open a block
         return f'"{value}"'
     return ollama_block(value, what)
 
@@ -154,34 +161,14 @@ class SourceChatInfo:
     eos_token: str | None = None
 
 
-def _token_text(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
-
-
 def read_source_chat_info(source_dir: Path | None) -> SourceChatInfo:
-    """Chat template and special tokens from tokenizer_config.json / chat_template.jinja."""
-    info = SourceChatInfo()
+    """Chat template and special tokens of the HF source, read as the converter reads them (SpecialVocab)."""
     if source_dir is None:
-        return info
-    source_dir = Path(source_dir)
-    config_path = source_dir / "tokenizer_config.json"
-    if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            config = {}
-        template = config.get("chat_template")
-        if isinstance(template, list):  # named templates: the "default" one is the chat template
-            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-        info.chat_template = template if isinstance(template, str) else None
-        info.bos_token = _token_text(config.get("bos_token"))
-        info.eos_token = _token_text(config.get("eos_token"))
-    jinja_path = source_dir / "chat_template.jinja"
-    if info.chat_template is None and jinja_path.is_file():
-        info.chat_template = jinja_path.read_text(encoding="utf-8")
-    return info
+        return SourceChatInfo()
+    from edgepack.source.special import hf_chat_info
+
+    found = hf_chat_info(source_dir)
+    return SourceChatInfo(found.chat_template, found.bos_token, found.eos_token)
 
 
 def read_source_license(source_dir: Path | None) -> str | None:
@@ -314,6 +301,7 @@ def modelfile_for_gguf(
         ollama_block(m.content, f"{m.role} message")
     license_value = license_text if license_text is not None else (read_source_license(source_dir) or _license_from_gguf(info))
     if license_value is not None:
+        license_value = plain_text(license_value)
         ollama_block(license_value, "license")
 
     text = _environment().get_template("Modelfile.j2").render(

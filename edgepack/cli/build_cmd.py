@@ -50,6 +50,7 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -74,7 +75,8 @@ def build(
     result = run_build(BuildPlan(
         source, tuple(quant or ()), ladder=ladder, output_dir=output, outtype=outtype, revision=revision,
         options=options, calibration=tuple(calibration or ()), imatrix=imatrix, imatrix_chunks=imatrix_chunks,
-        target=target, ctx=ctx, replace=replace, dry_run=dry_run, evaluate=eval_plan, ollama_name=ollama))
+        target=target, ctx=ctx, replace=replace, dry_run=dry_run, evaluate=eval_plan, ollama_name=ollama,
+        trust_remote_code=trust_remote_code))
     if as_json:
         print_json(result)
         return
@@ -221,6 +223,7 @@ def imatrix_command(
     ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -230,7 +233,8 @@ def imatrix_command(
 
     setup(verbose)
     text = load_calibration(calibration or ["default"])
-    reference = make_reference(resolve_source(source))
+    reference = make_reference(resolve_source(source, trust_remote_code=trust_remote_code),
+                               trust_remote_code=trust_remote_code)
     result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
     if as_json:
         print_json(result)

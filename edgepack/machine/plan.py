@@ -88,8 +88,6 @@ def load_geometry(model) -> ModelGeometry:
     """Read a GGUF (path, GGUFInfo with .path, or an existing ModelGeometry)."""
     if isinstance(model, ModelGeometry):
         return model
-    from gguf import GGUFReader
-
     from edgepack.gguf_file import read_gguf
 
     path = Path(getattr(model, "path", model))
@@ -111,9 +109,9 @@ def load_geometry(model) -> ModelGeometry:
     layers: list[list[WeightTensor]] = [[] for _ in range(n_layers)]
     token_embd = output = None
     other = 0
-    for t in GGUFReader(path).tensors:
-        shape = [int(x) for x in t.shape]
-        tensor = WeightTensor(t.name, t.tensor_type.name, shape[1] if len(shape) > 1 else 1, len(shape), int(t.n_bytes))
+    for t in info.tensors or read_gguf(path).tensors:
+        shape = t.shape
+        tensor = WeightTensor(t.name, t.type_name, shape[1] if len(shape) > 1 else 1, len(shape), t.n_bytes)
         if t.name.startswith("blk."):
             index = int(t.name.split(".")[1])
             if index < n_layers:
@@ -412,7 +410,10 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
     cores. When nothing fits it says so and what would (a shorter context, a smaller quant)."""
     from edgepack.machine.devices import resolve_target
 
+    from edgepack.runtime.toolchain import check_loadable_architecture
+
     g = load_geometry(model)
+    check_loadable_architecture(g.architecture, Path(g.path).name)  # "fits" means nothing if it cannot load
     target = resolve_target(target)
     n_layers = g.n_layers
     if isinstance(n_gpu_layers, str):

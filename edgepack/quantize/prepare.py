@@ -26,18 +26,16 @@ def check_calibration_plan(wanted: list[QuantType], calibration, imatrix) -> Non
                              "add --calibration FILE (or --calibration default) or --imatrix FILE")
 
 
-def check_tensor_options(options: QuantOptions, reference_path: Path, n_layers: int | None) -> None:
+def check_tensor_options(options: QuantOptions, ref_info) -> None:
     """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
     if options.tensor_types:
-        from gguf import GGUFReader
-
-        names = [t.name for t in GGUFReader(reference_path).tensors]
+        names = [t.name for t in ref_info.tensors]
         for spec in options.tensor_types:
             pattern = spec.rpartition("=")[0]
             if not any(re.search(pattern, n) for n in names):
                 raise QuantError(f"--tensor-type pattern {pattern!r} matches no tensor of this model "
                                  f"(names look like {names[len(names) // 2]!r})")
-    n_layers = n_layers or 0
+    n_layers = ref_info.n_layers or 0
     bad = [i for i in options.prune_layers if not 0 <= i < n_layers]
     if bad:
         raise QuantError(f"--prune-layers {bad[0]} does not exist; this model has layers 0..{n_layers - 1}")
