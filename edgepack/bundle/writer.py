@@ -10,7 +10,7 @@ from edgepack.atomic import link_or_copy, write_text_atomic
 from edgepack.bundle.card import render_model_card
 from edgepack.bundle.manifest import BundleFile, Manifest, file_entry, now_utc, write_manifest
 from edgepack.gguf_file import read_gguf
-from edgepack.hashing import sha256_file
+from edgepack.hashing import file_record, matches_record
 
 DEFAULT_MODELFILE = "Modelfile"
 PREFERRED_QUANT = "Q4_K_M"  # the quant `Modelfile` points at when the bundle has it
@@ -78,7 +78,8 @@ def write_quant_modelfile(staging: Path, entry: BundleFile, info, *, model_name:
 def make_quant(reference, quant, options, key, dest: Path, n_params: int) -> tuple[BundleFile, bool]:
     """The quant's GGUF at `dest` (in staging) and its manifest entry; True when the quant cache had it.
 
-    `key` is its QuantCacheEntry: a cached file is linked in and its sha256 re-checked; a new one is
+    `key` is its QuantCacheEntry: a cached file is linked in once it is checked (size and mtime as
+    recorded, else its sha256); a new one is
     made at `dest` and linked into the cache, so a rerun after an interrupt finds it.
     """
     from edgepack.quantize.engine import quantize_gguf
@@ -87,8 +88,9 @@ def make_quant(reference, quant, options, key, dest: Path, n_params: int) -> tup
     record = key.lookup()
     if record is not None:
         try:
-            link_or_copy(key.gguf, dest)
-            if sha256_file(dest, memo=False) == record["sha256"]:
+            # Same size and mtime as when it was cached (hashing.matches_record), else every byte rehashed.
+            if matches_record(key.gguf, record.get("file")):
+                link_or_copy(key.gguf, dest)
                 return BundleFile(**(record["entry"] | {"file": dest.name})), True
         except (FileNotFoundError, TypeError, KeyError):  # dropped by another build; an older record
             pass
@@ -97,7 +99,7 @@ def make_quant(reference, quant, options, key, dest: Path, n_params: int) -> tup
     entry = file_entry(dest, quant.name, options.to_dict(), options.llama_quantize_args(), made.seconds)
     try:
         link_or_copy(dest, key.gguf)  # kept until the bundle is in place: a rerun after an interrupt reuses it
-        key.record(entry.sha256, made.seconds, asdict(entry))
+        key.record(file_record(key.gguf, entry.sha256), made.seconds, asdict(entry))
     except OSError:  # a full or read-only cache costs only the resume
         key.drop()
     return entry, False

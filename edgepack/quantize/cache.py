@@ -2,11 +2,12 @@
 
 An entry is keyed by everything that decides the file's bytes: the 16-bit reference's sha256, the
 quant type, every quantize option (`QuantOptions.to_dict()`, with the imatrix given by its sha256
-instead of its path) and the llama.cpp version. The GGUF is written under a `.partial` name and
-renamed when complete; `entry.json` (its sha256, quantize time and manifest entry) is written after it, so an entry
-without one is ignored. The build links (or copies) the file into its staging directory, re-checks
-its sha256 there, and drops the entries it used once its bundle is in place: the cache only holds
-the work of builds that did not finish. Quants are written in the staging directory and linked here.
+instead of its path) and the llama.cpp version. Quants are written in the build's staging
+directory and linked (or copied) here; `entry.json` (sha256, size and mtime, quantize time, the
+manifest entry) is written after the file, so an entry without one is ignored. Before reuse the
+file is checked (same size and mtime as recorded, else every byte rehashed: hashing.matches_record).
+A build drops the entries it used once its bundle is in place: the cache holds only the work of
+builds that did not finish.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ class QuantCacheEntry:
             return None
         return record
 
-    def record(self, sha256: str, seconds: float, entry: dict) -> None:
-        """Mark the entry complete; `entry` is the bundle's record of the file, reused without re-reading it."""
-        write_text_atomic(self.folder / ENTRY, json.dumps({"key": self.key, "quant": self.quant, "sha256": sha256,
+    def record(self, file: dict, seconds: float, entry: dict) -> None:
+        """Mark the entry complete. `file` is hashing.file_record of the GGUF (sha256, size, mtime), checked
+        before reuse; `entry` is the bundle's record of the file, reused without re-reading it."""
+        write_text_atomic(self.folder / ENTRY, json.dumps({"key": self.key, "quant": self.quant, "file": file,
                                                            "seconds": seconds, "entry": entry}) + "\n")
 
     def drop(self) -> None:
