@@ -22,6 +22,7 @@ from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, 
                                     check_writable)
 from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
 from edgepack.bundle.writer import finish_bundle, make_quant, new_manifest, write_quant_modelfile
+from edgepack.chat.modelfile import chat_report_for_gguf
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
 from edgepack.paths import reference_cache_dir
@@ -180,6 +181,8 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
     check_inside(src.path, state, plan.replace)
     reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
+    # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work).
+    chat = chat_report_for_gguf(ref_info, src.path if src.path.is_dir() else None)
     if checked.target_profile is not None:
         from edgepack.machine.plan import plan_deployment
 
@@ -193,7 +196,8 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
         carry = carry_over(state, staging, wanted, imatrix.sha256)
         for warning in carry.warnings:
             progress.warn(warning)
-        manifest, result = _quantize_stage(checked, src, reference, ref_info, imatrix, toolchain, staging, carry, out)
+        manifest, result = _quantize_stage(checked, src, reference, ref_info, imatrix, toolchain, staging, carry, out,
+                                           chat)
         manifest.timings["total"] = progress.elapsed(start)
         finish_bundle(staging, manifest, mode=state.mode)
         check_source_kept(src.path, state, staging)
@@ -221,7 +225,7 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
 
 
 def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix, toolchain, staging: Path,
-                    carry, out: Path) -> tuple[Manifest, BuildResult]:
+                    carry, out: Path, chat) -> tuple[Manifest, BuildResult]:
     plan = checked.plan
     warnings = list(reference.warnings)
     reused: dict[str, str] = {}
@@ -252,7 +256,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
                 warnings.append(f"{quant.name} does not fit {p.target} at context {p.n_ctx}: "
                                 + "; ".join(p.suggestions or ["try a smaller quant"]))
         written = write_quant_modelfile(staging, entry, ref_info, model_name=src.name, deploy=deploy, parameters=tuned,
-                                        source_dir=src.path if src.path.is_dir() else None)
+                                        chat=chat, source_dir=src.path if src.path.is_dir() else None)
         chat_template = written.chat_template
         warnings += [w for w in written.warnings if w not in warnings]
         made[quant.name] = entry
@@ -260,7 +264,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
     files = [made.get(e.quant, e) for e in carry.kept] + [e for q, e in made.items() if q not in old_quants]
     old_plans = {q: p for q, p in carry.plans.items() if q not in made}
     sections = {"chat_template": ChatTemplateInfo(**chat_template), "evaluation": carry.evaluation,
-                "tuning": carry.tuning, "plans": old_plans | plans}
+                "tuning": carry.tuning, "plans": old_plans | plans, "chat": chat.to_dict()}
     timings = {"convert": reference.seconds, "reference_cached": reference.cached,
                "quantize_total": round(sum(e.seconds["quantize"] for q, e in made.items() if q not in reused), 3),
                "reused": reused}

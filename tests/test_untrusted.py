@@ -221,7 +221,8 @@ def _long_single_line(tmp_path: Path) -> Path:
 
 def test_eval_chunks_are_capped_by_default(tiny_bundle, tmp_path):
     text = _long_single_line(tmp_path)
-    result = run("eval", tiny_bundle, "--text", text, "--ctx", "16", "--no-speed", "--memory-ctx", "",
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")  # eval records into the bundle it measures
+    result = run("eval", bundle, "--text", text, "--ctx", "16", "--no-speed", "--memory-ctx", "",
                  "-o", tmp_path / "r", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["settings"]["n_chunks"] == 100

@@ -24,11 +24,13 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     `parameters` override them.
     """
     from edgepack.chat.modelfile import modelfile_for_gguf
+    from edgepack.chat.report import ChatReport
 
     bundle_dir = Path(bundle_dir)
     source_dir = Path(manifest.source.get("path") or "")
     source_dir = source_dir if manifest.source.get("path") and source_dir.is_dir() else None
     plans = manifest.plans
+    chat = ChatReport.from_dict(manifest.chat) if manifest.chat else None
     preferred = manifest.file(PREFERRED_QUANT) or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
     written: list[str] = []
     for f in manifest.files:
@@ -39,7 +41,7 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
         text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), f"./{f.file}",
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,
-                                  **deploy).text
+                                  chat=chat, **deploy).text
         write_text_atomic(bundle_dir / f.modelfile, text)
         written.append(f.modelfile)
         if manifest.default_modelfile and f is preferred:
@@ -56,7 +58,7 @@ class ModelfileWritten:
 
 
 def write_quant_modelfile(staging: Path, entry: BundleFile, info, *, model_name: str, source_dir: Path | None,
-                          deploy: dict, parameters: dict | None = None) -> ModelfileWritten:
+                          deploy: dict, parameters: dict | None = None, chat=None) -> ModelfileWritten:
     """`Modelfile.<QUANT>` beside its GGUF; `deploy` adds the plan's num_ctx/num_gpu/num_thread.
 
     `info` is the 16-bit reference's GGUFInfo (with tokens): what a Modelfile reads (chat template,
@@ -68,7 +70,7 @@ def write_quant_modelfile(staging: Path, entry: BundleFile, info, *, model_name:
     name = f"Modelfile.{entry.quant}"
     modelfile = modelfile_for_gguf(info, f"./{entry.file}",
                                    model_name=model_name, quant=entry.quant, modelfile_name=name,
-                                   source_dir=source_dir, parameters=parameters, **deploy)
+                                   source_dir=source_dir, parameters=parameters, chat=chat, **deploy)
     write_text_atomic(staging / name, modelfile.text)
     entry.modelfile = name
     return ModelfileWritten(name, {"family": modelfile.template_family, "variant": modelfile.template_variant,

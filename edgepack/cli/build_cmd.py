@@ -122,15 +122,25 @@ def inspect(
     path: Annotated[Path, typer.Argument(help="A .gguf file.")],
     as_json: JsonFlag = False,
     layers: Annotated[bool, typer.Option("--layers", help="Also show tensor types per layer.")] = False,
+    chat: Annotated[bool, typer.Option("--chat", help=(
+        "Also prove how each runtime renders the chat template (llama.cpp Jinja, Ollama Go TEMPLATE, "
+        "Ollama RENDERER/PARSER); uses llama-server when built."))] = False,
 ):
     """Show what is inside a GGUF: architecture, parameters, context, chat template, types, bits per weight."""
     from edgepack.gguf_file import read_gguf
 
-    info = read_gguf(path)
+    info = read_gguf(path, with_tokens=chat)
+    report = None
+    if chat:
+        from edgepack.chat.modelfile import chat_report_for_gguf
+
+        report = chat_report_for_gguf(info)
     if as_json:
         data = info.to_dict()
         if not layers:
             data.pop("layer_types")
+        if report is not None:
+            data["chat"] = report.to_dict()
         print_json(data)
         return
     out.print(f"[bold]{path}[/bold]")
@@ -149,6 +159,11 @@ def inspect(
     ]
     for key, value in rows:
         out.print(f"  {key:<17} {value}")
+    if report is not None:
+        for line in report.summary_lines():
+            out.print(f"  chat: {line}", markup=False, highlight=False)
+        for warning in report.warnings:
+            out.print(f"  chat warning: {warning}", markup=False, highlight=False)
     table = Table(title="tensor types")
     for col in ("type", "tensors", "parameters", "MiB"):
         table.add_column(col, justify="left" if col == "type" else "right")

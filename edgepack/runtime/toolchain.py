@@ -30,6 +30,7 @@ SDIST_SHA256 = {"0.3.36": "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372
 
 # Parts of the vendored tree we do not need: test vocabularies and documentation.
 _SKIP_PREFIXES = ("models/", "docs/", "media/", "benches/", ".github/")
+_KEEP_PREFIXES = ("models/templates/",)  # real chat templates: scripts/bench_templates.py
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _unpack(sdist: Path, version: str) -> None:
                 if not rest.startswith("vendor/llama.cpp/"):
                     continue
                 inner = rest[len("vendor/llama.cpp/"):]
-                if not inner or inner.startswith(_SKIP_PREFIXES):
+                if not inner or (inner.startswith(_SKIP_PREFIXES) and not inner.startswith(_KEEP_PREFIXES)):
                     continue
                 prefix = top
                 member.name = "llama.cpp/" + inner
