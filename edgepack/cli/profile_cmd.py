@@ -79,6 +79,8 @@ def plan(
     ngl: Annotated[Optional[str], typer.Option("--ngl", help="Force n_gpu_layers (a number or 'all').")] = None,
     kv_type: Annotated[Optional[str], typer.Option("--kv-type", help="Force the KV cache type: f16, q8_0, q4_0.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Force the thread count.")] = None,
+    runtime: Annotated[Optional[str], typer.Option("--runtime", help="Size memory for this runtime's process: "
+                                                   "llama-server (default), ollama, python.")] = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="List the built-in target presets.")] = False,
     as_json: JsonFlag = False,
 ):
@@ -94,7 +96,8 @@ def plan(
                 out.print(f"  {name:<22} {p.description}", highlight=False)
         return
     if model.is_dir():
-        result = plan_bundle(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads)
+        result = plan_bundle(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads,
+                             runtime=runtime)
         if as_json:
             print_json(result)
             return
@@ -112,7 +115,7 @@ def plan(
         if result.plan:
             out.print(f"Modelfile PARAMETERs: {result.plan.modelfile_parameters()}")
         return
-    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads)
+    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads, runtime=runtime)
     if as_json:
         print_json(p)
         return
@@ -124,14 +127,15 @@ def _print_plan(p) -> None:
     status = "[green]fits[/green]" if p.fits else "[red]does not fit[/red]"
     out.print(f"[bold]{Path(p.model).name}[/bold] ({p.quant}) on [bold]{p.target}[/bold]: {status}")
     out.print(f"  n_ctx {p.n_ctx}, n_gpu_layers {p.n_gpu_layers}/{p.n_layers}, KV cache {p.kv_type}, "
-              f"flash attention {'on' if p.flash_attn else 'off'}, threads {p.n_threads}", highlight=False)
+              f"flash attention {'on' if p.flash_attn else 'off'}, threads {p.n_threads}, runtime {p.runtime}",
+              highlight=False)
     table = Table(title="memory")
     for col in ("", "RAM", "VRAM"):
         table.add_column(col, justify="left" if not col else "right")
     for label, ram, vram in (("weights", m.weights_ram, m.weights_vram), ("CPU repack copy", m.repack_ram, 0),
                              ("vocabulary, metadata", m.model_runtime_ram, 0),
                              ("KV cache", m.kv_ram, m.kv_vram), ("compute buffers", m.compute_ram, m.compute_vram),
-                             ("runtime reserve", m.reserve_ram, m.reserve_vram),
+                             (f"{p.runtime} process", m.reserve_ram, m.reserve_vram),
                              ("total", m.ram_total, m.vram_total), ("budget", p.ram_budget, p.vram_budget)):
         table.add_row(label, _mib(ram), _mib(vram) if vram or label in ("total", "budget") else "-")
     out.print(table)

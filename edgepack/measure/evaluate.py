@@ -75,7 +75,8 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
     that shows them. Each finished row is saved at once (eval-rows.jsonl), so an interrupted run
     loses nothing finished and the next run with the same plan resumes.
     """
-    from edgepack.measure.bench import default_threads, measure_peak_memory, measure_speed
+    from edgepack.measure.peak_memory import measure_peak_memory
+    from edgepack.measure.speed import default_threads, measure_speed
     from edgepack.measure.report import Report, Row, parse_size, recommend, write_report
     from edgepack.measure.tasks import load_task, run_task
     from edgepack.measure.texts import load_eval_text
