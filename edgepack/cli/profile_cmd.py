@@ -163,16 +163,27 @@ def bench(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report: .md, .csv, .json, .jsonl.")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Find the fastest threads/n_gpu_layers and write them into the bundle.")] = False,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="With --tune: the quant to tune on (default Q4_K_M).")] = None,
+    energy: Annotated[bool, typer.Option("--energy", help="Joules per token from RAPL/NVML/Jetson/powermetrics, "
+                                         "net of an idle baseline.")] = False,
+    idle_seconds: Annotated[float, typer.Option("--idle-seconds", help="With --energy: how long the idle baseline "
+                                                "is measured.")] = 3.0,
+    sustained: Annotated[Optional[float], typer.Option("--sustained", help="Also generate for this many seconds: "
+                                                       "burst and sustained t/s, clocks, temperatures.")] = None,
+    cooldown: Annotated[float, typer.Option("--cooldown", help="Seconds of rest between settings "
+                                            "(llama-bench's --delay).")] = 0.0,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
-    """Prompt and generation speed, llama-bench style, over threads x n_gpu_layers x batch (and quants)."""
+    """Prompt and generation speed, llama-bench style, over threads x n_gpu_layers x batch (and quants);
+    with --energy joules per token, with --sustained speed once the machine is hot."""
     from edgepack.measure.bench import BenchError, bench_sweep, parse_list, tune_bundle
 
     setup(verbose)
     fa = {"auto": None, "on": True, "off": False}.get(flash_attn.lower(), "bad")
     if fa == "bad":
         raise BenchError(f"--fa {flash_attn!r}: use auto, on or off")
+    if (sustained is not None and sustained <= 0) or cooldown < 0 or idle_seconds <= 0:
+        raise BenchError("--sustained and --idle-seconds must be positive and --cooldown not negative (seconds)")
     if tune:
         if len(models) != 1 or not models[0].is_dir():
             raise BenchError("--tune needs one bundle directory (it writes the settings into its Modelfiles)")
@@ -192,10 +203,13 @@ def bench(
     report = bench_sweep(models, threads=parse_list(threads, name="threads"),
                          n_gpu_layers=ngl.split(",") if ngl else None, batches=parse_list(batch, name="batch"),
                          parallel=parse_list(parallel, name="parallel"), n_prompt=n_prompt, n_gen=n_gen,
-                         repetitions=repetitions, flash_attn=fa)
+                         repetitions=repetitions, flash_attn=fa, energy=energy, idle_seconds=idle_seconds,
+                         sustained=sustained, cooldown=cooldown)
     if output:
         report.write(output)
     if as_json:
         print_json(report.to_dict())
     else:
         out.print(report.to_markdown(), highlight=False)
+    if as_json and report.notes:  # the no-sensor line and busy-machine notes reach a --json user too
+        Console(stderr=True).print("\n".join(report.notes), highlight=False)

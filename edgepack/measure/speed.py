@@ -13,6 +13,7 @@ import ctypes
 import random
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class SpeedResult:
     pp_samples_ns: list[int] = field(default_factory=list)
     tg_samples_ns: list[int] = field(default_factory=list)
     ttft_samples_ns: list[int] = field(default_factory=list)
+    pp_joules: list[float] = field(default_factory=list)   # with an energy meter: joules of each timed run
+    tg_joules: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,34 +146,41 @@ def _check_gpu_layers(model_path: Path, n_gpu_layers: int) -> int:
 
 def _measure(model, model_path: Path, facts, *, n_prompt: int, n_gen: int, repetitions: int, n_threads: int,
              n_gpu_layers: int, n_batch: int, n_parallel: int, flash_attn: bool | None,
-             warmup: bool = True) -> SpeedResult:
+             warmup: bool = True, meter=None) -> SpeedResult:
+    """One setting on a loaded model. With `meter` (energy.EnergyMeter) the joules of every timed
+    run are kept too, read right before and after it."""
     if n_prompt < 0 or n_gen < 0 or repetitions < 1 or n_batch < 1 or n_parallel < 1 or n_threads < 1:
         raise BenchError("n_prompt and n_gen must be >= 0; repetitions, n_batch, n_parallel and threads >= 1")
     n_ctx = max(n_prompt + n_parallel * max(n_gen, 1) + n_parallel, 64)
-    pp, tg, ttft = [], [], []
-    with new_context(model, n_ctx=n_ctx, n_batch=max(n_batch, n_parallel), n_threads=n_threads, n_parallel=n_parallel,
-                  flash_attn=flash_attn) as ctx:
-        runner = _Runner(model, ctx, n_batch=n_batch, n_parallel=1 if n_parallel == 1 else n_parallel)
-        try:
-            if warmup:
-                if n_prompt:
-                    runner.prompt(n_prompt)
-                    runner.clear()
-                if n_gen:
-                    runner.generate(1)
-                    runner.clear()
-            for _ in range(repetitions):
-                if n_prompt:
-                    runner.clear()
-                    t_pp = runner.prompt(n_prompt)
-                    pp.append(t_pp)
-                    if n_gen and n_parallel == 1:
-                        ttft.append(t_pp + runner.generate(1))
-                if n_gen:
-                    runner.clear()
-                    tg.append(runner.generate(n_gen))
-        finally:
-            runner.close()
+    pp, tg, ttft, pp_j, tg_j = [], [], [], [], []
+
+    def timed(run, n, joules):
+        if meter is None:
+            return run(n)
+        before = meter.joules()
+        ns = run(n)
+        joules.append(meter.joules() - before)
+        return ns
+
+    with open_runner(model, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, n_parallel=n_parallel,
+                     flash_attn=flash_attn) as runner:
+        if warmup:
+            if n_prompt:
+                runner.prompt(n_prompt)
+                runner.clear()
+            if n_gen:
+                runner.generate(1)
+                runner.clear()
+        for _ in range(repetitions):
+            if n_prompt:
+                runner.clear()
+                t_pp = timed(runner.prompt, n_prompt, pp_j)
+                pp.append(t_pp)
+                if n_gen and n_parallel == 1:
+                    ttft.append(t_pp + runner.generate(1))
+            if n_gen:
+                runner.clear()
+                tg.append(timed(runner.generate, n_gen, tg_j))
     pp_tps = [n_prompt * 1e9 / t for t in pp]
     tg_tps = [n_gen * n_parallel * 1e9 / t for t in tg]
     pp_m, pp_sd = _mean_sd(pp_tps)
@@ -182,7 +192,21 @@ def _measure(model, model_path: Path, facts, *, n_prompt: int, n_gen: int, repet
         n_gen=n_gen, repetitions=repetitions, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
         n_ubatch=min(n_batch, 512), n_parallel=n_parallel, flash_attn=flash_attn,
         pp_tps=_r(pp_m), pp_tps_sd=_r(pp_sd), tg_tps=_r(tg_m), tg_tps_sd=_r(tg_sd), ttft_ms=_r(tt_m, 3),
-        ttft_ms_sd=_r(tt_sd, 3), pp_samples_ns=pp, tg_samples_ns=tg, ttft_samples_ns=ttft)
+        ttft_ms_sd=_r(tt_sd, 3), pp_samples_ns=pp, tg_samples_ns=tg, ttft_samples_ns=ttft, pp_joules=pp_j,
+        tg_joules=tg_j)
+
+
+@contextmanager
+def open_runner(model, *, n_ctx: int, n_batch: int, n_threads: int, n_parallel: int = 1,
+                flash_attn: bool | None = None):
+    """A context for `model` and the runner that times prompt and generation runs on it."""
+    with new_context(model, n_ctx=n_ctx, n_batch=max(n_batch, n_parallel), n_threads=n_threads, n_parallel=n_parallel,
+                     flash_attn=flash_attn) as ctx:
+        runner = _Runner(model, ctx, n_batch=n_batch, n_parallel=n_parallel)
+        try:
+            yield runner
+        finally:
+            runner.close()
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
