@@ -91,20 +91,35 @@ class _ToolPower:
         self.proc.wait(timeout=5)
 
 
-@dataclass
 class EnergyMeter:
-    """One cumulative joule count over every sensor found; `sources` names them."""
+    """One cumulative joule count over every sensor found; `sources` names them.
 
-    sources: list[str]
-    _counters: list
-    _samplers: list
-    _closers: list
+    Counters are also read by a thread every `poll_seconds`, so a counter that wraps around
+    (RAPL's does, after its max_energy_range_uj) is never read less than once per wrap."""
+
+    def __init__(self, sources: list[str], counters: list, samplers: list, closers: list, poll_seconds: float = 1.0):
+        self.sources = sources
+        self._counters, self._samplers, self._closers = counters, samplers, closers
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True)
+        self._poller.start()
+
+    def _poll(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.joules()
+            except (OSError, ValueError):
+                pass
 
     def joules(self) -> float:
-        total = sum(c() for c in self._counters)
+        with self._lock:
+            total = sum(c() for c in self._counters)
         return total + sum(s.joules() for s in self._samplers)
 
     def close(self) -> None:
+        self._stop.set()
+        self._poller.join()
         for s in self._samplers:
             s.close()
         for c in self._closers:
@@ -118,7 +133,7 @@ class EnergyMeter:
 
 
 def open_meter(root: str | Path = "/", *, use_zeus: bool = True, tools: bool = True,
-               interval: float = 0.05) -> EnergyMeter:
+               interval: float = 0.05, poll_seconds: float = 1.0) -> EnergyMeter:
     """Every sensor this machine offers, through zeus where it covers them, else read directly.
     `root` points the sysfs readers at a recorded tree (tests); `tools` allows tegrastats and
     powermetrics. Raises EnergyUnavailable (one line) when there is none."""
@@ -159,7 +174,7 @@ def open_meter(root: str | Path = "/", *, use_zeus: bool = True, tools: bool = T
         raise EnergyUnavailable("no power sensor on this machine (no readable RAPL, NVML energy counter, "
                                 "Jetson rails, tegrastats or powermetrics)" + (f": {reason}" if reason else
                                 "; energy is not reported rather than estimated"))
-    return EnergyMeter(names, counters, samplers, closers)
+    return EnergyMeter(names, counters, samplers, closers, poll_seconds)
 
 
 def _sudo_allowed() -> bool:

@@ -30,7 +30,7 @@ class RaplZone:
         now = int((self.path / "energy_uj").read_text())
         delta = now - self.last_uj
         if delta < 0:  # the counter passed max_energy_range_uj and started again from 0
-            delta += self.max_uj + 1
+            delta += self.max_uj
         self.total_uj += delta
         self.last_uj = now
         return self.total_uj / 1e6
@@ -115,13 +115,17 @@ def board_input(rails: list[InaRail]) -> list[InaRail]:
 
 # ---------------------------------------------------------------- tools' output (pure parsers)
 
-_TEGRA_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]+) (\d+)(?:mW)?/(\d+)(?:mW)?")
+# "VDD_IN 5012mW/4980mW" (JetPack 5+), or a rail name without units: "POM_5V_IN 3012/2980" (JetPack 4).
+# "RAM 2547/7620MB" and "SWAP 0/3810MB" have the same shape but are memory, not power.
+_TEGRA_RAIL_MW = re.compile(r"\b([A-Z][A-Z0-9_]+) (\d+)mW/(\d+)mW")
+_TEGRA_RAIL_BARE = re.compile(r"\b((?:VDD|POM|VIN)_[A-Z0-9_]+) (\d+)/(\d+)\b(?!\s*[kMG]?B)")
 
 
 def parse_tegrastats(line: str) -> dict[str, float]:
-    """One `tegrastats` line to {rail: watts (current reading)}: "VDD_IN 5012mW/4980mW" (JetPack 5+)
-    or "POM_5V_IN 3012/2980" (JetPack 4)."""
-    return {m.group(1): int(m.group(2)) / 1000 for m in _TEGRA_RAIL.finditer(line)}
+    """One `tegrastats` line to {rail: watts (the current reading, not the running average)}."""
+    rails = {m.group(1): int(m.group(2)) / 1000 for m in _TEGRA_RAIL_MW.finditer(line)}
+    rails.update({m.group(1): int(m.group(2)) / 1000 for m in _TEGRA_RAIL_BARE.finditer(line)})
+    return rails
 
 
 def tegrastats_total(rails: dict[str, float]) -> float | None:
