@@ -116,7 +116,7 @@ def _merge_bench(sources: list[Path], output: Optional[Path], as_json: bool) -> 
     import json
 
     from edgepack.atomic import write_text_atomic
-    from edgepack.measure.bench_report import bench_chart, bench_csv, bench_markdown, merge_bench_results
+    from edgepack.measure.bench_report import bench_chart, bench_csv, bench_markdown, bench_notes, merge_bench_results
     from edgepack.measure.report import ReportError
 
     records = merge_bench_results(sources)
@@ -124,10 +124,13 @@ def _merge_bench(sources: list[Path], output: Optional[Path], as_json: bool) -> 
         if output.suffix not in (".md", ".csv", ".json"):
             raise ReportError(f"-o {output}: use a .md, .csv or .json file name")
         chart = bench_chart(records, output.with_name(output.stem + "-energy.png")) if output.suffix == ".md" else None
-        render = {".md": lambda r: bench_markdown(r, chart=chart.name if chart else None), ".csv": bench_csv,
+        render = {".md": lambda r: bench_markdown(r, notes=bench_notes(r), chart=chart.name if chart else None),
+                  ".csv": bench_csv,
                   ".json": lambda r: json.dumps({"results": r}, indent=2) + "\n"}[output.suffix]
         write_text_atomic(output, render(records))
     if as_json:
         print_json({"results": records})
     else:
         typer.echo(bench_markdown(records), nl=False)
+    for note in bench_notes(records):
+        typer.echo(f"note: {note}", err=True)

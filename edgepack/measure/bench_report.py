@@ -48,7 +48,15 @@ def _num(value, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
 
 
-def bench_markdown(records: list[dict], *, chart: str | None = None) -> str:
+def bench_notes(records: list[dict]) -> list[str]:
+    """Throttling found by --sustained, and results measured while other processes were busy."""
+    notes = [f"{r['machine']} {r.get('quant') or ''} {r['test']}: {r['throttling']}" for r in records
+             if r.get("throttling")]
+    return notes + [f"{r['machine']} {r.get('quant') or ''} {r['test']}: measured while other processes were busy "
+                    f"({(r.get('conditions') or {}).get('other_cores')} cores)" for r in records if r.get("busy")]
+
+
+def bench_markdown(records: list[dict], *, notes: list[str] = (), chart: str | None = None) -> str:
     header = ["machine", "model", "quant", "size MiB", "params", "backend", "threads", "ngl", "batch", "test", "t/s",
               "J/token", "W", "tokens/J", "burst t/s", "sustained t/s", "slowdown after"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -63,13 +71,9 @@ def bench_markdown(records: list[dict], *, chart: str | None = None) -> str:
             f"{r['avg_ts']:.2f} ± {r.get('stddev_ts') or 0:.2f}", _num(r.get("joules_per_token"), ".4g"),
             _num(r.get("avg_watts"), ".1f"), _num(r.get("tokens_per_joule"), ".3g"), _num(r.get("burst_ts"), ".2f"),
             _num(r.get("sustained_ts"), ".2f"), slowdown]) + " |")
-    notes = [f"- {r['machine']} {r.get('quant') or ''} {r['test']}: {r['throttling']}" for r in records
-             if r.get("throttling")]
-    notes += [f"- {r['machine']} {r.get('quant') or ''} {r['test']}: measured while other processes were busy "
-              f"({(r.get('conditions') or {}).get('other_cores')} cores)" for r in records if r.get("busy")]
     out = "\n".join(lines) + "\n"
     if notes:
-        out += "\n" + "\n".join(notes) + "\n"
+        out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     if chart:
         out += f"\n![energy and sustained speed]({chart})\n"
     return out
