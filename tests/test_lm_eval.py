@@ -75,3 +75,27 @@ def test_unknown_lm_eval_task_is_one_line(tiny_bundle, task_dir):
     res = CliRunner().invoke(app, ["eval", str(tiny_bundle), "--lm-eval", "no_such_task", "--no-speed"])
     assert res.exit_code != 0 and "lm-eval does not know task 'no_such_task'" in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_server_log_likelihoods_equal_transformers(tiny_hf_dir, tiny_reference):
+    """The numbers lm-eval gets: log p(continuation | context) from llama-server, token by token,
+    against transformers' float32 on the same tokens (the F16 reference, so within 1e-3 nats a token)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from edgepack.measure.lm_eval_runner import ServerScorer, llama_server
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_hf_dir, dtype=torch.float32).eval()
+    pairs = [("Question: What do bees make?\nAnswer:", " honey"),
+             ("The quick brown fox", " jumps over the lazy dog"), ("def f(x):", "\n    return x")]
+    with llama_server(tiny_reference.path, n_ctx=512, n_threads=2) as url:
+        scorer = ServerScorer(url)
+        for context, continuation in pairs:
+            ours, _ = scorer.loglikelihood(context, continuation)
+            whole = scorer.tokenize(context + continuation, add_bos=True)
+            ctx = scorer.tokenize(context, add_bos=True)
+            cut = next(i for i in range(len(whole)) if i >= len(ctx) or whole[i] != ctx[i])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].double(), -1)
+            expected = float(sum(logp[i - 1, whole[i]] for i in range(cut, len(whole))))
+            assert ours == pytest.approx(expected, abs=1e-3 * (len(whole) - cut)), (context, continuation)
