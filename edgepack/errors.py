@@ -49,6 +49,10 @@ class VerifyError(EdgepackError):
     """A bundle failed verification (checksum mismatch, unloadable GGUF)."""
 
 
+class ManifestError(EdgepackError):
+    """A manifest.json of the wrong shape or schema, or naming a file outside its bundle."""
+
+
 class BuildInterrupted(EdgepackError):
     """Ctrl-C during a build; nothing half-written was left behind."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgepack import __version__, progress
 from edgepack.atomic import atomic_directory, write_text_atomic
-from edgepack.bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
+from edgepack.bundle import ChatTemplateInfo, Manifest, PlanRecord, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
 from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.hashing import sha256_file
@@ -254,7 +254,8 @@ def build(
                 warnings=warnings,
                 notes=notes,
                 imatrix=imatrix_info,
-                extra={"chat_template": chat_template} | ({"plans": plans} if plans else {}),
+                chat_template=ChatTemplateInfo(**chat_template),
+                plans={q: PlanRecord(**p) for q, p in plans.items()},
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))

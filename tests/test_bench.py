@@ -85,8 +85,8 @@ def test_tune_writes_bundle(tiny_bundle, tmp_path):
     result = tune_bundle(bundle, threads=[1, 2], n_prompt=16, n_gen=4, repetitions=1)
     assert result.quant == "Q4_K_M" and result.n_threads in (1, 2) and len(result.candidates) == 2
     manifest = load_manifest(bundle)
-    tuning = manifest.extra["tuning"]
-    assert tuning["settings"]["n_threads"] == result.n_threads and tuning["machine"]["cpu_info"]
+    tuning = manifest.tuning
+    assert tuning.settings.n_threads == result.n_threads and tuning.machine["cpu_info"]
     for f in manifest.files:
         text = (bundle / f.modelfile).read_text()
         assert f"FROM ./{f.file}" in text

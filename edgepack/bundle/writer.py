@@ -22,15 +22,14 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     bundle_dir = Path(bundle_dir)
     source_dir = Path(manifest.source.get("path") or "")
     source_dir = source_dir if manifest.source.get("path") and source_dir.is_dir() else None
-    plans = manifest.extra.get("plans", {})
+    plans = manifest.plans
     preferred = manifest.file("Q4_K_M") or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
     written: list[str] = []
     for f in manifest.files:
         if not f.modelfile:
             continue
-        plan = plans.get(f.quant) or {}
-        deploy = ({"num_ctx": plan["n_ctx"], "num_gpu": plan["n_gpu_layers"], "num_thread": plan["n_threads"]}
-                  if plan.get("fits") else {})
+        plan = plans.get(f.quant)
+        deploy = plan.modelfile_parameters() if plan else {}
         text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), f"./{f.file}",
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,

@@ -177,7 +177,7 @@ def verify(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
-    """Re-check every file's sha256 against the manifest and that each GGUF loads in llama.cpp."""
+    """Check the manifest, every GGUF's sha256 (every byte) and that it loads, every Modelfile's FROM, and unlisted files."""
     from edgepack.bundle import require_verified, verify_bundle
 
     setup(verbose)
@@ -188,10 +188,15 @@ def verify(
         for c in result.files:
             mark = "[green]ok[/green]" if c.sha256_ok and c.loads else f"[red]FAIL[/red] {c.error}"
             out.print(f"  {c.file}: {mark}")
+        for m in result.modelfiles:
+            mark = "[green]ok[/green]" if m.ok else f"[red]FAIL[/red] {m.error}"
+            out.print(f"  {m.file}: {mark}")
+        for name in result.unlisted:
+            out.print(f"  {name}: [yellow]not listed in the manifest[/yellow]")
     if not result.ok:
         require_verified(result)
     elif not as_json:
-        out.print(f"[green]{len(result.files)} files verified[/green]")
+        out.print(f"[green]{len(result.files)} GGUFs and {len(result.modelfiles)} Modelfiles verified[/green]")
 
 
 @app.command()

@@ -116,7 +116,10 @@ def report_command(
         report.recommendation = recommend(report.rows, budget_bytes=parse_size(budget) if budget else None,
                                           max_kld=max_kld)
     directory = source if source.is_dir() else source.parent
-    written = write_report(report, directory)
+    from edgepack.bundle.record import writing_into
+
+    with writing_into(directory, "report"):  # a bundle's report: under its lock; read-only: one line
+        written = write_report(report, directory)
     if as_json:
         print_json(report)
         return

@@ -34,7 +34,7 @@ def modelfile(
     as_json: JsonFlag = False,
 ):
     """Write an Ollama Modelfile whose TEMPLATE and stops are proven against the model's chat template."""
-    from edgepack.atomic import write_text_atomic
+    from edgepack.bundle.record import write_beside_gguf
     from edgepack.gguf_file import read_gguf
     from edgepack.chat.modelfile import ModelfileError, modelfile_for_gguf, parse_message, parse_parameter
     from edgepack.chat.ollama import create, parse_model_name
@@ -68,7 +68,7 @@ def modelfile(
         num_ctx=ctx,
         require_template=not allow_missing_template,
     )
-    write_text_atomic(target, result.text)
+    write_beside_gguf(target, result.text)  # into a bundle: under its lock; read-only: one line
     created = create(ollama_name, target) if ollama_name is not None else None
 
     if as_json:

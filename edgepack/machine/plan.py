@@ -238,34 +238,27 @@ class BundlePlan:
                             for c in self.choices]}
 
 
-QUALITY_KEYS = ("mean_kld", "kld", "ppl_ratio", "perplexity_ratio", "ppl", "perplexity")
+# (EvaluationResult field, name shown); lower is better; the first one measured is used for every quant
+QUALITY_METRICS = (("kld", "mean_kld"), ("ppl", "ppl"))
 
 
-def measured_quality(evaluation: object) -> dict[str, tuple[str, float]]:
-    """{quant: (metric, value)} from manifest.extra["evaluation"], lower is better. Reads either
-    {quant: {...}} or {"results"|"quants": [{"quant": ..., ...}]} or a list of such rows."""
-    rows: list = []
-    if isinstance(evaluation, dict):
-        listed = evaluation.get("results") or evaluation.get("quants") or evaluation.get("files")
-        if isinstance(listed, list):
-            rows = listed
-        else:
-            rows = [{"quant": k, **v} for k, v in evaluation.items() if isinstance(v, dict)]
-    elif isinstance(evaluation, list):
-        rows = evaluation
-    found: dict[str, tuple[str, float]] = {}
-    for metric in QUALITY_KEYS:
-        for row in rows:
-            if not isinstance(row, dict) or "quant" not in row:
-                continue
-            value = row.get(metric)
-            if isinstance(value, dict):
-                value = value.get("mean") if "mean" in value else value.get("value")
-            if isinstance(value, (int, float)) and row["quant"] not in found:
-                found[row["quant"]] = (metric, float(value))
+def measured_quality(evaluation, files=None) -> dict[str, tuple[str, float]]:
+    """{quant: (metric, value)} from the manifest's typed evaluation section, lower is better.
+
+    With `files` (the manifest's BundleFiles), a result counts only when it measured the very GGUF
+    listed now (same sha256): an evaluation of a quant the bundle has since rebuilt is not used.
+    Results migrated from 0.1 carry no sha256 and count by quant."""
+    if evaluation is None:
+        return {}
+    current = {f.quant: f.sha256 for f in files} if files is not None else None
+    rows = [r for r in evaluation.results if not r.is_reference
+            and (current is None or (r.quant in current and r.sha256 in (None, current[r.quant])))]
+    for field_name, metric in QUALITY_METRICS:
+        found = {r.quant: (metric, float(getattr(r, field_name))) for r in rows
+                 if getattr(r, field_name) is not None}
         if found:
-            return found  # one metric for every quant, the first one present
-    return found
+            return found
+    return {}
 
 
 def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = None, ctx: int | None = None,
@@ -277,7 +270,7 @@ def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = No
     bundle_dir = Path(bundle_dir)
     manifest = load_manifest(bundle_dir)
     target = resolve_target(target)
-    quality = measured_quality(manifest.extra.get("evaluation"))
+    quality = measured_quality(manifest.evaluation, manifest.files)
     choices = []
     for f in manifest.files:
         p = plan_deployment(bundle_dir / f.file, target, ctx, **kwargs)

@@ -322,5 +322,3 @@ def _build_commit() -> str | None:
         return getattr(toolchain, "llama_cpp_commit", None) if toolchain else None
     except Exception:  # no unpacked toolchain: the version string stands in
         return None
-
-
