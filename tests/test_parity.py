@@ -40,16 +40,22 @@ def q2k(tiny_reference, native_tools, tmp_path_factory):
     return out
 
 
-def llama_perplexity(tool, *args) -> str:
-    done = subprocess.run([str(tool), *map(str, args), "-t", "2"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout + done.stderr
+def llama_perplexity(tool, *args, last: str | None = None) -> str:
+    """Its output; run again (up to 3 times) when the line `last` is missing: llama.cpp's logger
+    writes from a background thread and now and then loses its final lines at exit."""
+    for _ in range(3):
+        done = subprocess.run([str(tool), *map(str, args), "-t", "2"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        output = done.stdout + done.stderr
+        if last is None or last in output:
+            break
+    return output
 
 
 def number(pattern: str, output: str) -> tuple[float, int]:
     """The value after `pattern` and how many decimals llama-perplexity printed."""
     m = re.search(pattern + r"\s*:\s*(-?[\d.]+)", output)
-    assert m, f"{pattern!r} not in llama-perplexity's output"
+    assert m, f"{pattern!r} not in llama-perplexity's output: {output[-1500:]}"
     return float(m.group(1)), len(m.group(1).split(".")[1]) if "." in m.group(1) else 0
 
 
@@ -63,12 +69,13 @@ def runs(request, tiny_reference, q2k, native_tools, text_file, tmp_path_factory
     ctx = request.param
     tool = native_tools.tool("llama-perplexity")
     base = tmp_path_factory.mktemp(f"ctx{ctx}") / "base.dat"
-    ref_out = llama_perplexity(tool, "-m", tiny_reference.path, "-f", text_file, "-c", ctx, "--chunks", CHUNKS[ctx])
+    ref_out = llama_perplexity(tool, "-m", tiny_reference.path, "-f", text_file, "-c", ctx, "--chunks", CHUNKS[ctx],
+                               last="Final estimate")
     # (while it saves the base file llama-perplexity prints no final estimate: a separate run)
     llama_perplexity(tool, "-m", tiny_reference.path, "-f", text_file, "-c", ctx, "--chunks", CHUNKS[ctx],
                      "--kl-divergence-base", base)
     kld_out = llama_perplexity(tool, "-m", q2k, "-f", text_file, "-c", ctx, "--chunks", CHUNKS[ctx],
-                               "--kl-divergence-base", base, "--kl-divergence")
+                               "--kl-divergence-base", base, "--kl-divergence", last="Same top p")
     res = CliRunner().invoke(app, ["eval", str(q2k), "--reference", str(tiny_reference.path), "--text", str(text_file),
                                    "--ctx", str(ctx), "--chunks", str(CHUNKS[ctx]), "--no-speed", "--memory-ctx", "",
                                    "-t", "2", "-o", str(base.parent / "report"), "--json"])
