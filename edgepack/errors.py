@@ -29,6 +29,10 @@ class UnsupportedArchitectureError(SourceError):
     """The pinned llama.cpp converter does not know this architecture."""
 
 
+class RemoteCodeError(SourceError):
+    """Converting the source would run Python code shipped with it, and that was not allowed."""
+
+
 class QuantError(EdgepackError):
     """Unknown quant name, or a quant that cannot be made here."""
 
@@ -105,3 +109,7 @@ class EvalError(EdgepackError):
 
 class TaskError(EdgepackError):
     """A task file that cannot be read; the message names the file and line."""
+
+
+class CacheError(EdgepackError):
+    """A cache listing or prune request that cannot be carried out as asked."""

@@ -88,3 +88,31 @@ def sha256_text(*parts: str) -> str:
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- checked cache entries
+
+def file_record(path: str | Path, sha256: str | None = None) -> dict:
+    """What a cache records about a file it keeps: sha256, size and mtime."""
+    path = Path(path)
+    st = path.stat()
+    return {"sha256": sha256 or sha256_file(path, memo=False), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def matches_record(path: str | Path, record: dict | None) -> bool:
+    """Is `path` still the file `record` describes?
+
+    Same size and mtime as recorded: trusted without rehashing (a change of content through the
+    file system moves the mtime). Otherwise every byte is hashed and compared with the sha256."""
+    path = Path(path)
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_size != record.get("size_bytes"):
+        return False
+    if st.st_mtime_ns == record.get("mtime_ns"):
+        return True
+    return sha256_file(path, memo=False) == record["sha256"]

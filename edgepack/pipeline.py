@@ -21,7 +21,7 @@ from edgepack.source import Source, ensure_free_space, make_reference, resolve_s
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.hashing import sha256_file
 from edgepack.gguf_file import read_gguf
-from edgepack.chat.modelfile import modelfile_for_gguf
+from edgepack.chat.modelfile import chat_report_for_gguf, modelfile_for_gguf
 from edgepack.quantize.engine import QuantOptions, quantize_gguf
 from edgepack.quantize.types import QuantType, resolve_quants
 from edgepack.runtime.toolchain import ensure_toolchain
@@ -93,9 +93,7 @@ def _calibration_plan(wanted: list[QuantType], calibration, imatrix) -> None:
 
 def _check_tensor_options(options: QuantOptions, ref_info) -> None:
     """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
-    from gguf import GGUFReader
-
-    names = [t.name for t in GGUFReader(ref_info.path).tensors]
+    names = [t.name for t in ref_info.tensors]
     for spec in options.tensor_types:
         pattern = spec.rpartition("=")[0]
         if not any(re.search(pattern, n) for n in names):
@@ -124,6 +122,7 @@ def build(
     dry_run: bool = False,
     target: str | None = None,
     ctx: int | None = None,
+    trust_remote_code: bool = False,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
@@ -131,6 +130,7 @@ def build(
     `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
     nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
     and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
+    A source whose conversion would run its own Python code is refused unless `trust_remote_code`.
     """
     from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -152,13 +152,13 @@ def build(
 
         target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
     toolchain = ensure_toolchain()
-    src = resolve_source(source, revision)
+    src = resolve_source(source, revision, trust_remote_code=trust_remote_code)
     if output_dir is None and not dry_run:
         out = default_output_dir(src)
         check_output_dir(out)
         _check_writable(out)
 
-    reference = make_reference(src, outtype, toolchain=toolchain)
+    reference = make_reference(src, outtype, toolchain=toolchain, trust_remote_code=trust_remote_code)
     ref_info = read_gguf(reference.path, with_tokens=True)
     _check_tensor_options(options, ref_info)
     imatrix_info = None
@@ -193,6 +193,8 @@ def build(
         from edgepack.source.default_model import DEFAULT_MODEL_NOTE
 
         notes.append(DEFAULT_MODEL_NOTE)
+    # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work).
+    chat = chat_report_for_gguf(ref_info, src.path if src.path.is_dir() else None)
     slug = slugify(src.name)
     files = []
     default_modelfile = None
@@ -218,7 +220,8 @@ def build(
                                         + "; ".join(plan.suggestions or ["try a smaller quant"]))
                 modelfile = modelfile_for_gguf(read_gguf(result.path, with_tokens=True), f"./{gguf_name}",
                                                model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
-                                               source_dir=src.path if src.path.is_dir() else None, **deploy)
+                                               source_dir=src.path if src.path.is_dir() else None, chat=chat,
+                                               **deploy)
                 write_text_atomic(staging / modelfile_name, modelfile.text)
                 entry.modelfile = modelfile_name
                 chat_template = {"family": modelfile.template_family, "variant": modelfile.template_variant,
@@ -255,6 +258,7 @@ def build(
                 notes=notes,
                 imatrix=imatrix_info,
                 chat_template=ChatTemplateInfo(**chat_template),
+                chat=chat.to_dict(),
                 plans={q: PlanRecord(**p) for q, p in plans.items()},
             )
             write_manifest(staging, manifest)

@@ -45,6 +45,7 @@ def render_model_card(manifest: Manifest, *, evaluation_table: str | None = None
         files=[asdict(f) for f in manifest.files],
         notes=manifest.notes + manifest.warnings,
         chat_template=manifest.chat_template,
+        chat=manifest.chat,
         evaluation=manifest.evaluation,
         evaluation_table=evaluation_table,
         imatrix=manifest.imatrix,

@@ -193,6 +193,7 @@ class Manifest:
     notes: list[str] = field(default_factory=list)
     schema: int = MANIFEST_SCHEMA
     chat_template: ChatTemplateInfo | None = None
+    chat: dict | None = None  # per runtime, how chat is rendered and proven: edgepack.chat.report.ChatReport.to_dict()
     evaluation: Evaluation | None = None
     tuning: Tuning | None = None
     plans: dict[str, PlanRecord] = field(default_factory=dict)

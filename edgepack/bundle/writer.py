@@ -18,11 +18,13 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     `parameters` override them.
     """
     from edgepack.chat.modelfile import modelfile_for_gguf
+    from edgepack.chat.report import ChatReport
 
     bundle_dir = Path(bundle_dir)
     source_dir = Path(manifest.source.get("path") or "")
     source_dir = source_dir if manifest.source.get("path") and source_dir.is_dir() else None
     plans = manifest.plans
+    chat = ChatReport.from_dict(manifest.chat) if manifest.chat else None
     preferred = manifest.file("Q4_K_M") or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
     written: list[str] = []
     for f in manifest.files:
@@ -33,7 +35,7 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
         text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), f"./{f.file}",
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,
-                                  **deploy).text
+                                  chat=chat, **deploy).text
         write_text_atomic(bundle_dir / f.modelfile, text)
         written.append(f.modelfile)
         if manifest.default_modelfile and f is preferred:

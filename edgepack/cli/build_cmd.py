@@ -48,6 +48,7 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -69,7 +70,8 @@ def build(
     )
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
+                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx,
+                       trust_remote_code=trust_remote_code)
     report = None
     if evaluate and not dry_run:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
@@ -127,15 +129,25 @@ def inspect(
     path: Annotated[Path, typer.Argument(help="A .gguf file.")],
     as_json: JsonFlag = False,
     layers: Annotated[bool, typer.Option("--layers", help="Also show tensor types per layer.")] = False,
+    chat: Annotated[bool, typer.Option("--chat", help=(
+        "Also prove how each runtime renders the chat template (llama.cpp Jinja, Ollama Go TEMPLATE, "
+        "Ollama RENDERER/PARSER); uses llama-server when built."))] = False,
 ):
     """Show what is inside a GGUF: architecture, parameters, context, chat template, types, bits per weight."""
     from edgepack.gguf_file import read_gguf
 
-    info = read_gguf(path)
+    info = read_gguf(path, with_tokens=chat)
+    report = None
+    if chat:
+        from edgepack.chat.modelfile import chat_report_for_gguf
+
+        report = chat_report_for_gguf(info)
     if as_json:
         data = info.to_dict()
         if not layers:
             data.pop("layer_types")
+        if report is not None:
+            data["chat"] = report.to_dict()
         print_json(data)
         return
     out.print(f"[bold]{path}[/bold]")
@@ -154,6 +166,11 @@ def inspect(
     ]
     for key, value in rows:
         out.print(f"  {key:<17} {value}")
+    if report is not None:
+        for line in report.summary_lines():
+            out.print(f"  chat: {line}", markup=False, highlight=False)
+        for warning in report.warnings:
+            out.print(f"  chat warning: {warning}", markup=False, highlight=False)
     table = Table(title="tensor types")
     for col in ("type", "tensors", "parameters", "MiB"):
         table.add_column(col, justify="left" if col == "type" else "right")
@@ -228,6 +245,7 @@ def imatrix_command(
     ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -237,7 +255,8 @@ def imatrix_command(
 
     setup(verbose)
     text = load_calibration(calibration or ["default"])
-    reference = make_reference(resolve_source(source))
+    reference = make_reference(resolve_source(source, trust_remote_code=trust_remote_code),
+                               trust_remote_code=trust_remote_code)
     result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
     if as_json:
         print_json(result)

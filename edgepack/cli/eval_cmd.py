@@ -36,7 +36,7 @@ def eval_command(
     reference: Annotated[Optional[Path], typer.Option(help="The 16-bit GGUF to compare against (a bundle knows its own).")] = None,
     text: Annotated[Optional[Path], typer.Option(help="Evaluation text (default: CPython's pydoc topics, 60k chars).")] = None,
     ctx: Annotated[int, typer.Option(help="Tokens per chunk (n_ctx).")] = 512,
-    chunks: Annotated[Optional[int], typer.Option(help="Chunks to score (default: all of the text).")] = None,
+    chunks: Annotated[Optional[int], typer.Option(help="Chunks to score (default: all of the text, at most 100).")] = None,
     tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="Task file (JSONL or MMLU CSV), repeatable.")] = None,
     no_speed: Annotated[bool, typer.Option("--no-speed", help="Skip the pp/tg speed measurement.")] = False,
     parallel: Annotated[str, typer.Option(help="Parallel sequences for speed, e.g. 1,4,8.")] = "1",

@@ -60,8 +60,6 @@ def load_geometry(model) -> ModelGeometry:
     """Read a GGUF (path, GGUFInfo with .path, or an existing ModelGeometry)."""
     if isinstance(model, ModelGeometry):
         return model
-    from gguf import GGUFReader
-
     from edgepack.gguf_file import read_gguf
 
     path = Path(getattr(model, "path", model))
@@ -83,9 +81,9 @@ def load_geometry(model) -> ModelGeometry:
     layers: list[list[WeightTensor]] = [[] for _ in range(n_layers)]
     token_embd = output = None
     other = 0
-    for t in GGUFReader(path).tensors:
-        shape = [int(x) for x in t.shape]
-        tensor = WeightTensor(t.name, t.tensor_type.name, shape[1] if len(shape) > 1 else 1, len(shape), int(t.n_bytes))
+    for t in info.tensors or read_gguf(path).tensors:
+        shape = t.shape
+        tensor = WeightTensor(t.name, t.type_name, shape[1] if len(shape) > 1 else 1, len(shape), t.n_bytes)
         if t.name.startswith("blk."):
             index = int(t.name.split(".")[1])
             if index < n_layers:

@@ -87,8 +87,10 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
     cores. When nothing fits it says so and what would (a shorter context, a smaller quant).
     Memory is sized for `runtime` (llama-server, ollama or python; runtimes.py) and the plan says so."""
     from edgepack.machine.devices import resolve_target
+    from edgepack.runtime.toolchain import check_loadable_architecture
 
     g = load_geometry(model)
+    check_loadable_architecture(g.architecture, Path(g.path).name)  # "fits" means nothing if it cannot load
     target = resolve_target(target)
     n_layers = g.n_layers
     if isinstance(n_gpu_layers, str):
