@@ -90,8 +90,10 @@ def bench_builds(source: str | None, chunks: int, out: Path) -> Path:
     started_s = time.perf_counter() - t0
     try:
         start = time.perf_counter()
-        remote = fleet_build(source, [], ladder=True, address=cluster.address, output_dir=out / "fleet",
-                             evaluate=True, eval_plan=plan)
+        from edgepack.pipeline import BuildPlan
+
+        remote = fleet_build(BuildPlan(source, (), ladder=True, output_dir=out / "fleet", evaluate=plan),
+                             address=cluster.address)
         fleet_s = time.perf_counter() - start
         round_trip = empty_task_round_trip()
     finally:

@@ -242,7 +242,7 @@ def test_fleet_bench_every_file_on_every_device(fleet, tiny_bundle, tmp_path):
     text = (tmp_path / "fleet.md").read_text()
     assert "## orin-1" in text and "## laptop-2" in text and (tmp_path / "fleet.png").stat().st_size > 0
     report.write(tmp_path / "fleet.json")  # `edgepack report` merges it like any bench result
-    from edgepack.measure.report import merge_bench_results
+    from edgepack.measure.bench_report import merge_bench_results
 
     assert {r["machine"] for r in merge_bench_results([tmp_path / "fleet.json"])} == {"orin-1", "laptop-2"}
 
@@ -301,8 +301,10 @@ def test_fleet_build_matches_a_local_build(fleet, tiny_hf_dir, tmp_path):
     plan = EvalPlan(settings=EvalSettings(n_ctx=128, n_chunks=2, n_threads=1), speed=False, memory_contexts=())
     local = build(str(tiny_hf_dir), quants, output_dir=tmp_path / "local")
     local_report, _ = evaluate([local.bundle_dir], plan=plan)
-    remote = fleet_build(str(tiny_hf_dir), quants, address=fleet[0].address, output_dir=tmp_path / "fleet",
-                         evaluate=True, eval_plan=plan)
+    from edgepack.pipeline import BuildPlan
+
+    remote = fleet_build(BuildPlan(str(tiny_hf_dir), tuple(quants), output_dir=tmp_path / "fleet", evaluate=plan),
+                         address=fleet[0].address)
     a, b = tmp_path / "local", tmp_path / "fleet"
     assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
     for f in local.manifest.files:

@@ -42,7 +42,7 @@ def _need(plan) -> int:
 
 
 def test_plan_splits_layers_to_fit_or_says_by_how_much(pooled_model):
-    from edgepack.machine.plan import load_geometry
+    from edgepack.machine.geometry import load_geometry
 
     path = pooled_model[0]
     g = load_geometry(path)

@@ -24,6 +24,8 @@ def build(
         "--quant", "-q", help="Quant type (repeatable), e.g. Q4_K_M, Q8_0. Default: Q4_K_M.")] = None,
     ladder: Annotated[bool, typer.Option("--ladder", help="Build the default ladder Q8_0 … Q2_K.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle directory (default: out/<model>).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Start the bundle over; without it a rebuild keeps the quants and reports it does not remake.")] = False,
     outtype: Annotated[str, typer.Option(help="16-bit reference type: f16, bf16, f32, or auto (bf16 for bf16 sources).")] = "f16",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
     threads: Annotated[int, typer.Option("--threads", "-t", help="Quantization threads (0: all).")] = 0,
@@ -57,14 +59,10 @@ def build(
     verbose: VerboseFlag = False,
 ):
     """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
-    from edgepack.pipeline import build as run_build
+    from edgepack.pipeline import BuildPlan, run_build
     from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
 
     setup(verbose)
-    if ollama:
-        from edgepack.chat.ollama import parse_model_name
-
-        parse_model_name(ollama)  # refuse a name Ollama would refuse before the slow work
     keep_output, keep_embd, keep_patterns = parse_keep(keep or [])
     options = QuantOptions(
         nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
@@ -72,36 +70,23 @@ def build(
         tensor_types=tuple(keep_patterns + [parse_tensor_type(t) for t in tensor_type or []]),
         prune_layers=parse_prune_layers(prune_layers),
     )
-    build_options = dict(ladder=ladder, output_dir=output, outtype=outtype, revision=revision, options=options,
-                         calibration=calibration or [], imatrix=imatrix, imatrix_chunks=imatrix_chunks, dry_run=dry_run,
-                         target=target, ctx=ctx, trust_remote_code=trust_remote_code)
-    report = fleet_result = None
-    if fleet:
-        fleet_result = fleet_build_command(source, quant or [], fleet=fleet, devices=devices, evaluate=evaluate,
-                                           eval_chunks=eval_chunks, eval_tasks=eval_tasks, threads=threads,
-                                           build_options=build_options)
-        result, report = fleet_result.build, fleet_result.evaluation
-    else:
-        result = run_build(source, quant or [], **build_options)
+    eval_plan = None
+    if evaluate:
+        from edgepack.measure.evaluate import EvalPlan, EvalSettings
+
+        eval_plan = EvalPlan(settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
+                             tasks=tuple(str(t) for t in eval_tasks or []))
+    plan = BuildPlan(
+        source, tuple(quant or ()), ladder=ladder, output_dir=output, outtype=outtype, revision=revision,
+        options=options, calibration=tuple(calibration or ()), imatrix=imatrix, imatrix_chunks=imatrix_chunks,
+        target=target, ctx=ctx, replace=replace, dry_run=dry_run, evaluate=eval_plan, ollama_name=ollama,
+        trust_remote_code=trust_remote_code)
+    fleet_result = fleet_build_command(plan, fleet=fleet, devices=devices) if fleet else None
+    result = fleet_result.build if fleet_result else run_build(plan)
     if rpc and not dry_run:
         write_rpc_settings(result.bundle_dir, rpc, ctx)
-    if evaluate and not dry_run and not fleet:
-        from edgepack.measure.evaluate import EvalPlan, EvalSettings
-        from edgepack.measure.evaluate import evaluate as run_eval
-
-        report, _ = run_eval([result.bundle_dir], plan=EvalPlan(
-            settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
-            tasks=tuple(str(t) for t in eval_tasks or [])))
-    created = None
-    if ollama and not dry_run:
-        from edgepack.chat.ollama import create
-
-        created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     if as_json:
-        payload = result if dry_run else (result.to_dict() | ({"ollama": created} if created else {})
-                                          | ({"evaluation": report} if report else {})
-                                          | ({"fleet": fleet_result.to_dict()["fleet"]} if fleet_result else {}))
-        print_json(payload)
+        print_json(fleet_result or result)
         return
     if dry_run:
         table = Table(title=f"{result.model}: sizes (dry run, nothing written)")
@@ -122,12 +107,15 @@ def build(
     out.print(table)
     ref = "cached" if m.timings["reference_cached"] else f"converted in {m.timings['convert']:.1f} s"
     out.print(f"16-bit reference: {m.reference['outtype']} ({ref}); total {m.timings['total']:.1f} s")
+    if result.reused:
+        out.print("not remade: " + ", ".join(f"{q} (from the {how})" for q, how in result.reused.items()))
     if m.imatrix:
         out.print(f"importance matrix: {m.imatrix['dataset']}, {m.imatrix['chunks']} chunks")
-    if report is not None:
+    if result.evaluation is not None:
         from edgepack.cli.eval_cmd import _show
 
-        _show(report, [result.bundle_dir / "report.md"])
+        _show(result.evaluation, [result.bundle_dir / "report.md"])
+    created = result.ollama
     if created is None:
         out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
     elif created.ran:
@@ -286,7 +274,7 @@ app.add_typer(native_app, name="native")
 @native_app.command("build")
 @handle_errors
 def native_build(
-    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server; rpc-server goes to an RPC build of its own, with any tool named beside it.")] = None,
+    tool: Annotated[Optional[list[str]], typer.Option("--tool", help="Tool to build (repeatable); default: quantize, imatrix, perplexity, bench, server.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="cpu, cuda or metal (default: detected).")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel compile jobs (default: all cores).")] = None,
     as_json: JsonFlag = False,

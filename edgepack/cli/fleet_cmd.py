@@ -218,16 +218,11 @@ def write_rpc_settings(bundle: Path, rpc: str, ctx: int | None) -> list[Path]:
     return write_pool_settings(bundle, plans)
 
 
-def fleet_build_command(source, quants, *, fleet: str, devices: str | None, evaluate: bool, eval_chunks, eval_tasks,
-                        threads: int, build_options: dict):
+def fleet_build_command(plan, *, fleet: str, devices: str | None):
     """`build --fleet`: the same build, quantized (and evaluated) by the fleet's devices."""
     from edgepack.fleet.build import fleet_build
-    from edgepack.measure.evaluate import EvalPlan, EvalSettings
 
-    plan = EvalPlan(settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
-                    tasks=tuple(str(t) for t in eval_tasks or [])) if evaluate else None
-    result = fleet_build(source, quants, address=fleet, devices=devices, evaluate=evaluate, eval_plan=plan,
-                         **build_options)
+    result = fleet_build(plan, address=fleet, devices=devices)
     for p in result.placements:
         err.print(f"  {p.kind:<9} {p.item:<28} on {p.device or '?':<12} engine {p.engine_seconds:6.2f} s  "
                   f"overhead {p.overhead_seconds:5.2f} s", highlight=False)

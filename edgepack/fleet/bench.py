@@ -42,7 +42,7 @@ class FleetBenchReport:
         return [r for r in self.results if r["machine"] == device]
 
     def to_markdown(self) -> str:
-        from edgepack.measure.report import bench_markdown
+        from edgepack.measure.bench_report import bench_markdown
 
         parts = []
         for d in self.devices:
@@ -59,7 +59,7 @@ class FleetBenchReport:
     def write(self, path: str | Path) -> Path:
         """.json (readable by `edgepack report`), .jsonl, .md or .csv; a chart beside .md."""
         from edgepack.atomic import write_text_atomic
-        from edgepack.measure.report import bench_csv
+        from edgepack.measure.bench_report import bench_csv
 
         path = Path(path)
         render = {".json": lambda: json.dumps(self.to_dict(), indent=2) + "\n",

@@ -1,6 +1,6 @@
 """`build --fleet`: the 16-bit reference once at the head, every quant (and its evaluation) as
 its own Ray task with a memory requirement, the bundle assembled at the head by the same
-`pipeline.build` a local build runs, so the two bundles are byte-identical but for timings.
+`pipeline.run_build` a local build runs, so the two bundles are byte-identical but for timings.
 """
 
 from __future__ import annotations
@@ -56,11 +56,13 @@ class TaskPlacement:
 class FleetBuildResult:
     build: object             # pipeline.BuildResult
     placements: list[TaskPlacement] = field(default_factory=list)
-    evaluation: object = None  # measure.report.Report
+
+    @property
+    def evaluation(self):
+        return self.build.evaluation
 
     def to_dict(self) -> dict:
-        return self.build.to_dict() | {"fleet": [p.to_dict() for p in self.placements]} | (
-            {"evaluation": self.evaluation} if self.evaluation is not None else {})
+        return self.build.to_dict() | {"fleet": [p.to_dict() for p in self.placements]}
 
 
 def _where(result: dict) -> str | None:
@@ -76,67 +78,80 @@ def _task_options(devices: list[str] | None, memory: int | None = None) -> dict:
     return options
 
 
-def fleet_build(source: str | None, quants=(), *, address: str, devices: str | None = None, evaluate: bool = False,
-                eval_plan=None, **build_options) -> FleetBuildResult:
-    """`pipeline.build(source, quants, **build_options)` with quantization (and, with `evaluate`, the
-    measurements of `eval_plan`) done by the fleet's devices."""
+def fleet_build(plan, *, address: str, devices: str | None = None) -> FleetBuildResult:
+    """`pipeline.run_build(plan)` with quantization (and the plan's evaluation) done by the fleet's devices.
+
+    The reference is made here once; each missing quant becomes a task that asks for the memory it
+    needs; what the devices return goes into the quant cache under the key the build itself looks
+    up, so the build here takes it as a finished quant and assembles the bundle as a local build does.
+    """
+    from dataclasses import replace
+
     from edgepack import pipeline
+    from edgepack.atomic import atomic_output
+    from edgepack.bundle.manifest import file_entry
     from edgepack.gguf_file import read_gguf
-    from edgepack.quantize.engine import QuantOptions, QuantResult
-    from edgepack.quantize.types import resolve_quants
+    from edgepack.hashing import file_record
+    from edgepack.quantize.cache import cache_entry
+    from edgepack.quantize.prepare import estimate_quant_bytes
     from edgepack.runtime.toolchain import ensure_toolchain
     from edgepack.source import make_reference, resolve_source
 
-    if build_options.get("calibration") or build_options.get("imatrix") or build_options.get("dry_run"):
+    if plan.calibration or plan.imatrix or plan.dry_run:
         raise FleetError("--fleet builds do not take --calibration, --imatrix or --dry-run yet; build those locally")
-    options: QuantOptions = build_options.get("options") or QuantOptions()
-    wanted = resolve_quants(list(quants) or ([] if build_options.get("ladder") else [pipeline.DEFAULT_QUANT]),
-                            ladder=bool(build_options.get("ladder")))
+    checked = pipeline.check_plan(plan)  # every quick check before anything is sent
     connect(address)
     ray = import_ray()
     chosen = select_devices(devices)
     names = [d.name for d in chosen] if devices else None
-    trust = bool(build_options.get("trust_remote_code"))
-    reference = make_reference(resolve_source(source, build_options.get("revision"), trust_remote_code=trust),
-                               build_options.get("outtype", "f16"), toolchain=ensure_toolchain(), trust_remote_code=trust)
+    toolchain = ensure_toolchain()
+    src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
+    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code)
     ref_info = read_gguf(reference.path)
-    ref_name, ref_size = reference.path.name, reference.path.stat().st_size
-    shipped = ray.put(reference.path.read_bytes())  # the reference travels once per device, by the object store
+    ref_size = reference.path.stat().st_size
+    keys = {q.name: cache_entry(reference.sha256, q, plan.options, None, toolchain.to_dict()) for q in checked.wanted}
+    todo = [q for q in checked.wanted if keys[q.name].lookup() is None]  # a cached quant the build resumes itself
     room = max((d.resources.get("memory") or 0) for d in chosen)
-    for quant in wanted:  # a task no device can hold would wait forever: say so now
-        need = ref_size + pipeline.estimate_quant_bytes(ref_info.n_params, quant)
+    for quant in todo:  # a task no device can hold would wait forever: say so now
+        need = ref_size + estimate_quant_bytes(ref_info.n_params, quant)
         if need > room:
             raise FleetError(f"quantizing {quant.name} needs {need / 2**20:.0f} MiB and no selected device offers "
                              f"that much to Ray (at most {room / 2**20:.0f} MiB); add a device or pick others")
-    option_fields = asdict(options)
-    submitted: dict[str, tuple] = {}
-    for quant in wanted:
-        need = ref_size + pipeline.estimate_quant_bytes(ref_info.n_params, quant)  # source + output in memory
-        task = remote(quantize_file).options(**_task_options(names, need)).remote(ref_name, shipped, quant.name,
-                                                                                   option_fields)
-        submitted[quant.name] = (task, time.time())
+    shipped = ray.put(reference.path.read_bytes())  # the reference travels once per device, by the object store
+    fields = asdict(plan.options)
+    submitted = {}
+    for quant in todo:
+        need = ref_size + estimate_quant_bytes(ref_info.n_params, quant)  # source and output in memory
+        task = remote(quantize_file).options(**_task_options(names, need)).remote(reference.path.name, shipped,
+                                                                                   quant.name, fields)
+        submitted[task] = (quant, time.time())
     placements: list[TaskPlacement] = []
-
-    def take(ref_path, dest, quant, opts, expected_bytes=None) -> QuantResult:
-        task, t0 = submitted[quant.name]
+    pending = list(submitted)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        quant, t0 = submitted[ready[0]]
         try:
-            done = ray.get(task)
+            done = ray.get(ready[0])
         except Exception as exc:
             cause = getattr(exc, "cause", None) or exc
             raise FleetError(f"quantizing {quant.name} on the fleet failed: {str(cause).splitlines()[0]}") from None
         placements.append(TaskPlacement("quantize", quant.name, _where(done), t0, done["started"], done["finished"],
                                         time.time(), done["seconds"]))
-        from edgepack.atomic import atomic_output
-
-        with atomic_output(Path(dest)) as tmp:
+        key = keys[quant.name]
+        key.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(key.gguf) as tmp:
             Path(tmp).write_bytes(done["data"])
-        return QuantResult(quant.name, Path(dest), done["seconds"], done["size_bytes"], done["bits_per_weight"])
+        entry = file_entry(key.gguf, quant.name, plan.options.to_dict(), plan.options.llama_quantize_args(),
+                           done["seconds"])
+        key.record(file_record(key.gguf, entry.sha256), done["seconds"], asdict(entry))
+    result = pipeline.run_build(replace(plan, evaluate=None, ollama_name=None))
+    if plan.evaluate is not None:
+        result.evaluation = _fleet_evaluate(result, reference.path, shipped, plan.evaluate, names, placements)
+    if plan.ollama_name:
+        from edgepack.chat.ollama import create
 
-    result = pipeline.build(source, list(quants), quantizer=take, **build_options)
-    report = None
-    if evaluate:
-        report = _fleet_evaluate(result, reference.path, shipped, eval_plan, names, placements)
-    return FleetBuildResult(result, placements, report)
+        result.ollama = create(plan.ollama_name, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
+    return FleetBuildResult(result, placements)
 
 
 def _fleet_evaluate(result, ref_path: Path, shipped, plan, names, placements: list[TaskPlacement]):

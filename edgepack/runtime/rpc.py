@@ -221,7 +221,7 @@ class PoolPlan:
 
 def _items(g, n_ctx: int, kv_type: str) -> list[tuple[int, int]]:
     """(weights, KV) of each layer, then of the output layer (llama.cpp's layer n_layers)."""
-    from edgepack.machine.plan import kv_cache_bytes
+    from edgepack.machine.memory import kv_cache_bytes
 
     items = [(w, kv_cache_bytes(g, n_ctx, kv_type, range(i, i + 1))) for i, w in enumerate(g.layer_bytes)]
     # the output layer: output.weight (or a copy of the tied embedding) and the final norm
@@ -230,7 +230,7 @@ def _items(g, n_ctx: int, kv_type: str) -> list[tuple[int, int]]:
 
 
 def _shares(g, devices: list[PoolDevice], counts: list[int], n_ctx: int, kv_type: str) -> list[DeviceShare]:
-    from edgepack.machine.plan import compute_buffer_bytes
+    from edgepack.machine.memory import compute_buffer_bytes
 
     items = _items(g, n_ctx, kv_type)
     shares, start = [], 0
@@ -273,7 +273,7 @@ def plan_pool(model, devices: list[PoolDevice], n_ctx: int, *, kv_type: str = "f
               servers: list[RpcServer] | None = None) -> PoolPlan:
     """Split `model`'s layers over `devices` (llama.cpp's order) so each one's share fits its budget."""
     from edgepack.errors import PlanError
-    from edgepack.machine.plan import load_geometry
+    from edgepack.machine.geometry import load_geometry
 
     g = load_geometry(model)
     if n_ctx <= 0:
