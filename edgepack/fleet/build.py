@@ -139,11 +139,15 @@ def fleet_build(plan, *, address: str, devices: str | None = None) -> FleetBuild
                                         time.time(), done["seconds"]))
         key = keys[quant.name]
         key.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_output(key.gguf) as tmp:
-            Path(tmp).write_bytes(done["data"])
-        entry = file_entry(key.gguf, quant.name, plan.options.to_dict(), plan.options.llama_quantize_args(),
-                           done["seconds"])
-        key.record(file_record(key.gguf, entry.sha256), done["seconds"], asdict(entry))
+        try:
+            with atomic_output(key.gguf) as tmp:
+                Path(tmp).write_bytes(done["data"])
+            entry = file_entry(key.gguf, quant.name, plan.options.to_dict(), plan.options.llama_quantize_args(),
+                               done["seconds"])
+            key.record(file_record(key.gguf, entry.sha256), done["seconds"], asdict(entry))
+        except BaseException:
+            key.drop()  # no half entry left in the cache
+            raise
     result = pipeline.run_build(replace(plan, evaluate=None, ollama_name=None))
     if plan.evaluate is not None:
         result.evaluation = _fleet_evaluate(result, reference.path, shipped, plan.evaluate, names, placements)
