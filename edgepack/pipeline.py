@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from edgepack import __version__, progress
+from edgepack import __version__, paths, progress
 from edgepack.atomic import atomic_directory, write_text_atomic
 from edgepack.bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
 from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
@@ -25,6 +25,9 @@ from edgepack.chat.modelfile import modelfile_for_gguf
 from edgepack.quantize.engine import QuantOptions, quantize_gguf
 from edgepack.quantize.types import QuantType, resolve_quants
 from edgepack.runtime.toolchain import ensure_toolchain
+from edgepack.bundle import companions as comp_stage
+from edgepack.bundle.companions import CompanionRequest
+from edgepack.source.space import plan_build_space, quant_bytes
 
 DEFAULT_QUANT = "Q4_K_M"
 
@@ -58,8 +61,7 @@ def _check_writable(path: Path) -> None:
 
 
 def estimate_quant_bytes(n_params: int, quant: QuantType) -> int:
-    # K-quant mixes keep a few tensors larger than the base type; 10 % covers them and metadata.
-    return int(n_params * quant.bits / 8 * 1.1) + (1 << 20)
+    return quant_bytes(n_params, quant.bits)
 
 
 @dataclass
@@ -124,6 +126,9 @@ def build(
     dry_run: bool = False,
     target: str | None = None,
     ctx: int | None = None,
+    companions: CompanionRequest = CompanionRequest(),
+    reference_dir: str | Path | None = None,
+    keep_reference: bool = True,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
@@ -131,6 +136,9 @@ def build(
     `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
     nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
     and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
+    `companions`: a LoRA adapter (beside the quants or merged), the projector of a multimodal
+    source, split parts. `reference_dir` holds the 16-bit reference instead of the cache;
+    `keep_reference=False` deletes it after the build.
     """
     from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -158,8 +166,20 @@ def build(
         check_output_dir(out)
         _check_writable(out)
 
-    reference = make_reference(src, outtype, toolchain=toolchain)
+    # disk space for everything the build writes, checked before the first slow step
+    ref_dir = Path(reference_dir) if reference_dir is not None else None
+    comp_stage.check_request(companions, src)
+    from edgepack.source.convert import reference_is_cached
+
+    if not dry_run:
+        plan_build_space(src, outtype=outtype, quant_bits=[q.bits for q in wanted], output_dir=out,
+                         reference_dir=ref_dir or paths.reference_cache_dir(),
+                         reference_cached=reference_is_cached(src, outtype, toolchain, ref_dir) and not companions.merge_adapter,
+                         split=companions.split.enabled, merge_adapter=companions.merge_adapter).check()
+    base_src, src = src, comp_stage.source_with_adapter(src, companions)
+    reference = make_reference(src, outtype, toolchain=toolchain, cache_dir=ref_dir)
     ref_info = read_gguf(reference.path, with_tokens=True)
+    comp = comp_stage.prepare(companions, src, base_src, reference, ref_info.embedding_length, ref_dir)
     _check_tensor_options(options, ref_info)
     imatrix_info = None
     if imatrix is not None:
@@ -184,7 +204,7 @@ def build(
         plan_deployment(reference.path, target_profile, ctx)  # a context the model lacks: fail before quantizing
     plans: dict[str, dict] = {}
 
-    needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted)
+    needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted) + comp_stage.extra_bytes(comp)
     ensure_free_space(out.parent, needed, f"{len(wanted)} GGUF file(s)")
 
     warnings = list(reference.warnings)
@@ -205,9 +225,10 @@ def build(
                 entry = file_entry(result.path, quant.name, options.to_dict(), options.llama_quantize_args(),
                                    result.seconds)
                 modelfile_name = f"Modelfile.{quant.name}"
+                from_args = comp_stage.finish_quant(comp, entry, result.path, slug)  # split, projector, adapter
                 deploy = {}
                 if target_profile is not None:
-                    plan = plan_deployment(result.path, target_profile, ctx)
+                    plan = plan_deployment(staging / entry.file, target_profile, ctx)
                     plans[quant.name] = {"target": plan.target, "fits": plan.fits, "n_ctx": plan.n_ctx,
                                          "n_gpu_layers": plan.n_gpu_layers, "n_threads": plan.n_threads,
                                          "kv_type": plan.kv_type, "suggestions": plan.suggestions}
@@ -216,7 +237,7 @@ def build(
                     else:
                         warnings.append(f"{quant.name} does not fit {plan.target} at context {plan.n_ctx}: "
                                         + "; ".join(plan.suggestions or ["try a smaller quant"]))
-                modelfile = modelfile_for_gguf(read_gguf(result.path, with_tokens=True), f"./{gguf_name}",
+                modelfile = modelfile_for_gguf(read_gguf(staging / entry.file, with_tokens=True), **from_args,
                                                model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
                                                source_dir=src.path if src.path.is_dir() else None, **deploy)
                 write_text_atomic(staging / modelfile_name, modelfile.text)
@@ -230,6 +251,7 @@ def build(
             preferred = next((f for f in files if f.quant == DEFAULT_QUANT), files[0])
             shutil.copyfile(staging / preferred.modelfile, staging / "Modelfile")
             default_modelfile = "Modelfile"
+            companion_extra = comp_stage.write_into(comp, staging, files, slug)
             manifest = Manifest(
                 edgepack_version=__version__,
                 created=now_utc(),
@@ -254,7 +276,7 @@ def build(
                 warnings=warnings,
                 notes=notes,
                 imatrix=imatrix_info,
-                extra={"chat_template": chat_template} | ({"plans": plans} if plans else {}),
+                extra={"chat_template": chat_template} | ({"plans": plans} if plans else {}) | companion_extra,
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))
@@ -265,4 +287,6 @@ def build(
             raise OutputError(f"no space left on the device while writing {out}; free some space or choose another -o; "
                               "the previous bundle (if any) was left untouched") from None
         raise
+    if not keep_reference and reference.path != src.path and reference.cache_key:
+        shutil.rmtree(reference.path.parent, ignore_errors=True)  # the keyed cache entry, never a user's file
     return BuildResult(out, manifest, warnings)

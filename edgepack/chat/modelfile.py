@@ -252,6 +252,8 @@ def modelfile_for_gguf(
     num_gpu: int | None = None,
     num_thread: int | None = None,
     require_template: bool = False,
+    extra_from: Iterable[str] = (),
+    adapter: str | None = None,
 ) -> Modelfile:
     """A Modelfile for one GGUF.
 
@@ -259,6 +261,9 @@ def modelfile_for_gguf(
     and proven by edgepack.chat.templates; an untranslatable or missing one leaves TEMPLATE out
     with a warning, or raises ModelfileError when `require_template`. Sampling defaults come from
     the source's generation_config.json, then num_ctx/num_gpu/num_thread, then `parameters`.
+    `extra_from` are further FROM lines (the other parts of a split GGUF, a projector GGUF):
+    Ollama's create joins split parts into one model layer and makes a projector GGUF the
+    projector layer. `adapter` is a LoRA GGUF for an ADAPTER line.
     """
     warnings: list[str] = []
     source = read_source_chat_info(source_dir)
@@ -323,6 +328,8 @@ def modelfile_for_gguf(
         suggested_name=suggested_ollama_name(model_name, quant),
         modelfile_name=modelfile_name,
         from_path=from_path,
+        extra_from=list(extra_from),
+        adapter=adapter,
         translation=translation,
         notes=[_one_line(n) for n in (translation.notes if translation else [])],
         warnings=[_one_line(w) for w in warnings],

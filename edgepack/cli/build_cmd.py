@@ -48,12 +48,29 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    adapter: Annotated[Optional[Path], typer.Option(
+        help="A PEFT LoRA directory for SOURCE: shipped as a LoRA GGUF beside the quants (ADAPTER, --lora).")] = None,
+    merge_adapter: Annotated[bool, typer.Option(
+        "--merge-adapter", help="With --adapter: merge it into the weights (transformers + peft) before converting.")] = False,
+    mmproj_type: Annotated[str, typer.Option(help="Type of a multimodal source's projector GGUF: f16 or q8_0.")] = "f16",
+    mmproj: Annotated[Optional[Path], typer.Option(
+        help="A projector GGUF to ship with the quants (e.g. with a GGUF source); checked against the model.")] = None,
+    no_mmproj: Annotated[bool, typer.Option("--no-mmproj", help="Leave a multimodal source's projector out.")] = False,
+    split_max_size: Annotated[Optional[str], typer.Option(
+        help="Split each quant into parts of at most this size (500M, 4G) that llama.cpp loads as one.")] = None,
+    split_max_tensors: Annotated[Optional[int], typer.Option(help="Split each quant into parts of at most N tensors.")] = None,
+    reference_dir: Annotated[Optional[Path], typer.Option(
+        help="Keep the 16-bit reference GGUF here instead of the cache (e.g. on a bigger disk).")] = None,
+    keep_reference: Annotated[bool, typer.Option(
+        "--keep-reference/--drop-reference", help="Keep the 16-bit reference cached after the build, or delete it.")] = True,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
     """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
     from edgepack.pipeline import build as run_build
+    from edgepack.bundle.companions import CompanionRequest
     from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
+    from edgepack.quantize.split import SplitSettings
 
     setup(verbose)
     if ollama:
@@ -69,7 +86,12 @@ def build(
     )
     result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
                        revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx)
+                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx,
+                       companions=CompanionRequest(
+                           adapter=str(adapter) if adapter else None, merge_adapter=merge_adapter,
+                           mmproj_type=mmproj_type, projector=str(mmproj) if mmproj else None, no_projector=no_mmproj,
+                           split=SplitSettings(split_max_size, split_max_tensors)),
+                       reference_dir=reference_dir, keep_reference=keep_reference)
     report = None
     if evaluate and not dry_run:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
