@@ -207,7 +207,7 @@ def build(
     needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted) + comp_stage.extra_bytes(comp)
     ensure_free_space(out.parent, needed, f"{len(wanted)} GGUF file(s)")
 
-    warnings = list(reference.warnings)
+    warnings = list(reference.warnings) + comp.warnings
     notes: list[str] = []
     if src.kind == "default":
         from edgepack.source.default_model import DEFAULT_MODEL_NOTE
@@ -228,7 +228,8 @@ def build(
                 from_args = comp_stage.finish_quant(comp, entry, result.path, slug)  # split, projector, adapter
                 deploy = {}
                 if target_profile is not None:
-                    plan = plan_deployment(staging / entry.file, target_profile, ctx)
+                    plan = plan_deployment(staging / entry.file, target_profile, ctx,
+                                           projector_bytes=comp_stage.extra_bytes(comp))
                     plans[quant.name] = {"target": plan.target, "fits": plan.fits, "n_ctx": plan.n_ctx,
                                          "n_gpu_layers": plan.n_gpu_layers, "n_threads": plan.n_threads,
                                          "kv_type": plan.kv_type, "suggestions": plan.suggestions}

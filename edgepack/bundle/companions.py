@@ -47,6 +47,7 @@ class Companions:
     effect: AdapterEffect | None = None
     projector: Projector | None = None
     parts: dict[str, list[dict]] = field(default_factory=dict)  # quant -> [{file, size_bytes, sha256}]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def any(self) -> bool:
@@ -110,6 +111,7 @@ def prepare(request: CompanionRequest, src: Source, base_src: Source, reference:
             comp.adapter_gguf = (AdapterGGUF(dest, "F16", sha256_file(dest), dest.stat().st_size, 0.0) if dest.is_file()
                                  else convert_adapter(adapter_dir, base_src.path, dest))
             comp.effect = adapter_effect(reference.path, base_src.path, adapter_dir, adapter_gguf=dest)
+        comp.warnings += [f"adapter {comp.adapter_info.name}: {n}" for n in comp.effect.notes[1:]]
     return comp
 
 

@@ -80,6 +80,8 @@ def plan(
     kv_type: Annotated[Optional[str], typer.Option("--kv-type", help="Force the KV cache type: f16, q8_0, q4_0.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Force the thread count.")] = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="List the built-in target presets.")] = False,
+    mmproj: Annotated[Optional[Path], typer.Option(
+        help="The model's projector GGUF, counted in memory (a bundle's own projector is counted anyway).")] = None,
     as_json: JsonFlag = False,
 ):
     """Will MODEL fit on the target, with which n_gpu_layers / threads / context / KV type, and how fast."""
@@ -112,7 +114,10 @@ def plan(
         if result.plan:
             out.print(f"Modelfile PARAMETERs: {result.plan.modelfile_parameters()}")
         return
-    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads)
+    from edgepack.source.projector import read_projector
+
+    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads,
+                        projector_bytes=read_projector(mmproj).size_bytes if mmproj else 0)
     if as_json:
         print_json(p)
         return
@@ -132,6 +137,7 @@ def _print_plan(p) -> None:
                              ("vocabulary, metadata", m.model_runtime_ram, 0),
                              ("KV cache", m.kv_ram, m.kv_vram), ("compute buffers", m.compute_ram, m.compute_vram),
                              ("runtime reserve", m.reserve_ram, m.reserve_vram),
+                             ("projector (mmproj)", m.projector_ram, m.projector_vram),
                              ("total", m.ram_total, m.vram_total), ("budget", p.ram_budget, p.vram_budget)):
         table.add_row(label, _mib(ram), _mib(vram) if vram or label in ("total", "budget") else "-")
     out.print(table)

@@ -222,15 +222,19 @@ class MemoryEstimate:
     compute_vram: int
     reserve_ram: int
     reserve_vram: int
+    # a multimodal model's projector GGUF (mtmd offloads it to the GPU whenever layers go there);
+    # its weights only: the image encoder's compute buffer is not counted
+    projector_ram: int = 0
+    projector_vram: int = 0
 
     @property
     def ram_total(self) -> int:
         return (self.weights_ram + self.repack_ram + self.model_runtime_ram + self.kv_ram + self.compute_ram
-                + self.reserve_ram)
+                + self.reserve_ram + self.projector_ram)
 
     @property
     def vram_total(self) -> int:
-        return self.weights_vram + self.kv_vram + self.compute_vram + self.reserve_vram
+        return self.weights_vram + self.kv_vram + self.compute_vram + self.reserve_vram + self.projector_vram
 
     @property
     def total(self) -> int:
@@ -259,7 +263,8 @@ def check_settings(g: ModelGeometry, n_ctx: int, n_gpu_layers: int) -> None:
 def estimate_memory(g: ModelGeometry, *, n_ctx: int, n_gpu_layers: int = 0, kv_type: str = "f16",
                     n_batch: int = 512, flash_attn: bool = True, unified_memory: bool = False,
                     repack: tuple[dict[str, float], bool] = ({}, False),
-                    reserve_ram: int = RUNTIME_RESERVE_RAM, reserve_vram: int = RUNTIME_RESERVE_VRAM) -> MemoryEstimate:
+                    reserve_ram: int = RUNTIME_RESERVE_RAM, reserve_vram: int = RUNTIME_RESERVE_VRAM,
+                    projector_bytes: int = 0) -> MemoryEstimate:
     """Memory for one setting. llama.cpp offloads the last `n_gpu_layers` layers, and the output
     matrix too when n_gpu_layers > n_layers; the embedding always stays in RAM."""
     check_settings(g, n_ctx, n_gpu_layers)
@@ -285,6 +290,7 @@ def estimate_memory(g: ModelGeometry, *, n_ctx: int, n_gpu_layers: int = 0, kv_t
         compute_vram=compute_buffer_bytes(g, n_ctx, n_ubatch, flash_attn=flash_attn, with_output=output_on_gpu,
                                           with_layers=True) if uses_gpu else 0,
         reserve_ram=reserve_ram, reserve_vram=reserve_vram if uses_gpu else 0,
+        projector_ram=0 if uses_gpu else projector_bytes, projector_vram=projector_bytes if uses_gpu else 0,
     )
 
 
@@ -403,7 +409,8 @@ def _fits(est: MemoryEstimate, ram: int | None, vram: int | None) -> bool:
 def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int | None = None, *,
                     n_gpu_layers: int | str | None = None, kv_type: str | None = None, n_threads: int | None = None,
                     n_batch: int = 512, flash_attn: bool | None = None,
-                    reserve_ram: int = RUNTIME_RESERVE_RAM, reserve_vram: int = RUNTIME_RESERVE_VRAM) -> DeploymentPlan:
+                    reserve_ram: int = RUNTIME_RESERVE_RAM, reserve_vram: int = RUNTIME_RESERVE_VRAM,
+                    projector_bytes: int = 0) -> DeploymentPlan:
     """Choose n_gpu_layers, threads, context and KV-cache type for `model` on `target`.
 
     Most layers on the GPU that fit its free memory (all of them on unified memory when it
@@ -434,7 +441,7 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
         fa = True if kv != "f16" else (flash_attn if flash_attn is not None else True)
         return estimate_memory(g, n_ctx=c, n_gpu_layers=ngl, kv_type=kv, n_batch=n_batch, flash_attn=fa,
                                unified_memory=unified, repack=repack if ngl <= n_layers else ({}, False),
-                               reserve_ram=reserve_ram, reserve_vram=reserve_vram)
+                               reserve_ram=reserve_ram, reserve_vram=reserve_vram, projector_bytes=projector_bytes)
 
     def best_for(c: int) -> MemoryEstimate | None:
         kvs = [kv_type] if kv_type else list(KV_TYPES)
@@ -599,6 +606,7 @@ def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = No
     manifest = load_manifest(bundle_dir)
     target = resolve_target(target)
     quality = measured_quality(manifest.extra.get("evaluation"))
+    kwargs.setdefault("projector_bytes", (manifest.extra.get("projector") or {}).get("size_bytes", 0))
     choices = []
     for f in manifest.files:
         p = plan_deployment(bundle_dir / f.file, target, ctx, **kwargs)
