@@ -165,6 +165,9 @@ def bench(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report: .md, .csv, .json, .jsonl.")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Find the fastest threads/n_gpu_layers and write them into the bundle.")] = False,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="With --tune: the quant to tune on (default Q4_K_M).")] = None,
+    image: Annotated[Optional[str], typer.Option(
+        help="Instead: time to first token of one image prompt (an image file, or 'generated' for a test picture).")] = None,
+    mmproj: Annotated[Optional[Path], typer.Option(help="With --image and a GGUF file: its projector GGUF.")] = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -172,6 +175,9 @@ def bench(
     from edgepack.measure.bench import BenchError, bench_sweep, parse_list, tune_bundle
 
     setup(verbose)
+    if image is not None:
+        _bench_image(models, None if image == "generated" else Path(image), mmproj, threads, n_gen, as_json)
+        return
     fa = {"auto": None, "on": True, "off": False}.get(flash_attn.lower(), "bad")
     if fa == "bad":
         raise BenchError(f"--fa {flash_attn!r}: use auto, on or off")
@@ -201,3 +207,29 @@ def bench(
         print_json(report.to_dict())
     else:
         out.print(report.to_markdown(), highlight=False)
+
+
+def _bench_image(models: list[Path], image: Path | None, mmproj: Path | None, threads: str | None, n_gen: int,
+                 as_json: bool) -> None:
+    from edgepack.measure.bench import BenchError, parse_list
+    from edgepack.measure.image import bundle_image_prompts, image_prompt
+
+    n_threads = (parse_list(threads, name="threads") or [None])[0]
+    results = []
+    for m in models:
+        if m.is_dir():
+            results += bundle_image_prompts(m, image, n_threads=n_threads, n_predict=n_gen)
+        elif mmproj is None:
+            raise BenchError(f"--image with the GGUF file {m.name} needs its projector: add --mmproj FILE")
+        else:
+            results.append(image_prompt(m, mmproj, image, n_threads=n_threads, n_predict=n_gen))
+    if as_json:
+        print_json(results)
+        return
+    table = Table(title="one image prompt (llama-mtmd-cli)")
+    for col in ("model", "prompt tokens", "image encode ms", "prompt ms", "TTFT ms", "tg t/s", "generated"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in results:
+        table.add_row(Path(r.model).name, str(r.n_prompt_tokens), f"{r.image_encode_ms:.0f}", f"{r.prompt_eval_ms:.1f}",
+                      f"{r.ttft_ms:.1f}", f"{r.tg_tps:.1f}" if r.tg_tps else "-", str(r.n_generated))
+    out.print(table)
