@@ -64,6 +64,20 @@ def test_parts_are_named_hashed_and_listed(split_bundle):
     assert f"model = ./{parts[0]['file']}" in (split_bundle / "llama-server.ini").read_text()
 
 
+def test_verify_checks_every_part(split_bundle, tmp_path):
+    from edgepack.bundle import verify_bundle
+
+    assert verify_bundle(split_bundle).ok
+    copy = tmp_path / "copy"
+    shutil.copytree(split_bundle, copy)
+    last = sorted(copy.glob("*-of-*.gguf"))[-1]
+    data = bytearray(last.read_bytes())
+    data[-3] ^= 0xFF
+    last.write_bytes(bytes(data))
+    bad = [c for c in verify_bundle(copy).files if not c.sha256_ok]
+    assert [c.file for c in bad] == [last.name]
+
+
 def test_llama_cpp_loads_the_parts_as_the_unsplit_file(split_bundle, tiny_bundle):
     first = split_bundle / json.loads((split_bundle / "manifest.json").read_text())["files"][0]["file"]
     np.testing.assert_array_equal(_logits(first), _logits(tiny_bundle / "tiny-llama-Q8_0.gguf"))

@@ -35,6 +35,8 @@ def render_model_card(manifest: Manifest, *, evaluation_table: str | None = None
         evaluation=manifest.extra.get("evaluation"),
         evaluation_table=evaluation_table,
         imatrix=manifest.imatrix,
+        projector=manifest.extra.get("projector"), adapter=manifest.extra.get("adapter"),
+        split=manifest.extra.get("split"), llama_server=manifest.extra.get("llama_server"),
         default_modelfile=manifest.default_modelfile or "Modelfile",
         ollama_name=suggested_ollama_name(manifest.model["name"], manifest.files[0].quant).split(":")[0],
     )

@@ -50,7 +50,22 @@ def verify_bundle(bundle_dir: str | Path, *, load: bool = True) -> VerifyResult:
                 loads, error = _loads(path)
             checks.append(FileCheck(entry.file, ok, loads, error))
             bar.advance()
+    checks += _companion_checks(bundle_dir, manifest, {c.file for c in checks})
     return VerifyResult(str(bundle_dir), all(c.sha256_ok and c.loads for c in checks), checks)
+
+
+def _companion_checks(bundle_dir: Path, manifest, checked: set[str]) -> list[FileCheck]:
+    """Projector, adapter and split parts: re-hashed (they load only with their model, checked above)."""
+    from edgepack.bundle.companions import companion_files
+
+    checks = []
+    for name, digest in companion_files(manifest.extra):
+        if name in checked:
+            continue
+        path = bundle_dir / name
+        ok = path.is_file() and sha256_file(path, memo=False) == digest
+        checks.append(FileCheck(name, ok, ok, None if ok else ("missing" if not path.is_file() else "sha256 mismatch")))
+    return checks
 
 
 def _loads(path: Path) -> tuple[bool, str | None]:
