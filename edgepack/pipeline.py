@@ -18,6 +18,7 @@ from edgepack import __version__, paths, progress
 from edgepack.atomic import atomic_directory, write_text_atomic
 from edgepack.bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
 from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
+from edgepack.source.convert import reference_is_cached
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.hashing import sha256_file
 from edgepack.gguf_file import read_gguf
@@ -166,21 +167,19 @@ def build(
         check_output_dir(out)
         _check_writable(out)
 
-    # disk space for everything the build writes, checked before the first slow step
     ref_dir = Path(reference_dir) if reference_dir is not None else None
     comp_stage.check_request(companions, src)
-    from edgepack.source.convert import reference_is_cached
-
-    if not dry_run:
+    if not dry_run:  # disk space for everything the build writes, checked before the first slow step
+        cached = reference_is_cached(src, outtype, toolchain, ref_dir) and not companions.merge_adapter
         plan_build_space(src, outtype=outtype, quant_bits=[q.bits for q in wanted], output_dir=out,
-                         reference_dir=ref_dir or paths.reference_cache_dir(),
-                         reference_cached=reference_is_cached(src, outtype, toolchain, ref_dir) and not companions.merge_adapter,
+                         reference_dir=ref_dir or paths.reference_cache_dir(), reference_cached=cached,
                          split=companions.split.enabled, merge_adapter=companions.merge_adapter).check()
     base_src, src = src, comp_stage.source_with_adapter(src, companions)
     reference = make_reference(src, outtype, toolchain=toolchain, cache_dir=ref_dir)
     ref_info = read_gguf(reference.path, with_tokens=True)
-    comp = comp_stage.prepare(companions, src, base_src, reference, ref_info.embedding_length, ref_dir)
     _check_tensor_options(options, ref_info)
+    comp = (comp_stage.prepare(companions, src, base_src, reference, ref_info.embedding_length, ref_dir)
+            if not dry_run else comp_stage.Companions(companions))
     imatrix_info = None
     if imatrix is not None:
         data = check_imatrix_fits(imatrix, reference.path)
@@ -229,7 +228,7 @@ def build(
                 deploy = {}
                 if target_profile is not None:
                     plan = plan_deployment(staging / entry.file, target_profile, ctx,
-                                           projector_bytes=comp_stage.extra_bytes(comp))
+                                           projector_bytes=comp.projector.size_bytes if comp.projector else 0)
                     plans[quant.name] = {"target": plan.target, "fits": plan.fits, "n_ctx": plan.n_ctx,
                                          "n_gpu_layers": plan.n_gpu_layers, "n_threads": plan.n_threads,
                                          "kv_type": plan.kv_type, "suggestions": plan.suggestions}

@@ -98,6 +98,11 @@ def quant_bytes(n_params: int, bits: float) -> int:
     return int(n_params * bits / 8 * 1.1) + (1 << 20)
 
 
+def _reference_bytes(n_params: int, bytes_per_weight: int) -> int:
+    # norms stay F32 and the vocabulary is metadata: 2 % and 4 MiB cover both
+    return int(n_params * bytes_per_weight * 1.02) + (4 << 20)
+
+
 def plan_build_space(source, *, outtype: str, quant_bits: list[float], output_dir: Path, reference_dir: Path,
                      reference_cached: bool, split: bool = False, merge_adapter: bool = False,
                      merged_dir: Path | None = None) -> DiskPlan:
@@ -113,7 +118,7 @@ def plan_build_space(source, *, outtype: str, quant_bits: list[float], output_di
         if merge_adapter:
             plan.add("the merged checkpoint", merged_dir or reference_dir, checkpoint_bytes(path))
         if not reference_cached:
-            plan.add("the 16-bit reference GGUF", reference_dir, n_params * (4 if outtype == "f32" else 2))
+            plan.add("the 16-bit reference GGUF", reference_dir, _reference_bytes(n_params, 4 if outtype == "f32" else 2))
     else:
         parts = split_parts(path) if is_split_part(path) else [path]
         n_params = sum(estimate_params(p) for p in parts)
@@ -122,7 +127,7 @@ def plan_build_space(source, *, outtype: str, quant_bits: list[float], output_di
         from edgepack.gguf_file import read_gguf
 
         if not read_gguf(parts[0]).is_float and not reference_cached:
-            plan.add("the dequantized F16 reference", reference_dir, n_params * 2)
+            plan.add("the dequantized F16 reference", reference_dir, _reference_bytes(n_params, 2))
     sizes = [quant_bytes(n_params, b) for b in quant_bits]
     # vision towers and adapters are small next to the text model; 2 % covers them
     plan.add(f"{len(sizes)} GGUF file(s) in the staging bundle", output_dir.parent, int(sum(sizes) * 1.02))
