@@ -1,14 +1,19 @@
 """The single table of quantization types: the CLI, quantizer, planner and report read it.
 
 `ftype` is llama.cpp's `llama_ftype` (what `llama-quantize TYPE` selects and what
-`general.file_type` records). `base_type` is the ggml tensor type most weights get, and
-`bits` its exact storage cost per weight; K-quant "mixes" (_S/_M/_L) put some tensors
-in a larger type, so a file's real bits per weight is measured from the file itself.
+`general.file_type` records) and `bits` the exact storage cost per weight of `base_type`, the
+ggml tensor type most weights get: both come from gguf-py's `LlamaFileType` and
+`GGML_QUANT_SIZES` (the gguf-py of the pinned llama.cpp tree), never retyped here. What gguf-py
+does not say is kept in the table below: the base type of the K-quant "mixes" (_S/_M/_L put some
+tensors in a larger type, so a file's real bits per weight is measured from the file itself),
+which types need an importance matrix (llama-quantize's rule), aliases and a short description.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from edgepack.errors import QuantError
 
@@ -29,40 +34,48 @@ class QuantType:
         return self.family == "float"
 
 
+def _quant(name: str, base_type: str, family: str, *, needs_imatrix: bool = False, aliases: tuple[str, ...] = (),
+           description: str = "") -> QuantType:
+    ftype = LlamaFileType.ALL_F32 if name == "F32" else LlamaFileType[f"MOSTLY_{name}"]
+    block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType[base_type]]
+    return QuantType(name, int(ftype), base_type, type_size * 8 / block_size, family, needs_imatrix, aliases,
+                     description)
+
+
 # Ordered from largest to smallest, as people read a ladder.
 QUANT_TYPES: tuple[QuantType, ...] = (
-    QuantType("F32", 0, "F32", 32.0, "float", description="full precision, unquantized"),
-    QuantType("F16", 1, "F16", 16.0, "float", description="16-bit float reference"),
-    QuantType("BF16", 32, "BF16", 16.0, "float", description="16-bit bfloat reference"),
-    QuantType("Q8_0", 7, "Q8_0", 8.5, "legacy", description="near-lossless"),
-    QuantType("Q6_K", 18, "Q6_K", 6.5625, "k", description="very close to 16-bit"),
-    QuantType("Q5_K_M", 17, "Q5_K", 5.5, "k", aliases=("Q5_K",), description="high quality"),
-    QuantType("Q5_K_S", 16, "Q5_K", 5.5, "k"),
-    QuantType("Q5_1", 9, "Q5_1", 6.0, "legacy"),
-    QuantType("Q5_0", 8, "Q5_0", 5.5, "legacy"),
-    QuantType("Q4_K_M", 15, "Q4_K", 4.5, "k", aliases=("Q4_K",), description="the usual default"),
-    QuantType("Q4_K_S", 14, "Q4_K", 4.5, "k"),
-    QuantType("Q4_1", 3, "Q4_1", 5.0, "legacy"),
-    QuantType("Q4_0", 2, "Q4_0", 4.5, "legacy", description="fast on CPUs with repacking"),
-    QuantType("IQ4_NL", 25, "IQ4_NL", 4.5, "iq"),
-    QuantType("IQ4_XS", 30, "IQ4_XS", 4.25, "iq"),
-    QuantType("Q3_K_L", 13, "Q3_K", 3.4375, "k"),
-    QuantType("Q3_K_M", 12, "Q3_K", 3.4375, "k", aliases=("Q3_K",)),
-    QuantType("Q3_K_S", 11, "Q3_K", 3.4375, "k"),
-    QuantType("IQ3_M", 27, "IQ3_S", 3.4375, "iq"),
-    QuantType("IQ3_S", 26, "IQ3_S", 3.4375, "iq"),
-    QuantType("IQ3_XS", 22, "IQ3_XXS", 3.0625, "iq", needs_imatrix=True),
-    QuantType("IQ3_XXS", 23, "IQ3_XXS", 3.0625, "iq", needs_imatrix=True),
-    QuantType("Q2_K", 10, "Q2_K", 2.625, "k", description="smallest K-quant; large quality loss"),
-    QuantType("Q2_K_S", 21, "Q2_K", 2.625, "k", needs_imatrix=True),
-    QuantType("IQ2_M", 29, "IQ2_S", 2.5625, "iq", needs_imatrix=True),
-    QuantType("IQ2_S", 28, "IQ2_S", 2.5625, "iq", needs_imatrix=True),
-    QuantType("IQ2_XS", 20, "IQ2_XS", 2.3125, "iq", needs_imatrix=True),
-    QuantType("IQ2_XXS", 19, "IQ2_XXS", 2.0625, "iq", needs_imatrix=True),
-    QuantType("TQ2_0", 37, "TQ2_0", 2.0625, "ternary"),
-    QuantType("IQ1_M", 31, "IQ1_M", 1.75, "iq", needs_imatrix=True),
-    QuantType("TQ1_0", 36, "TQ1_0", 1.6875, "ternary"),
-    QuantType("IQ1_S", 24, "IQ1_S", 1.5625, "iq", needs_imatrix=True),
+    _quant("F32", "F32", "float", description="full precision, unquantized"),
+    _quant("F16", "F16", "float", description="16-bit float reference"),
+    _quant("BF16", "BF16", "float", description="16-bit bfloat reference"),
+    _quant("Q8_0", "Q8_0", "legacy", description="near-lossless"),
+    _quant("Q6_K", "Q6_K", "k", description="very close to 16-bit"),
+    _quant("Q5_K_M", "Q5_K", "k", aliases=("Q5_K",), description="high quality"),
+    _quant("Q5_K_S", "Q5_K", "k"),
+    _quant("Q5_1", "Q5_1", "legacy"),
+    _quant("Q5_0", "Q5_0", "legacy"),
+    _quant("Q4_K_M", "Q4_K", "k", aliases=("Q4_K",), description="the usual default"),
+    _quant("Q4_K_S", "Q4_K", "k"),
+    _quant("Q4_1", "Q4_1", "legacy"),
+    _quant("Q4_0", "Q4_0", "legacy", description="fast on CPUs with repacking"),
+    _quant("IQ4_NL", "IQ4_NL", "iq"),
+    _quant("IQ4_XS", "IQ4_XS", "iq"),
+    _quant("Q3_K_L", "Q3_K", "k"),
+    _quant("Q3_K_M", "Q3_K", "k", aliases=("Q3_K",)),
+    _quant("Q3_K_S", "Q3_K", "k"),
+    _quant("IQ3_M", "IQ3_S", "iq"),
+    _quant("IQ3_S", "IQ3_S", "iq"),
+    _quant("IQ3_XS", "IQ3_XXS", "iq", needs_imatrix=True),
+    _quant("IQ3_XXS", "IQ3_XXS", "iq", needs_imatrix=True),
+    _quant("Q2_K", "Q2_K", "k", description="smallest K-quant; large quality loss"),
+    _quant("Q2_K_S", "Q2_K", "k", needs_imatrix=True),
+    _quant("IQ2_M", "IQ2_S", "iq", needs_imatrix=True),
+    _quant("IQ2_S", "IQ2_S", "iq", needs_imatrix=True),
+    _quant("IQ2_XS", "IQ2_XS", "iq", needs_imatrix=True),
+    _quant("IQ2_XXS", "IQ2_XXS", "iq", needs_imatrix=True),
+    _quant("TQ2_0", "TQ2_0", "ternary"),
+    _quant("IQ1_M", "IQ1_M", "iq", needs_imatrix=True),
+    _quant("TQ1_0", "TQ1_0", "ternary"),
+    _quant("IQ1_S", "IQ1_S", "iq", needs_imatrix=True),
 )
 
 # The K and legacy types (and 16-bit) that need no calibration data.
