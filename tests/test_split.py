@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edgepack.bundle.companions import CompanionRequest
 from edgepack.pipeline import build
-from edgepack.quantize.split import SplitSettings
+from edgepack.source.split import SplitSettings
 
 runner = CliRunner()
 
@@ -97,7 +97,7 @@ def test_merge_writes_one_file_with_the_same_tensors(split_bundle, tiny_bundle, 
 
 
 def test_a_split_source_is_read_whole(tiny_reference, tiny_bundle, tmp_path, split_tools):
-    from edgepack.quantize.split import split_gguf
+    from edgepack.source.split import split_gguf
 
     src = tmp_path / "src" / "tiny-f16.gguf"
     src.parent.mkdir()

@@ -18,7 +18,7 @@ from edgepack.atomic import write_text_atomic
 from edgepack.bundle.manifest import BundleFile
 from edgepack.errors import AdapterError, ProjectorError
 from edgepack.hashing import sha256_file, sha256_text
-from edgepack.quantize.split import SplitSettings, split_gguf
+from edgepack.source.split import SplitSettings, split_gguf
 from edgepack.source.adapter import (AdapterEffect, AdapterGGUF, AdapterInfo, adapter_effect, check_adapter_fits,
                                      convert_adapter, merge_adapter, read_adapter)
 from edgepack.source.model import Reference, Source

@@ -70,7 +70,7 @@ def build(
     from edgepack.pipeline import build as run_build
     from edgepack.bundle.companions import CompanionRequest
     from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
-    from edgepack.quantize.split import SplitSettings
+    from edgepack.source.split import SplitSettings
 
     setup(verbose)
     if ollama:

@@ -20,7 +20,7 @@ def merge(
 ):
     """Merge a split GGUF into one file (for an Ollama or a tool that wants a single file)."""
     from edgepack.hashing import sha256_file
-    from edgepack.quantize.split import merge_split, split_parts
+    from edgepack.source.split import merge_split, split_parts
 
     parts = split_parts(first_part)
     dest = merge_split(first_part, output)

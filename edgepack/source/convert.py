@@ -123,7 +123,7 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
     (or from `cache_dir`, e.g. another disk: --reference-dir). A split GGUF is read whole."""
     start = time.perf_counter()
     if source.kind == "gguf":
-        from edgepack.quantize.split import is_split_part, merged_source
+        from edgepack.source.split import is_split_part, merged_source
 
         if is_split_part(source.path):
             source = replace(source, path=merged_source(source.path, cache_dir or paths.reference_cache_dir()))

@@ -109,7 +109,7 @@ def plan_build_space(source, *, outtype: str, quant_bits: list[float], output_di
     """Every file a build will write, before it writes any: the merged checkpoint (--merge-adapter),
     the 16-bit reference (unless cached), the staging bundle beside the output, and with --split-*
     the largest quant once more while it is split."""
-    from edgepack.quantize.split import is_split_part, split_parts
+    from edgepack.source.split import is_split_part, split_parts
 
     plan = DiskPlan()
     path = Path(source.path)

@@ -4,6 +4,8 @@ llama.cpp names the parts `<prefix>-00001-of-0000N.gguf` and loads the set from 
 part; the first part's metadata (`split.count`) says how many there are. Ollama's `create`
 takes every part as its own FROM line and joins them into one model layer, so a bundle's
 Modelfile lists them all; `edgepack merge` writes one file for tools that need one.
+It lives in source/ because the source stage reads split GGUFs (whole); the bundle stage
+(bundle/companions.py) splits finished quants with it.
 """
 
 from __future__ import annotations
