@@ -33,6 +33,7 @@ class CompanionRequest:
 
     adapter: str | None = None  # a PEFT adapter directory
     merge_adapter: bool = False
+    check_adapter: bool = True  # the probe-text comparison loads the base in transformers (float32)
     mmproj_type: str = "f16"
     projector: str | None = None  # an existing projector GGUF (for GGUF sources)
     no_projector: bool = False
@@ -104,14 +105,17 @@ def prepare(request: CompanionRequest, src: Source, base_src: Source, reference:
         comp.adapter_info = read_adapter(request.adapter)
         adapter_dir = comp.adapter_info.path
         if request.merge_adapter:
-            comp.effect = adapter_effect(reference.path, base_src.path, adapter_dir)
+            if request.check_adapter:
+                comp.effect = adapter_effect(reference.path, base_src.path, adapter_dir)
         else:
             akey = sha256_text(key, "lora", *(sha256_file(p) for p in sorted(adapter_dir.glob("*")) if p.is_file()))
             dest = cache_dir / akey[:16] / "adapter-F16.gguf"
             comp.adapter_gguf = (AdapterGGUF(dest, "F16", sha256_file(dest), dest.stat().st_size, 0.0) if dest.is_file()
                                  else convert_adapter(adapter_dir, base_src.path, dest))
-            comp.effect = adapter_effect(reference.path, base_src.path, adapter_dir, adapter_gguf=dest)
-        comp.warnings += [f"adapter {comp.adapter_info.name}: {n}" for n in comp.effect.notes[1:]]
+            if request.check_adapter:
+                comp.effect = adapter_effect(reference.path, base_src.path, adapter_dir, adapter_gguf=dest)
+        if comp.effect is not None:
+            comp.warnings += [f"adapter {comp.adapter_info.name}: {n}" for n in comp.effect.notes[1:]]
     return comp
 
 

@@ -52,6 +52,9 @@ def build(
         help="A PEFT LoRA directory for SOURCE: shipped as a LoRA GGUF beside the quants (ADAPTER, --lora).")] = None,
     merge_adapter: Annotated[bool, typer.Option(
         "--merge-adapter", help="With --adapter: merge it into the weights (transformers + peft) before converting.")] = False,
+    adapter_check: Annotated[bool, typer.Option(
+        "--adapter-check/--no-adapter-check",
+        help="Compare base, base + adapter and transformers + peft on a probe text (loads the base in float32).")] = True,
     mmproj_type: Annotated[str, typer.Option(help="Type of a multimodal source's projector GGUF: f16 or q8_0.")] = "f16",
     mmproj: Annotated[Optional[Path], typer.Option(
         help="A projector GGUF to ship with the quants (e.g. with a GGUF source); checked against the model.")] = None,
@@ -89,6 +92,7 @@ def build(
                        imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx,
                        companions=CompanionRequest(
                            adapter=str(adapter) if adapter else None, merge_adapter=merge_adapter,
+                           check_adapter=adapter_check,
                            mmproj_type=mmproj_type, projector=str(mmproj) if mmproj else None, no_projector=no_mmproj,
                            split=SplitSettings(split_max_size, split_max_tensors)),
                        reference_dir=reference_dir, keep_reference=keep_reference)
