@@ -2,7 +2,7 @@
 
 llama-cpp-python has no multimodal C API at this version, so the measurement runs the
 `llama-mtmd-cli` built from the same tree (`edgepack native build --tool llama-mtmd-cli`) and
-reads the timings llama.cpp itself logs: the image encoder's time ("image slice encoded in"),
+reads the timings llama.cpp itself logs: the image encoder's time ("mtmd batch encoding done in"),
 the prompt's decode (llama_perf "prompt eval time", which includes the image embeddings) and
 the generation speed ("eval time"). Time to first token = encoder + prompt decode.
 """
@@ -17,9 +17,11 @@ from pathlib import Path
 
 from edgepack.errors import BenchError
 
-_ENCODED = re.compile(r"slice encoded in (\d+) ms")
+_ENCODED = re.compile(r"(?:slice encoded in|batch encoding done in) (\d+) ms")
 _DECODED = re.compile(r"decoded \(batch \d+/\d+\) in (\d+) ms")
 _PROMPT = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+_LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [A-Z] ")  # llama.cpp's log timestamp and level
+_ERROR = re.compile(r"^\d+\.\d+\.\d+\.\d+ E ")
 _EVAL = re.compile(r"\beval time =\s*([\d.]+) ms /\s*(\d+) runs")
 
 
@@ -69,28 +71,31 @@ def image_prompt(model: Path, projector: Path, image: Path | None = None, *, pro
         if not path.is_file():
             raise BenchError(f"{what} {path} does not exist")
     with tempfile.TemporaryDirectory(prefix="edgepack-image-") as tmp:
+        image_name = str(image) if image is not None else "generated 64x64 test picture"
         image = Path(image) if image is not None else generated_image(Path(tmp) / "test.png")
         if not image.is_file():
             raise BenchError(f"image {image} does not exist")
         cmd = [str(_mtmd_cli()), "-m", str(model), "--mmproj", str(projector), "--image", str(image),
-               "-p", prompt, "-n", str(n_predict), "--temp", "0", "-c", str(n_ctx), "--no-warmup"]
+               "-p", prompt, "-n", str(n_predict), "--temp", "0", "-c", str(n_ctx),
+               "--perf", "-lv", "4"]  # llama.cpp's timings are logged at this verbosity only
         if n_threads:
             cmd += ["-t", str(n_threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
     log = proc.stderr + proc.stdout
     if proc.returncode != 0:
         lines = [ln for ln in log.strip().splitlines() if ln.strip()]
+        lines = [_LOG_PREFIX.sub("", ln) for ln in ([ln for ln in lines if _ERROR.match(ln)] or lines)]
         raise BenchError(f"llama-mtmd-cli failed on {model.name} + {projector.name}: "
                          f"{lines[-1] if lines else f'exit {proc.returncode}'}")
     encode = sum(float(m) for m in _ENCODED.findall(log))
     decode = sum(float(m) for m in _DECODED.findall(log))
     prompt_m, eval_m = _PROMPT.search(log), _EVAL.search(log)
-    if prompt_m is None or not encode:
+    if prompt_m is None or _ENCODED.search(log) is None:
         raise BenchError(f"llama-mtmd-cli printed no image timings for {model.name} (was the image used?)")
     prompt_ms, n_prompt = float(prompt_m[1]), int(prompt_m[2])
     eval_ms, n_eval = (float(eval_m[1]), int(eval_m[2])) if eval_m else (0.0, 0)
     return ImagePromptResult(
-        model=str(model), projector=str(projector), image=str(image), n_prompt_tokens=n_prompt,
+        model=str(model), projector=str(projector), image=image_name, n_prompt_tokens=n_prompt,
         n_generated=n_eval + 1 if eval_m else 0,  # the first token comes out of the prompt's decode
         image_encode_ms=encode, image_decode_ms=decode, prompt_eval_ms=prompt_ms, ttft_ms=round(encode + prompt_ms, 2),
         tg_tps=round(n_eval / eval_ms * 1000, 2) if eval_ms else None, text=proc.stdout.strip())
