@@ -70,6 +70,11 @@ def image_prompt(model: Path, projector: Path, image: Path | None = None, *, pro
     for path, what in ((model, "model"), (projector, "projector")):
         if not path.is_file():
             raise BenchError(f"{what} {path} does not exist")
+    # llama-mtmd-cli exits before its logger flushes the reason, so check the pair here first
+    from edgepack.gguf_file import read_gguf
+    from edgepack.source.projector import check_projector_fits, read_projector
+
+    check_projector_fits(read_projector(projector), read_gguf(model).embedding_length, model.name)
     with tempfile.TemporaryDirectory(prefix="edgepack-image-") as tmp:
         image_name = str(image) if image is not None else "generated 64x64 test picture"
         image = Path(image) if image is not None else generated_image(Path(tmp) / "test.png")
