@@ -173,7 +173,9 @@ def test_not_enough_space_stops_before_anything_is_written(tmp_path, monkeypatch
     result = runner.invoke(app, ["build", str(model), "-o", str(tmp_path / "out"), "--reference-dir", str(refs)])
     assert result.exit_code != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not enough free space" in lines[0] and "16-bit reference" in lines[0], result.stderr
+    # one check for the whole build (reference and staging bundle), before the converter runs
+    assert len(lines) == 1 and "not enough free space" in lines[0], result.stderr
+    assert "16-bit reference" in lines[0] and "staging bundle" in lines[0] and "--reference-dir" in lines[0]
     assert not (tmp_path / "out").exists()
     assert not refs.exists() or not list(refs.rglob("*.gguf"))
 
