@@ -29,6 +29,10 @@ class UnsupportedArchitectureError(SourceError):
     """The pinned llama.cpp converter does not know this architecture."""
 
 
+class RemoteCodeError(SourceError):
+    """Converting the source would run Python code shipped with it, and that was not allowed."""
+
+
 class QuantError(EdgepackError):
     """Unknown quant name, or a quant that cannot be made here."""
 
@@ -47,6 +51,10 @@ class ToolchainError(EdgepackError):
 
 class VerifyError(EdgepackError):
     """A bundle failed verification (checksum mismatch, unloadable GGUF)."""
+
+
+class ManifestError(EdgepackError):
+    """A manifest.json of the wrong shape or schema, or naming a file outside its bundle."""
 
 
 class BuildInterrupted(EdgepackError):
@@ -113,3 +121,7 @@ class AdapterError(SourceError):
 
 class SplitError(EdgepackError):
     """A split GGUF with a missing or foreign part, or split settings that make no sense."""
+
+
+class CacheError(EdgepackError):
+    """A cache listing or prune request that cannot be carried out as asked."""

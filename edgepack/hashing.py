@@ -1,56 +1,85 @@
-"""Content hashes for checksums and cache keys, with a stat memo so big files hash once."""
+"""Content hashes for checksums and cache keys, with a stat memo so big files hash once.
+
+Every byte is hashed: a file's name is never taken for its content (a huggingface-hub blob named
+by its sha256 may be a link to anything). The memo, in the user's cache, maps a file's identity
+(device, inode, size, mtime and ctime in nanoseconds) to its sha256; any write to the file, or
+setting its mtime back, changes its ctime, so a memo hit means the bytes are the ones hashed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
-import threading
 from pathlib import Path
+
+from filelock import FileLock
 
 from edgepack import paths
 
 _CHUNK = 8 * 1024 * 1024
-_lock = threading.Lock()
-_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
+_MEMO_ENTRIES = 4096  # newest kept; a miss only costs a re-hash
+
+
+def _memo_path() -> Path:
+    return paths.cache_root() / "sha256-memo.json"
+
+
+def file_identity(path: str | Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def sha256_file(path: str | Path, *, memo: bool = True) -> str:
-    """sha256 of a file. A memo keyed by (path, size, mtime) skips rehashing unchanged files."""
+    """sha256 of a file's bytes. With `memo`, an unchanged file (same identity, see above) is not re-hashed."""
     path = Path(path)
-    real = path.resolve()
-    # Files in a huggingface-hub cache are symlinks to blobs named by their sha256 (LFS files).
-    if _SHA256_NAME.match(real.name) and real.parent.name == "blobs":
-        return real.name
-    st = real.stat()
-    key = f"{real}|{st.st_size}|{st.st_mtime_ns}"
-    memo_path = paths.cache_root() / "sha256-memo.json"
     if memo:
-        known = _load_memo(memo_path).get(key)
+        known = recall_sha256(path)
         if known:
             return known
     digest = hashlib.sha256()
-    with real.open("rb") as fh:
+    with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     value = digest.hexdigest()
-    if memo and st.st_size >= _CHUNK:  # only worth remembering for large files
-        with _lock:
+    if memo and path.stat().st_size >= _CHUNK:  # only worth remembering for large files
+        remember_sha256(path, value)
+    return value
+
+
+def recall_sha256(path: str | Path) -> str | None:
+    """The sha256 remembered for this very file (same identity), or None."""
+    try:
+        key = file_identity(path)
+    except OSError:
+        return None
+    return _load_memo(_memo_path()).get(key)
+
+
+def remember_sha256(path: str | Path, digest: str) -> None:
+    """Remember `digest` for `path` as it is now (call right after hashing it)."""
+    memo_path = _memo_path()
+    try:
+        key = file_identity(path)
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(memo_path) + ".lock", timeout=10):
             data = _load_memo(memo_path)
-            data[key] = value
-            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            data.pop(key, None)
+            data[key] = digest
+            data = dict(list(data.items())[-_MEMO_ENTRIES:])
             tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data))
             os.replace(tmp, memo_path)
-    return value
+    except (OSError, TimeoutError):
+        pass  # a memo that cannot be written only costs a re-hash next time
 
 
 def _load_memo(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def sha256_text(*parts: str) -> str:
@@ -59,3 +88,31 @@ def sha256_text(*parts: str) -> str:
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- checked cache entries
+
+def file_record(path: str | Path, sha256: str | None = None) -> dict:
+    """What a cache records about a file it keeps: sha256, size and mtime."""
+    path = Path(path)
+    st = path.stat()
+    return {"sha256": sha256 or sha256_file(path, memo=False), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def matches_record(path: str | Path, record: dict | None) -> bool:
+    """Is `path` still the file `record` describes?
+
+    Same size and mtime as recorded: trusted without rehashing (a change of content through the
+    file system moves the mtime). Otherwise every byte is hashed and compared with the sha256."""
+    path = Path(path)
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_size != record.get("size_bytes"):
+        return False
+    if st.st_mtime_ns == record.get("mtime_ns"):
+        return True
+    return sha256_file(path, memo=False) == record["sha256"]

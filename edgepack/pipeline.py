@@ -16,13 +16,13 @@ from pathlib import Path
 
 from edgepack import __version__, paths, progress
 from edgepack.atomic import atomic_directory, write_text_atomic
-from edgepack.bundle import Manifest, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
+from edgepack.bundle import ChatTemplateInfo, Manifest, PlanRecord, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
 from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
 from edgepack.source.convert import reference_is_cached
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.hashing import sha256_file
 from edgepack.gguf_file import read_gguf
-from edgepack.chat.modelfile import modelfile_for_gguf
+from edgepack.chat.modelfile import chat_report_for_gguf, modelfile_for_gguf
 from edgepack.quantize.engine import QuantOptions, quantize_gguf
 from edgepack.quantize.types import QuantType, resolve_quants
 from edgepack.runtime.toolchain import ensure_toolchain
@@ -96,9 +96,7 @@ def _calibration_plan(wanted: list[QuantType], calibration, imatrix) -> None:
 
 def _check_tensor_options(options: QuantOptions, ref_info) -> None:
     """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
-    from gguf import GGUFReader
-
-    names = [t.name for t in GGUFReader(ref_info.path).tensors]
+    names = [t.name for t in ref_info.tensors]
     for spec in options.tensor_types:
         pattern = spec.rpartition("=")[0]
         if not any(re.search(pattern, n) for n in names):
@@ -130,6 +128,7 @@ def build(
     companions: CompanionRequest = CompanionRequest(),
     reference_dir: str | Path | None = None,
     keep_reference: bool = True,
+    trust_remote_code: bool = False,
 ):
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
@@ -140,6 +139,7 @@ def build(
     `companions`: a LoRA adapter (beside the quants or merged), the projector of a multimodal
     source, split parts. `reference_dir` holds the 16-bit reference instead of the cache;
     `keep_reference=False` deletes it after the build.
+    A source whose conversion would run its own Python code is refused unless `trust_remote_code`.
     """
     from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
 
@@ -161,7 +161,7 @@ def build(
 
         target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
     toolchain = ensure_toolchain()
-    src = resolve_source(source, revision)
+    src = resolve_source(source, revision, trust_remote_code=trust_remote_code)
     if output_dir is None and not dry_run:
         out = default_output_dir(src)
         check_output_dir(out)
@@ -175,7 +175,8 @@ def build(
                          reference_dir=ref_dir or paths.reference_cache_dir(), reference_cached=cached,
                          split=companions.split.enabled, merge_adapter=companions.merge_adapter).check()
     base_src, src = src, comp_stage.source_with_adapter(src, companions)
-    reference = make_reference(src, outtype, toolchain=toolchain, cache_dir=ref_dir)
+    reference = make_reference(src, outtype, toolchain=toolchain, trust_remote_code=trust_remote_code,
+                               cache_dir=ref_dir)
     ref_info = read_gguf(reference.path, with_tokens=True)
     _check_tensor_options(options, ref_info)
     comp = (comp_stage.prepare(companions, src, base_src, reference, ref_info.embedding_length, ref_dir)
@@ -212,6 +213,8 @@ def build(
         from edgepack.source.default_model import DEFAULT_MODEL_NOTE
 
         notes.append(DEFAULT_MODEL_NOTE)
+    # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work).
+    chat = chat_report_for_gguf(ref_info, src.path if src.path.is_dir() else None)
     slug = slugify(src.name)
     files = []
     default_modelfile = None
@@ -239,7 +242,8 @@ def build(
                                         + "; ".join(plan.suggestions or ["try a smaller quant"]))
                 modelfile = modelfile_for_gguf(read_gguf(staging / entry.file, with_tokens=True), **from_args,
                                                model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
-                                               source_dir=src.path if src.path.is_dir() else None, **deploy)
+                                               source_dir=src.path if src.path.is_dir() else None, chat=chat,
+                                               **deploy)
                 write_text_atomic(staging / modelfile_name, modelfile.text)
                 entry.modelfile = modelfile_name
                 chat_template = {"family": modelfile.template_family, "variant": modelfile.template_variant,
@@ -251,7 +255,7 @@ def build(
             preferred = next((f for f in files if f.quant == DEFAULT_QUANT), files[0])
             shutil.copyfile(staging / preferred.modelfile, staging / "Modelfile")
             default_modelfile = "Modelfile"
-            companion_extra = comp_stage.write_into(comp, staging, files, slug)
+            companion_fields = comp_stage.write_into(comp, staging, files, slug)
             manifest = Manifest(
                 edgepack_version=__version__,
                 created=now_utc(),
@@ -276,7 +280,10 @@ def build(
                 warnings=warnings,
                 notes=notes,
                 imatrix=imatrix_info,
-                extra={"chat_template": chat_template} | ({"plans": plans} if plans else {}) | companion_extra,
+                chat_template=ChatTemplateInfo(**chat_template),
+                chat=chat.to_dict(),
+                plans={q: PlanRecord(**p) for q, p in plans.items()},
+                **companion_fields,
             )
             write_manifest(staging, manifest)
             write_text_atomic(staging / "README.md", render_model_card(manifest))

@@ -111,7 +111,7 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     """Warnings always show (stderr), progress or not."""
-    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
 
 def elapsed(start: float) -> float:

@@ -87,8 +87,8 @@ def test_tune_writes_bundle(tiny_bundle, tmp_path):
     best = min(result.candidates, key=lambda c: c["request_seconds"])
     assert best["n_threads"] == result.n_threads
     manifest = load_manifest(bundle)
-    tuning = manifest.extra["tuning"]
-    assert tuning["settings"]["n_threads"] == result.n_threads and tuning["machine"]["cpu_info"]
+    tuning = manifest.tuning
+    assert tuning.settings.n_threads == result.n_threads and tuning.machine["cpu_info"]
     for f in manifest.files:
         text = (bundle / f.modelfile).read_text()
         assert f"FROM ./{f.file}" in text

@@ -150,12 +150,12 @@ def test_hub_id_from_the_local_cache_offline(tiny_hf_dir, tmp_path, monkeypatch)
 
 def test_build_for_a_target_puts_the_plan_in_the_modelfile(tiny_hf_dir, tmp_path):
     result = build(str(tiny_hf_dir), ["Q4_K_M"], output_dir=tmp_path / "out", target="jetson-orin-nano-8gb", ctx=512)
-    plan = result.manifest.extra["plans"]["Q4_K_M"]
-    assert plan["fits"] and plan["n_ctx"] == 512 and plan["n_gpu_layers"] == 3  # 2 layers + output: all on the GPU
+    plan = result.manifest.plans["Q4_K_M"]
+    assert plan.fits and plan.n_ctx == 512 and plan.n_gpu_layers == 3  # 2 layers + output: all on the GPU
     text = (tmp_path / "out" / "Modelfile.Q4_K_M").read_text()
     assert "PARAMETER num_ctx 512" in text
-    assert f"PARAMETER num_gpu {plan['n_gpu_layers']}" in text
-    assert f"PARAMETER num_thread {plan['n_threads']}" in text
+    assert f"PARAMETER num_gpu {plan.n_gpu_layers}" in text
+    assert f"PARAMETER num_thread {plan.n_threads}" in text
 
 
 def test_build_for_a_context_longer_than_the_model(tiny_hf_dir, tmp_path):

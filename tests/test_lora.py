@@ -68,7 +68,7 @@ def test_adapter_ships_beside_the_quant(lora_bundle):
     from gguf import GGUFReader
 
     manifest = json.loads((lora_bundle / "manifest.json").read_text())
-    adapter = manifest["extra"]["adapter"]
+    adapter = manifest["adapter"]
     path = lora_bundle / adapter["file"]
     assert adapter["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     reader = GGUFReader(path)
@@ -82,7 +82,7 @@ def test_adapter_ships_beside_the_quant(lora_bundle):
 
 def test_adapter_changes_the_output_as_peft_does(lora_bundle, tiny_hf_dir, tiny_lora, tiny_reference):
     """Independent of edgepack's own check: llama.cpp (F16 base + LoRA GGUF) against transformers + peft."""
-    adapter = lora_bundle / json.loads((lora_bundle / "manifest.json").read_text())["extra"]["adapter"]["file"]
+    adapter = lora_bundle / json.loads((lora_bundle / "manifest.json").read_text())["adapter"]["file"]
     tokens = _tokens(tiny_reference.path)
     with_lora, _ = _llama_logits(tiny_reference.path, tokens, adapter)
     without, _ = _llama_logits(tiny_reference.path, tokens)
@@ -98,7 +98,7 @@ def test_adapter_changes_the_output_as_peft_does(lora_bundle, tiny_hf_dir, tiny_
 
 
 def test_manifest_reports_the_adapter_effect(lora_bundle):
-    effect = json.loads((lora_bundle / "manifest.json").read_text())["extra"]["adapter"]["effect"]
+    effect = json.loads((lora_bundle / "manifest.json").read_text())["adapter"]["effect"]
     assert effect["matters"] and effect["matches_peft"]
     assert effect["kld_llama_vs_peft"] < 1e-3 and effect["top1_llama_vs_peft"] >= 0.95
     assert effect["kld_base_vs_adapter"] > 0.01 and effect["top1_base_vs_adapter"] < 0.5
@@ -136,7 +136,7 @@ def test_merge_adapter_quantizes_the_merged_weights(tiny_hf_dir, tiny_lora, tmp_
     base = _peft_logits(tiny_hf_dir, tiny_lora, tokens, enabled=False)
     assert (merged.argmax(-1) == peft.argmax(-1)).mean() >= 0.9
     assert (merged.argmax(-1) == base.argmax(-1)).mean() < 0.5
-    assert result.manifest.extra["adapter"]["merged"] and result.manifest.extra["adapter"]["effect"]["matches_peft"]
+    assert result.manifest.adapter.merged and result.manifest.adapter.effect["matches_peft"]
 
 
 def test_adapter_for_another_base_is_refused(tiny_hf_dir, tmp_path):

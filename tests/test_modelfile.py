@@ -263,3 +263,32 @@ def test_cli_refuses_a_gguf_without_a_chat_template_unless_allowed(tmp_path):
     assert not (tmp_path / "Modelfile").exists()
     res = CliRunner().invoke(app, ["modelfile", str(bare), "--allow-missing-template"])
     assert res.exit_code == 0 and (tmp_path / "Modelfile").exists()
+
+
+# ---- names written into a Modelfile (issue 9): a newline must never start a second instruction
+
+@pytest.mark.parametrize("from_path", ["./a\nFROM ./evil.gguf", "./a\rFROM x", "./a\u2028b", " ./lead.gguf"])
+def test_a_name_with_a_line_break_or_control_character_is_refused(smollm2_gguf, from_path):
+    info = read_gguf(smollm2_gguf, with_tokens=True)
+    with pytest.raises(ModelfileError, match="cannot be written into a Modelfile"):
+        modelfile_for_gguf(info, from_path, model_name="m", quant="Q8_0")
+    with pytest.raises(ModelfileError, match="cannot be written into a Modelfile"):
+        modelfile_for_gguf(info, "./ok.gguf", model_name="m", quant="Q8_0", modelfile_name="Modelfile\nFROM x")
+
+
+def test_a_model_name_with_line_breaks_stays_in_its_comment_and_a_spaced_path_is_quoted(smollm2_gguf):
+    info = read_gguf(smollm2_gguf, with_tokens=True)
+    mf = modelfile_for_gguf(info, "./my model.gguf", model_name="evil\nFROM ./x.gguf\rTEMPLATE x", quant="Q8\n0")
+    commands = parse_modelfile(mf.text)
+    assert values(commands, "model") == ["./my model.gguf"]  # Ollama's parser unquotes it
+    assert all(line.startswith("#") for line in mf.text.split("FROM ")[0].splitlines())
+    assert values(commands, "template") and len(values(commands, "template")) == 1
+
+
+def test_cli_refuses_an_output_name_with_a_newline_and_writes_nothing(smollm2_gguf, tmp_path):
+    gguf = tmp_path / "m.gguf"
+    shutil.copyfile(smollm2_gguf, gguf)
+    result = CliRunner().invoke(app, ["modelfile", str(gguf), "-o", str(tmp_path / "Model\nFROM x")])
+    assert result.exit_code != 0 and "cannot be written into a Modelfile" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf"]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import shutil
 
 import pytest
 
-from edgepack.bundle import load_manifest, write_manifest
+from edgepack.bundle import Evaluation, EvaluationResult, load_manifest, write_manifest
 from edgepack.machine.devices import resolve_target
 from edgepack.gguf_file import read_gguf
 from edgepack.machine.plan import (
@@ -135,10 +134,15 @@ def test_bad_settings(geo, kwargs, fragment):
         plan_deployment(geo, machine(4096, 4096), **kwargs)
 
 
-def test_measured_quality_shapes():
-    assert measured_quality({"Q8_0": {"mean_kld": 0.004}, "Q4_K_M": {"mean_kld": 0.06}}) == {
+def evaluation(**results) -> Evaluation:
+    return Evaluation(text="t", settings={}, machine={},
+                      results=[EvaluationResult(quant=q, **fields) for q, fields in results.items()])
+
+
+def test_measured_quality_from_the_typed_evaluation():
+    assert measured_quality(evaluation(Q8_0={"kld": 0.004}, Q4_K_M={"kld": 0.06})) == {
         "Q8_0": ("mean_kld", 0.004), "Q4_K_M": ("mean_kld", 0.06)}
-    assert measured_quality({"results": [{"quant": "Q2_K", "ppl": 17.1}]}) == {"Q2_K": ("ppl", 17.1)}
+    assert measured_quality(evaluation(Q2_K={"ppl": 17.1})) == {"Q2_K": ("ppl", 17.1)}
     assert measured_quality(None) == {}
 
 
@@ -148,8 +152,8 @@ def test_bundle_recommendation(tiny_bundle, tmp_path):
     by_bits = plan_bundle(bundle, machine(16 * 1024), ctx=256)
     assert by_bits.recommended == "Q8_0" and "bits per weight" in by_bits.reason
     manifest = load_manifest(bundle)
-    manifest.extra = copy.deepcopy(manifest.extra)
-    manifest.extra["evaluation"] = {"Q8_0": {"mean_kld": 0.5}, "Q4_K_M": {"mean_kld": 0.01}}
+    manifest.evaluation = evaluation(**{f.quant: {"kld": {"Q8_0": 0.5, "Q4_K_M": 0.01}[f.quant], "sha256": f.sha256}
+                                        for f in manifest.files})
     write_manifest(bundle, manifest)
     measured = plan_bundle(bundle, machine(16 * 1024), ctx=256)
     assert measured.recommended == "Q4_K_M" and "mean_kld" in measured.reason

@@ -52,7 +52,7 @@ def _tensor_bytes(path):
 
 def test_parts_are_named_hashed_and_listed(split_bundle):
     manifest = json.loads((split_bundle / "manifest.json").read_text())
-    parts = manifest["extra"]["split"]["parts"]["Q8_0"]
+    parts = manifest["split"]["parts"]["Q8_0"]
     n = len(parts)
     assert n >= 3  # 2 layers x 9 tensors + embeddings, at most 8 tensors a part
     assert [p["file"] for p in parts] == [f"tiny-llama-Q8_0-{i:05d}-of-{n:05d}.gguf" for i in range(1, n + 1)]

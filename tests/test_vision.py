@@ -4,6 +4,7 @@ presets, the manifest and the plan, and a real image prompt through llama.cpp's 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 import json
 
 import pytest
@@ -45,7 +46,7 @@ def _fields(path):
 
 def test_projector_is_in_the_bundle_and_the_manifest(vision_bundle):
     manifest = json.loads((vision_bundle / "manifest.json").read_text())
-    proj = manifest["extra"]["projector"]
+    proj = manifest["projector"]
     path = vision_bundle / proj["file"]
     assert proj["file"] == "mmproj-tiny-gemma3-vision-F16.gguf"
     assert proj["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and proj["size_bytes"] == path.stat().st_size
@@ -73,7 +74,7 @@ def test_modelfile_and_server_presets_pair_each_quant_with_the_projector(vision_
 def test_q8_0_projector_on_request(gemma3_dir, tmp_path):
     out = tmp_path / "q8"
     result = build(str(gemma3_dir), ["Q8_0"], output_dir=out, companions=CompanionRequest(mmproj_type="q8_0"))
-    proj = result.manifest.extra["projector"]
+    proj = asdict(result.manifest.projector)
     assert proj["file"] == "mmproj-tiny-gemma3-vision-Q8_0.gguf" and proj["outtype"] == "Q8_0"
     _, tensors = _fields(out / proj["file"])
     assert "Q8_0" in {t.tensor_type.name for t in tensors}
@@ -102,7 +103,7 @@ def test_bench_image_cli(vision_bundle, mtmd_tools):
 def test_plan_counts_the_projector(vision_bundle):
     from edgepack.machine.plan import plan_bundle
 
-    size = json.loads((vision_bundle / "manifest.json").read_text())["extra"]["projector"]["size_bytes"]
+    size = json.loads((vision_bundle / "manifest.json").read_text())["projector"]["size_bytes"]
     with_proj = plan_bundle(vision_bundle, "raspberry-pi-5-8gb", ctx=256).choices[0].plan.memory
     without = plan_bundle(vision_bundle, "raspberry-pi-5-8gb", ctx=256, projector_bytes=0).choices[0].plan.memory
     assert with_proj.projector_ram == size

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgepack import paths
 from edgepack.atomic import write_text_atomic
-from edgepack.bundle.manifest import BundleFile
+from edgepack.bundle.manifest import AdapterRecord, BundleFile, PartRecord, ProjectorRecord, SplitRecord
 from edgepack.errors import AdapterError, ProjectorError
 from edgepack.hashing import sha256_file, sha256_text
 from edgepack.source.split import SplitSettings, split_gguf
@@ -155,36 +155,39 @@ def _presets(comp: Companions, files: list[BundleFile], slug: str) -> str:
 
 
 def write_into(comp: Companions, staging: Path, files: list[BundleFile], slug: str) -> dict:
-    """Copy the projector and adapter into the bundle, write the llama-server presets; the manifest's record."""
-    extra: dict = {}
+    """Copy the projector and adapter into the bundle, write the llama-server presets; the manifest's
+    sections (keyword arguments of Manifest)."""
+    fields: dict = {}
     if comp.projector is not None:
+        p = comp.projector
         name = comp.projector_name(slug)
-        shutil.copyfile(comp.projector.path, staging / name)
-        extra["projector"] = comp.projector.to_dict() | {"file": name, "path": None}
+        shutil.copyfile(p.path, staging / name)
+        fields["projector"] = ProjectorRecord(name, p.sha256, p.size_bytes, p.outtype, p.projector_type,
+                                              p.projection_dim, p.modalities)
     if comp.adapter_info is not None:
-        extra["adapter"] = {"source": comp.adapter_info.to_dict() | {"path": comp.adapter_info.path.name},
-                            "merged": comp.request.merge_adapter,
-                            "effect": comp.effect.to_dict() if comp.effect else None}
-        if comp.adapter_gguf is not None:
-            name = comp.adapter_name(slug)
-            shutil.copyfile(comp.adapter_gguf.path, staging / name)
-            extra["adapter"] |= {"file": name, "sha256": comp.adapter_gguf.sha256,
-                                 "size_bytes": comp.adapter_gguf.size_bytes, "outtype": comp.adapter_gguf.outtype}
+        info, gguf = comp.adapter_info, comp.adapter_gguf
+        record = AdapterRecord(info.name, info.rank, float(info.alpha) if info.alpha is not None else None,
+                               info.target_modules, comp.request.merge_adapter,
+                               comp.effect.to_dict() if comp.effect else None)
+        if gguf is not None:
+            record.file = comp.adapter_name(slug)
+            shutil.copyfile(gguf.path, staging / record.file)
+            record.sha256, record.size_bytes, record.outtype = gguf.sha256, gguf.size_bytes, gguf.outtype
+        fields["adapter"] = record
     if comp.parts:
-        extra["split"] = {"settings": comp.request.split.to_dict(), "parts": comp.parts}
+        fields["split"] = SplitRecord(comp.request.split.max_size, comp.request.split.max_tensors,
+                                      {q: [PartRecord(**p) for p in parts] for q, parts in comp.parts.items()})
     if comp.any:
         write_text_atomic(staging / SERVER_PRESETS, _presets(comp, files, slug))
-        extra["llama_server"] = SERVER_PRESETS
-    return extra
+        fields["llama_server"] = SERVER_PRESETS
+    return fields
 
 
-def companion_files(extra: dict) -> list[tuple[str, str]]:
-    """(file, sha256) of every bundle file the manifest's companion sections name, split parts included."""
-    out = []
-    if (p := extra.get("projector")) and p.get("file"):
-        out.append((p["file"], p["sha256"]))
-    if (a := extra.get("adapter")) and a.get("file"):
-        out.append((a["file"], a["sha256"]))
-    for parts in (extra.get("split") or {}).get("parts", {}).values():
-        out += [(p["file"], p["sha256"]) for p in parts]
-    return out
+def modelfile_args(manifest, entry: BundleFile) -> dict:
+    """FROM/ADAPTER arguments of modelfile_for_gguf for a quant of a written bundle (re-rendering)."""
+    parts = [p.file for p in manifest.split.parts.get(entry.quant, [])] if manifest.split else []
+    froms = [f"./{n}" for n in (parts or [entry.file])]
+    if manifest.projector is not None:
+        froms.append(f"./{manifest.projector.file}")
+    adapter = manifest.adapter.file if manifest.adapter and manifest.adapter.file else None
+    return {"from_path": froms[0], "extra_from": froms[1:], "adapter": f"./{adapter}" if adapter else None}

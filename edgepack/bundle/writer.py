@@ -17,24 +17,26 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     source directory is still there) and the deployment plan's num_ctx/num_gpu/num_thread;
     `parameters` override them.
     """
+    from edgepack.bundle.companions import modelfile_args
     from edgepack.chat.modelfile import modelfile_for_gguf
+    from edgepack.chat.report import ChatReport
 
     bundle_dir = Path(bundle_dir)
     source_dir = Path(manifest.source.get("path") or "")
     source_dir = source_dir if manifest.source.get("path") and source_dir.is_dir() else None
-    plans = manifest.extra.get("plans", {})
+    plans = manifest.plans
+    chat = ChatReport.from_dict(manifest.chat) if manifest.chat else None
     preferred = manifest.file("Q4_K_M") or manifest.files[0]  # the build copies its Modelfile to `Modelfile`
     written: list[str] = []
     for f in manifest.files:
         if not f.modelfile:
             continue
-        plan = plans.get(f.quant) or {}
-        deploy = ({"num_ctx": plan["n_ctx"], "num_gpu": plan["n_gpu_layers"], "num_thread": plan["n_threads"]}
-                  if plan.get("fits") else {})
-        text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), f"./{f.file}",
+        plan = plans.get(f.quant)
+        deploy = plan.modelfile_parameters() if plan else {}
+        text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), **modelfile_args(manifest, f),
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,
-                                  **deploy).text
+                                  chat=chat, **deploy).text
         write_text_atomic(bundle_dir / f.modelfile, text)
         written.append(f.modelfile)
         if manifest.default_modelfile and f is preferred:

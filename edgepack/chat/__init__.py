@@ -1,6 +1,16 @@
-"""Chat: HF chat templates, their translation to Ollama's Go templates, Modelfiles and Ollama."""
+"""Chat: how each runtime renders a model's chat template, proven by rendering, and Modelfiles.
 
-from edgepack.chat.modelfile import Modelfile, modelfile_for_gguf
-from edgepack.chat.templates import Message, SpecialTokens, translate
+conversations (probe chats) -> sandbox (bounded Jinja, transformers) -> gotemplate (Go's
+text/template, modelled) -> formats (the family table) -> translate (Jinja -> Go) -> proof
+(per runtime, incl. llama_server for llama.cpp's Jinja) -> renderers (Ollama's built-in ones)
+-> report (the chat stage, ChatReport) -> modelfile (writing) -> ollama (running `ollama`).
+"""
 
-__all__ = ["Message", "Modelfile", "SpecialTokens", "modelfile_for_gguf", "translate"]
+from edgepack.chat.conversations import Message
+from edgepack.chat.modelfile import Modelfile, chat_report_for_gguf, modelfile_for_gguf
+from edgepack.chat.report import ChatReport, analyze_chat
+from edgepack.chat.sandbox import SpecialTokens, render_hf
+from edgepack.chat.translate import translate
+
+__all__ = ["ChatReport", "Message", "Modelfile", "SpecialTokens", "analyze_chat", "chat_report_for_gguf",
+           "modelfile_for_gguf", "render_hf", "translate"]

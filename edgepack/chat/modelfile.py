@@ -1,8 +1,8 @@
 """Ollama Modelfiles rendered from the jinja2 templates in modelfiles/.
 
-This module knows the Modelfile format (instructions, quoting, parameter names); which TEMPLATE
-and stop tokens a model needs comes from edgepack.chat.templates, which proves its translation
-of the model's Hugging Face chat template by rendering.
+This module knows the Modelfile format (instructions, quoting, parameter names, which names
+may be written into it); which TEMPLATE, RENDERER/PARSER, SYSTEM and stops a model needs comes
+from the chat stage (edgepack.chat.report.ChatReport), which proves them by rendering.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any, Iterable
 import jinja2
 
 from edgepack import __version__
-from edgepack.chat.templates import ChatTemplateError, Message, SpecialTokens, translate
+from edgepack.chat.conversations import Message
+from edgepack.chat.report import ChatReport, analyze_chat
+from edgepack.chat.sandbox import SpecialTokens
 from edgepack.errors import ModelfileError
 from edgepack.gguf_file import GGUFInfo
 from edgepack.paths import package_data_dir
@@ -52,6 +54,7 @@ class Modelfile:
     template_variant: str | None = None
     system_handling: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    chat: ChatReport | None = None
 
 
 # --------------------------------------------------------------------------- quoting
@@ -63,14 +66,21 @@ def _check_printable(value: str, what: str) -> None:
             raise ModelfileError(f"the {what} contains the control character {ch!r}, which Ollama's Modelfile parser drops")
 
 
+def plain_text(text: str) -> str:
+    """License text as Ollama keeps it: page breaks (form feeds) and CRLF become newlines, other
+    control characters go (standard GPL/LGPL texts carry form feeds between sections)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+
+
 def ollama_quote(value: str, what: str = "value") -> str:
     """Quote a value the way Ollama's parser reads it back unchanged.
 
     One line: "value" (the parser strips the first and last quote, nothing is escaped).
-    Several lines, or a value starting with two quotes: \"\"\"value\"\"\", which cannot hold \"\"\".
+    Several lines, a value starting with two quotes, or a lone quote: \"\"\"value\"\"\", which cannot hold \"\"\".
     """
     _check_printable(value, what)
-    if "\n" not in value and not value.startswith('""'):
+    if "\n" not in value and not f'"{value}"'.startswith('"""'):  # "" or a lone " would open a block
         return f'"{value}"'
     return ollama_block(value, what)
 
@@ -81,6 +91,25 @@ def ollama_block(value: str, what: str = "value") -> str:
     if '"""' in value:
         raise ModelfileError(f'the {what} contains """, which an Ollama Modelfile cannot quote')
     return f'"""{value}"""'
+
+
+def check_name(value: str, what: str) -> str:
+    """A file or model name written into a Modelfile: one printable line, or ModelfileError.
+
+    A newline in a GGUF or output name would otherwise start a second instruction (FROM ...).
+    """
+    if not value or any(not ch.isprintable() for ch in value) or value != value.strip():
+        raise ModelfileError(f"the {what} {value!r} cannot be written into a Modelfile: use a name of printable "
+                             "characters without line breaks or leading/trailing spaces")
+    return value
+
+
+def ollama_from(path: str) -> str:
+    """FROM's value: as is when it is a plain path, else quoted (Ollama's parser unquotes it)."""
+    check_name(path, "model file name")
+    if any(ch in path for ch in ' "#\t') or path.startswith('"'):
+        return ollama_quote(path, "model file name")
+    return path
 
 
 def _ollama_value(value: Any) -> str:
@@ -154,34 +183,14 @@ class SourceChatInfo:
     eos_token: str | None = None
 
 
-def _token_text(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
-
-
 def read_source_chat_info(source_dir: Path | None) -> SourceChatInfo:
-    """Chat template and special tokens from tokenizer_config.json / chat_template.jinja."""
-    info = SourceChatInfo()
+    """Chat template and special tokens of the HF source, read as the converter reads them (SpecialVocab)."""
     if source_dir is None:
-        return info
-    source_dir = Path(source_dir)
-    config_path = source_dir / "tokenizer_config.json"
-    if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            config = {}
-        template = config.get("chat_template")
-        if isinstance(template, list):  # named templates: the "default" one is the chat template
-            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-        info.chat_template = template if isinstance(template, str) else None
-        info.bos_token = _token_text(config.get("bos_token"))
-        info.eos_token = _token_text(config.get("eos_token"))
-    jinja_path = source_dir / "chat_template.jinja"
-    if info.chat_template is None and jinja_path.is_file():
-        info.chat_template = jinja_path.read_text(encoding="utf-8")
-    return info
+        return SourceChatInfo()
+    from edgepack.source.special import hf_chat_info
+
+    found = hf_chat_info(source_dir)
+    return SourceChatInfo(found.chat_template, found.bos_token, found.eos_token)
 
 
 def read_source_license(source_dir: Path | None) -> str | None:
@@ -224,16 +233,42 @@ def _environment() -> jinja2.Environment:
     env.filters["ollama_quote"] = ollama_quote
     env.filters["ollama_block"] = ollama_block
     env.filters["ollama_value"] = _ollama_value
+    env.filters["ollama_from"] = ollama_from
     return env
 
 
 def suggested_ollama_name(model_name: str, quant: str) -> str:
     slug = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._") or "model"
-    return f"{slug}:{quant.lower()}"
+    tag = re.sub(r"[^a-z0-9._-]+", "-", quant.lower()).strip("-._") or "latest"
+    return f"{slug}:{tag}"
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def chat_inputs(info: GGUFInfo, source_dir: Path | None) -> tuple[str | None, SpecialTokens, bool, str, list[str]]:
+    """(chat template, special tokens, tokenizer adds BOS, where the template came from, warnings)."""
+    warnings: list[str] = []
+    source = read_source_chat_info(source_dir)
+    chat_template = info.chat_template or source.chat_template
+    origin = "gguf" if info.chat_template else ("source" if source.chat_template else "none")
+    if origin == "source":
+        warnings.append("the GGUF carries no chat template; the source's tokenizer_config.json one was used")
+    tokens = SpecialTokens(
+        bos=source.bos_token or info.token(info.bos_token_id),
+        eos=source.eos_token or info.token(info.eos_token_id),
+    )
+    return chat_template, tokens, _tokenizer_adds_bos(info), origin, warnings
+
+
+def chat_report_for_gguf(info: GGUFInfo, source_dir: Path | None = None, *, prove_llama_cpp: bool = True) -> ChatReport:
+    """The chat stage for one GGUF (the same for every quant of a model): see edgepack.chat.report."""
+    chat_template, tokens, adds_bos, origin, warnings = chat_inputs(info, source_dir)
+    report = analyze_chat(chat_template, tokens, tokenizer_adds_bos=adds_bos, template_source=origin,
+                          prove_llama_cpp_path=prove_llama_cpp)
+    report.warnings[:0] = warnings
+    return report
 
 
 def modelfile_for_gguf(
@@ -252,45 +287,40 @@ def modelfile_for_gguf(
     num_gpu: int | None = None,
     num_thread: int | None = None,
     require_template: bool = False,
+    chat: ChatReport | None = None,
     extra_from: Iterable[str] = (),
     adapter: str | None = None,
 ) -> Modelfile:
     """A Modelfile for one GGUF.
 
-    TEMPLATE and stops come from the chat template (the GGUF's, else the source's), translated
-    and proven by edgepack.chat.templates; an untranslatable or missing one leaves TEMPLATE out
-    with a warning, or raises ModelfileError when `require_template`. Sampling defaults come from
-    the source's generation_config.json, then num_ctx/num_gpu/num_thread, then `parameters`.
-    `extra_from` are further FROM lines (the other parts of a split GGUF, a projector GGUF):
-    Ollama's create joins split parts into one model layer and makes a projector GGUF the
-    projector layer. `adapter` is a LoRA GGUF for an ADAPTER line.
+    TEMPLATE, RENDERER/PARSER, a default SYSTEM and stops come from `chat` (the chat stage's
+    report; computed here, without the llama-server proof, when not given). A template that
+    cannot be translated exactly leaves TEMPLATE out with a warning, or raises ModelfileError
+    when `require_template`. Sampling defaults come from the source's generation_config.json,
+    then num_ctx/num_gpu/num_thread, then `parameters`. `extra_from` are further FROM lines (the
+    other parts of a split GGUF, a projector GGUF): Ollama's create joins split parts into one model
+    layer and makes a projector GGUF the projector layer. `adapter` is a LoRA GGUF for an ADAPTER line.
     """
-    warnings: list[str] = []
-    source = read_source_chat_info(source_dir)
-    chat_template = info.chat_template or source.chat_template
-    if not info.chat_template and source.chat_template:
-        warnings.append("the GGUF carries no chat template; the source's tokenizer_config.json one was used")
-    tokens = SpecialTokens(
-        bos=source.bos_token or info.token(info.bos_token_id),
-        eos=source.eos_token or info.token(info.eos_token_id),
-    )
-
-    translation = None
-    if not chat_template:
-        problem = "the GGUF has no chat template"
-    else:
+    check_name(modelfile_name, "Modelfile name")
+    if chat is None:
+        chat = chat_report_for_gguf(info, source_dir, prove_llama_cpp=False)
+    warnings: list[str] = list(chat.warnings)
+    go_template = chat.go_template
+    if go_template is not None:
         try:
-            translation = translate(chat_template, tokens, tokenizer_adds_bos=_tokenizer_adds_bos(info))
-            ollama_block(translation.go_template, "translated template")
-            problem = None
-        except (ChatTemplateError, ModelfileError) as err:
-            translation, problem = None, str(err)
-    if problem:
-        if require_template:
-            raise ModelfileError(f"no Ollama TEMPLATE can be written: {problem}")
-        warnings.append(f"{problem}: TEMPLATE left out, Ollama will fall back to the GGUF's own chat template")
+            ollama_block(go_template, "translated template")
+        except ModelfileError as err:
+            go_template = None
+            warnings.append(f"{err}: TEMPLATE left out")
+    if go_template is None and require_template:
+        go = chat.paths.get("ollama_go_template")
+        why = go.how if go is not None and go.status != "exact" and not go.differences else (
+            go.differences[0] if go is not None and go.differences else "no exact Go template")
+        raise ModelfileError(f"no Ollama TEMPLATE can be written: {why}")
+    if go_template is None and not any("TEMPLATE left out" in w for w in warnings):
+        warnings.append("TEMPLATE left out: Ollama will use the GGUF's own chat template")
 
-    stops: list[str] = list(translation.stops) if translation else []
+    stops: list[str] = list(chat.stops) if go_template is not None else []
     for token_id in (info.eos_token_id, info.eot_token_id):
         token = info.token(token_id)
         if token and token not in stops:
@@ -310,8 +340,14 @@ def modelfile_for_gguf(
 
     if system is not None:
         ollama_block(system, "system prompt")
-        if translation and translation.family and "drops system" in (translation.system_handling or ""):
+        if go_template is not None and "drops system" in (chat.system_handling or ""):
             warnings.append("the chat template ignores system prompts, so SYSTEM has no effect")
+    elif chat.default_system is not None:
+        try:
+            ollama_block(chat.default_system, "default system prompt")
+            system = chat.default_system
+        except ModelfileError as err:
+            warnings.append(f"{err}: the default system prompt is not written as SYSTEM")
     messages = list(messages)
     for m in messages:
         if m.role not in MESSAGE_ROLES:
@@ -319,11 +355,16 @@ def modelfile_for_gguf(
         ollama_block(m.content, f"{m.role} message")
     license_value = license_text if license_text is not None else (read_source_license(source_dir) or _license_from_gguf(info))
     if license_value is not None:
+        license_value = plain_text(license_value)
         ollama_block(license_value, "license")
 
+    translation = None
+    if go_template is not None:
+        translation = {"family": chat.family, "variant": chat.variant, "system_handling": chat.system_handling,
+                       "go_template": go_template}
     text = _environment().get_template("Modelfile.j2").render(
         model_name=_one_line(model_name),
-        quant=quant,
+        quant=_one_line(quant),
         edgepack_version=__version__,
         suggested_name=suggested_ollama_name(model_name, quant),
         modelfile_name=modelfile_name,
@@ -331,7 +372,9 @@ def modelfile_for_gguf(
         extra_from=list(extra_from),
         adapter=adapter,
         translation=translation,
-        notes=[_one_line(n) for n in (translation.notes if translation else [])],
+        chat_lines=[_one_line(line) for line in chat.summary_lines()],
+        renderer=chat.renderer,
+        parser=chat.parser,
         warnings=[_one_line(w) for w in warnings],
         stops=stops,
         parameters=params,
@@ -341,10 +384,11 @@ def modelfile_for_gguf(
     )
     return Modelfile(
         text=text,
-        template_family=translation.family if translation else None,
+        template_family=chat.family if go_template is not None else None,
         stops=stops,
         warnings=warnings,
-        template_variant=translation.variant if translation else None,
-        system_handling=translation.system_handling if translation else None,
+        template_variant=chat.variant if go_template is not None else None,
+        system_handling=chat.system_handling if go_template is not None else None,
         parameters=params,
+        chat=chat,
     )

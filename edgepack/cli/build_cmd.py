@@ -66,6 +66,7 @@ def build(
         help="Keep the 16-bit reference GGUF here instead of the cache (e.g. on a bigger disk).")] = None,
     keep_reference: Annotated[bool, typer.Option(
         "--keep-reference/--drop-reference", help="Keep the 16-bit reference cached after the build, or delete it.")] = True,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -95,7 +96,8 @@ def build(
                            check_adapter=adapter_check,
                            mmproj_type=mmproj_type, projector=str(mmproj) if mmproj else None, no_projector=no_mmproj,
                            split=SplitSettings(split_max_size, split_max_tensors)),
-                       reference_dir=reference_dir, keep_reference=keep_reference)
+                       reference_dir=reference_dir, keep_reference=keep_reference,
+                       trust_remote_code=trust_remote_code)
     report = None
     if evaluate and not dry_run:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
@@ -153,15 +155,25 @@ def inspect(
     path: Annotated[Path, typer.Argument(help="A .gguf file.")],
     as_json: JsonFlag = False,
     layers: Annotated[bool, typer.Option("--layers", help="Also show tensor types per layer.")] = False,
+    chat: Annotated[bool, typer.Option("--chat", help=(
+        "Also prove how each runtime renders the chat template (llama.cpp Jinja, Ollama Go TEMPLATE, "
+        "Ollama RENDERER/PARSER); uses llama-server when built."))] = False,
 ):
     """Show what is inside a GGUF: architecture, parameters, context, chat template, types, bits per weight."""
     from edgepack.gguf_file import read_gguf
 
-    info = read_gguf(path)
+    info = read_gguf(path, with_tokens=chat)
+    report = None
+    if chat:
+        from edgepack.chat.modelfile import chat_report_for_gguf
+
+        report = chat_report_for_gguf(info)
     if as_json:
         data = info.to_dict()
         if not layers:
             data.pop("layer_types")
+        if report is not None:
+            data["chat"] = report.to_dict()
         print_json(data)
         return
     out.print(f"[bold]{path}[/bold]")
@@ -180,6 +192,11 @@ def inspect(
     ]
     for key, value in rows:
         out.print(f"  {key:<17} {value}")
+    if report is not None:
+        for line in report.summary_lines():
+            out.print(f"  chat: {line}", markup=False, highlight=False)
+        for warning in report.warnings:
+            out.print(f"  chat warning: {warning}", markup=False, highlight=False)
     table = Table(title="tensor types")
     for col in ("type", "tensors", "parameters", "MiB"):
         table.add_column(col, justify="left" if col == "type" else "right")
@@ -203,7 +220,7 @@ def verify(
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
-    """Re-check every file's sha256 against the manifest and that each GGUF loads in llama.cpp."""
+    """Check the manifest, every GGUF's sha256 (every byte) and that it loads, every Modelfile's FROM, and unlisted files."""
     from edgepack.bundle import require_verified, verify_bundle
 
     setup(verbose)
@@ -214,10 +231,15 @@ def verify(
         for c in result.files:
             mark = "[green]ok[/green]" if c.sha256_ok and c.loads else f"[red]FAIL[/red] {c.error}"
             out.print(f"  {c.file}: {mark}")
+        for m in result.modelfiles:
+            mark = "[green]ok[/green]" if m.ok else f"[red]FAIL[/red] {m.error}"
+            out.print(f"  {m.file}: {mark}")
+        for name in result.unlisted:
+            out.print(f"  {name}: [yellow]not listed in the manifest[/yellow]")
     if not result.ok:
         require_verified(result)
     elif not as_json:
-        out.print(f"[green]{len(result.files)} files verified[/green]")
+        out.print(f"[green]{len(result.files)} GGUFs and {len(result.modelfiles)} Modelfiles verified[/green]")
 
 
 @app.command()
@@ -249,6 +271,7 @@ def imatrix_command(
     ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -258,7 +281,8 @@ def imatrix_command(
 
     setup(verbose)
     text = load_calibration(calibration or ["default"])
-    reference = make_reference(resolve_source(source))
+    reference = make_reference(resolve_source(source, trust_remote_code=trust_remote_code),
+                               trust_remote_code=trust_remote_code)
     result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
     if as_json:
         print_json(result)

@@ -34,7 +34,7 @@ def eval_command(
     reference: Annotated[Optional[Path], typer.Option(help="The 16-bit GGUF to compare against (a bundle knows its own).")] = None,
     text: Annotated[Optional[Path], typer.Option(help="Evaluation text (default: CPython's pydoc topics, 60k chars).")] = None,
     ctx: Annotated[int, typer.Option(help="Tokens per chunk (n_ctx).")] = 512,
-    chunks: Annotated[Optional[int], typer.Option(help="Chunks to score (default: all of the text).")] = None,
+    chunks: Annotated[Optional[int], typer.Option(help="Chunks to score (default: all of the text, at most 100).")] = None,
     tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="Task file (JSONL or MMLU CSV), repeatable.")] = None,
     no_speed: Annotated[bool, typer.Option("--no-speed", help="Skip the pp/tg speed measurement.")] = False,
     parallel: Annotated[str, typer.Option(help="Parallel sequences for speed, e.g. 1,4,8.")] = "1",
@@ -105,7 +105,10 @@ def report_command(
         report.recommendation = recommend(report.rows, budget_bytes=parse_size(budget) if budget else None,
                                           max_kld=max_kld)
     directory = source if source.is_dir() else source.parent
-    written = write_report(report, directory)
+    from edgepack.bundle.record import writing_into
+
+    with writing_into(directory, "report"):  # a bundle's report: under its lock; read-only: one line
+        written = write_report(report, directory)
     if as_json:
         print_json(report)
         return

@@ -34,9 +34,11 @@ def modelfile(
     as_json: JsonFlag = False,
 ):
     """Write an Ollama Modelfile whose TEMPLATE and stops are proven against the model's chat template."""
-    from edgepack.atomic import write_text_atomic
+    from edgepack.bundle.record import write_beside_gguf
     from edgepack.gguf_file import read_gguf
-    from edgepack.chat.modelfile import ModelfileError, modelfile_for_gguf, parse_message, parse_parameter
+    from edgepack.chat.modelfile import (
+        ModelfileError, chat_report_for_gguf, modelfile_for_gguf, parse_message, parse_parameter,
+    )
     from edgepack.chat.ollama import create, parse_model_name
 
     if ollama_name is not None:
@@ -52,6 +54,7 @@ def modelfile(
         license_text = license_file.read_text(encoding="utf-8", errors="replace").strip()
 
     info = read_gguf(gguf, with_tokens=True)
+    chat = chat_report_for_gguf(info, source)
     target = output or gguf.parent / "Modelfile"
     from_path = os.path.relpath(gguf.resolve(), target.resolve().parent)
     result = modelfile_for_gguf(
@@ -67,8 +70,9 @@ def modelfile(
         messages=[parse_message(m) for m in message or []],
         num_ctx=ctx,
         require_template=not allow_missing_template,
+        chat=chat,
     )
-    write_text_atomic(target, result.text)
+    write_beside_gguf(target, result.text)  # into a bundle: under its lock; read-only: one line
     created = create(ollama_name, target) if ollama_name is not None else None
 
     if as_json:
@@ -80,6 +84,7 @@ def modelfile(
             "stops": result.stops,
             "parameters": result.parameters,
             "warnings": result.warnings,
+            "chat": chat.to_dict(),
             "ollama": None if created is None else {
                 "command": created.command_line, "ran": created.ran, "smoke_reply": created.smoke_reply,
             },
@@ -89,6 +94,8 @@ def modelfile(
         typer.echo(f"warning: {warning}", err=True)
     family = f"{result.template_family} ({result.template_variant})" if result.template_family else "none (TEMPLATE left out)"
     typer.echo(f"Wrote {target}: chat template {family}, stops {', '.join(result.stops) or '-'}")
+    for line in chat.summary_lines():
+        typer.echo(f"chat: {line}")
     if created is not None:
         if created.ran:
             typer.echo(f"Created {created.name}; it answered {created.smoke_reply!r}")

@@ -88,8 +88,6 @@ def load_geometry(model) -> ModelGeometry:
     """Read a GGUF (path, GGUFInfo with .path, or an existing ModelGeometry)."""
     if isinstance(model, ModelGeometry):
         return model
-    from gguf import GGUFReader
-
     from edgepack.gguf_file import read_gguf
 
     path = Path(getattr(model, "path", model))
@@ -111,9 +109,9 @@ def load_geometry(model) -> ModelGeometry:
     layers: list[list[WeightTensor]] = [[] for _ in range(n_layers)]
     token_embd = output = None
     other = 0
-    for t in GGUFReader(path).tensors:
-        shape = [int(x) for x in t.shape]
-        tensor = WeightTensor(t.name, t.tensor_type.name, shape[1] if len(shape) > 1 else 1, len(shape), int(t.n_bytes))
+    for t in info.tensors or read_gguf(path).tensors:
+        shape = t.shape
+        tensor = WeightTensor(t.name, t.type_name, shape[1] if len(shape) > 1 else 1, len(shape), t.n_bytes)
         if t.name.startswith("blk."):
             index = int(t.name.split(".")[1])
             if index < n_layers:
@@ -419,7 +417,10 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
     cores. When nothing fits it says so and what would (a shorter context, a smaller quant)."""
     from edgepack.machine.devices import resolve_target
 
+    from edgepack.runtime.toolchain import check_loadable_architecture
+
     g = load_geometry(model)
+    check_loadable_architecture(g.architecture, Path(g.path).name)  # "fits" means nothing if it cannot load
     target = resolve_target(target)
     n_layers = g.n_layers
     if isinstance(n_gpu_layers, str):
@@ -566,34 +567,27 @@ class BundlePlan:
                             for c in self.choices]}
 
 
-QUALITY_KEYS = ("mean_kld", "kld", "ppl_ratio", "perplexity_ratio", "ppl", "perplexity")
+# (EvaluationResult field, name shown); lower is better; the first one measured is used for every quant
+QUALITY_METRICS = (("kld", "mean_kld"), ("ppl", "ppl"))
 
 
-def measured_quality(evaluation: object) -> dict[str, tuple[str, float]]:
-    """{quant: (metric, value)} from manifest.extra["evaluation"], lower is better. Reads either
-    {quant: {...}} or {"results"|"quants": [{"quant": ..., ...}]} or a list of such rows."""
-    rows: list = []
-    if isinstance(evaluation, dict):
-        listed = evaluation.get("results") or evaluation.get("quants") or evaluation.get("files")
-        if isinstance(listed, list):
-            rows = listed
-        else:
-            rows = [{"quant": k, **v} for k, v in evaluation.items() if isinstance(v, dict)]
-    elif isinstance(evaluation, list):
-        rows = evaluation
-    found: dict[str, tuple[str, float]] = {}
-    for metric in QUALITY_KEYS:
-        for row in rows:
-            if not isinstance(row, dict) or "quant" not in row:
-                continue
-            value = row.get(metric)
-            if isinstance(value, dict):
-                value = value.get("mean") if "mean" in value else value.get("value")
-            if isinstance(value, (int, float)) and row["quant"] not in found:
-                found[row["quant"]] = (metric, float(value))
+def measured_quality(evaluation, files=None) -> dict[str, tuple[str, float]]:
+    """{quant: (metric, value)} from the manifest's typed evaluation section, lower is better.
+
+    With `files` (the manifest's BundleFiles), a result counts only when it measured the very GGUF
+    listed now (same sha256): an evaluation of a quant the bundle has since rebuilt is not used.
+    Results migrated from 0.1 carry no sha256 and count by quant."""
+    if evaluation is None:
+        return {}
+    current = {f.quant: f.sha256 for f in files} if files is not None else None
+    rows = [r for r in evaluation.results if not r.is_reference
+            and (current is None or (r.quant in current and r.sha256 in (None, current[r.quant])))]
+    for field_name, metric in QUALITY_METRICS:
+        found = {r.quant: (metric, float(getattr(r, field_name))) for r in rows
+                 if getattr(r, field_name) is not None}
         if found:
-            return found  # one metric for every quant, the first one present
-    return found
+            return found
+    return {}
 
 
 def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = None, ctx: int | None = None,
@@ -605,8 +599,8 @@ def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = No
     bundle_dir = Path(bundle_dir)
     manifest = load_manifest(bundle_dir)
     target = resolve_target(target)
-    quality = measured_quality(manifest.extra.get("evaluation"))
-    kwargs.setdefault("projector_bytes", (manifest.extra.get("projector") or {}).get("size_bytes", 0))
+    quality = measured_quality(manifest.evaluation, manifest.files)
+    kwargs.setdefault("projector_bytes", manifest.projector.size_bytes if manifest.projector else 0)
     choices = []
     for f in manifest.files:
         p = plan_deployment(bundle_dir / f.file, target, ctx, **kwargs)

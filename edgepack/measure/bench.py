@@ -493,14 +493,18 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
                 repetitions: int = 2, threads: list[int] | None = None, n_gpu_layers: list[int | str] | None = None,
                 batches: list[int] | None = None) -> TuningResult:
     """Find the fastest threads / n_gpu_layers / n_batch for this machine on the bundle's default
-    quant (or `quant`) and write them into the bundle: manifest.extra["tuning"] and a
-    PARAMETER num_thread / num_gpu / num_batch in every Modelfile."""
-    from edgepack.bundle import load_manifest, rewrite_modelfiles, write_manifest
+    quant (or `quant`) and write them into the bundle (bundle/record.py, under its lock): the
+    manifest's `tuning` section and a PARAMETER num_thread / num_gpu / num_batch in every Modelfile.
+    The GGUF is checked against the manifest's sha256 first; a read-only bundle is refused first."""
+    from edgepack.bundle import TunedSettings, Tuning, load_manifest
+    from edgepack.bundle.integrity import check_listed_file
+    from edgepack.bundle.record import check_writable, record_tuning
     from edgepack.gguf_file import read_gguf
     from edgepack.machine.profile import this_machine
 
     bundle_dir = Path(bundle_dir)
     manifest = load_manifest(bundle_dir)
+    check_writable(bundle_dir, "bench --tune")
     if not manifest.files:
         raise BenchError(f"{bundle_dir}: the manifest lists no GGUF files")
     if quant:
@@ -509,7 +513,7 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
             raise BenchError(f"{bundle_dir} has no {quant}; it has {', '.join(f.quant for f in manifest.files)}")
     else:
         entry = manifest.file("Q4_K_M") or manifest.files[0]
-    path = bundle_dir / entry.file
+    path = check_listed_file(bundle_dir, entry)  # a tampered GGUF is refused before it is measured
     machine = this_machine()
     n_layers = read_gguf(path).n_layers or 0
     cand_threads, cand_ngl = tune_candidates(machine, n_layers)
@@ -538,16 +542,13 @@ def tune_bundle(bundle_dir: str | Path, *, quant: str | None = None, n_prompt: i
                           tg_tps=best["tg_tps"], request_seconds=best["request_seconds"], candidates=candidates,
                           modelfiles=[])
     params = result.modelfile_parameters()
-    written = rewrite_modelfiles(bundle_dir, manifest, params)
-    result.modelfiles = written
-    manifest.extra["tuning"] = {
-        "machine": machine.summary(), "quant": entry.quant, "settings": {"n_threads": result.n_threads,
-        "n_gpu_layers": result.n_gpu_layers, "n_batch": result.n_batch}, "modelfile_parameters": params,
-        "method": {"n_prompt": n_prompt, "n_gen": n_gen, "repetitions": repetitions,
-                   "score": "seconds for one request of n_prompt + n_gen tokens"},
-        "candidates": candidates, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_manifest(bundle_dir, manifest)
+    tuning = Tuning(
+        quant=entry.quant, sha256=entry.sha256, machine=machine.summary(), modelfile_parameters=params,
+        settings=TunedSettings(n_threads=result.n_threads, n_gpu_layers=result.n_gpu_layers, n_batch=result.n_batch),
+        method={"n_prompt": n_prompt, "n_gen": n_gen, "repetitions": repetitions,
+                "score": "seconds for one request of n_prompt + n_gen tokens"},
+        candidates=candidates, tuned_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    result.modelfiles = record_tuning(bundle_dir, tuning, params)
     return result
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgepack import progress
@@ -18,6 +18,7 @@ from edgepack.measure.refcache import divergence, reference_log_probs
 from edgepack.measure.scoring import EvalSettings
 
 DEFAULT_MEMORY_CONTEXTS = (512, 1024, 2048)
+ROWS_FILE = "eval-rows.jsonl"
 
 @dataclass
 class EvalPlan:
@@ -36,8 +37,12 @@ class EvalPlan:
     max_kld: float | None = None
 
 def _models_to_evaluate(targets: list[str | Path], reference: str | Path | None):
-    """(model name, reference path, [(quant, file path, size, bpw)], bundle dir or None)."""
+    """(model name, reference path, [(quant, file path, size, bpw, sha256)], bundle dir or None).
+
+    A bundle's GGUFs are checked against the manifest's sha256 first (integrity.py's fast path):
+    a tampered file is refused with one line, before anything is measured."""
     from edgepack.bundle import MANIFEST, load_manifest
+    from edgepack.bundle.integrity import check_listed_file
     from edgepack.gguf_file import read_gguf
 
     missing = [t for t in targets if not Path(t).exists()]
@@ -50,7 +55,8 @@ def _models_to_evaluate(targets: list[str | Path], reference: str | Path | None)
         if not ref.is_file():
             raise EvalError(f"the bundle's 16-bit reference {ref} is gone (cache cleared?); pass --reference "
                             "F16.gguf or rebuild")
-        files = [(f.quant, bundle / f.file, f.size_bytes, f.bits_per_weight) for f in manifest.files]
+        files = [(f.quant, check_listed_file(bundle, f), f.size_bytes, f.bits_per_weight, f.sha256)
+                 for f in manifest.files]
         return manifest.model.get("name", bundle.name), ref, files, bundle
     if any(Path(t).is_dir() for t in targets):
         raise EvalError(f"give one bundle directory, or GGUF files with --reference (see {MANIFEST})")
@@ -59,11 +65,12 @@ def _models_to_evaluate(targets: list[str | Path], reference: str | Path | None)
     files = []
     for t in targets:
         info = read_gguf(t)
-        files.append((info.file_type, Path(t), info.size_bytes, info.bits_per_weight))
+        files.append((info.file_type, Path(t), info.size_bytes, info.bits_per_weight, sha256_file(t)))
     return read_gguf(reference).name or Path(reference).stem, Path(reference), files, None
 
-def _plan_key(plan: EvalPlan, reference: Path, text_sha: str) -> str:
-    data = json.dumps({"plan": asdict(plan), "reference": sha256_file(reference), "text": text_sha}, sort_keys=True,
+def _plan_key(plan: EvalPlan, reference_sha256: str, text_sha: str) -> str:
+    """Settings, reference and text; rows under one key are told apart by their GGUF's sha256."""
+    data = json.dumps({"plan": asdict(plan), "reference": reference_sha256, "text": text_sha}, sort_keys=True,
                       default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
@@ -71,9 +78,11 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
              output_dir: str | Path | None = None):
     """Measure every GGUF against the 16-bit reference and write the report.
 
-    A bundle gets report.{md,json,csv}, charts, `manifest.extra["evaluation"]` and a model card
-    that shows them. Each finished row is saved at once (eval-rows.jsonl), so an interrupted run
-    loses nothing finished and the next run with the same plan resumes.
+    A bundle gets report.{md,json,csv}, charts, the manifest's `evaluation` section and a model card
+    that shows them (bundle/record.py). Each finished row is saved at once (eval-rows.jsonl), keyed by
+    the plan (settings, reference sha256, text) and the measured GGUF's sha256, so an interrupted run
+    loses nothing finished and the next run with the same plan resumes; a GGUF with other bytes
+    under the same name is measured again.
     """
     from edgepack.measure.bench import default_threads, measure_peak_memory, measure_speed
     from edgepack.measure.report import Report, Row, parse_size, recommend, write_report
@@ -88,28 +97,26 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
     if settings.n_threads is None:
         settings = EvalSettings(**(asdict(settings) | {"n_threads": default_threads()}))
     out = Path(output_dir) if output_dir else (bundle if bundle else Path("eval-report"))
-    out.mkdir(parents=True, exist_ok=True)
-    key = _plan_key(plan, ref_path, text.sha256)
-    rows_path = out / "eval-rows.jsonl"
-    done: dict[str, Row] = {}
-    if rows_path.is_file():
-        for line in rows_path.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("plan") == key:
-                done[record["row"]["file"]] = Row(**record["row"])
-    else:
-        rows_path.write_text("")
+    record = bundle is not None and _can_record(bundle, into_bundle=out.resolve() == bundle.resolve())
+    _make_output_dir(out)
+    ref_sha = sha256_file(ref_path)
+    key = _plan_key(plan, ref_sha, text.sha256)
+    rows_path = out / ROWS_FILE
+    done = load_saved_rows(rows_path, key)
 
     base = reference_log_probs(ref_path, text.text, settings)
     from edgepack.gguf_file import read_gguf
 
     ref_info = read_gguf(ref_path)
-    models = [(ref_info.file_type, ref_path, ref_info.size_bytes, ref_info.bits_per_weight, True)]
-    models += [(q, p, s, b, False) for q, p, s, b in files]
+    models = [(ref_info.file_type, ref_path, ref_info.size_bytes, ref_info.bits_per_weight, ref_sha, True)]
+    models += [(q, p, s, b, sha, False) for q, p, s, b, sha in files]
     rows: list[Row] = []
-    for quant, path, size, bpw, is_ref in models:
-        if str(path.name) in done:
-            rows.append(done[str(path.name)])
+    measured: dict[int, str] = {}  # id(row) -> sha256 of the GGUF it measured
+    for quant, path, size, bpw, sha, is_ref in models:
+        if sha in done:  # the same bytes, reference and settings: measured before
+            row = replace(done[sha], quant=quant, file=path.name, is_reference=is_ref)
+            rows.append(row)
+            measured[id(row)] = sha
             continue
         start = time.perf_counter()
         row = Row(quant=quant, file=path.name, size_bytes=size, bits_per_weight=bpw, is_reference=is_ref)
@@ -137,9 +144,9 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
             if memory.get("vram_used") is not None:
                 row.peak_vram[str(n_ctx)] = memory["vram_used"]
         row.seconds = progress.elapsed(start)
-        with rows_path.open("a") as fh:  # saved as soon as it is finished
-            fh.write(json.dumps({"plan": key, "row": asdict(row)}) + "\n")
+        save_row(rows_path, key, sha, row)
         rows.append(row)
+        measured[id(row)] = sha
 
     from edgepack.machine.profile import this_machine
 
@@ -171,10 +178,9 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
         rows=rows, notes=notes,
         recommendation=recommend(rows, budget_bytes=budget, max_kld=plan.max_kld),
     )
-    written = write_report(report, out)
-    if bundle is not None:
-        _record_in_bundle(bundle, report)
-    return report, written
+    if not record:
+        return report, write_report(report, out)
+    return _record_in_bundle(bundle, report, measured, out, budget, plan.max_kld)
 
 def _llama_build() -> str:
     from edgepack.runtime.toolchain import find_toolchain
@@ -182,20 +188,112 @@ def _llama_build() -> str:
     toolchain = find_toolchain()
     return toolchain.build if toolchain else "unknown"
 
-def _record_in_bundle(bundle: Path, report) -> None:
-    from edgepack.atomic import write_text_atomic
-    from edgepack.bundle import load_manifest, render_model_card, write_manifest
-    from edgepack.measure.report import table_rows
+def _record_in_bundle(bundle: Path, report, measured: dict[int, str], out: Path, budget: int | None,
+                      max_kld: float | None):
+    """Write the report and record it in the bundle (bundle/record.py: under its lock, only the rows
+    whose GGUF is still the one listed; a rebuild during the eval drops the others)."""
+    from edgepack.bundle import Evaluation, EvaluationResult
+    from edgepack.bundle.record import record_evaluation
+    from edgepack.measure.report import recommend, table_rows, write_report
 
-    manifest = load_manifest(bundle)
-    manifest.extra["evaluation"] = {
-        "text": report.text, "settings": report.settings, "machine": report.machine,
-        "results": [{"quant": r.quant, "kld": r.kld, "ppl": r.ppl, "same_top": r.same_top,
-                     "tg_tps": r.speed.get("1", {}).get("tg_tps")} for r in report.rows],
-        "report": "report.md", "recommendation": report.recommendation,
-    }
-    write_manifest(bundle, manifest)
-    header, cells = table_rows(report)
-    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
-                      ["| " + " | ".join(row) + " |" for row in cells])
-    write_text_atomic(bundle / "README.md", render_model_card(manifest, evaluation_table=table))
+    written: list[Path] = []
+    by_quant = {r.quant: measured[id(r)] for r in report.rows if not r.is_reference}
+
+    def write_reports(kept: set[str]):
+        gone = [r.quant for r in report.rows if not r.is_reference and r.quant not in kept]
+        if gone:
+            report.rows = [r for r in report.rows if r.is_reference or r.quant in kept]
+            report.notes.append(f"Not reported: {', '.join(gone)} (replaced or removed from the bundle during the "
+                                "evaluation).")
+            report.recommendation = recommend(report.rows, budget_bytes=budget, max_kld=max_kld)
+        written.extend(write_report(report, out))
+        evaluation = Evaluation(
+            text=report.text, settings=report.settings, machine=report.machine, report="report.md",
+            results=[EvaluationResult(quant=r.quant, sha256=measured[id(r)], is_reference=r.is_reference, kld=r.kld,
+                                      ppl=r.ppl, same_top=r.same_top, tg_tps=r.speed.get("1", {}).get("tg_tps"))
+                     for r in report.rows],
+            recommendation=report.recommendation,
+            files=[p.name for p in written] + [ROWS_FILE] if out.resolve() == bundle.resolve() else [])
+        header, cells = table_rows(report)
+        table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+                          ["| " + " | ".join(row) + " |" for row in cells])
+        return evaluation, table
+
+    _, dropped = record_evaluation(bundle, by_quant, write_reports)
+    if dropped:
+        progress.warn(f"not recorded: {', '.join(dropped)} changed in {bundle} during the evaluation")
+    return report, written
+
+
+def _can_record(bundle: Path, *, into_bundle: bool) -> bool:
+    """Whether the results go into the bundle; a read-only bundle is refused before measuring, unless
+    the report goes elsewhere (-o), where it is then only reported."""
+    from edgepack.bundle.record import check_writable
+    from edgepack.errors import OutputError
+
+    try:
+        check_writable(bundle, "eval")
+    except OutputError:
+        if into_bundle:
+            raise
+        progress.warn(f"{bundle} is read-only: the report goes to the output directory only, not into the bundle")
+        return False
+    return True
+
+
+def _make_output_dir(out: Path) -> None:
+    from edgepack.errors import OutputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the report directory {out} ({exc.strerror or exc}); choose another -o") from None
+    if not out.is_dir():
+        raise OutputError(f"{out} is not a directory; choose another -o")
+
+
+def load_saved_rows(rows_path: Path, key: str) -> dict[str, "Row"]:
+    """Rows saved by earlier runs of this plan, by the sha256 of the GGUF they measured. A damaged line (a
+    kill cuts the last one short) is dropped with a one-line note and the file rewritten without it."""
+    from edgepack.measure.report import Row
+
+    if not rows_path.is_file():
+        return {}
+    try:
+        lines = rows_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise EvalError(f"cannot read {rows_path} ({exc.strerror or exc}); delete it to measure again") from None
+    done: dict[str, Row] = {}
+    good: list[str] = []
+    unkeyed = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if isinstance(record, dict) and "plan" in record and "sha256" not in record:
+                unkeyed += 1  # saved by edgepack 0.1, keyed by file name: not trusted
+                continue
+            row = Row(**record["row"])
+            if not isinstance(record["plan"], str) or not isinstance(record["sha256"], str):
+                raise TypeError
+        except (ValueError, TypeError, KeyError):
+            progress.warn(f"{rows_path.name} line {number} is cut off or damaged (an interrupted run?); dropped, "
+                          "that model is measured again")
+            continue
+        good.append(line)
+        if record["plan"] == key:
+            done[record["sha256"]] = row
+    if unkeyed:
+        progress.warn(f"{rows_path.name}: {unkeyed} row(s) saved by edgepack 0.1 (keyed by file name) are measured again")
+    if len(good) != len([l for l in lines if l.strip()]) or (lines and not rows_path.read_bytes().endswith(b"\n")):
+        from edgepack.atomic import write_text_atomic
+
+        write_text_atomic(rows_path, "".join(f"{line}\n" for line in good))
+    return done
+
+
+def save_row(rows_path: Path, key: str, sha256: str, row) -> None:
+    """Append one finished row at once, so an interrupted run loses nothing finished."""
+    with rows_path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"plan": key, "sha256": sha256, "row": asdict(row)}) + "\n")

@@ -85,8 +85,13 @@ def image_prompt(model: Path, projector: Path, image: Path | None = None, *, pro
                "--perf", "-lv", "4"]  # llama.cpp's timings are logged at this verbosity only
         if n_threads:
             cmd += ["-t", str(n_threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
-    log = proc.stderr + proc.stdout
+        # llama.cpp's logger is a thread that the tool does not join at exit, so its last lines (the
+        # timings) are sometimes lost (llama.cpp issue 22142): run again when they are missing
+        for _attempt in range(3):
+            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
+            log = proc.stderr + proc.stdout
+            if proc.returncode != 0 or _PROMPT.search(log):
+                break
     if proc.returncode != 0:
         lines = [ln for ln in log.strip().splitlines() if ln.strip()]
         lines = [_LOG_PREFIX.sub("", ln) for ln in ([ln for ln in lines if _ERROR.match(ln)] or lines)]
@@ -111,7 +116,7 @@ def bundle_image_prompts(bundle_dir: Path, image: Path | None = None, **kwargs) 
     from edgepack.bundle import load_manifest
 
     manifest = load_manifest(bundle_dir)
-    projector = (manifest.extra.get("projector") or {}).get("file")
+    projector = manifest.projector.file if manifest.projector else None
     if projector is None:
         raise BenchError(f"{bundle_dir} has no projector (build a multimodal source, or give --mmproj)")
     return [image_prompt(Path(bundle_dir) / f.file, Path(bundle_dir) / projector, image, **kwargs)

@@ -19,7 +19,8 @@ from edgepack import paths, progress
 from edgepack.errors import EvalError
 from edgepack.hashing import sha256_file
 from edgepack.measure.scoring import (ChunkScorer, Divergence, EvalSettings, _accumulate_kld, _chunks_of,
-                                     _divergence, _KldSums, compress_log_probs, mean_and_uncertainty, token_nll)
+                                     _divergence, _KldSums, compress_log_probs, mean_and_uncertainty, note_chunk_cap,
+                                     token_nll)
 
 # ---------------------------------------------------------------- the reference's distributions
 
@@ -61,6 +62,9 @@ def reference_log_probs(reference: str | Path, text: str, settings: EvalSettings
     meta_path = directory / "meta.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
+        if settings.n_chunks is None:
+            note_chunk_cap(meta.get("n_available", 0), meta["n_ctx"])
+        meta.pop("n_available", None)
         return ReferenceLogProbs(directory, **meta)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(directory.name + f".{os.getpid()}.partial")
@@ -71,6 +75,7 @@ def reference_log_probs(reference: str | Path, text: str, settings: EvalSettings
             n_chunks = _chunks_of(tokens, settings)
             n_ctx, first = settings.n_ctx, settings.n_ctx // 2
             n_pos = n_ctx - 1 - first
+            _check_space(staging, n_chunks, n_pos, scorer.n_vocab)
             np.save(staging / "tokens.npy", tokens[: n_chunks * n_ctx])
             header = np.lib.format.open_memmap(staging / "header.npy", mode="w+", dtype=np.float32,
                                                shape=(n_chunks, n_pos, 2))
@@ -91,7 +96,7 @@ def reference_log_probs(reference: str | Path, text: str, settings: EvalSettings
             del header, values
             count = n_chunks * n_pos
             mean, err = mean_and_uncertainty(nll, nll2, count)
-            meta = {"n_ctx": n_ctx, "n_chunks": n_chunks, "n_vocab": scorer.n_vocab,
+            meta = {"n_ctx": n_ctx, "n_chunks": n_chunks, "n_available": len(tokens) // n_ctx, "n_vocab": scorer.n_vocab,
                     "ppl": float(np.exp(mean)), "ppl_err": float(np.exp(mean)) * err}
         (staging / "meta.json").write_text(json.dumps(meta))
         os.replace(staging, directory)
@@ -100,7 +105,16 @@ def reference_log_probs(reference: str | Path, text: str, settings: EvalSettings
             import shutil
 
             shutil.rmtree(staging, ignore_errors=True)
+    meta.pop("n_available", None)
     return ReferenceLogProbs(directory, **meta)
+
+
+def _check_space(directory: Path, n_chunks: int, n_pos: int, n_vocab: int) -> None:
+    """The cached distributions are n_chunks × n_pos × n_vocab uint16s: refuse before planning them."""
+    from edgepack.source import ensure_free_space
+
+    needed = n_chunks * n_pos * (2 * n_vocab + 8) + (1 << 20)
+    ensure_free_space(directory, needed, f"the reference's token distributions ({n_chunks} chunks; fewer with --chunks N)")
 
 
 def divergence(model_path: str | Path, base: ReferenceLogProbs, settings: EvalSettings = EvalSettings()) -> Divergence:

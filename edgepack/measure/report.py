@@ -277,10 +277,19 @@ def load_report(path: str | Path) -> Report:
         path = path / REPORT_JSON
     if not path.is_file():
         raise ReportError(f"{path} does not exist; run `edgepack eval` first")
+    from pydantic import TypeAdapter, ValidationError
+
     try:
-        return Report.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise ReportError(f"{path} is not an edgepack report ({exc})") from None
+        return TypeAdapter(Report).validate_json(path.read_bytes(), strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        place = ".".join(str(p) for p in first["loc"]) or "(top)"
+        if first["type"] == "json_invalid":
+            raise ReportError(f"{path} is not JSON ({first['msg']}); run `edgepack eval` again") from None
+        raise ReportError(f"{path} is not an edgepack report: field {place}: {first['msg'].lower()}; "
+                          "run `edgepack eval` again") from None
+    except OSError as exc:
+        raise ReportError(f"cannot read {path} ({exc.strerror or exc})") from None
 
 
 # ---------------------------------------------------------------- speed results from many machines

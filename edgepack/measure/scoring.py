@@ -20,7 +20,7 @@ from edgepack.errors import EvalError
 @dataclass
 class EvalSettings:
     n_ctx: int = 512
-    n_chunks: int | None = None  # None: every whole chunk of the text
+    n_chunks: int | None = None  # None: every whole chunk of the text, at most DEFAULT_MAX_CHUNKS
     n_threads: int | None = None
     n_gpu_layers: int = 0
     flash_attn: bool | None = None  # None: llama.cpp's "auto", as llama-perplexity's default
@@ -280,13 +280,28 @@ class ChunkScorer:
         return np.frombuffer(buf, dtype=np.int32, count=max(n, 0)).copy()
 
 
+DEFAULT_MAX_CHUNKS = 100  # without --chunks, at most this many (a long text would take hours)
+_capped_said: set[tuple[int, int]] = set()
+
+
 def _chunks_of(tokens: np.ndarray, settings: EvalSettings) -> int:
     n_ctx = settings.n_ctx
     if len(tokens) < 2 * n_ctx:
         raise EvalError(f"the evaluation text has {len(tokens)} tokens; at least {2 * n_ctx} are needed for "
                         f"--ctx {n_ctx} (give a longer text or a smaller --ctx)")
     available = len(tokens) // n_ctx
-    return available if settings.n_chunks is None else min(settings.n_chunks, available)
+    if settings.n_chunks is not None:
+        return min(settings.n_chunks, available)
+    note_chunk_cap(available, n_ctx)
+    return min(available, DEFAULT_MAX_CHUNKS)
+
+
+def note_chunk_cap(available: int, n_ctx: int) -> None:
+    """Say (once per text and context) that the default cap left chunks out, and how to raise it."""
+    if available > DEFAULT_MAX_CHUNKS and (available, n_ctx) not in _capped_said:
+        _capped_said.add((available, n_ctx))
+        progress.warn(f"the evaluation text has {available} chunks of {n_ctx} tokens; scoring the first "
+                      f"{DEFAULT_MAX_CHUNKS} (raise the cap with --chunks N)")
 
 
 def perplexity(model_path: str | Path, text: str, settings: EvalSettings = EvalSettings()) -> Perplexity:

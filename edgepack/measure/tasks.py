@@ -10,6 +10,7 @@ number in the reply must equal the final number of the answer.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import time
@@ -87,22 +88,22 @@ def _answer_index(value, n_choices: int, where: str) -> int:
 
 
 def load_task(path: str | Path) -> Task:
+    from edgepack.userfiles import read_text_file
+
     path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"task file {path} does not exist")
+    text = read_text_file(path, "task file", TaskError)  # missing, empty, binary or not UTF-8: one line
     items: list = []
     kind = None
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            for number, row in enumerate(csv.reader(fh), start=1):
-                where = f"{path}:{number}"
-                if len(row) < 4:
-                    raise TaskError(f"{where}: expected question, at least two choices and an answer letter")
-                choices = row[1:-1]
-                items.append(MultipleChoice(row[0], choices, _answer_index(row[-1], len(choices), where)))
+        for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            where = f"{path}:{number}"
+            if len(row) < 4:
+                raise TaskError(f"{where}: expected question, at least two choices and an answer letter")
+            choices = row[1:-1]
+            items.append(MultipleChoice(row[0], choices, _answer_index(row[-1], len(choices), where)))
         kind = "multiple_choice"
     else:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             where = f"{path}:{number}"
             if not line.strip():
                 continue

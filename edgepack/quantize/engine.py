@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from edgepack import progress
 from edgepack.atomic import atomic_output
-from edgepack.errors import BuildInterrupted, QuantError
+from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.quantize.types import QuantType
 
 
@@ -223,9 +224,26 @@ def _run_in_process(source: Path, tmp: Path | None, quant: QuantType, options: Q
         raise QuantError(f"llama.cpp failed to quantize to {quant.name}: {outcome['error']}")
     if outcome.get("rc") != 0:
         reason = _llama_reason(log)
+        _check_disk_full(tmp, reason, quant)
         raise QuantError(f"llama.cpp failed to quantize {source.name} to {quant.name}" +
                          (f": {reason}" if reason else " (rerun with -v for llama.cpp's log)"))
     return list(log)
+
+
+def _check_disk_full(tmp: Path | None, reason: str | None, quant: QuantType) -> None:
+    """llama.cpp reports a full disk as `basic_ios::clear: iostream error`: say what it means."""
+    if tmp is None:
+        return
+    try:
+        free = shutil.disk_usage(tmp.parent).free
+    except OSError:
+        return
+    if free < (1 << 20) or "No space left" in (reason or ""):
+        raise OutputError(f"disk full while writing the {quant.name} GGUF in {tmp.parent} "
+                          f"({free / 2**20:.1f} MiB free); free some space or choose another -o")
+    if "iostream error" in (reason or ""):
+        raise OutputError(f"writing the {quant.name} GGUF in {tmp.parent} failed (llama.cpp: iostream error); "
+                          f"the disk may be full ({free / 2**20:.0f} MiB free) or unwritable")
 
 
 def _llama_reason(log: list[str] | str) -> str | None:
@@ -262,5 +280,6 @@ def _run_native(source: Path, tmp: Path | None, quant: QuantType, options: Quant
         print(output)
     if proc.returncode != 0:
         reason = _llama_reason(output) or f"exit {proc.returncode}"
+        _check_disk_full(tmp, reason, quant)
         raise QuantError(f"llama-quantize failed on {source.name} → {quant.name}: {reason}")
     return output

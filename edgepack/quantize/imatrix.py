@@ -143,10 +143,10 @@ def read_imatrix(path: str | Path) -> dict:
 
 def check_imatrix_fits(imatrix_path: str | Path, model_path: str | Path) -> dict:
     """Refuse an imatrix computed for another model: every entry must name a tensor with as many columns."""
-    from gguf import GGUFReader
+    from edgepack.gguf_file import read_gguf
 
     data = read_imatrix(imatrix_path)
-    columns = {t.name: int(t.shape[0]) for t in GGUFReader(model_path).tensors}
+    columns = {t.name: t.shape[0] for t in read_gguf(model_path).tensors}
     for name, n in data["entries"].items():
         if name not in columns:
             raise CalibrationError(f"{imatrix_path} was computed for a different model: it has data for {name}, "
@@ -195,7 +195,7 @@ def compute_imatrix(
         tool = build_native(("llama-imatrix",)).tool("llama-imatrix")
         with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
             # llama-imatrix records the text file's path as the dataset: give it the dataset's name.
-            text_file = Path(tmp) / f"{calibration.name}.txt"
+            text_file = Path(tmp) / _dataset_file_name(calibration)
             text_file.write_text(calibration.text, encoding="utf-8")
             with atomic_output(cached_path) as part:
                 _run_imatrix(tool, reference, text_file, part, chunks, ctx, threads)
@@ -206,6 +206,16 @@ def compute_imatrix(
         result.path = Path(output)
     result.seconds = progress.elapsed(start)
     return result
+
+
+def _dataset_file_name(calibration: CalibrationText) -> str:
+    """`<name>.txt`, or for a name too long for a file system (many --calibration files joined
+    by '+') its start and a hash of the whole: `a.txt+b.txt+…-<hash>.txt`."""
+    name = f"{calibration.name}.txt"
+    if len(name.encode()) <= 200:
+        return name
+    head = calibration.name.encode()[:120].decode("utf-8", errors="ignore")
+    return f"{head}…-{sha256_text(calibration.name)[:16]}.txt"
 
 
 def _describe(path: Path, dataset: str, *, cached: bool) -> Imatrix:

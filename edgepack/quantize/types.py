@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
-
 from edgepack.errors import QuantError
+from edgepack.gguf_header import gguf_constants
+
+# gguf-py's constants module on its own (importing the gguf package loads numpy: ~0.25 s per command).
+GGML_QUANT_SIZES = gguf_constants().GGML_QUANT_SIZES
+GGMLQuantizationType = gguf_constants().GGMLQuantizationType
+LlamaFileType = gguf_constants().LlamaFileType
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ llama.cpp tree into the user cache, and runs `convert_hf_to_gguf.py` with that t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,13 +22,16 @@ from importlib import metadata
 from pathlib import Path
 
 from edgepack import paths, progress
-from edgepack.errors import ToolchainError
+from edgepack.errors import ToolchainError, UnsupportedArchitectureError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_ENV = "EDGEPACK_LLAMA_CPP_SDIST"  # a local sdist file, for machines without an index
+# sha256 of llama_cpp_python-<version>.tar.gz as PyPI serves it: checked before anything is unpacked.
+SDIST_SHA256 = {"0.3.36": "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"}
 
 # Parts of the vendored tree we do not need: test vocabularies and documentation.
 _SKIP_PREFIXES = ("models/", "docs/", "media/", "benches/", ".github/")
+_KEEP_PREFIXES = ("models/templates/",)  # real chat templates: scripts/bench_templates.py
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,12 @@ def find_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain | None:
 
 
 def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
-    """Return the pinned toolchain, fetching and unpacking it on first use."""
+    """Return the pinned toolchain, fetching and unpacking it on first use.
+
+    Concurrent first uses take turns on a file lock: one unpacks, the others then find its tree.
+    A tree is only ever renamed into place whole, and never deleted while it may be in use."""
+    from filelock import FileLock
+
     found = find_toolchain(version)
     if found is not None:
         return found
@@ -87,13 +97,36 @@ def ensure_toolchain(version: str = LLAMA_CPP_PYTHON_VERSION) -> Toolchain:
             f"llama-cpp-python {runtime} is installed but edgepack pins {version}; "
             f"run: pip install llama-cpp-python=={version}"
         )
-    with tempfile.TemporaryDirectory(prefix="edgepack-sdist-") as tmp:
-        sdist = _obtain_sdist(version, Path(tmp))
-        _unpack(sdist, version)
+    paths.toolchain_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(_tree_dir(version)) + ".lock"):
+        found = find_toolchain(version)  # another process may have unpacked it while we waited
+        if found is not None:
+            return found
+        with tempfile.TemporaryDirectory(prefix="edgepack-sdist-") as tmp:
+            sdist = _obtain_sdist(version, Path(tmp))
+            check_sdist(sdist, version)
+            _unpack(sdist, version)
     found = find_toolchain(version)
     if found is None:  # pragma: no cover - _unpack guarantees it
         raise ToolchainError("the llama.cpp toolchain did not unpack; remove the cache and retry")
     return found
+
+
+def check_sdist(sdist: Path, version: str) -> None:
+    """The sdist must be the one edgepack pins (sha256), wherever it came from."""
+    import hashlib
+
+    expected = SDIST_SHA256.get(version)
+    if expected is None:
+        raise ToolchainError(f"edgepack knows no sha256 for llama-cpp-python {version}'s sdist; use {LLAMA_CPP_PYTHON_VERSION}")
+    digest = hashlib.sha256()
+    with sdist.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ToolchainError(
+            f"{sdist} is not the llama-cpp-python {version} sdist edgepack pins (sha256 {digest.hexdigest()[:16]}…, "
+            f"expected {expected[:16]}…); fetch it again from PyPI" + (f" or fix {SDIST_ENV}" if os.environ.get(SDIST_ENV) else ""))
 
 
 def _obtain_sdist(version: str, tmp: Path) -> Path:
@@ -137,7 +170,7 @@ def _unpack(sdist: Path, version: str) -> None:
                 if not rest.startswith("vendor/llama.cpp/"):
                     continue
                 inner = rest[len("vendor/llama.cpp/"):]
-                if not inner or inner.startswith(_SKIP_PREFIXES):
+                if not inner or (inner.startswith(_SKIP_PREFIXES) and not inner.startswith(_KEEP_PREFIXES)):
                     continue
                 prefix = top
                 member.name = "llama.cpp/" + inner
@@ -146,12 +179,42 @@ def _unpack(sdist: Path, version: str) -> None:
             raise ToolchainError(f"{sdist.name} does not vendor llama.cpp's convert_hf_to_gguf.py")
         (staging / "toolchain.json").write_text(json.dumps(
             {"llama_cpp_python": version, "llama_cpp_commit": commit}, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # an incomplete tree (no toolchain.json): nobody can be using it
+            stale = final.with_name(f".{final.name}.stale-{os.getpid()}")
+            final.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_ARCH_ENTRY = re.compile(r'\{\s*LLM_ARCH_\w+\s*,\s*"([^"]+)"\s*\}')
+_NOT_LOADABLE = {"clip", "(unknown)"}  # llama-arch.cpp: clip is a dummy used by llama-quantize
+
+
+@functools.lru_cache(maxsize=2)
+def runtime_architectures(version: str = LLAMA_CPP_PYTHON_VERSION) -> frozenset[str]:
+    """Model architectures the pinned llama.cpp can load, from its src/llama-arch.cpp.
+
+    Without the unpacked tree (no build has run yet), gguf-py's table of architectures stands in."""
+    found = find_toolchain(version)
+    source = found.root / "src" / "llama-arch.cpp" if found else None
+    if source is not None and source.is_file():
+        names = set(_ARCH_ENTRY.findall(source.read_text(encoding="utf-8", errors="replace")))
+    else:
+        from gguf.constants import MODEL_ARCH_NAMES
+
+        names = set(MODEL_ARCH_NAMES.values())
+    return frozenset(names - _NOT_LOADABLE)
+
+
+def check_loadable_architecture(architecture: str, what: str) -> None:
+    """One line when llama.cpp (the pinned runtime) has no loader for this architecture."""
+    if architecture not in runtime_architectures():
+        raise UnsupportedArchitectureError(
+            f"{what} has architecture {architecture!r}, which the pinned llama.cpp "
+            f"(llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}) cannot load")
 
 
 def converter_env(toolchain: Toolchain) -> dict[str, str]:
@@ -159,5 +222,5 @@ def converter_env(toolchain: Toolchain) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(toolchain.gguf_py), str(toolchain.root)] +
                                         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.setdefault("HF_HUB_OFFLINE", "1")  # the converter must never fetch from the hub itself
+    env["HF_HUB_OFFLINE"] = "1"  # the converter must never fetch from the hub (nor code from it)
     return env

@@ -18,12 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgepack import paths, progress
-from edgepack.atomic import atomic_output
+from edgepack.atomic import atomic_output, write_text_atomic
 from edgepack.errors import OutputError, SourceError, UnsupportedArchitectureError
 from edgepack.gguf_file import read_gguf
-from edgepack.hashing import sha256_file, sha256_text
+from edgepack.hashing import file_record, matches_record, sha256_file, sha256_text
 from edgepack.quantize.types import get_quant
 from edgepack.source.model import Reference, Source
+from edgepack.source.trust import check_remote_code
 from edgepack.runtime.toolchain import Toolchain, converter_env, ensure_toolchain
 
 OUTTYPES = ("f16", "bf16", "f32", "auto")
@@ -60,7 +61,11 @@ def _source_dtype(directory: Path) -> str | None:
         config = json.loads((directory / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    return config.get("torch_dtype") or config.get("dtype") or (config.get("text_config") or {}).get("torch_dtype")
+    if not isinstance(config, dict):
+        return None
+    text_config = config.get("text_config")
+    text_dtype = text_config.get("torch_dtype") if isinstance(text_config, dict) else None
+    return config.get("torch_dtype") or config.get("dtype") or text_dtype
 
 
 def choose_outtype(source: Source, outtype: str) -> str:
@@ -73,16 +78,32 @@ def choose_outtype(source: Source, outtype: str) -> str:
     return "bf16" if source.path.is_dir() and _source_dtype(source.path) == "bfloat16" else "f16"
 
 
-def _check_architecture(source: Source, toolchain: Toolchain) -> None:
-    config = json.loads((source.path / "config.json").read_text())
-    archs = config.get("architectures") or []
+def source_architectures(directory: Path) -> list[str]:
+    """The "architectures" of a HF config.json, checked for shape (a list of names)."""
+    config_path = directory / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{config_path} is not readable JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise SourceError(f"{config_path} must hold a JSON object, not a {type(config).__name__}")
+    archs = config.get("architectures")
     if not archs:
         raise UnsupportedArchitectureError(
-            f"{source.path / 'config.json'} names no architecture (\"architectures\" is missing)")
+            f"{config_path} names no architecture (\"architectures\" is missing)")
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise SourceError(f"{config_path}: \"architectures\" must be a list of names, "
+                          f"e.g. [\"LlamaForCausalLM\"], not {json.dumps(archs)[:80]}")
+    return archs
+
+
+def _check_architecture(source: Source, toolchain: Toolchain, trust_remote_code: bool) -> None:
+    archs = source_architectures(source.path)
     registry = (toolchain.root / "conversion" / "__init__.py").read_text()
     if not any(f'"{arch}"' in registry for arch in archs):
         raise UnsupportedArchitectureError(
             f"architecture {archs[0]!r} is not supported by the pinned llama.cpp converter ({toolchain.build})")
+    check_remote_code(source.path, archs, toolchain.root / "conversion", trusted=trust_remote_code)
 
 
 def _estimated_gguf_bytes(directory: Path, outtype: str) -> int | None:
@@ -117,10 +138,47 @@ def reference_is_cached(source: Source, outtype: str, toolchain: Toolchain, cach
     return _cached_reference(key, cache_dir).is_file()
 
 
+def _entry_file(dest: Path) -> Path:
+    return dest.parent / "source.json"
+
+
+def _checked_cache_entry(dest: Path) -> dict | None:
+    """The record of a cached reference when the file still matches it (sha256, size, mtime).
+
+    An entry whose file was changed, cut short or bit-flipped is dropped with a one-line note,
+    so the caller rebuilds it; an entry without a record (older edgepack) is hashed and recorded."""
+    if not dest.is_file():
+        return None
+    try:
+        entry = json.loads(_entry_file(dest).read_text())
+    except (OSError, ValueError):
+        entry = {}
+    entry = entry if isinstance(entry, dict) else {}
+    record = entry.get("file")
+    if record is None:
+        entry["file"] = file_record(dest)
+        write_text_atomic(_entry_file(dest), json.dumps(entry, indent=2))
+        return entry
+    if matches_record(dest, record):
+        return entry
+    progress.warn(f"the cached reference {dest} does not match its recorded sha256 (corrupt or changed); rebuilding it")
+    dest.unlink()
+    return None
+
+
+def _record_cache_entry(dest: Path, entry: dict) -> str:
+    entry["file"] = file_record(dest)
+    write_text_atomic(_entry_file(dest), json.dumps(entry, indent=2))
+    return entry["file"]["sha256"]
+
+
 def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain | None = None,
-                   cache_dir: Path | None = None) -> Reference:
+                   trust_remote_code: bool = False, cache_dir: Path | None = None) -> Reference:
     """The 16-bit reference GGUF for `source`, converted once and then served from the cache
-    (or from `cache_dir`, e.g. another disk: --reference-dir). A split GGUF is read whole."""
+    (or from `cache_dir`, e.g. another disk: --reference-dir). A split GGUF is read whole.
+
+    A source whose conversion would run Python code shipped with it is refused unless
+    `trust_remote_code` (see edgepack.source.trust)."""
     start = time.perf_counter()
     if source.kind == "gguf":
         from edgepack.source.split import is_split_part, merged_source
@@ -130,18 +188,19 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
         return _reference_from_gguf(source, toolchain, cache_dir)
     toolchain = toolchain or ensure_toolchain()
     outtype = choose_outtype(source, outtype)
-    _check_architecture(source, toolchain)
+    _check_architecture(source, toolchain, trust_remote_code)
     key = source_content_key(source, outtype, toolchain)
     dest = _cached_reference(key, cache_dir)
-    if dest.is_file():
-        return Reference(dest, outtype.upper(), sha256_file(dest), dest.stat().st_size, True,
+    entry = _checked_cache_entry(dest)
+    if entry is not None:
+        return Reference(dest, outtype.upper(), entry["file"]["sha256"], dest.stat().st_size, True,
                          progress.elapsed(start), key)
     expected = _estimated_gguf_bytes(source.path, outtype)
     ensure_free_space(dest.parent, int((expected or 0) * 1.05), "the 16-bit reference GGUF")
     _run_converter(source, dest, outtype, toolchain, expected)
-    (dest.parent / "source.json").write_text(json.dumps(
-        {"source": source.to_dict(), "outtype": outtype, "toolchain": toolchain.to_dict()}, indent=2))
-    return Reference(dest, outtype.upper(), sha256_file(dest), dest.stat().st_size, False,
+    digest = _record_cache_entry(dest, {"source": source.to_dict(), "outtype": outtype,
+                                        "toolchain": toolchain.to_dict()})
+    return Reference(dest, outtype.upper(), digest, dest.stat().st_size, False,
                      progress.elapsed(start), key)
 
 
@@ -184,14 +243,18 @@ def _reference_from_gguf(source: Source, toolchain: Toolchain | None, cache_dir:
     progress.warn(warning)
     key = sha256_text(toolchain.llama_cpp_python, toolchain.llama_cpp_commit, "dequant-f16", sha256_file(source.path))
     dest = _cached_reference(key, cache_dir)
-    cached = dest.is_file()
+    entry = _checked_cache_entry(dest)
+    cached = entry is not None
     if not cached:
         from edgepack.quantize.engine import QuantOptions, quantize_gguf
 
         ensure_free_space(dest.parent, int(info.n_params * 2 * 1.05), "the dequantized F16 reference")
         quantize_gguf(source.path, dest, get_quant("F16"), QuantOptions(allow_requantize=True),
                       expected_bytes=info.n_params * 2)
-    return Reference(dest, "F16", sha256_file(dest), dest.stat().st_size, cached, progress.elapsed(start), key,
+        _record_cache_entry(dest, {"source": source.to_dict(), "outtype": "f16", "dequantized_from": info.file_type,
+                                   "toolchain": toolchain.to_dict()})
+        entry = json.loads(_entry_file(dest).read_text())
+    return Reference(dest, "F16", entry["file"]["sha256"], dest.stat().st_size, cached, progress.elapsed(start), key,
                      dequantized_from=info.file_type, warnings=[warning])
 
 

@@ -24,6 +24,9 @@ def hf_dir_source(path: Path, spec: str) -> Source:
         data = json.loads(config.read_text())
     except (OSError, ValueError) as exc:
         raise SourceError(f"{config} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"{config} must hold a JSON object, not a {type(data).__name__}; "
+                          "is it a Hugging Face model config?")
     name = path.resolve().name
     return Source("hf-dir", spec, path.resolve(), name, license=license_of(path, data))
 
@@ -35,4 +38,5 @@ def license_of(path: Path, config: dict) -> str | None:
         match = re.search(r"^license:\s*(\S+)", head, flags=re.M)
         if match:
             return match.group(1)
-    return config.get("license")
+    value = config.get("license")
+    return value if isinstance(value, str) else None

@@ -13,20 +13,47 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+	"time"
 )
 
-// message mirrors the fields of Ollama's api.Message that templates read.
+// args prints itself as JSON, as Ollama's templateArgs does.
+type args map[string]any
+
+func (a args) String() string {
+	if a == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(map[string]any(a))
+	return string(b)
+}
+
+type toolCallFunction struct {
+	Index     int
+	Name      string `json:"name"`
+	Arguments args   `json:"arguments"`
+}
+
+type toolCall struct {
+	ID       string           `json:"id"`
+	Function toolCallFunction `json:"function"`
+}
+
+// message mirrors the fields of Ollama's templateMessage (template/template.go).
 type message struct {
-	Role      string `json:"role"`
-	Content   string `json:"content"`
-	Thinking  string
-	Images    []string
-	ToolCalls []any
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	Thinking   string     `json:"thinking"`
+	Images     []string
+	ToolCalls  []toolCall `json:"tool_calls"`
+	ToolName   string     `json:"tool_name"`
+	ToolCallID string     `json:"tool_call_id"`
 }
 
 type job struct {
-	Template string    `json:"template"`
-	Messages []message `json:"messages"`
+	Template   string    `json:"template"`
+	Messages   []message `json:"messages"`
+	Think      *bool     `json:"think"`
+	ThinkLevel string    `json:"think_level"`
 }
 
 type result struct {
@@ -38,6 +65,12 @@ var funcs = template.FuncMap{
 	"json": func(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
+	},
+	"currentDate": func(args ...string) string {
+		return time.Now().Format("2006-01-02")
+	},
+	"yesterdayDate": func(args ...string) string {
+		return time.Now().AddDate(0, 0, -1).Format("2006-01-02")
 	},
 }
 
@@ -123,8 +156,9 @@ func render(j job) (string, error) {
 		"Messages":   messages,
 		"Tools":      nil,
 		"Response":   "",
-		"Think":      false,
-		"IsThinkSet": false,
+		"Think":      j.Think != nil && *j.Think,
+		"ThinkLevel": j.ThinkLevel,
+		"IsThinkSet": j.Think != nil,
 	})
 	return b.String(), err
 }

@@ -1,0 +1,198 @@
+"""The conversations chat templates are checked on, and how each runtime is handed one.
+
+Two sets, on purpose: PROBES choose a prompt format (edgepack.chat.translate); PROOF_PROBES,
+which no choice was made on, prove it (edgepack.chat.proof). The proof set has what real chats
+have and format choice avoids: padded whitespace, unicode, code with braces, several assistant
+turns, thinking, tools and tool results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str = "call12345"  # 9 alphanumerics: Mistral templates refuse other tool-call ids
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user", "assistant" or "tool"
+    content: str
+    thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_name: str = ""  # role "tool": the function whose result this is
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as Hugging Face chat templates see it (transformers' conventions)."""
+        d: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.thinking:
+            d["reasoning_content"] = self.thinking
+        if self.tool_calls:
+            d["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                               for c in self.tool_calls]
+        if self.role == "tool":
+            d["tool_call_id"] = "call12345"
+            d["name"] = self.tool_name
+        return d
+
+    def to_openai(self) -> dict[str, Any]:
+        """The message as llama-server's OpenAI-compatible API takes it (arguments as a JSON string)."""
+        d = self.to_dict()
+        for call in d.get("tool_calls", []):
+            call["function"] = dict(call["function"], arguments=json.dumps(call["function"]["arguments"]))
+        return d
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One conversation and the settings it is rendered with."""
+
+    messages: tuple[Message, ...]
+    mode: str = "plain"  # "plain", "thinking" or "tools"
+    think: bool | None = None  # enable_thinking / Ollama's think; None: not set
+    tools: tuple[dict, ...] = ()
+
+    def hf_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.think is not None:
+            kwargs["enable_thinking"] = self.think
+        if self.tools:
+            kwargs["tools"] = [dict(t) for t in self.tools]
+        return kwargs
+
+
+def _conversation(*pairs: tuple[str, str]) -> tuple[Message, ...]:
+    return tuple(Message(role, content) for role, content in pairs)
+
+
+def has_system(messages: Iterable[Message]) -> bool:
+    return any(m.role == "system" for m in messages)
+
+
+# The conversations a prompt format is chosen on. Contents carry no leading or trailing
+# whitespace, so that formats are told apart by their layout alone; PROOF_PROBES add it back.
+PROBES: dict[str, tuple[Message, ...]] = {
+    "user": _conversation(("user", "Hello there.")),
+    "system_user": _conversation(("system", "You are terse."), ("user", "What is 2+2?")),
+    "multi_turn": _conversation(
+        ("user", "Hi!"),
+        ("assistant", "Hello! How can I help?"),
+        ("user", "Write two lines:\nfirst, then second."),
+    ),
+    "system_multi_turn": _conversation(
+        ("system", "Answer in French."),
+        ("user", "Good morning."),
+        ("assistant", "Bonjour."),
+        ("user", "Thanks!"),
+    ),
+    "empty_system": _conversation(("system", ""), ("user", "Hello?")),
+}
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name"}},
+                       "required": ["city"]},
+    },
+}
+
+_PADDED = _conversation(
+    ("system", "  Keep answers short.  \n"),
+    ("user", "\n  What's the capital of France?  "),
+    ("assistant", " Paris. \n"),
+    ("user", "And of Italy?\n\n"),
+)
+_UNICODE_CODE = _conversation(
+    ("user", "Ünïcødé — 日本語 🙂. Explain:\n```python\ndef f(d):\n    return {k: [v] for k, v in d.items()}\n```"),
+    ("assistant", "It maps each key to a one-item list: `{'a': 1}` → `{'a': [1]}`."),
+    ("user", "And in Go, {{ .Content }} or {% raw %}?"),
+)
+_SEVERAL_ASSISTANT_TURNS = _conversation(
+    ("user", "Count with me: one."),
+    ("assistant", "two"),
+    ("user", "three"),
+    ("assistant", "four"),
+    ("user", "five"),
+)
+_SYSTEM_SEVERAL_TURNS = _conversation(
+    ("system", "You are a pirate."),
+    ("user", "Hello"),
+    ("assistant", "Arr, hello!"),
+    ("user", "Bye"),
+)
+_THINKING_HISTORY = (
+    Message("user", "What is 17 * 3?"),
+    Message("assistant", "51", thinking="17 * 3 = 51."),
+    Message("user", "And 17 * 4?"),
+)
+_TOOL_ROUND_TRIP = (
+    Message("user", "Weather in Paris?"),
+    Message("assistant", "", tool_calls=(ToolCall("get_weather", {"city": "Paris"}),)),
+    Message("tool", "18 C, sunny", tool_name="get_weather"),
+)
+
+PROOF_PROBES: dict[str, Probe] = {
+    "padded": Probe(_PADDED),
+    "unicode_code": Probe(_UNICODE_CODE),
+    "several_assistant_turns": Probe(_SEVERAL_ASSISTANT_TURNS),
+    "system_several_turns": Probe(_SYSTEM_SEVERAL_TURNS),
+    "thinking_on": Probe(_THINKING_HISTORY, mode="thinking", think=True),
+    "thinking_off": Probe(_THINKING_HISTORY, mode="thinking", think=False),
+    "tools": Probe(_TOOL_ROUND_TRIP, mode="tools", tools=(WEATHER_TOOL,)),
+    "tools_offered": Probe(_conversation(("user", "Any tools?")), mode="tools", tools=(WEATHER_TOOL,)),
+}
+
+
+def ollama_tools(tools: Iterable[dict]) -> list[dict[str, Any]]:
+    """Ollama's templateTool values for OpenAI-style tool definitions (field order as Ollama's)."""
+    out = []
+    for t in tools:
+        fn = t["function"]
+        params = fn.get("parameters", {})
+        p: dict[str, Any] = {"type": params.get("type", "")}
+        if params.get("required"):
+            p["required"] = params["required"]
+        p["properties"] = params.get("properties", {})
+        out.append({"type": t.get("type", "function"),
+                    "function": {"name": fn["name"], "description": fn.get("description", ""), "parameters": p}})
+    return out
+
+
+def ollama_template_data(messages: Iterable[Message], *, tools: Iterable[dict] = (), think: bool | None = None,
+                         think_level: str = "") -> dict[str, Any]:
+    """The data Ollama executes a `.Messages` template with (template.Execute after collate).
+
+    Consecutive messages with the same role (but tool) are merged with a blank line; `.System`
+    is every system message joined by a blank line, and system messages stay in `.Messages`.
+    """
+    collated: list[dict[str, Any]] = []
+    system: list[str] = []
+    for m in messages:
+        if m.role == "system":
+            system.append(m.content)
+        if collated and collated[-1]["Role"] == m.role and m.role != "tool":
+            collated[-1]["Content"] += "\n\n" + m.content
+            continue
+        calls = [{"ID": c.id, "Function": {"Index": i, "Name": c.name, "Arguments": c.arguments}}
+                 for i, c in enumerate(m.tool_calls)]
+        collated.append({"Role": m.role, "Content": m.content, "Thinking": m.thinking, "Images": [],
+                         "ToolCalls": calls or None, "ToolName": m.tool_name,
+                         "ToolCallID": "call12345" if m.role == "tool" else ""})
+    tools = list(tools)
+    return {
+        "System": "\n\n".join(system),
+        "Messages": collated,
+        "Tools": ollama_tools(tools) if tools else None,
+        "Response": "",
+        "Think": bool(think),
+        "ThinkLevel": think_level,
+        "IsThinkSet": think is not None,
+    }

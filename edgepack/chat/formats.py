@@ -1,0 +1,213 @@
+"""The table of chat formats: one row per family variant whose layout edgepack can write as Go.
+
+A row is data only (what goes around each turn, where the system prompt goes, the stop
+strings); edgepack.chat.translate turns a row into an Ollama TEMPLATE and proves it.
+Adding a family: add a row here (and, if its layout is new, a branch in
+modelfiles/chat/turns.gotmpl.j2), then a real template to tests/data/chat_templates/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from edgepack.chat.sandbox import SpecialTokens
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """One family variant's prompt layout; `{bos}`/`{eos}` stand for the model's token strings.
+
+    system: "turn"       system messages are turns of their own, where they occur
+            "first_user" the system prompt goes inside the first user turn (system_wrap around it)
+            "last_user"  ... inside the last message when it is a user turn (Mistral v3)
+            "header"     a system turn is always written first, starting with a fixed preamble
+                         (extracted from the template, e.g. Llama 3.1's knowledge/today dates)
+            "dropped"    system messages are not rendered at all
+    """
+
+    family: str
+    variant: str
+    markers: tuple[str, ...]  # all must occur in the Hugging Face template's source
+    user: tuple[str, str]
+    assistant: tuple[str, str]
+    generation: str  # written after the conversation, unless it ends with an assistant turn
+    stops: tuple[str, ...]
+    system: str = "turn"
+    system_turn: tuple[str, str] = ("", "")
+    system_wrap: tuple[str, str] = ("", "\n\n")
+    rejects_system: bool = False  # the template raises on system messages (edgepack: first_user)
+    skip_empty_system: bool = False
+    default_system: bool = False  # a default system prompt is written when none is given
+    preamble: bool = False  # fixed text right after BOS, before any turn
+    separator: str = ""  # between turns (not before the first)
+    turn_bos: str = ""  # written before every user turn but the first (Llama 2's "{bos}")
+    note: str = ""
+
+    def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
+        def sub(s: str) -> str:
+            return s.replace("{bos}", tokens.bos or "").replace("{eos}", tokens.eos or "")
+
+        def pair(p: tuple[str, str]) -> tuple[str, str]:
+            return (sub(p[0]), sub(p[1]))
+
+        return replace(
+            self, user=pair(self.user), assistant=pair(self.assistant), generation=sub(self.generation),
+            system_turn=pair(self.system_turn), system_wrap=pair(self.system_wrap),
+            stops=tuple(sub(s) for s in self.stops), turn_bos=sub(self.turn_bos),
+        )
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}/{self.variant}"
+
+
+CHATML = dict(
+    markers=("<|im_start|>", "<|im_end|>"),
+    system_turn=("<|im_start|>system\n", "<|im_end|>\n"),
+    user=("<|im_start|>user\n", "<|im_end|>\n"),
+    assistant=("<|im_start|>assistant\n", "<|im_end|>\n"),
+    generation="<|im_start|>assistant\n",
+    stops=("<|im_start|>", "<|im_end|>"),
+)
+LLAMA3 = dict(
+    markers=("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    system_turn=("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
+    user=("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+    assistant=("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+    generation="<|start_header_id|>assistant<|end_header_id|>\n\n",
+    stops=("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+)
+GEMMA = dict(
+    markers=("<start_of_turn>", "<end_of_turn>"),
+    user=("<start_of_turn>user\n", "<end_of_turn>\n"),
+    assistant=("<start_of_turn>model\n", "<end_of_turn>\n"),
+    generation="<start_of_turn>model\n",
+    stops=("<start_of_turn>", "<end_of_turn>"),
+    system="first_user",
+)
+MISTRAL_STOPS = ("[INST]", "[/INST]")
+DEEPSEEK3 = dict(
+    markers=("<｜User｜>", "<｜Assistant｜>"),
+    user=("<｜User｜>", ""),
+    assistant=("<｜Assistant｜>", "<｜end▁of▁sentence｜>"),
+    stops=("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"),
+)
+GRANITE = dict(
+    markers=("<|start_of_role|>", "<|end_of_role|>"),
+    system_turn=("<|start_of_role|>system<|end_of_role|>", "<|end_of_text|>\n"),
+    user=("<|start_of_role|>user<|end_of_role|>", "<|end_of_text|>\n"),
+    assistant=("<|start_of_role|>assistant<|end_of_role|>", "<|end_of_text|>\n"),
+    generation="<|start_of_role|>assistant<|end_of_role|>",
+    stops=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"),
+)
+PHI3_STOPS = ("<|end|>", "<|user|>", "<|assistant|>")
+ALPACA = dict(
+    markers=("### Instruction:", "### Response:"),
+    system_turn=("", "\n\n"),
+    user=("### Instruction:\n", "\n\n"),
+    assistant=("### Response:\n", "{eos}\n\n"),
+    generation="### Response:\n",
+    stops=("### Instruction:", "### Response:"),
+)
+VICUNA = dict(
+    markers=("USER: ", "ASSISTANT:"),
+    user=("USER: ", "\n"),
+    assistant=("ASSISTANT: ", "{eos}\n"),
+    generation="ASSISTANT:",
+    stops=("USER:", "ASSISTANT:"),
+)
+
+FORMATS: tuple[ChatFormat, ...] = (
+    ChatFormat("chatml", "plain", **CHATML),
+    ChatFormat("chatml", "skip-empty-system", **CHATML, skip_empty_system=True),
+    ChatFormat("chatml", "default-system", **CHATML, default_system=True,
+               note="writes the model's default system prompt when none is given"),
+    ChatFormat("chatml", "yi", markers=("<|im_start|>", "<|im_end|>"), system_turn=("", ""),
+               user=("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"),
+               assistant=("", "<|im_end|>\n"), generation="", stops=CHATML["stops"]),
+    ChatFormat("llama3", "3", **LLAMA3),
+    ChatFormat("llama3", "3.1", **LLAMA3, system="header",
+               note="the system turn starts with the template's knowledge-cutoff/today dates, "
+                    "fixed at the time the Modelfile was written"),
+    ChatFormat("llama2", "chat", markers=("[INST]", "<<SYS>>"), user=("[INST] ", " [/INST]"), turn_bos="{bos}",
+               assistant=(" ", " {eos}"), generation="", system="first_user",
+               system_wrap=("<<SYS>>\n", "\n<</SYS>>\n\n"),
+               stops=("[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")),
+    ChatFormat("mistral", "v1-no-system", markers=("[INST]",), user=("[INST] ", " [/INST]"),
+               assistant=("", "{eos}"), generation="", system="first_user", rejects_system=True,
+               stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v1", markers=("[INST]",), user=(" [INST] ", " [/INST]"),
+               assistant=(" ", "{eos}"), generation="", system="first_user", stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v3", markers=("[INST]",), user=("[INST] ", "[/INST]"),
+               assistant=(" ", "{eos}"), generation="", system="last_user", stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v3-tekken", markers=("[INST]",), user=("[INST]", "[/INST]"),
+               assistant=("", "{eos}"), generation="", system="last_user", stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v7", markers=("[INST]", "[SYSTEM_PROMPT]"),
+               system_turn=("[SYSTEM_PROMPT] ", "[/SYSTEM_PROMPT]"), user=("[INST] ", "[/INST]"),
+               assistant=(" ", "{eos}"), generation="", stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v7-tekken", markers=("[INST]", "[SYSTEM_PROMPT]"),
+               system_turn=("[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"), user=("[INST]", "[/INST]"),
+               assistant=("", "{eos}"), generation="", stops=MISTRAL_STOPS),
+    ChatFormat("mistral", "v7-tekken-default-system", markers=("[INST]", "[SYSTEM_PROMPT]"),
+               system_turn=("[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"), user=("[INST]", "[/INST]"),
+               assistant=("", "{eos}"), generation="", stops=MISTRAL_STOPS,
+               default_system=True, note="writes the model's default system prompt when none is given"),
+    ChatFormat("gemma", "1-2", **GEMMA, rejects_system=True),
+    ChatFormat("gemma", "3", **GEMMA),
+    ChatFormat("phi3", "system", markers=("<|end|>", "<|assistant|>"), system_turn=("<|system|>\n", "<|end|>\n"),
+               user=("<|user|>\n", "<|end|>\n"), assistant=("<|assistant|>\n", "<|end|>\n"),
+               generation="<|assistant|>\n", stops=PHI3_STOPS),
+    ChatFormat("phi3", "3.5", markers=("<|end|>", "<|assistant|>"), system_turn=("<|system|>\n", "<|end|>\n"),
+               user=("<|user|>\n", "<|end|>\n"), assistant=("<|assistant|>\n", "<|end|>\n"),
+               generation="<|assistant|>\n", skip_empty_system=True, stops=PHI3_STOPS),
+    ChatFormat("phi3", "no-system", markers=("<|end|>", "<|assistant|>"),
+               user=("<|user|>\n", "<|end|>\n<|assistant|>\n"), assistant=("", "<|end|>\n"),
+               generation="", system="dropped", stops=PHI3_STOPS,
+               note="the template ignores system messages, so SYSTEM has no effect"),
+    ChatFormat("phi4", "4", markers=("<|im_start|>", "<|im_sep|>"),
+               system_turn=("<|im_start|>system<|im_sep|>", "<|im_end|>"),
+               user=("<|im_start|>user<|im_sep|>", "<|im_end|><|im_start|>assistant<|im_sep|>"),
+               assistant=("", "<|im_end|>"), generation="", stops=("<|im_start|>", "<|im_end|>", "<|im_sep|>")),
+    ChatFormat("deepseek", "llm-v2", markers=("User: ", "Assistant:"), system_turn=("", "\n\n"),
+               user=("User: ", "\n\n"), assistant=("Assistant: ", "{eos}"), generation="Assistant:",
+               stops=("User:", "Assistant:")),
+    ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
+    ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
+    ChatFormat("command-r", "command-r", markers=("<|START_OF_TURN_TOKEN|>",),
+               system_turn=("<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               user=("<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               assistant=("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               generation="<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>",
+               stops=("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>")),
+    ChatFormat("zephyr", "zephyr", markers=("<|user|>", "<|assistant|>"),
+               system_turn=("<|system|>\n", "{eos}\n"), user=("<|user|>\n", "{eos}\n"),
+               assistant=("<|assistant|>\n", "{eos}\n"), generation="<|assistant|>\n",
+               stops=("<|system|>", "<|user|>", "<|assistant|>", "</s>")),
+    ChatFormat("vicuna", "plain-system", **VICUNA, system_turn=("", "\n\n")),
+    ChatFormat("vicuna", "default-system", **VICUNA, system_turn=("", "\n\n"), default_system=True),
+    ChatFormat("vicuna", "orca", **VICUNA, system_turn=("SYSTEM: ", "\n")),
+    ChatFormat("alpaca", "plain", **ALPACA),
+    ChatFormat("alpaca", "default-system", **ALPACA, default_system=True),
+    ChatFormat("granite", "3.0", **GRANITE),
+    ChatFormat("granite", "default-system-if-empty", **GRANITE, default_system=True, skip_empty_system=True,
+               note="writes the model's default system prompt when none or an empty one is given"),
+    ChatFormat("granite", "default-system", **GRANITE, default_system=True,
+               note="writes the model's default system prompt (with its date fixed when written)"),
+    ChatFormat("falcon", "falcon3", markers=("<|user|>", "<|assistant|>"), system_turn=("<|system|>\n", "\n"),
+               user=("<|user|>\n", "\n"), assistant=("<|assistant|>\n", "{eos}\n"),
+               generation="<|assistant|>\n", stops=("<|system|>", "<|user|>", "<|assistant|>")),
+    ChatFormat("falcon", "180b-chat", markers=("Falcon:",), system_turn=("System: ", ""),
+               user=("User: ", ""), assistant=("Falcon: ", ""), generation="\nFalcon:", separator="\n",
+               stops=("User:", "Falcon:", "System:")),
+    ChatFormat("starcoder2", "instruct", markers=("### Instruction", "### Response"), preamble=True,
+               user=("### Instruction\n", "\n\n"), assistant=("### Response\n", "{eos}\n\n"),
+               generation="### Response\n", system="first_user", rejects_system=True,
+               stops=("### Instruction", "### Response")),
+    ChatFormat("openchat", "3.5", markers=("GPT4 Correct",),
+               system_turn=("GPT4 Correct System: ", "<|end_of_turn|>"),
+               user=("GPT4 Correct User: ", "<|end_of_turn|>"),
+               assistant=("GPT4 Correct Assistant: ", "<|end_of_turn|>"), generation="GPT4 Correct Assistant:",
+               stops=("<|end_of_turn|>", "GPT4 Correct User:", "GPT4 Correct Assistant:")),
+)
+
+FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FORMATS))

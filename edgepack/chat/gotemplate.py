@@ -1,0 +1,388 @@
+"""A model of Go's text/template, for the part Ollama TEMPLATEs use, run the way Ollama runs them.
+
+Hand-written because no Python library executes Go templates; it covers text, trim markers,
+comments, if/else if/else, range (with else and variables), variables and assignment,
+fields, string/number literals, parentheses, the builtins below and Ollama's own functions
+(json, currentDate). Anything else raises GoTemplateError, so a template is never half-run.
+Go's real text/template is the oracle in tests/test_chat_templates.py (tests/go).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from edgepack.errors import GoTemplateError
+
+_GO_SPACE = " \t\r\n"  # what text/template's trim markers remove
+
+
+def _go_truth(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value) > 0
+    return True
+
+
+def go_json(value: Any) -> str:
+    """Go's json.Marshal of maps: compact, keys sorted, and <, >, & escaped as \\u003c, \\u003e, \\u0026."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _go_print(value: Any) -> str:
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return go_json(value)  # Ollama's tool types print themselves as JSON (their String())
+    return str(value)
+
+
+def _go_eq(a: Any, *others: Any) -> bool:
+    return any(type(a) is type(b) and a == b for b in others)
+
+
+def _go_slice(seq: Any, *idx: int) -> Any:
+    if len(idx) == 1:
+        return seq[idx[0]:]
+    if len(idx) == 2:
+        return seq[idx[0]:idx[1]]
+    raise GoTemplateError("slice takes one or two indexes here")
+
+
+def _go_index(seq: Any, *keys: Any) -> Any:
+    for k in keys:
+        seq = seq[k]
+    return seq
+
+
+_GO_FUNCS = {
+    "not": lambda a: not _go_truth(a),
+    "eq": _go_eq,
+    "ne": lambda a, b: not _go_eq(a, b),
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "len": len,
+    "index": _go_index,
+    "slice": _go_slice,
+    # Ollama's own functions (template/template.go)
+    "json": go_json,
+    "print": lambda *args: _go_sprint(args),
+    "currentDate": lambda *fmt: TODAY.get().isoformat(),
+    "yesterdayDate": lambda *fmt: (TODAY.get() - datetime.timedelta(days=1)).isoformat(),
+}
+
+
+def _go_sprint(args) -> str:
+    """fmt.Sprint: operands joined, with a space between two operands that are both not strings."""
+    out = ""
+    for i, a in enumerate(args):
+        if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+            out += " "
+        out += _go_print(a)
+    return out
+
+
+class _Today:
+    """The date `currentDate` returns; proofs pin it so that both sides see one day."""
+
+    def __init__(self) -> None:
+        self.fixed: datetime.date | None = None
+
+    def get(self) -> datetime.date:
+        return self.fixed or datetime.date.today()
+
+
+TODAY = _Today()
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<str>"(?:[^"\\]|\\.)*")
+      | (?P<num>-?\d+)
+      | (?P<decl>:=)
+      | (?P<assign>=)
+      | (?P<lparen>\()
+      | (?P<rparen>\)(?:\.[A-Za-z0-9_]+)*)  # a field chain may follow a parenthesised pipeline
+      | (?P<comma>,)
+      | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
+      | (?P<field>(?:\.[A-Za-z0-9_]+)+|\.)
+      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    )""",
+    re.VERBOSE,
+)
+
+
+def _lex_action(src: str) -> list[tuple[str, str]]:
+    tokens, pos = [], 0
+    while pos < len(src):
+        if src[pos:].strip() == "":
+            break
+        m = _TOKEN.match(src, pos)
+        if not m or m.end() == pos:
+            raise GoTemplateError(f"unsupported Go template syntax near {src[pos:pos + 20]!r}")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    return tokens
+
+
+@dataclass
+class _Text:
+    text: str
+
+
+@dataclass
+class _Action:
+    tokens: list
+
+
+@dataclass
+class _If:
+    branches: list  # [(tokens, body)], else body has tokens None
+
+
+@dataclass
+class _Range:
+    tokens: list
+    body: list
+    else_body: list
+
+
+class GoTemplate:
+    def __init__(self, source: str):
+        self.nodes = self._parse(self._split(source))
+
+    # lexing into text and actions, applying trim markers
+    @staticmethod
+    def _split(source: str) -> list[tuple[str, str]]:
+        parts: list[tuple[str, str]] = []
+        pos = 0
+        trim_next = False
+        while True:
+            start = source.find("{{", pos)
+            text = source[pos:] if start < 0 else source[pos:start]
+            if trim_next:
+                text = text.lstrip(_GO_SPACE)
+            if start < 0:
+                parts.append(("text", text))
+                return parts
+            inner_start = start + 2
+            if source.startswith("- ", inner_start) or source.startswith("-\n", inner_start):
+                text = text.rstrip(_GO_SPACE)
+                inner_start += 1
+            parts.append(("text", text))
+            end = inner_start
+            while True:  # find the closing braces outside string literals
+                if source.startswith("}}", end):
+                    break
+                if end >= len(source):
+                    raise GoTemplateError("unclosed action")
+                if source[end] == '"':
+                    end += 1
+                    while source[end] != '"':
+                        end += 2 if source[end] == "\\" else 1
+                end += 1
+            inner = source[inner_start:end]
+            trim_next = inner.endswith(" -") or inner.endswith("\n-")
+            if trim_next:
+                inner = inner[:-1]
+            inner = inner.strip()
+            if not (inner.startswith("/*") and inner.endswith("*/")):
+                parts.append(("action", inner))
+            pos = end + 2
+
+    def _parse(self, parts: list[tuple[str, str]]) -> list:
+        stack: list[tuple[Any, list]] = []  # (control node, current body list)
+        root: list = []
+        body = root
+        for kind, value in parts:
+            if kind == "text":
+                if value:
+                    body.append(_Text(value))
+                continue
+            tokens = _lex_action(value)
+            head = tokens[0][1] if tokens and tokens[0][0] == "ident" else None
+            if head == "if":
+                node = _If([(tokens[1:], [])])
+                body.append(node)
+                stack.append((node, body))
+                body = node.branches[0][1]
+            elif head == "range":
+                node = _Range(tokens[1:], [], [])
+                body.append(node)
+                stack.append((node, body))
+                body = node.body
+            elif head == "else":
+                node, _ = stack[-1]
+                rest = tokens[1:]
+                if isinstance(node, _If):
+                    if rest and rest[0] == ("ident", "if"):
+                        node.branches.append((rest[1:], []))
+                    else:
+                        node.branches.append((None, []))
+                    body = node.branches[-1][1]
+                elif isinstance(node, _Range) and not rest:
+                    body = node.else_body
+                else:
+                    raise GoTemplateError(f"unsupported else: {value!r}")
+            elif head == "end":
+                _, body = stack.pop()
+            elif head in ("with", "define", "template", "block", "break", "continue"):
+                raise GoTemplateError(f"unsupported Go template action {head!r}")
+            else:
+                body.append(_Action(tokens))
+        if stack:
+            raise GoTemplateError("missing {{ end }}")
+        return root
+
+    # evaluation
+    def execute(self, data: dict[str, Any]) -> str:
+        out: list[str] = []
+        self._run(self.nodes, data, [{"$": data}], out)
+        return "".join(out)
+
+    def _run(self, nodes: list, dot: Any, scopes: list[dict], out: list[str]) -> None:
+        for node in nodes:
+            if isinstance(node, _Text):
+                out.append(node.text)
+            elif isinstance(node, _Action):
+                value, declared = self._pipeline(node.tokens, dot, scopes)
+                if not declared:
+                    out.append(_go_print(value))
+            elif isinstance(node, _If):
+                for tokens, body in node.branches:
+                    if tokens is None or _go_truth(self._pipeline(tokens, dot, scopes)[0]):
+                        self._run(body, dot, scopes + [{}], out)
+                        break
+            elif isinstance(node, _Range):
+                tokens = node.tokens
+                names: list[str] = []
+                if any(t[0] == "decl" for t in tokens):
+                    split = [i for i, t in enumerate(tokens) if t[0] == "decl"][0]
+                    names = [t[1] for t in tokens[:split] if t[0] == "var"]
+                    tokens = tokens[split + 1:]
+                seq = self._pipeline(tokens, dot, scopes)[0] or []
+                if not seq:
+                    self._run(node.else_body, dot, scopes + [{}], out)
+                for i, item in enumerate(seq):
+                    scope: dict[str, Any] = {}
+                    if len(names) == 1:
+                        scope[names[0]] = item
+                    elif len(names) == 2:
+                        scope[names[0]], scope[names[1]] = i, item
+                    self._run(node.body, item, scopes + [scope], out)
+
+    def _pipeline(self, tokens: list, dot: Any, scopes: list[dict]) -> tuple[Any, bool]:
+        """Evaluate `$x := ...`, `$x = ...` or a plain command; returns (value, was_assignment)."""
+        if len(tokens) >= 2 and tokens[0][0] == "var" and tokens[1][0] in ("decl", "assign"):
+            value = self._command(tokens[2:], dot, scopes)
+            name = tokens[0][1]
+            if tokens[1][0] == "decl":
+                scopes[-1][name] = value
+            else:
+                for scope in reversed(scopes):
+                    if name in scope:
+                        scope[name] = value
+                        break
+                else:
+                    raise GoTemplateError(f"undefined variable {name}")
+            return value, True
+        return self._command(tokens, dot, scopes), False
+
+    def _command(self, tokens: list, dot: Any, scopes: list[dict]) -> Any:
+        args, pos = [], 0
+        while pos < len(tokens):
+            arg, pos = self._operand(tokens, pos, dot, scopes)
+            args.append(arg)
+        if not args:
+            raise GoTemplateError("empty command")
+        head = args[0]
+        if isinstance(head, _Func):
+            return head.call(self, args[1:], dot, scopes)
+        if len(args) > 1:
+            raise GoTemplateError("only functions take arguments")
+        return head.value if isinstance(head, _Lazy) else head
+
+    def _operand(self, tokens: list, pos: int, dot: Any, scopes: list[dict]) -> tuple[Any, int]:
+        kind, text = tokens[pos]
+        if kind == "ident":
+            if text in ("and", "or"):
+                return _Func(text), pos + 1
+            if text in _GO_FUNCS:
+                return _Func(text), pos + 1
+            if text in ("true", "false"):
+                return text == "true", pos + 1
+            raise GoTemplateError(f"unknown function {text!r}")
+        if kind == "lparen":
+            depth, end = 1, pos + 1
+            while depth:
+                depth += {"lparen": 1, "rparen": -1}.get(tokens[end][0], 0)
+                end += 1
+            inner = tokens[pos + 1:end - 1]
+            chain = tokens[end - 1][1].split(".")[1:]
+            return _Lazy(lambda: _fields(self._command(inner, dot, scopes), chain)), end
+        if kind == "str":
+            return json.loads(text), pos + 1
+        if kind == "num":
+            return int(text), pos + 1
+        if kind == "field":
+            return _fields(dot, text.split(".")[1:] if text != "." else []), pos + 1
+        if kind == "var":
+            name, *path = text.split(".")
+            for scope in reversed(scopes):
+                if name in scope:
+                    return _fields(scope[name], path), pos + 1
+            raise GoTemplateError(f"undefined variable {name}")
+        raise GoTemplateError(f"unexpected {text!r}")
+
+
+class _Lazy:
+    """A parenthesised pipeline, evaluated when used (so `and`/`or` can short-circuit)."""
+
+    def __init__(self, thunk):
+        self._thunk = thunk
+
+    @property
+    def value(self) -> Any:
+        return self._thunk()
+
+
+@dataclass
+class _Func:
+    name: str
+
+    def call(self, tmpl: GoTemplate, args: list, dot: Any, scopes: list[dict]) -> Any:
+        def value(a):
+            if isinstance(a, _Func):  # a function name as an argument is called without arguments
+                return a.call(tmpl, [], dot, scopes)
+            return a.value if isinstance(a, _Lazy) else a
+
+        if self.name in ("and", "or"):
+            result = None
+            for a in args:  # Go evaluates and/or lazily and returns the deciding argument
+                result = value(a)
+                if _go_truth(result) != (self.name == "and"):
+                    return result
+            return result
+        return _GO_FUNCS[self.name](*[value(a) for a in args])
+
+
+def _fields(value: Any, path: list[str]) -> Any:
+    for name in path:
+        if not isinstance(value, dict) or name not in value:
+            raise GoTemplateError(f"no field {name!r}")
+        value = value[name]
+    return value

@@ -1,0 +1,270 @@
+"""Translate a Hugging Face chat template (Jinja) into an Ollama TEMPLATE (Go text/template).
+
+A chat template is never guessed. Each known prompt format (edgepack.chat.formats, one row per
+family variant) is turned into a Go template (modelfiles/chat/turns.gotmpl.j2), and a format
+is chosen only when, for every conversation in PROBES, that Go template filled the way Ollama
+fills it renders exactly the text the Hugging Face template renders (transformers' Jinja, in
+edgepack.chat.sandbox). Whether the choice holds for real chats (padding, thinking, tools) is
+proven separately, on other conversations, by edgepack.chat.proof.
+
+Pure apart from the bounded render child: no files are written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import jinja2
+
+from edgepack.chat.conversations import PROBES, has_system, ollama_template_data
+from edgepack.chat.formats import FORMATS, ChatFormat
+from edgepack.chat.gotemplate import TODAY, GoTemplate
+from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
+from edgepack.errors import ChatTemplateError
+from edgepack.paths import package_data_dir
+
+
+def render_ollama(go_template: str, messages, **data) -> str:
+    """Render an Ollama TEMPLATE for a chat the way Ollama does (Python model of Go's text/template)."""
+    if ".Messages" not in go_template:
+        raise ChatTemplateError("only templates that range over .Messages can be rendered here")
+    return GoTemplate(go_template).execute(ollama_template_data(messages, **data))
+
+
+# --------------------------------------------------------------------------- Go templates
+
+def _go_text(text: str) -> str:
+    """Text for a Go template: verbatim when safe, else a Go string literal action."""
+    if text and ("{{" in text or "}}" in text or text[-1] == "{" or text[0] == "}"):
+        return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+    return text
+
+
+@lru_cache(maxsize=1)
+def _go_environment() -> jinja2.Environment:
+    # Different delimiters, so the Go template's own {{ }} pass through untouched.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(package_data_dir("modelfiles") / "chat"),
+        block_start_string="[%", block_end_string="%]",
+        variable_start_string="[=", variable_end_string="=]",
+        comment_start_string="[#", comment_end_string="#]",
+        undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["go_text"] = _go_text
+    env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
+    env.filters["go_fixed"] = _go_fixed
+    return env
+
+
+def _go_fixed(text: str) -> str:
+    """A Go expression for text taken from the template, with today's/yesterday's ISO date as
+    Ollama's currentDate/yesterdayDate, so that the build day is never frozen into the file."""
+    today = TODAY.get()
+    dates = {today.isoformat(): "currentDate", (today - datetime.timedelta(days=1)).isoformat(): "yesterdayDate"}
+    parts = re.split("(" + "|".join(map(re.escape, dates)) + ")", text)
+    if len(parts) == 1:
+        return json.dumps(text, ensure_ascii=False)
+    operands = [dates[p] if p in dates else json.dumps(p, ensure_ascii=False) for p in parts if p]
+    return "(print " + " ".join(operands) + ")"
+
+
+def frozen_date(text: str | None) -> str | None:
+    """Today's date as the template wrote it, in a form currentDate cannot write (None: none)."""
+    if not text:
+        return None
+    today = TODAY.get()
+    for fmt in ("%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y", "%d/%m/%Y", "%m/%d/%Y"):
+        written = today.strftime(fmt)
+        if written in text:
+            return written
+    return None
+
+
+def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
+                    think_tails: tuple[str, str, str] | None = None) -> str:
+    """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
+
+    fixed_text: the default system prompt, preamble or header preamble the format extracts.
+    leading_text: written first (the BOS text, when the tokenizer does not add BOS itself).
+    think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
+    .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
+    """
+    text = _go_environment().get_template("turns.gotmpl.j2").render(
+        f=fmt, fixed_text=fixed_text or "", leading_text=leading_text,
+        think_tails=think_tails if think_tails and any(think_tails) else None,
+    )
+    return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
+
+
+# --------------------------------------------------------------------------- translation
+
+@dataclass
+class Translation:
+    family: str
+    variant: str
+    go_template: str
+    stops: list[str]
+    system_handling: str  # how system prompts reach the model, in words
+    notes: list[str] = field(default_factory=list)
+    fixed_text: str | None = None  # text taken from the template (default system prompt, header)
+    think_tails: tuple[str, str, str] | None = None  # after the generation prompt: thinking unset/on/off
+    default_system: bool = False  # the format writes a default system prompt when none is given
+    tokenizer_adds_bos: bool = True
+
+
+_SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
+_BOS_SENTINEL = "\u2063EDGEPACK-BOS\u2063"
+
+
+class SourceRenders:
+    """The Hugging Face renders of PROBES for one template, done once in one bounded child."""
+
+    def __init__(self, chat_template: str, tokens: SpecialTokens):
+        self.tokens = tokens
+        names = list(PROBES)
+        marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
+        jobs = [RenderJob.of(PROBES[n]) for n in names]
+        for think in (True, False):  # the generation prompt with thinking on / off
+            names.append(f"user/think={think}")
+            jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
+        try:
+            results = render_many(chat_template, jobs, tokens)
+            [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
+        except TemplateBoundError as exc:
+            raise ChatTemplateError(f"the chat template cannot be rendered: {exc}") from None
+        self.results = dict(zip(names, results))
+        self.emits_bos = isinstance(bos_probe, str) and bos_probe.startswith(_BOS_SENTINEL)
+
+    def expected(self, name: str) -> str | None:
+        """The HF rendering Ollama must reproduce (None: the template refuses this conversation)."""
+        text = self.results[name]
+        if isinstance(text, RenderError):
+            return None
+        if self.emits_bos and self.tokens.bos and text.startswith(self.tokens.bos):
+            text = text[len(self.tokens.bos):]
+        return text
+
+
+def _fixed_text(fmt: ChatFormat, expected_user_only: str) -> str | None | bool:
+    """Extract the text a format takes from the template (default system prompt, preamble).
+
+    Returns False when the format has such a slot but the template's output does not fit it.
+    """
+    if not (fmt.default_system or fmt.preamble or fmt.system == "header"):
+        return None
+    ours = render_ollama(go_template_for(fmt, fixed_text=_SENTINEL), PROBES["user"])
+    before, _, after = ours.partition(_SENTINEL)
+    text = expected_user_only
+    if not (text.startswith(before) and text.endswith(after) and len(text) >= len(before) + len(after)):
+        return False
+    return text[len(before):len(text) - len(after)]
+
+
+def _matches(renders: SourceRenders, fmt: ChatFormat):
+    """(go_template_without_bos, fixed_text) when `fmt` reproduces the template on every probe."""
+    expected = {name: renders.expected(name) for name in PROBES}
+    if expected["user"] is None or expected["multi_turn"] is None:
+        return None
+    fixed = _fixed_text(fmt, expected["user"])
+    if fixed is False:
+        return None
+    tails = _think_tails(renders, fmt, fixed)
+    if tails is False:
+        return None
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails)
+    for name, conv in PROBES.items():
+        want = expected[name]
+        if want is None:
+            if not (fmt.rejects_system and has_system(conv)):
+                return None
+            continue
+        if fmt.rejects_system and has_system(conv):
+            return None  # the format says the template rejects system messages; it did not
+        if render_ollama(go, conv) != want:
+            return None
+    return go, fixed, tails
+
+
+def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, str, str] | None | bool:
+    """What the template writes after the generation prompt with thinking unset / on / off.
+
+    None when thinking changes nothing there; False when it changes something elsewhere.
+    """
+    wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
+    if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
+        return None
+    if not fmt.generation:
+        return False
+    base = render_ollama(go_template_for(fmt, fixed_text=fixed), PROBES["user"])
+    if not all(w.startswith(base) for w in wanted):
+        return False
+    return tuple(w[len(base):] for w in wanted)
+
+
+def system_handling(fmt: ChatFormat) -> str:
+    if fmt.rejects_system:
+        return ("the source template rejects system messages; edgepack puts the system prompt "
+                "at the start of the first user message")
+    return {
+        "turn": "system messages are turns of their own",
+        "first_user": "the system prompt is merged into the first user message",
+        "last_user": "the system prompt is merged into the last user message",
+        "header": "the system prompt follows the template's fixed header in the first turn",
+        "dropped": "the source template drops system messages",
+    }[fmt.system]
+
+
+def candidate_formats(chat_template: str) -> list[ChatFormat]:
+    """Formats whose markers all occur in the template source."""
+    return [f for f in FORMATS if all(m in chat_template for m in f.markers)]
+
+
+def template_emits_bos(chat_template: str, tokens: SpecialTokens) -> bool:
+    """Whether the template starts its output with `bos_token` (not merely with the same text)."""
+    return SourceRenders(chat_template, tokens).emits_bos if tokens.bos else False
+
+
+def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: bool = True,
+              renders: SourceRenders | None = None) -> Translation:
+    """The Ollama TEMPLATE and stops for a Hugging Face chat template, chosen on PROBES.
+
+    Raises ChatTemplateError (one line) when the template cannot be rendered or no known format
+    reproduces it exactly.
+    """
+    if not chat_template or not chat_template.strip():
+        raise ChatTemplateError("the model has no chat template")
+    renders = renders or SourceRenders(chat_template, tokens)
+    first = renders.results["user"]
+    if isinstance(first, RenderError):
+        needs = f" (it needs the variable {first.variable!r}, which edgepack does not set)" if first.variable else ""
+        raise ChatTemplateError(f"the chat template cannot be rendered{needs} ({first})")
+    # BOS: llama.cpp's tokenizer adds it when the GGUF says so, so the Go template must not
+    # write it again; when the tokenizer does not, the Go template writes it as text.
+    candidates = candidate_formats(chat_template)
+    for fmt in candidates:
+        concrete = fmt.with_tokens(tokens)
+        found = _matches(renders, concrete)
+        if found is None:
+            continue
+        go, fixed, tails = found
+        if renders.emits_bos and not tokenizer_adds_bos:
+            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails)
+        notes = [fmt.note] if fmt.note else []
+        if fixed:
+            notes.append(f"fixed text taken from the template: {fixed!r}")
+        return Translation(
+            family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
+            system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
+            default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
+        )
+    if candidates:
+        names = ", ".join(dict.fromkeys(f.family for f in candidates))
+        raise ChatTemplateError(
+            f"the chat template looks like {names} but renders differently from every edgepack "
+            "translation of it (tools, content rewriting or another variant)"
+        )
+    raise ChatTemplateError("the chat template matches none of the families edgepack can translate")

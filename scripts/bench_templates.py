@@ -1,0 +1,122 @@
+"""Coverage of every chat template in the pinned llama.cpp tree, through the three chat paths.
+
+For each `models/templates/*.jinja` of the pinned toolchain, runs edgepack's chat stage
+(edgepack.chat.report.analyze_chat) with the llama-server proof, and prints per template:
+  1 llama.cpp Jinja (llama-server vs transformers), 2 Ollama Go TEMPLATE (vs transformers),
+  3 Ollama RENDERER/PARSER (matched by name; never "exact", edgepack cannot run it),
+which path current Ollama takes with edgepack's Modelfile, and whether that path is exact; then
+totals against the targets of issue 11. BOS/EOS are the neutral "<s>"/"</s>" for every template
+(the proof compares two renderers fed the same tokens, so their spelling does not matter).
+
+    python scripts/bench_templates.py [--json] [--no-server] [NAME_SUBSTRING ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from edgepack.chat.proof import FIXED_BY
+from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
+from edgepack.chat.sandbox import SpecialTokens
+from edgepack.runtime.toolchain import find_toolchain
+
+SHORT = {"exact": "exact", "differs": "differs", "not handled": "-", "not checked": "n/c", "matched": "matched",
+         "exact without tools": "exact-nt"}
+
+
+def current_exact(report) -> bool:
+    if report.renderer:
+        return False  # a renderer is never proven by edgepack
+    if report.current_ollama == "the Go TEMPLATE":
+        return report.paths[GO_TEMPLATE].status == "exact"
+    jinja = report.paths[LLAMA_CPP]
+    return (jinja.as_ollama_sends or jinja.status) == "exact"  # as current Ollama calls llama.cpp
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-server", action="store_true", help="skip the llama-server proof of path 1")
+    args = parser.parse_args()
+    toolchain = find_toolchain()
+    folder = toolchain.root / "models" / "templates" if toolchain else None
+    if folder is None or not folder.is_dir():
+        print("the pinned llama.cpp tree with models/templates/ is not in the cache; run: edgepack native build "
+              "(after removing an old toolchain unpacked without models/templates)", file=sys.stderr)
+        return 1
+    paths = sorted(p for p in folder.glob("*.jinja") if not args.names or any(n in p.name for n in args.names))
+    rows, start = [], time.perf_counter()
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            report = analyze_chat(path.read_text(encoding="utf-8"), SpecialTokens("<s>", "</s>"),
+                                  prove_llama_cpp_path=not args.no_server)
+        except Exception as exc:  # the target is zero crashes: count one, never hide it
+            rows.append({"template": path.stem, "crash": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows.append({
+            "template": path.stem, "seconds": round(time.perf_counter() - t0, 2),
+            "llama_cpp": report.paths[LLAMA_CPP].status, "llama_cpp_as_ollama": report.paths[LLAMA_CPP].as_ollama_sends,
+            "go": report.paths[GO_TEMPLATE].status,
+            "go_modes": report.paths[GO_TEMPLATE].modes, "go_written": report.go_template is not None,
+            "renderer": report.renderer or (report.paths[RENDERER].status == "matched" and "(match)") or "",
+            "current_ollama": report.current_ollama, "current_exact": current_exact(report),
+            "family": f"{report.family}/{report.variant}" if report.family else "",
+            "llama_cpp_fixed_by_setting": report.paths[LLAMA_CPP].status == "differs" and all(
+                FIXED_BY in d for d in report.paths[LLAMA_CPP].differences),
+            "first_difference": next((d for k in (LLAMA_CPP, GO_TEMPLATE) for d in report.paths[k].differences), ""),
+            "needs": report.needs_variables,
+        })
+    n = len(rows)
+    ok = [r for r in rows if "crash" not in r]
+    totals = {
+        "templates": n,
+        "crashes": n - len(ok),
+        "path1_llama_cpp_exact": sum(r["llama_cpp"] == "exact" for r in ok),
+        "path1_equal_with_named_setting": sum(r["llama_cpp_fixed_by_setting"] for r in ok),
+        "path2_go_exact": sum(r["go"] == "exact" for r in ok),
+        "path2_go_exact_without_tools": sum(r["go"] == "exact without tools" for r in ok),
+        "path2_go_written": sum(r["go_written"] for r in ok),
+        "path3_renderer_matched": sum(bool(r["renderer"]) for r in ok),
+        "current_ollama_exact": sum(r["current_exact"] for r in ok),
+        "exact_through_some_proven_path": sum(r["llama_cpp"] == "exact" or r["go"] == "exact" or r["current_exact"]
+                                              for r in ok),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    if args.json:
+        print(json.dumps({"rows": rows, "totals": totals}, indent=2, ensure_ascii=False))
+        return 0
+    print("x/y: llama.cpp default / as current Ollama sends it (think=true for thinking models); *: every difference has a named setting;")
+    print(" exact-nt: exact without tools; n/c: not checked; -: not handled; (match): renderer matched by markers, not written")
+    print(f"{'template':44} {'1 llama.cpp':>15} {'2 Go':>8} {'3 renderer':>16}  current Ollama")
+    for r in rows:
+        if "crash" in r:
+            print(f"{r['template'][:44]:44} CRASH {r['crash'][:80]}")
+            continue
+        cur = ("exact" if r["current_exact"] else "not exact") + f" ({r['current_ollama'][:40]})"
+        one = SHORT[r["llama_cpp"]] + ("*" if r["llama_cpp_fixed_by_setting"] else "")
+        if r["llama_cpp_as_ollama"]:
+            one += "/" + SHORT[r["llama_cpp_as_ollama"]]
+        print(f"{r['template'][:44]:44} {one:>15} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}")
+    pct = lambda k: f"{totals[k]:3d}/{n} = {100 * totals[k] / max(n, 1):5.1f} %"
+    print()
+    print(f"exact through some path edgepack proved (1 or 2): {pct('exact_through_some_proven_path')}  (target >= 95 %)")
+    print(f"current Ollama exact with edgepack's Modelfile:   {pct('current_ollama_exact')}")
+    print(f"path 1 llama.cpp Jinja exact:                     {pct('path1_llama_cpp_exact')}")
+    print(f"path 1 differs, every difference has a setting    {pct('path1_equal_with_named_setting')}")
+    print("  that makes it equal (enable_thinking, date_string)")
+    print(f"path 2 Go TEMPLATE exact (older Ollama):          {pct('path2_go_exact')}  (target >= 60 %)")
+    print(f"path 2 Go TEMPLATE exact without tools (Ollama    {pct('path2_go_exact_without_tools')}")
+    print("  refuses tool requests on it; other modes exact)")
+    print(f"path 2 Go TEMPLATE written (exact or named diff): {pct('path2_go_written')}")
+    print(f"path 3 RENDERER/PARSER matched (not proven):      {pct('path3_renderer_matched')}")
+    print(f"crashes: {totals['crashes']}   time: {totals['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

