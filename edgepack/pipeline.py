@@ -173,7 +173,7 @@ def build(
         cached = reference_is_cached(src, outtype, toolchain, ref_dir) and not companions.merge_adapter
         plan_build_space(src, outtype=outtype, quant_bits=[q.bits for q in wanted], output_dir=out,
                          reference_dir=ref_dir or paths.reference_cache_dir(), reference_cached=cached,
-                         split=companions.split.enabled, merge_adapter=companions.merge_adapter).check()
+                         split=companions.split.enabled, merge_adapter=companions.merge_adapter).check(ensure_free_space)
     base_src, src = src, comp_stage.source_with_adapter(src, companions)
     reference = make_reference(src, outtype, toolchain=toolchain, trust_remote_code=trust_remote_code,
                                cache_dir=ref_dir)

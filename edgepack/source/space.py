@@ -47,9 +47,13 @@ class DiskPlan:
             out[dev] = (where, total + need.bytes, whats + [need.what])
         return out
 
-    def check(self) -> None:
-        """OutputError naming the first filesystem without room for what goes there."""
+    def check(self, ensure=None) -> None:
+        """OutputError naming the first filesystem without room for what goes there (through
+        `ensure(directory, bytes, what)` when given, e.g. the pipeline's ensure_free_space)."""
         for where, total, whats in self.by_filesystem().values():
+            if ensure is not None:
+                ensure(where, total, ", ".join(whats))
+                continue
             free = shutil.disk_usage(where).free
             if total > free:
                 raise OutputError(
