@@ -149,3 +149,24 @@ def test_adapter_for_another_base_is_refused(tiny_hf_dir, tmp_path):
     lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "does not fit" in lines[0] and "another base model" in lines[0], result.stderr
     assert not out.exists()
+
+
+def test_llama_server_presets_load_the_adapter(lora_bundle, native_tools):
+    """`llama-server --models-preset llama-server.ini` from the bundle starts the quant with --lora
+    (a model server whose adapter fails to load does not answer)."""
+    import urllib.request
+
+    from tiny_multimodal import post_json, serve_presets, stop_server
+
+    adapter = json.loads((lora_bundle / "manifest.json").read_text())["adapter"]["file"]
+    proc, url = serve_presets(native_tools.tool("llama-server"), lora_bundle)
+    try:
+        reply = post_json(url + "/v1/chat/completions", {
+            "model": "tiny-llama-Q4_K_M", "max_tokens": 4, "messages": [{"role": "user", "content": "Hello"}]})
+        with urllib.request.urlopen(url + "/v1/models", timeout=10) as r:
+            model = next(m for m in json.loads(r.read())["data"] if m["id"] == "tiny-llama-Q4_K_M")
+    finally:
+        stop_server(proc)
+    assert reply["usage"]["completion_tokens"] > 0
+    args = model["status"]["args"]
+    assert model["status"]["value"] == "loaded" and args[args.index("--lora") + 1] == f"./{adapter}"

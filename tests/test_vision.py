@@ -124,3 +124,24 @@ def test_a_projector_for_another_model_is_refused(vision_bundle, tmp_path):
     assert not out.exists()
     result = runner.invoke(app, ["build", str(wide.path), "--mmproj", str(wide.path), "-o", str(out)])
     assert result.exit_code != 0 and "not a projector" in result.stderr and not out.exists()
+
+
+def test_llama_server_presets_answer_an_image(vision_bundle, native_tools, tmp_path):
+    """`llama-server --models-preset llama-server.ini` from the bundle: each quant with its projector."""
+    import base64
+
+    from edgepack.measure.image import generated_image
+    from tiny_multimodal import post_json, serve_presets, stop_server
+
+    image = base64.b64encode(generated_image(tmp_path / "p.png").read_bytes()).decode()
+    proc, url = serve_presets(native_tools.tool("llama-server"), vision_bundle)
+    try:
+        reply = post_json(url + "/v1/chat/completions", {
+            "model": "tiny-gemma3-vision-Q4_K_M", "max_tokens": 4,
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}}]}]})
+    finally:
+        stop_server(proc)
+    assert reply["usage"]["completion_tokens"] > 0
+    assert reply["usage"]["prompt_tokens"] >= 4 + 3  # the image's 2x2 tokens and the text

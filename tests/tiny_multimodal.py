@@ -76,3 +76,47 @@ def make_tiny_lora(base_dir: Path, out_dir: Path, *, r: int = 8, seed: int = 1) 
                 p.mul_(20)
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def serve_presets(server_bin: Path, bundle: Path):
+    """Start llama-server in router mode on the bundle's llama-server.ini (from the bundle directory);
+    returns (process, base URL). The caller terminates it."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(server_bin), "--models-preset", "llama-server.ini", "--host", "127.0.0.1",
+                             "--port", str(port), "-c", "512", "-t", "2"], cwd=bundle,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("llama-server did not start")
+
+
+def stop_server(proc) -> None:
+    import os
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)  # the router and the model servers it started
+    proc.wait(timeout=30)
+
+
+def post_json(url: str, payload: dict) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(url, method="POST", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as r:
+        return json.loads(r.read())
