@@ -1,17 +1,23 @@
 """Write artifacts under a temporary name and rename them into place only when complete.
 
-A failed or interrupted step therefore never leaves a half-written file and never
-replaces a good one.
+A failed or interrupted step therefore never leaves a half-written file and never replaces a
+good one. Temporary names carry the writer's pid (`.NAME.PID.partial`, staging directories
+`.NAME.PID.RANDOM.partial`), so what a killed process left is recognised and removed later
+(`remove_stale_partials`) while a live writer's files are left alone.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+_PARTIAL_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")  # temp_name()
+_PARTIAL_TAIL = re.compile(r"^(?P<pid>\d+)(?:\.[A-Za-z0-9_]+)?\.partial$")  # after ".NAME.": staging, swap
 
 
 def temp_name(dest: Path) -> Path:
@@ -40,21 +46,63 @@ def write_text_atomic(dest: str | Path, text: str) -> Path:
     return Path(dest)
 
 
-@contextmanager
-def atomic_directory(dest: str | Path) -> Iterator[Path]:
-    """Build a whole directory beside `dest`, then swap it in (the old one is removed only after)."""
-    dest = Path(dest)
+def link_or_copy(src: Path, dest: Path) -> None:
+    """`dest` becomes a new name for `src` (a copy across file systems); never writes through an old `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    if os.path.lexists(dest):
+        dest.unlink()
     try:
-        yield staging
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
-            os.replace(dest, old)
-            os.replace(staging, dest)
-            shutil.rmtree(old, ignore_errors=True)
+        os.link(src, dest)
+    except OSError:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+
+
+def make_staging_dir(dest: Path) -> Path:
+    """An empty directory beside `dest` (same file system, so it can be renamed onto it)."""
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".partial", dir=dest.parent))
+
+
+def _owner_gone(path: Path, pid: int) -> bool:
+    """The pid in a temporary name is dead, or is a newer process that reused the number."""
+    import psutil
+
+    try:
+        started = psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return not psutil.pid_exists(pid)
+    try:
+        return started > path.lstat().st_mtime + 1
+    except FileNotFoundError:
+        return False
+
+
+def stale_partials(directory: Path, name: str | None = None) -> list[Path]:
+    """Temporary files and staging dirs in `directory` (of `name`, if given) whose writer is gone."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        if name is None:
+            match = _PARTIAL_FILE.match(path.name)
         else:
-            os.replace(staging, dest)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            match = path.name.startswith(f".{name}.") and _PARTIAL_TAIL.match(path.name[len(name) + 2:])
+        if match and _owner_gone(path, int(match["pid"])):
+            found.append(path)
+    return found
+
+
+def remove_stale_partials(directory: Path, name: str | None = None, *, recursive: bool = False) -> list[Path]:
+    """Delete what killed writers left in `directory` (and its subfolders with `recursive`)."""
+    directories = [directory] + ([p for p in directory.rglob("*") if p.is_dir() and not p.is_symlink()
+                                  and not p.name.endswith(".partial")] if recursive and directory.is_dir() else [])
+    removed = []
+    for folder in directories:
+        for path in stale_partials(folder, name):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

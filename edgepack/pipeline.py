@@ -1,36 +1,73 @@
-"""`build`: source → 16-bit reference GGUF → quants → bundle, in one call.
+"""`build`: source → 16-bit reference GGUF → quants → bundle, as named stages over a checked `BuildPlan`.
 
-The bundle is assembled in a staging directory beside the output and swapped in only when
-every file is complete, so a failed or interrupted build never damages a good bundle.
+Everything a plan asks for is checked before the first slow step. The bundle directory's lock is
+held for the whole build; the bundle is assembled in a staging directory beside it (hard links to
+the files it keeps from the previous bundle) and swapped in with one atomic exchange, so at every
+instant the directory holds the old bundle or the new one. Each finished quant waits in the quant
+cache until the bundle is in place, so an interrupted build resumes with the quants it had not made.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
-import re
-import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgepack import __version__, paths, progress
-from edgepack.atomic import atomic_directory, write_text_atomic
-from edgepack.bundle import ChatTemplateInfo, Manifest, PlanRecord, check_output_dir, file_entry, now_utc, render_model_card, write_manifest
-from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
-from edgepack.source.convert import reference_is_cached
-from edgepack.errors import BuildInterrupted, OutputError, QuantError
-from edgepack.hashing import sha256_file
+from edgepack import progress
+from edgepack.atomic import make_staging_dir, remove_stale_partials
+from edgepack.bundle import BundleFile, ChatTemplateInfo, Manifest, PlanRecord
+from edgepack.bundle.lock import bundle_lock
+from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
+                                    check_writable)
+from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
+from edgepack.bundle.writer import finish_bundle, make_quant, new_manifest, write_quant_modelfile
+from edgepack.chat.modelfile import chat_report_for_gguf
+from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
-from edgepack.chat.modelfile import chat_report_for_gguf, modelfile_for_gguf
-from edgepack.quantize.engine import QuantOptions, quantize_gguf
+from edgepack.paths import reference_cache_dir
+from edgepack.procs import signals_deferred, sigterm_as_interrupt
+from edgepack.quantize.cache import cache_entry, remove_stale_cache_partials
+from edgepack.quantize.engine import QuantOptions
+from edgepack.quantize.prepare import (DryRunResult, DryRunSize, check_calibration_plan, check_tensor_options,
+                                       dry_run_sizes, estimate_quant_bytes, settle_imatrix)
 from edgepack.quantize.types import QuantType, resolve_quants
 from edgepack.runtime.toolchain import ensure_toolchain
+from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
 from edgepack.bundle import companions as comp_stage
 from edgepack.bundle.companions import CompanionRequest
-from edgepack.source.space import plan_build_space, quant_bytes
+from edgepack.source.convert import reference_is_cached
+from edgepack.source.space import plan_build_space
 
 DEFAULT_QUANT = "Q4_K_M"
+__all__ = ["BuildPlan", "BuildResult", "DryRunResult", "DryRunSize", "build", "run_build"]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What one build makes. `run_build` checks all of it before any slow step."""
+
+    source: str | None = None  # HF directory, hub id, GGUF; None: the embedded default model
+    quants: tuple[str, ...] = ()  # default: Q4_K_M (or the ladder)
+    ladder: bool = False
+    output_dir: str | Path | None = None  # default: out/<model>
+    outtype: str = "f16"
+    revision: str | None = None
+    options: QuantOptions = QuantOptions()
+    calibration: tuple[str, ...] = ()  # text files, or ("default",): compute an importance matrix
+    imatrix: str | Path | None = None  # or reuse one
+    imatrix_chunks: int | None = None
+    target: str | None = None  # a device to plan for (preset, profile JSON, "this")
+    ctx: int | None = None  # the deployment context to plan for
+    replace: bool = False  # start the bundle over instead of adding to it
+    trust_remote_code: bool = False  # allow a source whose conversion runs its own Python code
+    dry_run: bool = False
+    evaluate: object | None = None  # an edgepack.measure.evaluate.EvalPlan: measure the bundle after
+    ollama_name: str | None = None  # then `ollama create NAME`
+    companions: CompanionRequest = CompanionRequest()  # adapter, projector, split parts (bundle/companions.py)
+    reference_dir: str | Path | None = None  # the 16-bit reference here instead of the cache
+    keep_reference: bool = True  # False: delete it after the build
 
 
 @dataclass
@@ -38,262 +75,231 @@ class BuildResult:
     bundle_dir: Path
     manifest: Manifest
     warnings: list[str] = field(default_factory=list)
+    reused: dict[str, str] = field(default_factory=dict)  # quant -> "bundle" or "cache": not remade
+    evaluation: object | None = None  # the Report when the plan asked for one
+    ollama: object | None = None  # the CreateResult when the plan named an Ollama model
 
     def to_dict(self) -> dict:
-        return {"bundle_dir": str(self.bundle_dir), "manifest": self.manifest.to_dict(), "warnings": self.warnings}
+        d = {"bundle_dir": str(self.bundle_dir), "manifest": self.manifest.to_dict(), "warnings": self.warnings,
+             "reused": self.reused}
+        return d | ({"evaluation": self.evaluation} if self.evaluation is not None else {}) \
+            | ({"ollama": self.ollama} if self.ollama is not None else {})
+
+
+@dataclass
+class _Checked:
+    """What checking a plan settled."""
+
+    plan: BuildPlan
+    wanted: list[QuantType]
+    calibration_text: object | None
+    target_profile: object | None
+    base_source: Source | None = None  # the source before --merge-adapter folded the adapter in
+
+    @property
+    def reference_dir(self) -> Path | None:
+        return Path(self.plan.reference_dir) if self.plan.reference_dir is not None else None
 
 
 def default_output_dir(source: Source) -> Path:
     return Path("out") / slugify(source.name)
 
 
-def _check_writable(path: Path) -> None:
-    """Probe with a real temporary file: permission bits alone lie for root and read-only mounts."""
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot create {path}: {parent} is not a directory; choose another -o")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise OutputError(f"cannot write to {parent} ({exc.strerror or exc}); choose another -o") from None
+def check_plan(plan: BuildPlan) -> _Checked:
+    """Every check that needs no conversion or quantization, so a bad plan fails in a second."""
+    from edgepack.quantize.imatrix import load_calibration
+
+    wanted = resolve_quants(list(plan.quants) or ([] if plan.ladder else [DEFAULT_QUANT]), ladder=plan.ladder)
+    check_calibration_plan(wanted, plan.calibration, plan.imatrix)
+    text = load_calibration(list(plan.calibration)) if plan.calibration else None
+    if plan.ollama_name:
+        from edgepack.chat.ollama import parse_model_name
+
+        parse_model_name(plan.ollama_name)
+    if plan.output_dir is not None and not plan.dry_run:
+        check_output_dir(Path(plan.output_dir), replace=plan.replace)
+        check_writable(Path(plan.output_dir))
+    profile = None
+    if plan.target is not None or plan.ctx is not None:
+        from edgepack.machine.devices import resolve_target
+
+        profile = resolve_target(plan.target)
+    return _Checked(plan, wanted, text, profile)
 
 
-def estimate_quant_bytes(n_params: int, quant: QuantType) -> int:
-    return quant_bytes(n_params, quant.bits)
+def run_build(plan: BuildPlan) -> BuildResult | DryRunResult:
+    """Build the plan's bundle, then (if asked) evaluate it and create the Ollama model."""
+    with sigterm_as_interrupt():  # SIGTERM cleans up like Ctrl-C
+        return _run(plan, time.perf_counter())
 
 
-@dataclass
-class DryRunSize:
-    quant: str
-    size_bytes: int | None
-    bits_per_weight: float | None
+def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
+    if plan.companions.split.enabled and not plan.replace:
+        plan = dataclasses.replace(plan, replace=True)  # split parts are not carried over: make every quant anew
+    checked = check_plan(plan)
+    toolchain = ensure_toolchain()
+    src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
+    comp_stage.check_request(plan.companions, src)
+    if not plan.dry_run:  # disk space for everything the build writes, before the first slow step
+        out_dir = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+        merge = plan.companions.merge_adapter
+        cached = reference_is_cached(src, plan.outtype, toolchain, checked.reference_dir) and not merge
+        plan_build_space(src, outtype=plan.outtype, quant_bits=[q.bits for q in checked.wanted], output_dir=out_dir,
+                         reference_dir=checked.reference_dir or reference_cache_dir(), reference_cached=cached,
+                         split=plan.companions.split.enabled, merge_adapter=merge).check(ensure_free_space)
+    checked.base_source, src = src, comp_stage.source_with_adapter(src, plan.companions)
+    if plan.dry_run:
+        reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
+        return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
+    out = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+    check_writable(out)  # the lock file goes beside it
+    with bundle_lock(out) as lock_file:
+        try:
+            result = _build_locked(checked, src, out, toolchain, start)
+        finally:
+            lock_file.unlink(missing_ok=True)  # while held: filelock re-checks the inode it locked
+    if plan.evaluate is not None:
+        from edgepack.measure.evaluate import evaluate
+
+        result.evaluation, _ = evaluate([result.bundle_dir], plan=plan.evaluate)
+    if plan.ollama_name:
+        from edgepack.chat.ollama import create
+
+        result.ollama = create(plan.ollama_name, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
+    return result
 
 
-@dataclass
-class DryRunResult:
-    model: str
-    reference: dict
-    sizes: list[DryRunSize]
-    options: dict
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _calibration_plan(wanted: list[QuantType], calibration, imatrix) -> None:
-    """Fail before any slow step when an imatrix-only type has no calibration."""
-    if calibration and imatrix:
-        raise QuantError("give either --calibration or --imatrix, not both")
-    if not (calibration or imatrix):
-        needy = [q.name for q in wanted if q.needs_imatrix]
-        if needy:
-            raise QuantError(f"{', '.join(needy)} need{'s' if len(needy) == 1 else ''} an importance matrix: "
-                             "add --calibration FILE (or --calibration default) or --imatrix FILE")
-
-
-def _check_tensor_options(options: QuantOptions, ref_info) -> None:
-    """Patterns must match a tensor and pruned layers must exist (llama.cpp would silently ignore them)."""
-    names = [t.name for t in ref_info.tensors]
-    for spec in options.tensor_types:
-        pattern = spec.rpartition("=")[0]
-        if not any(re.search(pattern, n) for n in names):
-            raise QuantError(f"--tensor-type pattern {pattern!r} matches no tensor of this model "
-                             f"(names look like {names[len(names) // 2]!r})")
-    n_layers = ref_info.n_layers or 0
-    bad = [i for i in options.prune_layers if not 0 <= i < n_layers]
-    if bad:
-        raise QuantError(f"--prune-layers {bad[0]} does not exist; this model has layers 0..{n_layers - 1}")
-    if len(set(options.prune_layers)) >= n_layers > 0:
-        raise QuantError("--prune-layers would remove every layer")
-
-
-def build(
-    source: str | None = None,
-    quants: list[str] | tuple[str, ...] = (),
-    *,
-    ladder: bool = False,
-    output_dir: str | Path | None = None,
-    outtype: str = "f16",
-    revision: str | None = None,
-    options: QuantOptions = QuantOptions(),
-    calibration: list[str] | tuple[str, ...] = (),
-    imatrix: str | Path | None = None,
-    imatrix_chunks: int | None = None,
-    dry_run: bool = False,
-    target: str | None = None,
-    ctx: int | None = None,
-    companions: CompanionRequest = CompanionRequest(),
-    reference_dir: str | Path | None = None,
-    keep_reference: bool = True,
-    trust_remote_code: bool = False,
-):
+def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), **settings) -> BuildResult | DryRunResult:
     """Build a bundle of `quants` (default Q4_K_M) from `source` (default: the embedded model).
 
-    `calibration` (text files, or ["default"]) computes an importance matrix with llama-imatrix;
-    `imatrix` reuses one. With `dry_run`, returns the size each quant would have and writes
-    nothing but the cached 16-bit reference. With `target` (a preset, a profile JSON, or "this")
-    and/or `ctx`, each Modelfile carries the deployment plan (num_ctx, num_gpu, num_thread).
-    `companions`: a LoRA adapter (beside the quants or merged), the projector of a multimodal
-    source, split parts. `reference_dir` holds the 16-bit reference instead of the cache;
-    `keep_reference=False` deletes it after the build.
-    A source whose conversion would run its own Python code is refused unless `trust_remote_code`.
+    `settings` are BuildPlan's fields: output_dir, ladder, options, calibration, imatrix, target,
+    ctx, replace, dry_run, evaluate (an EvalPlan), ollama_name, ...
     """
-    from edgepack.quantize.imatrix import check_imatrix_fits, compute_imatrix, load_calibration
+    if "calibration" in settings:
+        settings["calibration"] = tuple(settings["calibration"] or ())
+    return run_build(BuildPlan(source, tuple(quants), **settings))
 
-    start = time.perf_counter()
-    wanted = resolve_quants(list(quants) or ([] if ladder else [DEFAULT_QUANT]), ladder=ladder)
-    _calibration_plan(wanted, calibration, imatrix)
-    calibration_text = load_calibration(list(calibration)) if calibration else None
-    if imatrix is not None and not Path(imatrix).is_file():
-        raise QuantError(f"imatrix file {imatrix} does not exist")
-    # Check the output before the slow steps when we can; the default name needs the source.
-    if output_dir is not None and not dry_run:
-        out = Path(output_dir)
-        check_output_dir(out)
-        _check_writable(out)
-    target_profile = None
-    if target is not None or ctx is not None:
-        from edgepack.machine.devices import resolve_target
-        from edgepack.machine.plan import plan_deployment
 
-        target_profile = resolve_target(target)  # an unknown preset fails here, before the slow steps
-    toolchain = ensure_toolchain()
-    src = resolve_source(source, revision, trust_remote_code=trust_remote_code)
-    if output_dir is None and not dry_run:
-        out = default_output_dir(src)
-        check_output_dir(out)
-        _check_writable(out)
-
-    ref_dir = Path(reference_dir) if reference_dir is not None else None
-    comp_stage.check_request(companions, src)
-    if not dry_run:  # disk space for everything the build writes, checked before the first slow step
-        cached = reference_is_cached(src, outtype, toolchain, ref_dir) and not companions.merge_adapter
-        plan_build_space(src, outtype=outtype, quant_bits=[q.bits for q in wanted], output_dir=out,
-                         reference_dir=ref_dir or paths.reference_cache_dir(), reference_cached=cached,
-                         split=companions.split.enabled, merge_adapter=companions.merge_adapter).check(ensure_free_space)
-    base_src, src = src, comp_stage.source_with_adapter(src, companions)
-    reference = make_reference(src, outtype, toolchain=toolchain, trust_remote_code=trust_remote_code,
-                               cache_dir=ref_dir)
+def _reference_stage(checked: _Checked, src: Source, toolchain):
+    plan = checked.plan
+    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code,
+                               cache_dir=checked.reference_dir)
     ref_info = read_gguf(reference.path, with_tokens=True)
-    _check_tensor_options(options, ref_info)
-    comp = (comp_stage.prepare(companions, src, base_src, reference, ref_info.embedding_length, ref_dir)
-            if not dry_run else comp_stage.Companions(companions))
-    imatrix_info = None
-    if imatrix is not None:
-        data = check_imatrix_fits(imatrix, reference.path)
-        imatrix_info = {"path": str(imatrix), "dataset": ", ".join(Path(d).stem for d in data["datasets"]) or None,
-                        "chunks": data["chunks"], "chunk_size": data["chunk_size"], "entries": len(data["entries"]),
-                        "sha256": sha256_file(imatrix), "computed": False}
-        options = replace(options, imatrix=str(imatrix))
-    elif calibration_text is not None:
-        computed = compute_imatrix(reference.path, calibration_text, chunks=imatrix_chunks, n_params=ref_info.n_params)
-        imatrix_info = computed.to_dict() | {"computed": True}
-        options = replace(options, imatrix=str(computed.path))
+    check_tensor_options(plan.options, ref_info)
+    imatrix = settle_imatrix(reference.path, ref_info.n_params, plan.options, imatrix=plan.imatrix,
+                             calibration_text=checked.calibration_text, chunks=plan.imatrix_chunks)
+    return reference, ref_info, imatrix
 
-    if dry_run:
-        sizes = []
-        for quant in wanted:
-            r = quantize_gguf(reference.path, None, quant, options, dry_run=True)
-            sizes.append(DryRunSize(quant.name, r.size_bytes, r.bits_per_weight))
-        return DryRunResult(src.name, reference.to_dict(), sizes, options.to_dict())
 
-    if target_profile is not None:
-        plan_deployment(reference.path, target_profile, ctx)  # a context the model lacks: fail before quantizing
-    plans: dict[str, dict] = {}
+def _remove_debris(out: Path) -> None:
+    """Staging dirs and partial files of builds that were killed (their pid is gone)."""
+    restore_interrupted_swap(out)
+    remove_stale_partials(out.parent, out.name)
+    remove_stale_cache_partials()
+    remove_stale_partials(reference_cache_dir(), recursive=True)
 
-    needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in wanted) + comp_stage.extra_bytes(comp)
-    ensure_free_space(out.parent, needed, f"{len(wanted)} GGUF file(s)")
 
-    warnings = list(reference.warnings) + comp.warnings
-    notes: list[str] = []
-    if src.kind == "default":
-        from edgepack.source.default_model import DEFAULT_MODEL_NOTE
-
-        notes.append(DEFAULT_MODEL_NOTE)
+def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float) -> BuildResult:
+    plan = checked.plan
+    _remove_debris(out)
+    state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
+    check_inside(src.path, state, plan.replace)
+    reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
+    check_same_build(state, reference.to_dict(), toolchain.to_dict())
     # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work).
     chat = chat_report_for_gguf(ref_info, src.path if src.path.is_dir() else None)
-    slug = slugify(src.name)
-    files = []
-    default_modelfile = None
+    if checked.target_profile is not None:
+        from edgepack.machine.plan import plan_deployment
+
+        plan_deployment(reference.path, checked.target_profile, plan.ctx)  # a context the model lacks fails here
+    comp = comp_stage.prepare(plan.companions, src, checked.base_source, reference, ref_info.embedding_length,
+                              checked.reference_dir)
+    needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in checked.wanted) + comp_stage.extra_bytes(comp)
+    ensure_free_space(out.parent, needed, f"{len(checked.wanted)} GGUF file(s)")
+    staging = make_staging_dir(out)
+    swapped = False
     try:
-        with atomic_directory(out) as staging:
-            for quant in wanted:
-                gguf_name = f"{slug}-{quant.name}.gguf"
-                result = quantize_gguf(reference.path, staging / gguf_name, quant, options,
-                                       expected_bytes=estimate_quant_bytes(ref_info.n_params, quant))
-                entry = file_entry(result.path, quant.name, options.to_dict(), options.llama_quantize_args(),
-                                   result.seconds)
-                modelfile_name = f"Modelfile.{quant.name}"
-                from_args = comp_stage.finish_quant(comp, entry, result.path, slug)  # split, projector, adapter
-                deploy = {}
-                if target_profile is not None:
-                    plan = plan_deployment(staging / entry.file, target_profile, ctx,
-                                           projector_bytes=comp.projector.size_bytes if comp.projector else 0)
-                    plans[quant.name] = {"target": plan.target, "fits": plan.fits, "n_ctx": plan.n_ctx,
-                                         "n_gpu_layers": plan.n_gpu_layers, "n_threads": plan.n_threads,
-                                         "kv_type": plan.kv_type, "suggestions": plan.suggestions}
-                    if plan.fits:
-                        deploy = plan.modelfile_parameters()
-                    else:
-                        warnings.append(f"{quant.name} does not fit {plan.target} at context {plan.n_ctx}: "
-                                        + "; ".join(plan.suggestions or ["try a smaller quant"]))
-                modelfile = modelfile_for_gguf(read_gguf(staging / entry.file, with_tokens=True), **from_args,
-                                               model_name=src.name, quant=quant.name, modelfile_name=modelfile_name,
-                                               source_dir=src.path if src.path.is_dir() else None, chat=chat,
-                                               **deploy)
-                write_text_atomic(staging / modelfile_name, modelfile.text)
-                entry.modelfile = modelfile_name
-                chat_template = {"family": modelfile.template_family, "variant": modelfile.template_variant,
-                                 "system_handling": modelfile.system_handling}
-                files.append(entry)
-                for w in modelfile.warnings:
-                    if w not in warnings:
-                        warnings.append(w)
-            preferred = next((f for f in files if f.quant == DEFAULT_QUANT), files[0])
-            shutil.copyfile(staging / preferred.modelfile, staging / "Modelfile")
-            default_modelfile = "Modelfile"
-            companion_fields = comp_stage.write_into(comp, staging, files, slug)
-            manifest = Manifest(
-                edgepack_version=__version__,
-                created=now_utc(),
-                source=src.to_dict(),
-                toolchain=toolchain.to_dict() | {"root": None},
-                reference=reference.to_dict(),
-                model={
-                    "name": src.name,
-                    "architecture": ref_info.architecture,
-                    "n_params": ref_info.n_params,
-                    "n_layers": ref_info.n_layers,
-                    "context_length": ref_info.context_length,
-                    "embedding_length": ref_info.embedding_length,
-                    "vocab_size": ref_info.vocab_size,
-                    "has_chat_template": ref_info.has_chat_template,
-                },
-                files=files,
-                timings={"convert": reference.seconds, "reference_cached": reference.cached,
-                         "quantize_total": round(sum(f.seconds["quantize"] for f in files), 3),
-                         "total": progress.elapsed(start)},
-                default_modelfile=default_modelfile,
-                warnings=warnings,
-                notes=notes,
-                imatrix=imatrix_info,
-                chat_template=ChatTemplateInfo(**chat_template),
-                chat=chat.to_dict(),
-                plans={q: PlanRecord(**p) for q, p in plans.items()},
-                **companion_fields,
-            )
-            write_manifest(staging, manifest)
-            write_text_atomic(staging / "README.md", render_model_card(manifest))
-    except KeyboardInterrupt:
-        raise BuildInterrupted("build interrupted; the previous bundle (if any) was left untouched") from None
+        wanted = {q.name: imatrix.options.to_dict() | {"imatrix": imatrix.sha256} for q in checked.wanted}
+        carry = carry_over(state, staging, wanted, imatrix.sha256)
+        for warning in carry.warnings:
+            progress.warn(warning)
+        manifest, result = _quantize_stage(checked, src, reference, ref_info, imatrix, toolchain, staging, carry, out,
+                                           chat, comp)
+        manifest.timings["total"] = progress.elapsed(start)
+        finish_bundle(staging, manifest, mode=state.mode)
+        check_source_kept(src.path, state, staging)
+        with signals_deferred():
+            old = swap_in(staging, out)
+            swapped = True
+            remove_tree(old)
+    except (KeyboardInterrupt, BuildInterrupted) as exc:
+        what = str(exc) if isinstance(exc, BuildInterrupted) else "build interrupted"
+        where = (f"{out} still holds the previous bundle" if state.manifest or state.files
+                 else f"nothing was written to {out}")
+        raise BuildInterrupted(f"{what}; {where}" if not swapped else
+                               f"interrupted after the new bundle was in place in {out}") from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise OutputError(f"no space left on the device while writing {out}; free some space or choose another -o; "
-                              "the previous bundle (if any) was left untouched") from None
+            raise OutputError(f"no space left on the device while writing {out}; free some space or choose "
+                              "another -o; the previous bundle (if any) was left untouched") from None
         raise
-    if not keep_reference and reference.path != src.path and reference.cache_key:
-        shutil.rmtree(reference.path.parent, ignore_errors=True)  # the keyed cache entry, never a user's file
-    return BuildResult(out, manifest, warnings)
+    finally:
+        if not swapped:
+            remove_tree(staging)
+    for quant in checked.wanted:  # the bundle holds them now
+        cache_entry(reference.sha256, quant, imatrix.options, imatrix.sha256, toolchain.to_dict()).drop()
+    if not plan.keep_reference and reference.path != src.path and reference.cache_key:
+        remove_tree(reference.path.parent)  # the keyed cache entry, never a user's file
+    return result
+
+
+def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix, toolchain, staging: Path,
+                    carry, out: Path, chat, comp) -> tuple[Manifest, BuildResult]:
+    plan = checked.plan
+    warnings = list(reference.warnings) + comp.warnings
+    reused: dict[str, str] = {}
+    made: dict[str, BundleFile] = {}
+    plans: dict[str, PlanRecord] = {}
+    chat_template = None
+    tuned = carry.tuning.modelfile_parameters if carry.tuning else None  # bench --tune's, as on the kept files
+    for quant in checked.wanted:
+        entry = next((e for e in carry.kept if e.quant == quant.name), None) if quant.name in carry.reused else None
+        if entry is not None:
+            reused[quant.name] = "bundle"
+        else:
+            key = cache_entry(reference.sha256, quant, imatrix.options, imatrix.sha256, toolchain.to_dict())
+            entry, from_cache = make_quant(reference, quant, imatrix.options, key,
+                                            staging / f"{slugify(src.name)}-{quant.name}.gguf", ref_info.n_params)
+            if from_cache:
+                reused[quant.name] = "cache"
+        sources = comp_stage.finish_quant(comp, entry, staging / entry.file, slugify(src.name))  # split, mmproj, lora
+        deploy = {}
+        if checked.target_profile is not None:
+            from edgepack.machine.plan import plan_deployment
+
+            p = plan_deployment(staging / entry.file, checked.target_profile, plan.ctx,
+                                projector_bytes=comp.projector.size_bytes if comp.projector else 0)
+            plans[quant.name] = PlanRecord(p.target, p.fits, p.n_ctx, p.n_gpu_layers, p.n_threads, p.kv_type,
+                                           list(p.suggestions))
+            if p.fits:
+                deploy = p.modelfile_parameters()
+            else:
+                warnings.append(f"{quant.name} does not fit {p.target} at context {p.n_ctx}: "
+                                + "; ".join(p.suggestions or ["try a smaller quant"]))
+        written = write_quant_modelfile(staging, entry, ref_info, model_name=src.name, deploy=deploy, parameters=tuned,
+                                        chat=chat, source_dir=src.path if src.path.is_dir() else None, sources=sources)
+        chat_template = written.chat_template
+        warnings += [w for w in written.warnings if w not in warnings]
+        made[quant.name] = entry
+    old_quants = {e.quant for e in carry.kept}
+    files = [made.get(e.quant, e) for e in carry.kept] + [e for q, e in made.items() if q not in old_quants]
+    old_plans = {q: p for q, p in carry.plans.items() if q not in made}
+    sections = {"chat_template": ChatTemplateInfo(**chat_template), "evaluation": carry.evaluation,
+                "tuning": carry.tuning, "plans": old_plans | plans, "chat": chat.to_dict()}
+    sections |= comp_stage.write_into(comp, staging, files, slugify(src.name))
+    timings = {"convert": reference.seconds, "reference_cached": reference.cached,
+               "quantize_total": round(sum(e.seconds["quantize"] for q, e in made.items() if q not in reused), 3),
+               "reused": reused}
+    manifest = new_manifest(src, reference, ref_info, toolchain, files, timings=timings, warnings=warnings,
+                            imatrix=imatrix.record or carry.imatrix, **sections)
+    return manifest, BuildResult(out, manifest, warnings + carry.warnings, reused)

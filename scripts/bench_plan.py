@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgepack.measure.bench import measure_peak_memory as measure_peak
+from edgepack.measure.peak_memory import measure_peak_memory as measure_peak
 
 def main() -> None:
     from edgepack.measure.bench import measure_speed

@@ -119,10 +119,10 @@ def test_outtype_auto_keeps_bf16_sources_in_bf16(tmp_path):
     assert make_reference(resolve_source(str(src)), "f16").outtype == "F16"
 
 
-def test_rebuild_replaces_the_bundle(tiny_hf_dir, tmp_path):
+def test_rebuild_with_replace_starts_the_bundle_over(tiny_hf_dir, tmp_path):
     out = tmp_path / "out"
     build(str(tiny_hf_dir), ["Q8_0"], output_dir=out)
-    build(str(tiny_hf_dir), ["Q4_0"], output_dir=out)
+    build(str(tiny_hf_dir), ["Q4_0"], output_dir=out, replace=True)
     assert sorted(p.name for p in out.glob("*.gguf")) == ["tiny-llama-Q4_0.gguf"]
     assert [f.quant for f in load_manifest(out).files] == ["Q4_0"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
@@ -176,3 +176,21 @@ def test_rewriting_modelfiles_keeps_the_plan(tiny_hf_dir, tmp_path):
     text = (out / "Modelfile").read_text()
     assert "PARAMETER num_ctx 256" in text and "PARAMETER num_batch 64" in text
     assert "FROM ./tiny-llama-Q8_0.gguf" in text and "<|im_start|>" in text
+
+
+def test_a_build_plan_is_checked_before_any_slow_step(tmp_path):
+    """Everything the plan gets wrong is said before the source is even looked at."""
+    from edgepack.errors import OllamaError, OutputError, QuantError
+    from edgepack.pipeline import BuildPlan, run_build
+
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(OllamaError):
+        run_build(BuildPlan(missing, ("Q4_K_M",), output_dir=tmp_path / "out", ollama_name="bad name"))
+    with pytest.raises(QuantError, match="importance matrix"):
+        run_build(BuildPlan(missing, ("IQ2_XS",), output_dir=tmp_path / "out"))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not an edgepack bundle"):
+        run_build(BuildPlan(missing, ("Q4_K_M",), output_dir=foreign))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign"]

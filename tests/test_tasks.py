@@ -47,10 +47,38 @@ def test_final_number():
     assert final_number("none") is None
 
 
-def test_multiple_choice_runs_on_a_model(tiny_bundle):
-    result = run_task(tiny_bundle / "tiny-llama-Q8_0.gguf", load_task(sample_task_files()[0]))
-    assert result.n == 12 and 0 <= result.correct <= 12
-    assert result.stderr == pytest.approx((result.accuracy * (1 - result.accuracy) / 11) ** 0.5)
+def test_multiple_choice_agrees_with_transformers(tiny_hf_dir, tiny_bundle):
+    """The choices' log-likelihoods computed by transformers (float32, from the HF weights) pick the
+    same answers: the count of correct items matches, item by item where the pick is clear."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from edgepack.measure.scoring import ChunkScorer, EvalSettings
+
+    task = load_task(sample_task_files()[0])
+    gguf = tiny_bundle / "tiny-llama-Q8_0.gguf"
+    result = run_task(gguf, task)
+    model = AutoModelForCausalLM.from_pretrained(tiny_hf_dir, dtype=torch.float32).eval()
+    correct, margins = 0, []
+    with ChunkScorer(gguf, EvalSettings(n_ctx=1024)) as scorer:  # llama.cpp's tokens, transformers' logits
+        for item in task.items:
+            prompt = f"Question: {item.question}\nAnswer:"
+            context = scorer.tokenize_plain(prompt, add_bos=True)
+            scores = []
+            for choice in item.choices:
+                full = scorer.tokenize_plain(prompt + " " + choice, add_bos=True)
+                cut = next(i for i in range(min(len(context), len(full)) + 1)
+                           if i == min(len(context), len(full)) or full[i] != context[i])
+                with torch.no_grad():
+                    logp = torch.log_softmax(model(torch.tensor(full[None], dtype=torch.long)).logits[0].double(), -1)
+                scores.append(float(sum(logp[i - 1, full[i]] for i in range(max(cut, 1), len(full)))))
+            ranked = sorted(scores, reverse=True)
+            margins.append(ranked[0] - ranked[1])
+            correct += int(int(np.argmax(scores)) == item.answer)
+    assert result.n == 12
+    assert min(margins) > 0.02, "an item too close to call between Q8_0 and float32"
+    assert result.correct == correct and result.accuracy == correct / 12
 
 
 def test_pareto_and_recommendation():

@@ -6,7 +6,8 @@ from edgepack.bundle.manifest import (MANIFEST, MANIFEST_SCHEMA, BundleFile, Cha
                                       EvaluationResult, Manifest, PlanRecord, TunedSettings, Tuning, file_entry,
                                       load_manifest, now_utc, write_manifest)
 from edgepack.bundle.verify import FileCheck, ModelfileCheck, VerifyResult, require_verified, verify_bundle
-from edgepack.bundle.writer import check_output_dir, rewrite_modelfiles
+from edgepack.bundle.output import check_output_dir
+from edgepack.bundle.writer import rewrite_modelfiles
 
 __all__ = ["MANIFEST", "MANIFEST_SCHEMA", "BundleFile", "ChatTemplateInfo", "Evaluation", "EvaluationResult",
            "FileCheck", "Manifest", "ModelfileCheck", "PlanRecord", "TunedSettings", "Tuning", "VerifyResult",

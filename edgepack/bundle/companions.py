@@ -27,7 +27,7 @@ from edgepack.source.projector import Projector, check_projector_fits, has_proje
 SERVER_PRESETS = "llama-server.ini"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompanionRequest:
     """What the user asked for (the build's options)."""
 

@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgepack import procs
 from edgepack.errors import OllamaError
 
 SMOKE_PROMPT = "Say hi"
@@ -112,7 +113,7 @@ def create(name: str, modelfile: Path, *, run_smoke_test: bool = True) -> Create
 
 def _run(argv: list[str], timeout: int, what: str, cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        proc = procs.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise OllamaError(f"{what} did not finish within {timeout} s") from None
     if proc.returncode != 0:

@@ -23,6 +23,8 @@ def build(
         "--quant", "-q", help="Quant type (repeatable), e.g. Q4_K_M, Q8_0. Default: Q4_K_M.")] = None,
     ladder: Annotated[bool, typer.Option("--ladder", help="Build the default ladder Q8_0 … Q2_K.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle directory (default: out/<model>).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Start the bundle over; without it a rebuild keeps the quants and reports it does not remake.")] = False,
     outtype: Annotated[str, typer.Option(help="16-bit reference type: f16, bf16, f32, or auto (bf16 for bf16 sources).")] = "f16",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
     threads: Annotated[int, typer.Option("--threads", "-t", help="Quantization threads (0: all).")] = 0,
@@ -48,6 +50,7 @@ def build(
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     adapter: Annotated[Optional[Path], typer.Option(
         help="A PEFT LoRA directory for SOURCE: shipped as a LoRA GGUF beside the quants (ADAPTER, --lora).")] = None,
     merge_adapter: Annotated[bool, typer.Option(
@@ -66,21 +69,16 @@ def build(
         help="Keep the 16-bit reference GGUF here instead of the cache (e.g. on a bigger disk).")] = None,
     keep_reference: Annotated[bool, typer.Option(
         "--keep-reference/--drop-reference", help="Keep the 16-bit reference cached after the build, or delete it.")] = True,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
     """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
-    from edgepack.pipeline import build as run_build
     from edgepack.bundle.companions import CompanionRequest
-    from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
+    from edgepack.pipeline import BuildPlan, run_build
     from edgepack.source.split import SplitSettings
+    from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
 
     setup(verbose)
-    if ollama:
-        from edgepack.chat.ollama import parse_model_name
-
-        parse_model_name(ollama)  # refuse a name Ollama would refuse before the slow work
     keep_output, keep_embd, keep_patterns = parse_keep(keep or [])
     options = QuantOptions(
         nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
@@ -88,33 +86,23 @@ def build(
         tensor_types=tuple(keep_patterns + [parse_tensor_type(t) for t in tensor_type or []]),
         prune_layers=parse_prune_layers(prune_layers),
     )
-    result = run_build(source, quant or [], ladder=ladder, output_dir=output, outtype=outtype,
-                       revision=revision, options=options, calibration=calibration or [], imatrix=imatrix,
-                       imatrix_chunks=imatrix_chunks, dry_run=dry_run, target=target, ctx=ctx,
-                       companions=CompanionRequest(
-                           adapter=str(adapter) if adapter else None, merge_adapter=merge_adapter,
-                           check_adapter=adapter_check,
-                           mmproj_type=mmproj_type, projector=str(mmproj) if mmproj else None, no_projector=no_mmproj,
-                           split=SplitSettings(split_max_size, split_max_tensors)),
-                       reference_dir=reference_dir, keep_reference=keep_reference,
-                       trust_remote_code=trust_remote_code)
-    report = None
-    if evaluate and not dry_run:
+    eval_plan = None
+    if evaluate:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
-        from edgepack.measure.evaluate import evaluate as run_eval
 
-        report, _ = run_eval([result.bundle_dir], plan=EvalPlan(
-            settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
-            tasks=tuple(str(t) for t in eval_tasks or [])))
-    created = None
-    if ollama and not dry_run:
-        from edgepack.chat.ollama import create
-
-        created = create(ollama, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
+        eval_plan = EvalPlan(settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
+                             tasks=tuple(str(t) for t in eval_tasks or []))
+    result = run_build(BuildPlan(
+        source, tuple(quant or ()), ladder=ladder, output_dir=output, outtype=outtype, revision=revision,
+        options=options, calibration=tuple(calibration or ()), imatrix=imatrix, imatrix_chunks=imatrix_chunks,
+        target=target, ctx=ctx, replace=replace, dry_run=dry_run, evaluate=eval_plan, ollama_name=ollama,
+        trust_remote_code=trust_remote_code, reference_dir=reference_dir, keep_reference=keep_reference,
+        companions=CompanionRequest(
+            adapter=str(adapter) if adapter else None, merge_adapter=merge_adapter, check_adapter=adapter_check,
+            mmproj_type=mmproj_type, projector=str(mmproj) if mmproj else None, no_projector=no_mmproj,
+            split=SplitSettings(split_max_size, split_max_tensors))))
     if as_json:
-        payload = result if dry_run else (result.to_dict() | ({"ollama": created} if created else {})
-                                          | ({"evaluation": report} if report else {}))
-        print_json(payload)
+        print_json(result)
         return
     if dry_run:
         table = Table(title=f"{result.model}: sizes (dry run, nothing written)")
@@ -135,12 +123,15 @@ def build(
     out.print(table)
     ref = "cached" if m.timings["reference_cached"] else f"converted in {m.timings['convert']:.1f} s"
     out.print(f"16-bit reference: {m.reference['outtype']} ({ref}); total {m.timings['total']:.1f} s")
+    if result.reused:
+        out.print("not remade: " + ", ".join(f"{q} (from the {how})" for q, how in result.reused.items()))
     if m.imatrix:
         out.print(f"importance matrix: {m.imatrix['dataset']}, {m.imatrix['chunks']} chunks")
-    if report is not None:
+    if result.evaluation is not None:
         from edgepack.cli.eval_cmd import _show
 
-        _show(report, [result.bundle_dir / "report.md"])
+        _show(result.evaluation, [result.bundle_dir / "report.md"])
+    created = result.ollama
     if created is None:
         out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
     elif created.ran:

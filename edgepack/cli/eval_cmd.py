@@ -14,7 +14,7 @@ out = Console()
 
 
 def eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
-              budget, max_kld):
+              budget, max_kld, lm_eval=None, lm_eval_limit=None, lm_eval_include=None):
     from edgepack.measure.evaluate import EvalPlan, EvalSettings
     from edgepack.measure.bench import parse_list
 
@@ -24,7 +24,9 @@ def eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_
         tasks=tuple(str(t) for t in tasks or []), speed=not no_speed,
         parallel=tuple(parse_list(parallel, name="--parallel") or [1]), repetitions=repetitions,
         memory_contexts=tuple(parse_list(memory_ctx, name="--memory-ctx") if memory_ctx.strip() else []),
-        budget=budget, max_kld=max_kld)
+        budget=budget, max_kld=max_kld,
+        lm_eval=tuple(t.strip() for t in (lm_eval or "").split(",") if t.strip()), lm_eval_limit=lm_eval_limit,
+        lm_eval_include=str(lm_eval_include) if lm_eval_include else None)
 
 
 @app.command("eval")
@@ -46,6 +48,11 @@ def eval_command(
     budget: Annotated[Optional[str], typer.Option(help="Recommend the best quant within this size/memory, e.g. 4GB.")] = None,
     max_kld: Annotated[Optional[float], typer.Option(help="Recommend the smallest quant with KLD at most this.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Report directory (default: the bundle, or ./eval-report).")] = None,
+    lm_eval: Annotated[Optional[str], typer.Option("--lm-eval", help="lm-evaluation-harness tasks, e.g. "
+                                                   "hellaswag,arc_easy (datasets local or cached), run on llama-server.")] = None,
+    lm_eval_limit: Annotated[Optional[int], typer.Option("--limit", help="With --lm-eval: items per task.")] = None,
+    lm_eval_include: Annotated[Optional[Path], typer.Option("--lm-eval-include", help="With --lm-eval: a directory "
+                                                            "of your own lm-eval task YAML files.")] = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -53,8 +60,12 @@ def eval_command(
     from edgepack.measure.evaluate import evaluate
 
     setup(verbose)
+    if (lm_eval_limit is not None or lm_eval_include is not None) and not lm_eval:
+        from edgepack.errors import EvalError
+
+        raise EvalError("--limit and --lm-eval-include go with --lm-eval TASKS")
     plan = eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
-                     budget, max_kld)
+                     budget, max_kld, lm_eval, lm_eval_limit, lm_eval_include)
     report, written = evaluate(targets, reference=reference, plan=plan, output_dir=output)
     if as_json:
         print_json(report)
@@ -119,16 +130,21 @@ def _merge_bench(sources: list[Path], output: Optional[Path], as_json: bool) -> 
     import json
 
     from edgepack.atomic import write_text_atomic
-    from edgepack.measure.report import ReportError, bench_csv, bench_markdown, merge_bench_results
+    from edgepack.measure.bench_report import bench_chart, bench_csv, bench_markdown, bench_notes, merge_bench_results
+    from edgepack.measure.report import ReportError
 
     records = merge_bench_results(sources)
     if output is not None:
-        render = {".md": bench_markdown, ".csv": bench_csv,
-                  ".json": lambda r: json.dumps({"results": r}, indent=2) + "\n"}.get(output.suffix)
-        if render is None:
+        if output.suffix not in (".md", ".csv", ".json"):
             raise ReportError(f"-o {output}: use a .md, .csv or .json file name")
+        chart = bench_chart(records, output.with_name(output.stem + "-energy.png")) if output.suffix == ".md" else None
+        render = {".md": lambda r: bench_markdown(r, notes=bench_notes(r), chart=chart.name if chart else None),
+                  ".csv": bench_csv,
+                  ".json": lambda r: json.dumps({"results": r}, indent=2) + "\n"}[output.suffix]
         write_text_atomic(output, render(records))
     if as_json:
         print_json({"results": records})
     else:
         typer.echo(bench_markdown(records), nl=False)
+    for note in bench_notes(records):
+        typer.echo(f"note: {note}", err=True)

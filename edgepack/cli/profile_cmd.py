@@ -79,6 +79,8 @@ def plan(
     ngl: Annotated[Optional[str], typer.Option("--ngl", help="Force n_gpu_layers (a number or 'all').")] = None,
     kv_type: Annotated[Optional[str], typer.Option("--kv-type", help="Force the KV cache type: f16, q8_0, q4_0.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Force the thread count.")] = None,
+    runtime: Annotated[Optional[str], typer.Option("--runtime", help="Size memory for this runtime's process: "
+                                                   "llama-server (default), ollama, python.")] = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="List the built-in target presets.")] = False,
     mmproj: Annotated[Optional[Path], typer.Option(
         help="The model's projector GGUF, counted in memory (a bundle's own projector is counted anyway).")] = None,
@@ -96,7 +98,8 @@ def plan(
                 out.print(f"  {name:<22} {p.description}", highlight=False)
         return
     if model.is_dir():
-        result = plan_bundle(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads)
+        result = plan_bundle(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads,
+                             runtime=runtime)
         if as_json:
             print_json(result)
             return
@@ -116,7 +119,7 @@ def plan(
         return
     from edgepack.source.projector import read_projector
 
-    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads,
+    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads, runtime=runtime,
                         projector_bytes=read_projector(mmproj).size_bytes if mmproj else 0)
     if as_json:
         print_json(p)
@@ -129,14 +132,15 @@ def _print_plan(p) -> None:
     status = "[green]fits[/green]" if p.fits else "[red]does not fit[/red]"
     out.print(f"[bold]{Path(p.model).name}[/bold] ({p.quant}) on [bold]{p.target}[/bold]: {status}")
     out.print(f"  n_ctx {p.n_ctx}, n_gpu_layers {p.n_gpu_layers}/{p.n_layers}, KV cache {p.kv_type}, "
-              f"flash attention {'on' if p.flash_attn else 'off'}, threads {p.n_threads}", highlight=False)
+              f"flash attention {'on' if p.flash_attn else 'off'}, threads {p.n_threads}, runtime {p.runtime}",
+              highlight=False)
     table = Table(title="memory")
     for col in ("", "RAM", "VRAM"):
         table.add_column(col, justify="left" if not col else "right")
     for label, ram, vram in (("weights", m.weights_ram, m.weights_vram), ("CPU repack copy", m.repack_ram, 0),
                              ("vocabulary, metadata", m.model_runtime_ram, 0),
                              ("KV cache", m.kv_ram, m.kv_vram), ("compute buffers", m.compute_ram, m.compute_vram),
-                             ("runtime reserve", m.reserve_ram, m.reserve_vram),
+                             (f"{p.runtime} process", m.reserve_ram, m.reserve_vram),
                              ("projector (mmproj)", m.projector_ram, m.projector_vram),
                              ("total", m.ram_total, m.vram_total), ("budget", p.ram_budget, p.vram_budget)):
         table.add_row(label, _mib(ram), _mib(vram) if vram or label in ("total", "budget") else "-")
@@ -165,13 +169,22 @@ def bench(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report: .md, .csv, .json, .jsonl.")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Find the fastest threads/n_gpu_layers and write them into the bundle.")] = False,
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="With --tune: the quant to tune on (default Q4_K_M).")] = None,
+    energy: Annotated[bool, typer.Option("--energy", help="Joules per token from RAPL/NVML/Jetson/powermetrics, "
+                                         "net of an idle baseline.")] = False,
+    idle_seconds: Annotated[float, typer.Option("--idle-seconds", help="With --energy: how long the idle baseline "
+                                                "is measured.")] = 3.0,
+    sustained: Annotated[Optional[float], typer.Option("--sustained", help="Also generate for this many seconds: "
+                                                       "burst and sustained t/s, clocks, temperatures.")] = None,
+    cooldown: Annotated[float, typer.Option("--cooldown", help="Seconds of rest between settings "
+                                            "(llama-bench's --delay).")] = 0.0,
     image: Annotated[Optional[str], typer.Option(
         help="Instead: time to first token of one image prompt (an image file, or 'generated' for a test picture).")] = None,
     mmproj: Annotated[Optional[Path], typer.Option(help="With --image and a GGUF file: its projector GGUF.")] = None,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
-    """Prompt and generation speed, llama-bench style, over threads x n_gpu_layers x batch (and quants)."""
+    """Prompt and generation speed, llama-bench style, over threads x n_gpu_layers x batch (and quants);
+    with --energy joules per token, with --sustained speed once the machine is hot."""
     from edgepack.measure.bench import BenchError, bench_sweep, parse_list, tune_bundle
 
     setup(verbose)
@@ -181,6 +194,8 @@ def bench(
     fa = {"auto": None, "on": True, "off": False}.get(flash_attn.lower(), "bad")
     if fa == "bad":
         raise BenchError(f"--fa {flash_attn!r}: use auto, on or off")
+    if (sustained is not None and sustained <= 0) or cooldown < 0 or idle_seconds <= 0:
+        raise BenchError("--sustained and --idle-seconds must be positive and --cooldown not negative (seconds)")
     if tune:
         if len(models) != 1 or not models[0].is_dir():
             raise BenchError("--tune needs one bundle directory (it writes the settings into its Modelfiles)")
@@ -200,13 +215,16 @@ def bench(
     report = bench_sweep(models, threads=parse_list(threads, name="threads"),
                          n_gpu_layers=ngl.split(",") if ngl else None, batches=parse_list(batch, name="batch"),
                          parallel=parse_list(parallel, name="parallel"), n_prompt=n_prompt, n_gen=n_gen,
-                         repetitions=repetitions, flash_attn=fa)
+                         repetitions=repetitions, flash_attn=fa, energy=energy, idle_seconds=idle_seconds,
+                         sustained=sustained, cooldown=cooldown)
     if output:
         report.write(output)
     if as_json:
         print_json(report.to_dict())
     else:
         out.print(report.to_markdown(), highlight=False)
+    if as_json and report.notes:  # the no-sensor line and busy-machine notes reach a --json user too
+        Console(stderr=True).print("\n".join(report.notes), highlight=False)
 
 
 def _bench_image(models: list[Path], image: Path | None, mmproj: Path | None, threads: str | None, n_gen: int,

@@ -19,6 +19,8 @@ from edgepack.measure.scoring import EvalSettings
 
 DEFAULT_MEMORY_CONTEXTS = (512, 1024, 2048)
 ROWS_FILE = "eval-rows.jsonl"
+TASK_ENGINE = ("edgepack's zero-shot log-likelihood (sum over the answer's tokens, no length normalisation; "
+               "not comparable with published scores)")
 
 @dataclass
 class EvalPlan:
@@ -35,6 +37,9 @@ class EvalPlan:
     memory_contexts: tuple[int, ...] = DEFAULT_MEMORY_CONTEXTS
     budget: str | None = None
     max_kld: float | None = None
+    lm_eval: tuple[str, ...] = ()        # lm-evaluation-harness tasks, run against llama-server (lm_eval_runner.py)
+    lm_eval_limit: int | None = None
+    lm_eval_include: str | None = None   # a directory of the user's own lm-eval task YAML files
 
 def _models_to_evaluate(targets: list[str | Path], reference: str | Path | None):
     """(model name, reference path, [(quant, file path, size, bpw, sha256)], bundle dir or None).
@@ -84,7 +89,8 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
     loses nothing finished and the next run with the same plan resumes; a GGUF with other bytes
     under the same name is measured again.
     """
-    from edgepack.measure.bench import default_threads, measure_peak_memory, measure_speed
+    from edgepack.measure.peak_memory import measure_peak_memory
+    from edgepack.measure.speed import default_threads, measure_speed
     from edgepack.measure.report import Report, Row, parse_size, recommend, write_report
     from edgepack.measure.tasks import load_task, run_task
     from edgepack.measure.texts import load_eval_text
@@ -92,6 +98,10 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
     name, ref_path, files, bundle = _models_to_evaluate(list(targets), reference)
     text = load_eval_text(plan.text)
     tasks = [load_task(t) for t in plan.tasks]  # bad task files fail before any measuring
+    if plan.lm_eval:
+        from edgepack.measure.lm_eval_runner import task_manager
+
+        task_manager(list(plan.lm_eval), plan.lm_eval_include)
     budget = parse_size(plan.budget) if plan.budget else None
     settings = plan.settings
     if settings.n_threads is None:
@@ -130,7 +140,14 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
             row.same_top, row.rms_dp = d.same_top, d.rms_dp
         for task in tasks:
             r = run_task(path, task, n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers)
-            row.tasks[task.name] = {"accuracy": r.accuracy, "stderr": r.stderr, "n": r.n, "kind": r.kind}
+            row.tasks[task.name] = {"accuracy": r.accuracy, "stderr": r.stderr, "n": r.n, "kind": r.kind,
+                                    "engine": TASK_ENGINE}
+        if plan.lm_eval:
+            from edgepack.measure.lm_eval_runner import run_lm_eval
+
+            for score in run_lm_eval(path, list(plan.lm_eval), limit=plan.lm_eval_limit, include=plan.lm_eval_include,
+                                     n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers):
+                row.tasks[score.task] = score.as_task_entry()
         if plan.speed:
             for n_parallel in plan.parallel:
                 s = measure_speed(path, n_prompt=plan.n_prompt, n_gen=plan.n_gen, repetitions=plan.repetitions,
@@ -163,11 +180,15 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
             notes.append(DEFAULT_MODEL_NOTE)
         if manifest.imatrix:
             notes.append(f"Quants use an importance matrix from {manifest.imatrix.get('dataset')!r}.")
+    engines = sorted({f"{name}: {entry.get('metric', 'accuracy')} by {entry['engine']}" for row in rows
+                      for name, entry in row.tasks.items() if entry.get("engine")})
+    notes += [f"Task {line}." for line in engines]
     report = Report(
         model=name, reference=ref_path.name, text=text.name,
         settings={"n_ctx": settings.n_ctx, "n_chunks": base.n_chunks, "n_threads": settings.n_threads,
                   "n_gpu_layers": settings.n_gpu_layers, "flash_attn": settings.flash_attn,
-                  "tasks": [t.name for t in tasks],
+                  "tasks": [t.name for t in tasks], "lm_eval": list(plan.lm_eval),
+                  "lm_eval_limit": plan.lm_eval_limit,
                   "speed": ({"n_prompt": plan.n_prompt, "n_gen": plan.n_gen, "repetitions": plan.repetitions,
                              "n_threads": settings.n_threads, "n_gpu_layers": settings.n_gpu_layers,
                              "parallel": list(plan.parallel)} if plan.speed else None),

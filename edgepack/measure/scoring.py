@@ -200,7 +200,7 @@ class ChunkScorer:
     """Runs chunks of n_ctx tokens through a model and yields the logits of their second half."""
 
     def __init__(self, model_path: str | Path, settings: EvalSettings):
-        from edgepack.measure.bench import default_threads
+        from edgepack.measure.speed import default_threads
         from edgepack.runtime.llama import loaded_model, new_context
 
         self._stack = []

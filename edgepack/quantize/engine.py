@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgepack import progress
+from edgepack import procs, progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import BuildInterrupted, OutputError, QuantError
 from edgepack.quantize.types import QuantType
@@ -269,7 +269,7 @@ def _run_native(source: Path, tmp: Path | None, quant: QuantType, options: Quant
         cmd.append(str(options.nthread))
     label = f"{'Sizing' if tmp is None else 'Quantizing'} {quant.name}"
     with progress.file_growth(label, tmp or os.devnull, expected_bytes):
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = procs.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             output, _ = proc.communicate()
         except KeyboardInterrupt:

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgepack import paths, progress
+from edgepack import paths, procs, progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import CalibrationError
 from edgepack.hashing import sha256_file, sha256_text
@@ -234,7 +234,7 @@ def _run_imatrix(tool: Path, model: Path, text_file: Path, out: Path, chunks: in
         cmd += ["-t", str(threads)]
     log = ""
     with progress.step(f"Importance matrix over {chunks} chunks of {ctx} tokens", total=chunks) as bar:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = procs.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             while piece := proc.stdout.read1(4096).decode("utf-8", errors="replace"):
                 log += piece

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgepack import paths, progress
+from edgepack import paths, procs, progress
 from edgepack.errors import ToolchainError
 from edgepack.runtime.toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
 
@@ -168,7 +168,7 @@ def build_native(tools: tuple[str, ...] = DEFAULT_TOOLS, backend: str | None = N
                      "-j", str(jobs), "--target", *tools]):
             fh.write("$ " + " ".join(cmd) + "\n")
             fh.flush()
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            proc = procs.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 raise ToolchainError(f"building llama.cpp tools failed (exit {proc.returncode}); see {log}")
     bin_dir = build_dir / "cmake" / "bin"

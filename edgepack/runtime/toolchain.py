@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from edgepack import paths, progress
+from edgepack import paths, procs, progress
 from edgepack.errors import ToolchainError, UnsupportedArchitectureError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -139,7 +138,7 @@ def _obtain_sdist(version: str, tmp: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
            f"llama-cpp-python=={version}", "-d", str(tmp)]
     with progress.step(f"Fetching the llama.cpp tree (llama-cpp-python {version} sdist)"):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = procs.run(cmd, capture_output=True, text=True)
     found = sorted(tmp.glob("llama_cpp_python-*.tar.gz"))
     if proc.returncode != 0 or not found:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from edgepack import paths, progress
+from edgepack import paths, procs, progress
 from edgepack.atomic import atomic_output, write_text_atomic
 from edgepack.errors import OutputError, SourceError, UnsupportedArchitectureError
 from edgepack.gguf_file import read_gguf
@@ -212,9 +212,9 @@ def _run_converter(source: Source, dest: Path, outtype: str, toolchain: Toolchai
                "--outtype", outtype]
         verbose = is_verbose()
         with progress.file_growth(f"Converting {source.name} to {outtype.upper()}", tmp, expected):
-            proc = subprocess.run(cmd, env=converter_env(toolchain), text=True,
-                                  stdout=None if verbose else subprocess.PIPE,
-                                  stderr=None if verbose else subprocess.PIPE)
+            proc = procs.run(cmd, env=converter_env(toolchain), text=True,
+                            stdout=None if verbose else subprocess.PIPE,
+                            stderr=None if verbose else subprocess.PIPE)
         if proc.returncode != 0:
             if proc.returncode < 0 or proc.returncode == 130:
                 raise KeyboardInterrupt
