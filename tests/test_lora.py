@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from edgepack.bundle.companions import CompanionRequest
 from edgepack.pipeline import build
+import ollama_parser
 from tiny_models import make_tiny_llama
 from tiny_multimodal import make_tiny_lora
 
@@ -76,6 +77,9 @@ def test_adapter_ships_beside_the_quant(lora_bundle):
     assert reader.fields["adapter.type"].contents() == "lora"
     modelfile = (lora_bundle / "Modelfile.Q4_K_M").read_text().splitlines()
     assert modelfile.index("FROM ./tiny-llama-Q4_K_M.gguf") + 1 == modelfile.index(f"ADAPTER ./{adapter['file']}")
+    parsed = ollama_parser.parse((lora_bundle / "Modelfile.Q4_K_M").read_text())  # as Ollama reads it
+    assert [(c, v) for c, v in parsed if c in ("model", "adapter")] == [  # FROM is Ollama's "model" command
+        ("model", "./tiny-llama-Q4_K_M.gguf"), ("adapter", f"./{adapter['file']}")]
     ini = (lora_bundle / "llama-server.ini").read_text()
     assert "model = ./tiny-llama-Q4_K_M.gguf" in ini and f"lora = ./{adapter['file']}" in ini
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import ollama_parser
 from edgepack.bundle.companions import CompanionRequest
 from edgepack.pipeline import build
 from edgepack.source.split import SplitSettings
@@ -62,6 +63,8 @@ def test_parts_are_named_hashed_and_listed(split_bundle):
     assert manifest["files"][0]["file"] == parts[0]["file"]
     froms = [ln for ln in (split_bundle / "Modelfile.Q8_0").read_text().splitlines() if ln.startswith("FROM ")]
     assert froms == [f"FROM ./{p['file']}" for p in parts]
+    parsed = ollama_parser.parse((split_bundle / "Modelfile.Q8_0").read_text())  # Ollama joins these parts
+    assert [v for c, v in parsed if c == "model"] == [f"./{p['file']}" for p in parts]
     assert f"model = ./{parts[0]['file']}" in (split_bundle / "llama-server.ini").read_text()
 
 

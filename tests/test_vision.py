@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from edgepack.bundle.companions import CompanionRequest
 from edgepack.pipeline import build
+import ollama_parser
 from tiny_models import make_tiny_llama
 from tiny_multimodal import make_tiny_gemma3_vision
 
@@ -66,6 +67,9 @@ def test_modelfile_and_server_presets_pair_each_quant_with_the_projector(vision_
         froms = [ln for ln in (vision_bundle / f"Modelfile.{quant}").read_text().splitlines() if ln.startswith("FROM ")]
         # Ollama's create: the model GGUF, then a projector GGUF as a further FROM (its projector layer)
         assert froms == [f"FROM ./tiny-gemma3-vision-{quant}.gguf", "FROM ./mmproj-tiny-gemma3-vision-F16.gguf"]
+        parsed = ollama_parser.parse((vision_bundle / f"Modelfile.{quant}").read_text())  # as Ollama reads it
+        assert [v for c, v in parsed if c == "model"] == [f"./tiny-gemma3-vision-{quant}.gguf",
+                                                         "./mmproj-tiny-gemma3-vision-F16.gguf"]
     ini = (vision_bundle / "llama-server.ini").read_text()
     section = ini.split("[tiny-gemma3-vision-Q4_K_M]")[1].split("[")[0]
     assert "model = ./tiny-gemma3-vision-Q4_K_M.gguf" in section and "mmproj = ./mmproj-tiny-gemma3-vision-F16.gguf" in section
