@@ -111,6 +111,18 @@ class TaskError(EdgepackError):
     """A task file that cannot be read; the message names the file and line."""
 
 
+class ProjectorError(SourceError):
+    """A vision/audio projector that cannot be made, or one made for another model."""
+
+
+class AdapterError(SourceError):
+    """A LoRA adapter that cannot be read, converted or merged, or one made for another base."""
+
+
+class SplitError(EdgepackError):
+    """A split GGUF with a missing or foreign part, or split settings that make no sense."""
+
+
 class CacheError(EdgepackError):
     """A cache listing or prune request that cannot be carried out as asked."""
 

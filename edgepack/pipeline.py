@@ -9,6 +9,7 @@ cache until the bundle is in place, so an interrupted build resumes with the qua
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ from edgepack.quantize.prepare import (DryRunResult, DryRunSize, check_calibrati
 from edgepack.quantize.types import QuantType, resolve_quants
 from edgepack.runtime.toolchain import ensure_toolchain
 from edgepack.source import Source, ensure_free_space, make_reference, resolve_source, slugify
+from edgepack.bundle import companions as comp_stage
+from edgepack.bundle.companions import CompanionRequest
+from edgepack.source.convert import reference_is_cached
+from edgepack.source.space import plan_build_space
 
 DEFAULT_QUANT = "Q4_K_M"
 __all__ = ["BuildPlan", "BuildResult", "DryRunResult", "DryRunSize", "build", "run_build"]
@@ -60,6 +65,9 @@ class BuildPlan:
     dry_run: bool = False
     evaluate: object | None = None  # an edgepack.measure.evaluate.EvalPlan: measure the bundle after
     ollama_name: str | None = None  # then `ollama create NAME`
+    companions: CompanionRequest = CompanionRequest()  # adapter, projector, split parts (bundle/companions.py)
+    reference_dir: str | Path | None = None  # the 16-bit reference here instead of the cache
+    keep_reference: bool = True  # False: delete it after the build
 
 
 @dataclass
@@ -86,6 +94,11 @@ class _Checked:
     wanted: list[QuantType]
     calibration_text: object | None
     target_profile: object | None
+    base_source: Source | None = None  # the source before --merge-adapter folded the adapter in
+
+    @property
+    def reference_dir(self) -> Path | None:
+        return Path(self.plan.reference_dir) if self.plan.reference_dir is not None else None
 
 
 def default_output_dir(source: Source) -> Path:
@@ -121,9 +134,20 @@ def run_build(plan: BuildPlan) -> BuildResult | DryRunResult:
 
 
 def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
+    if plan.companions.split.enabled and not plan.replace:
+        plan = dataclasses.replace(plan, replace=True)  # split parts are not carried over: make every quant anew
     checked = check_plan(plan)
     toolchain = ensure_toolchain()
     src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
+    comp_stage.check_request(plan.companions, src)
+    if not plan.dry_run:  # disk space for everything the build writes, before the first slow step
+        out_dir = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+        merge = plan.companions.merge_adapter
+        cached = reference_is_cached(src, plan.outtype, toolchain, checked.reference_dir) and not merge
+        plan_build_space(src, outtype=plan.outtype, quant_bits=[q.bits for q in checked.wanted], output_dir=out_dir,
+                         reference_dir=checked.reference_dir or reference_cache_dir(), reference_cached=cached,
+                         split=plan.companions.split.enabled, merge_adapter=merge).check(ensure_free_space)
+    checked.base_source, src = src, comp_stage.source_with_adapter(src, plan.companions)
     if plan.dry_run:
         reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
         return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
@@ -158,7 +182,8 @@ def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), *
 
 def _reference_stage(checked: _Checked, src: Source, toolchain):
     plan = checked.plan
-    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code)
+    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code,
+                               cache_dir=checked.reference_dir)
     ref_info = read_gguf(reference.path, with_tokens=True)
     check_tensor_options(plan.options, ref_info)
     imatrix = settle_imatrix(reference.path, ref_info.n_params, plan.options, imatrix=plan.imatrix,
@@ -187,7 +212,9 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
         from edgepack.machine.plan import plan_deployment
 
         plan_deployment(reference.path, checked.target_profile, plan.ctx)  # a context the model lacks fails here
-    needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in checked.wanted)
+    comp = comp_stage.prepare(plan.companions, src, checked.base_source, reference, ref_info.embedding_length,
+                              checked.reference_dir)
+    needed = sum(estimate_quant_bytes(ref_info.n_params, q) for q in checked.wanted) + comp_stage.extra_bytes(comp)
     ensure_free_space(out.parent, needed, f"{len(checked.wanted)} GGUF file(s)")
     staging = make_staging_dir(out)
     swapped = False
@@ -197,7 +224,7 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
         for warning in carry.warnings:
             progress.warn(warning)
         manifest, result = _quantize_stage(checked, src, reference, ref_info, imatrix, toolchain, staging, carry, out,
-                                           chat)
+                                           chat, comp)
         manifest.timings["total"] = progress.elapsed(start)
         finish_bundle(staging, manifest, mode=state.mode)
         check_source_kept(src.path, state, staging)
@@ -221,13 +248,15 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
             remove_tree(staging)
     for quant in checked.wanted:  # the bundle holds them now
         cache_entry(reference.sha256, quant, imatrix.options, imatrix.sha256, toolchain.to_dict()).drop()
+    if not plan.keep_reference and reference.path != src.path and reference.cache_key:
+        remove_tree(reference.path.parent)  # the keyed cache entry, never a user's file
     return result
 
 
 def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix, toolchain, staging: Path,
-                    carry, out: Path, chat) -> tuple[Manifest, BuildResult]:
+                    carry, out: Path, chat, comp) -> tuple[Manifest, BuildResult]:
     plan = checked.plan
-    warnings = list(reference.warnings)
+    warnings = list(reference.warnings) + comp.warnings
     reused: dict[str, str] = {}
     made: dict[str, BundleFile] = {}
     plans: dict[str, PlanRecord] = {}
@@ -243,11 +272,13 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
                                             staging / f"{slugify(src.name)}-{quant.name}.gguf", ref_info.n_params)
             if from_cache:
                 reused[quant.name] = "cache"
+        sources = comp_stage.finish_quant(comp, entry, staging / entry.file, slugify(src.name))  # split, mmproj, lora
         deploy = {}
         if checked.target_profile is not None:
             from edgepack.machine.plan import plan_deployment
 
-            p = plan_deployment(staging / entry.file, checked.target_profile, plan.ctx)
+            p = plan_deployment(staging / entry.file, checked.target_profile, plan.ctx,
+                                projector_bytes=comp.projector.size_bytes if comp.projector else 0)
             plans[quant.name] = PlanRecord(p.target, p.fits, p.n_ctx, p.n_gpu_layers, p.n_threads, p.kv_type,
                                            list(p.suggestions))
             if p.fits:
@@ -256,7 +287,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
                 warnings.append(f"{quant.name} does not fit {p.target} at context {p.n_ctx}: "
                                 + "; ".join(p.suggestions or ["try a smaller quant"]))
         written = write_quant_modelfile(staging, entry, ref_info, model_name=src.name, deploy=deploy, parameters=tuned,
-                                        chat=chat, source_dir=src.path if src.path.is_dir() else None)
+                                        chat=chat, source_dir=src.path if src.path.is_dir() else None, sources=sources)
         chat_template = written.chat_template
         warnings += [w for w in written.warnings if w not in warnings]
         made[quant.name] = entry
@@ -265,6 +296,7 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
     old_plans = {q: p for q, p in carry.plans.items() if q not in made}
     sections = {"chat_template": ChatTemplateInfo(**chat_template), "evaluation": carry.evaluation,
                 "tuning": carry.tuning, "plans": old_plans | plans, "chat": chat.to_dict()}
+    sections |= comp_stage.write_into(comp, staging, files, slugify(src.name))
     timings = {"convert": reference.seconds, "reference_cached": reference.cached,
                "quantize_total": round(sum(e.seconds["quantize"] for q, e in made.items() if q not in reused), 3),
                "reused": reused}

@@ -49,3 +49,19 @@ def native_tools():
     from edgepack.runtime.native import build_native
 
     return build_native()
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """A cache of this test's own (references, finished quants) that shares the pinned llama.cpp
+    tree and native tools, so timing-sensitive tests never meet quants another test left behind."""
+    from edgepack import paths
+
+    shared = paths.cache_root()
+    root = tmp_path / "cache"
+    root.mkdir()
+    for name in ("toolchain", "native"):
+        if (shared / name).exists():
+            (root / name).symlink_to(shared / name, target_is_directory=True)
+    monkeypatch.setenv("EDGEPACK_CACHE", str(root))
+    return root

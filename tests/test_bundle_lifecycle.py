@@ -215,7 +215,7 @@ def test_kill_mid_build_keeps_the_old_bundle_then_a_rerun_resumes(medium_model, 
     assert q6.lookup() is None  # the bundle holds the quants now; the cache let them go
 
 
-def test_sigterm_is_handled_like_ctrl_c(medium_model, tmp_path):
+def test_sigterm_is_handled_like_ctrl_c(medium_model, tmp_path, private_cache):
     parent = tmp_path / "bundles"
     out = parent / "medium"
     proc = cli("build", medium_model, "--ladder", "-o", out)

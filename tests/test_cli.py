@@ -147,7 +147,7 @@ def test_hub_id_without_network(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path):
+def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path, private_cache):
     """SIGINT in the middle of quantizing: exit 130, no partial files, the good bundle untouched."""
     from tiny_models import make_tiny_llama
 

@@ -49,6 +49,9 @@ def render_model_card(manifest: Manifest, *, evaluation_table: str | None = None
         evaluation=manifest.evaluation,
         evaluation_table=evaluation_table,
         imatrix=manifest.imatrix,
+        projector=asdict(manifest.projector) if manifest.projector else None,
+        adapter=asdict(manifest.adapter) if manifest.adapter else None,
+        split=asdict(manifest.split) if manifest.split else None, llama_server=manifest.llama_server,
         default_modelfile=manifest.default_modelfile or "Modelfile",
         ollama_name=suggested_ollama_name(manifest.model["name"], manifest.files[0].quant).split(":")[0],
     )

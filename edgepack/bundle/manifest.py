@@ -176,6 +176,59 @@ class PlanRecord:
 
 
 @dataclass
+class PartRecord:
+    """One file that travels with the quants: a split part, with its sha256."""
+
+    __pydantic_config__ = _STRICT
+
+    file: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass
+class ProjectorRecord:
+    """A multimodal source's projector GGUF (mmproj), paired with every quant (bundle/companions.py)."""
+
+    __pydantic_config__ = _STRICT
+
+    file: str
+    sha256: str
+    size_bytes: int
+    outtype: str
+    projector_type: str | None
+    projection_dim: int | None
+    modalities: list[str]
+
+
+@dataclass
+class AdapterRecord:
+    """A LoRA adapter: shipped as `file` (ADAPTER, --lora) or merged into every quant; its measured effect."""
+
+    __pydantic_config__ = _STRICT
+
+    name: str
+    rank: int | None
+    alpha: float | None
+    target_modules: list[str]
+    merged: bool
+    effect: dict | None  # edgepack.source.adapter.AdapterEffect.to_dict()
+    file: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    outtype: str | None = None
+
+
+@dataclass
+class SplitRecord:
+    __pydantic_config__ = _STRICT
+
+    max_size: str | None
+    max_tensors: int | None
+    parts: dict[str, list[PartRecord]]  # quant -> its parts, in order
+
+
+@dataclass
 class Manifest:
     __pydantic_config__ = _STRICT
 
@@ -197,6 +250,10 @@ class Manifest:
     evaluation: Evaluation | None = None
     tuning: Tuning | None = None
     plans: dict[str, PlanRecord] = field(default_factory=dict)
+    projector: ProjectorRecord | None = None
+    adapter: AdapterRecord | None = None
+    split: SplitRecord | None = None
+    llama_server: str | None = None  # llama-server presets (--models-preset) pairing quants with projector/adapter
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -240,7 +297,14 @@ class Manifest:
             names.add(self.default_modelfile)
         if self.evaluation:
             names |= set(self.evaluation.files) | {self.evaluation.report}
-        return names
+        return names | {name for name, _ in self.companion_files()} | ({self.llama_server} if self.llama_server else set())
+
+    def companion_files(self) -> list[tuple[str, str]]:
+        """(file, sha256) of the projector, the adapter GGUF and every split part."""
+        out = [(r.file, r.sha256) for r in (self.projector, self.adapter) if r is not None and r.file]
+        for parts in (self.split.parts.values() if self.split else ()):
+            out += [(p.file, p.sha256) for p in parts]
+        return out
 
     def modelfiles(self) -> list[str]:
         names = [f.modelfile for f in self.files if f.modelfile]

@@ -50,6 +50,10 @@ def manifest_names(manifest: "Manifest") -> Iterator[tuple[str, str]]:
         yield "evaluation.report", manifest.evaluation.report
         for i, name in enumerate(manifest.evaluation.files):
             yield f"evaluation.files.{i}", name
+    for name, _ in manifest.companion_files():  # projector, adapter, split parts
+        yield "companion file", name
+    if manifest.llama_server is not None:
+        yield "llama_server", manifest.llama_server
 
 
 def check_manifest_names(manifest: "Manifest", where: str) -> None:

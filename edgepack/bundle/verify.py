@@ -63,6 +63,9 @@ def verify_bundle(bundle_dir: str | Path, *, load: bool = True) -> VerifyResult:
         for entry in manifest.files:
             checks.append(_check_gguf(bundle_dir, entry.file, entry.sha256, load))
             bar.advance()
+    for name, digest in manifest.companion_files():  # projector, adapter, split parts: they load with their model
+        if name not in {c.file for c in checks}:
+            checks.append(_check_gguf(bundle_dir, name, digest, load=False))
     unlisted = sorted(n for n in os.listdir(bundle_dir) if n not in manifest.known_names())
     extra_modelfiles = [n for n in unlisted if n.lower().startswith("modelfile")]
     modelfiles = [_check_modelfile(bundle_dir, name, manifest) for name in manifest.modelfiles() + extra_modelfiles]
@@ -115,14 +118,28 @@ def _check_modelfile(bundle_dir: Path, name: str, manifest: Manifest) -> Modelfi
         return ModelfileCheck(name, False, error=f"unreadable ({exc})")
     sources = modelfile_sources(text)
     froms = [v for kind, v in sources if kind == "FROM"]
-    if any(kind == "ADAPTER" for kind, _ in sources):
-        return ModelfileCheck(name, False, froms, "has an ADAPTER line (edgepack never writes one)")
-    if len(froms) != 1:
-        return ModelfileCheck(name, False, froms, f"has {len(froms)} FROM lines; it needs exactly one")
-    target = froms[0][2:] if froms[0].startswith("./") else froms[0]
-    if manifest.file_named(target) is None:
+    adapters = [_plain(v) for kind, v in sources if kind == "ADAPTER"]
+    adapter = manifest.adapter.file if manifest.adapter and manifest.adapter.file else None
+    if adapters and adapters != [adapter]:
+        return ModelfileCheck(name, False, froms, f"has an ADAPTER line that is not the bundle's adapter ({adapter})"
+                              if adapter else "has an ADAPTER line (the bundle has no adapter)")
+    entry = manifest.file_named(_plain(froms[0])) if froms else None
+    # a quant's FROM lines: its split parts in order (or its one file), then optionally the projector
+    model = [p.file for p in manifest.split.parts.get(entry.quant, [])] if entry and manifest.split else []
+    model = model or ([entry.file] if entry else [None])
+    allowed = [model] + ([model + [manifest.projector.file]] if manifest.projector else [])
+    if len(froms) not in {len(a) for a in allowed}:
+        need = "exactly one" if allowed == [[model[0]]] else " or ".join(str(len(a)) for a in allowed)
+        return ModelfileCheck(name, False, froms, f"has {len(froms)} FROM lines; it needs {need}")
+    if entry is None:
         return ModelfileCheck(name, False, froms, f"FROM {froms[0]} is not a GGUF the manifest lists")
+    if [_plain(f) for f in froms] not in allowed:
+        return ModelfileCheck(name, False, froms, f"FROM lines {froms} are not {entry.quant}'s files in order")
     return ModelfileCheck(name, True, froms)
+
+
+def _plain(value: str) -> str:
+    return value[2:] if value.startswith("./") else value
 
 
 def _written_schema(bundle_dir: Path) -> int:

@@ -23,6 +23,7 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
     source directory is still there) and the deployment plan's num_ctx/num_gpu/num_thread;
     `parameters` override them.
     """
+    from edgepack.bundle.companions import modelfile_args
     from edgepack.chat.modelfile import modelfile_for_gguf
     from edgepack.chat.report import ChatReport
 
@@ -38,7 +39,7 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
             continue
         plan = plans.get(f.quant)
         deploy = plan.modelfile_parameters() if plan else {}
-        text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), f"./{f.file}",
+        text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), **modelfile_args(manifest, f),
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,
                                   chat=chat, **deploy).text
@@ -58,17 +59,19 @@ class ModelfileWritten:
 
 
 def write_quant_modelfile(staging: Path, entry: BundleFile, info, *, model_name: str, source_dir: Path | None,
-                          deploy: dict, parameters: dict | None = None, chat=None) -> ModelfileWritten:
+                          deploy: dict, parameters: dict | None = None, chat=None,
+                          sources: dict | None = None) -> ModelfileWritten:
     """`Modelfile.<QUANT>` beside its GGUF; `deploy` adds the plan's num_ctx/num_gpu/num_thread.
 
     `info` is the 16-bit reference's GGUFInfo (with tokens): what a Modelfile reads (chat template,
     special tokens, license, name) is metadata llama-quantize copies unchanged into every quant,
-    so the reference is read once instead of every quant again.
+    so the reference is read once instead of every quant again. `sources`: its FROM/ADAPTER
+    arguments when the quant has companions (bundle/companions.py: split parts, projector, adapter).
     """
     from edgepack.chat.modelfile import modelfile_for_gguf
 
     name = f"Modelfile.{entry.quant}"
-    modelfile = modelfile_for_gguf(info, f"./{entry.file}",
+    modelfile = modelfile_for_gguf(info, **(sources or {"from_path": f"./{entry.file}"}),
                                    model_name=model_name, quant=entry.quant, modelfile_name=name,
                                    source_dir=source_dir, parameters=parameters, chat=chat, **deploy)
     write_text_atomic(staging / name, modelfile.text)

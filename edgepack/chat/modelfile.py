@@ -288,6 +288,8 @@ def modelfile_for_gguf(
     num_thread: int | None = None,
     require_template: bool = False,
     chat: ChatReport | None = None,
+    extra_from: Iterable[str] = (),
+    adapter: str | None = None,
 ) -> Modelfile:
     """A Modelfile for one GGUF.
 
@@ -295,7 +297,9 @@ def modelfile_for_gguf(
     report; computed here, without the llama-server proof, when not given). A template that
     cannot be translated exactly leaves TEMPLATE out with a warning, or raises ModelfileError
     when `require_template`. Sampling defaults come from the source's generation_config.json,
-    then num_ctx/num_gpu/num_thread, then `parameters`.
+    then num_ctx/num_gpu/num_thread, then `parameters`. `extra_from` are further FROM lines (the
+    other parts of a split GGUF, a projector GGUF): Ollama's create joins split parts into one model
+    layer and makes a projector GGUF the projector layer. `adapter` is a LoRA GGUF for an ADAPTER line.
     """
     check_name(modelfile_name, "Modelfile name")
     if chat is None:
@@ -365,6 +369,8 @@ def modelfile_for_gguf(
         suggested_name=suggested_ollama_name(model_name, quant),
         modelfile_name=modelfile_name,
         from_path=from_path,
+        extra_from=list(extra_from),
+        adapter=adapter,
         translation=translation,
         chat_lines=[_one_line(line) for line in chat.summary_lines()],
         renderer=chat.renderer,

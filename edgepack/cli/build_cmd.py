@@ -52,6 +52,24 @@ def build(
     ollama: Annotated[Optional[str], typer.Option(
         "--ollama", help="Also run `ollama create NAME` on the bundle's Modelfile (prints the command without ollama).")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it (auto_map); fetch its *.py from the hub.")] = False,
+    adapter: Annotated[Optional[Path], typer.Option(
+        help="A PEFT LoRA directory for SOURCE: shipped as a LoRA GGUF beside the quants (ADAPTER, --lora).")] = None,
+    merge_adapter: Annotated[bool, typer.Option(
+        "--merge-adapter", help="With --adapter: merge it into the weights (transformers + peft) before converting.")] = False,
+    adapter_check: Annotated[bool, typer.Option(
+        "--adapter-check/--no-adapter-check",
+        help="Compare base, base + adapter and transformers + peft on a probe text (loads the base in float32).")] = True,
+    mmproj_type: Annotated[str, typer.Option(help="Type of a multimodal source's projector GGUF: f16 or q8_0.")] = "f16",
+    mmproj: Annotated[Optional[Path], typer.Option(
+        help="A projector GGUF to ship with the quants (e.g. with a GGUF source); checked against the model.")] = None,
+    no_mmproj: Annotated[bool, typer.Option("--no-mmproj", help="Leave a multimodal source's projector out.")] = False,
+    split_max_size: Annotated[Optional[str], typer.Option(
+        help="Split each quant into parts of at most this size (500M, 4G) that llama.cpp loads as one.")] = None,
+    split_max_tensors: Annotated[Optional[int], typer.Option(help="Split each quant into parts of at most N tensors.")] = None,
+    reference_dir: Annotated[Optional[Path], typer.Option(
+        help="Keep the 16-bit reference GGUF here instead of the cache (e.g. on a bigger disk).")] = None,
+    keep_reference: Annotated[bool, typer.Option(
+        "--keep-reference/--drop-reference", help="Keep the 16-bit reference cached after the build, or delete it.")] = True,
     fleet: FleetOption = None,
     devices: DevicesOption = None,
     rpc: RpcOption = None,
@@ -59,7 +77,9 @@ def build(
     verbose: VerboseFlag = False,
 ):
     """Convert SOURCE to a 16-bit GGUF, quantize it, and write a bundle for Ollama and llama.cpp."""
+    from edgepack.bundle.companions import CompanionRequest
     from edgepack.pipeline import BuildPlan, run_build
+    from edgepack.source.split import SplitSettings
     from edgepack.quantize.engine import QuantOptions, parse_keep, parse_prune_layers, parse_tensor_type
 
     setup(verbose)
@@ -80,7 +100,11 @@ def build(
         source, tuple(quant or ()), ladder=ladder, output_dir=output, outtype=outtype, revision=revision,
         options=options, calibration=tuple(calibration or ()), imatrix=imatrix, imatrix_chunks=imatrix_chunks,
         target=target, ctx=ctx, replace=replace, dry_run=dry_run, evaluate=eval_plan, ollama_name=ollama,
-        trust_remote_code=trust_remote_code)
+        trust_remote_code=trust_remote_code, reference_dir=reference_dir, keep_reference=keep_reference,
+        companions=CompanionRequest(
+            adapter=str(adapter) if adapter else None, merge_adapter=merge_adapter, check_adapter=adapter_check,
+            mmproj_type=mmproj_type, projector=str(mmproj) if mmproj else None, no_projector=no_mmproj,
+            split=SplitSettings(split_max_size, split_max_tensors)))
     fleet_result = fleet_build_command(plan, fleet=fleet, devices=devices) if fleet else None
     result = fleet_result.build if fleet_result else run_build(plan)
     if rpc and not dry_run:

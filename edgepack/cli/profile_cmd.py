@@ -83,6 +83,8 @@ def plan(
     runtime: Annotated[Optional[str], typer.Option("--runtime", help="Size memory for this runtime's process: "
                                                    "llama-server (default), ollama, python.")] = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="List the built-in target presets.")] = False,
+    mmproj: Annotated[Optional[Path], typer.Option(
+        help="The model's projector GGUF, counted in memory (a bundle's own projector is counted anyway).")] = None,
     fleet: FleetOption = None,
     devices: DevicesOption = None,
     rpc: RpcOption = None,
@@ -121,7 +123,10 @@ def plan(
         if result.plan:
             out.print(f"Modelfile PARAMETERs: {result.plan.modelfile_parameters()}")
         return
-    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads, runtime=runtime)
+    from edgepack.source.projector import read_projector
+
+    p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads, runtime=runtime,
+                        projector_bytes=read_projector(mmproj).size_bytes if mmproj else 0)
     if as_json:
         print_json(p)
         return
@@ -142,6 +147,7 @@ def _print_plan(p) -> None:
                              ("vocabulary, metadata", m.model_runtime_ram, 0),
                              ("KV cache", m.kv_ram, m.kv_vram), ("compute buffers", m.compute_ram, m.compute_vram),
                              (f"{p.runtime} process", m.reserve_ram, m.reserve_vram),
+                             ("projector (mmproj)", m.projector_ram, m.projector_vram),
                              ("total", m.ram_total, m.vram_total), ("budget", p.ram_budget, p.vram_budget)):
         table.add_row(label, _mib(ram), _mib(vram) if vram or label in ("total", "budget") else "-")
     out.print(table)
@@ -177,6 +183,9 @@ def bench(
                                                        "burst and sustained t/s, clocks, temperatures.")] = None,
     cooldown: Annotated[float, typer.Option("--cooldown", help="Seconds of rest between settings "
                                             "(llama-bench's --delay).")] = 0.0,
+    image: Annotated[Optional[str], typer.Option(
+        help="Instead: time to first token of one image prompt (an image file, or 'generated' for a test picture).")] = None,
+    mmproj: Annotated[Optional[Path], typer.Option(help="With --image and a GGUF file: its projector GGUF.")] = None,
     fleet: FleetOption = None,
     devices: DevicesOption = None,
     rpc: RpcOption = None,
@@ -189,6 +198,9 @@ def bench(
     from edgepack.measure.bench import BenchError, bench_sweep, parse_list, tune_bundle
 
     setup(verbose)
+    if image is not None:
+        _bench_image(models, None if image == "generated" else Path(image), mmproj, threads, n_gen, as_json)
+        return
     fa = {"auto": None, "on": True, "off": False}.get(flash_attn.lower(), "bad")
     if fa == "bad":
         raise BenchError(f"--fa {flash_attn!r}: use auto, on or off")
@@ -230,3 +242,29 @@ def bench(
         out.print(report.to_markdown(), highlight=False)
     if as_json and report.notes:  # the no-sensor line and busy-machine notes reach a --json user too
         Console(stderr=True).print("\n".join(report.notes), highlight=False)
+
+
+def _bench_image(models: list[Path], image: Path | None, mmproj: Path | None, threads: str | None, n_gen: int,
+                 as_json: bool) -> None:
+    from edgepack.measure.bench import BenchError, parse_list
+    from edgepack.measure.image import bundle_image_prompts, image_prompt
+
+    n_threads = (parse_list(threads, name="threads") or [None])[0]
+    results = []
+    for m in models:
+        if m.is_dir():
+            results += bundle_image_prompts(m, image, n_threads=n_threads, n_predict=n_gen)
+        elif mmproj is None:
+            raise BenchError(f"--image with the GGUF file {m.name} needs its projector: add --mmproj FILE")
+        else:
+            results.append(image_prompt(m, mmproj, image, n_threads=n_threads, n_predict=n_gen))
+    if as_json:
+        print_json(results)
+        return
+    table = Table(title="one image prompt (llama-mtmd-cli)")
+    for col in ("model", "prompt tokens", "image encode ms", "prompt ms", "TTFT ms", "tg t/s", "generated"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in results:
+        table.add_row(Path(r.model).name, str(r.n_prompt_tokens), f"{r.image_encode_ms:.0f}", f"{r.prompt_eval_ms:.1f}",
+                      f"{r.ttft_ms:.1f}", f"{r.tg_tps:.1f}" if r.tg_tps else "-", str(r.n_generated))
+    out.print(table)

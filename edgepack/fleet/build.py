@@ -97,8 +97,10 @@ def fleet_build(plan, *, address: str, devices: str | None = None) -> FleetBuild
     from edgepack.runtime.toolchain import ensure_toolchain
     from edgepack.source import make_reference, resolve_source
 
-    if plan.calibration or plan.imatrix or plan.dry_run:
-        raise FleetError("--fleet builds do not take --calibration, --imatrix or --dry-run yet; build those locally")
+    companions = getattr(plan, "companions", None)
+    if plan.calibration or plan.imatrix or plan.dry_run or getattr(companions, "merge_adapter", False):
+        raise FleetError("--fleet builds do not take --calibration, --imatrix, --merge-adapter or --dry-run yet; "
+                         "build those locally")
     checked = pipeline.check_plan(plan)  # every quick check before anything is sent
     connect(address)
     ray = import_ray()
@@ -106,7 +108,8 @@ def fleet_build(plan, *, address: str, devices: str | None = None) -> FleetBuild
     names = [d.name for d in chosen] if devices else None
     toolchain = ensure_toolchain()
     src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
-    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code)
+    reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code,
+                               cache_dir=checked.reference_dir)
     ref_info = read_gguf(reference.path)
     ref_size = reference.path.stat().st_size
     keys = {q.name: cache_entry(reference.sha256, q, plan.options, None, toolchain.to_dict()) for q in checked.wanted}

@@ -78,7 +78,7 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
                     n_gpu_layers: int | str | None = None, kv_type: str | None = None, n_threads: int | None = None,
                     n_batch: int = 512, flash_attn: bool | None = None,
                     runtime: str | None = None, reserve_ram: int | None = None,
-                    reserve_vram: int | None = None) -> DeploymentPlan:
+                    reserve_vram: int | None = None, projector_bytes: int = 0) -> DeploymentPlan:
     """Choose n_gpu_layers, threads, context and KV-cache type for `model` on `target`.
 
     Most layers on the GPU that fit its free memory (all of them on unified memory when it
@@ -115,7 +115,8 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
         fa = True if kv != "f16" else (flash_attn if flash_attn is not None else True)
         return estimate_memory(g, n_ctx=c, n_gpu_layers=ngl, kv_type=kv, n_batch=n_batch, flash_attn=fa,
                                unified_memory=unified, repack=repack if ngl <= n_layers else ({}, False),
-                               runtime=rt.name, reserve_ram=reserve_ram, reserve_vram=reserve_vram)
+                               runtime=rt.name, reserve_ram=reserve_ram, reserve_vram=reserve_vram,
+                               projector_bytes=projector_bytes)
 
     def best_for(c: int) -> MemoryEstimate | None:
         kvs = [kv_type] if kv_type else list(KV_TYPES)
@@ -273,6 +274,7 @@ def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = No
     manifest = load_manifest(bundle_dir)
     target = resolve_target(target)
     quality = measured_quality(manifest.evaluation, manifest.files)
+    kwargs.setdefault("projector_bytes", manifest.projector.size_bytes if manifest.projector else 0)
     choices = []
     for f in manifest.files:
         p = plan_deployment(bundle_dir / f.file, target, ctx, **kwargs)

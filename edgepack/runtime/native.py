@@ -2,7 +2,8 @@
 
 The Python runtime (llama_cpp) covers loading, generation and quantization; the tools are
 for cross-checks against llama.cpp's own numbers (llama-quantize, llama-perplexity,
-llama-bench), for the importance matrix (llama-imatrix), and for users (llama-server).
+llama-bench), for the importance matrix (llama-imatrix), and for users (llama-server), for multimodal prompts (llama-mtmd-cli) and for split GGUFs
+(llama-gguf-split).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from edgepack.errors import ToolchainError
 from edgepack.runtime.toolchain import Toolchain, ensure_toolchain, find_toolchain, LLAMA_CPP_PYTHON_VERSION
 
 DEFAULT_TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity", "llama-bench", "llama-server")
+# Built on demand: llama-mtmd-cli runs a text model with its vision/audio projector (image
+# prompts, time to first token); llama-gguf-split writes, merges and checks split GGUFs.
 # llama.cpp's RPC server (`-DGGML_RPC=ON`); named `ggml-rpc-server` in the pinned tree. An RPC build
 # has its own directory, so the default tools are never reconfigured; its tools also take `--rpc`.
 RPC_TOOLS = ("ggml-rpc-server",)
 TOOL_ALIASES = {"rpc-server": "ggml-rpc-server"}
-ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli",) + RPC_TOOLS
+ALL_TOOLS = DEFAULT_TOOLS + ("llama-cli", "llama-mtmd-cli", "llama-gguf-split") + RPC_TOOLS
 
 
 @dataclass

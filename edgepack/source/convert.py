@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from edgepack import paths, procs, progress
@@ -125,8 +126,16 @@ def ensure_free_space(directory: Path, needed: int, what: str) -> None:
             f"{free / 2**20:.0f} MiB free; free some space or choose another location")
 
 
-def _cached_reference(key: str) -> Path:
-    return paths.reference_cache_dir() / key[:16] / "reference.gguf"
+def _cached_reference(key: str, cache_dir: Path | None = None) -> Path:
+    return (cache_dir or paths.reference_cache_dir()) / key[:16] / "reference.gguf"
+
+
+def reference_is_cached(source: Source, outtype: str, toolchain: Toolchain, cache_dir: Path | None = None) -> bool:
+    """Whether make_reference would write nothing (for planning disk space before it runs)."""
+    if not source.path.is_dir():
+        return False  # a GGUF source: planned from its own header instead
+    key = source_content_key(source, choose_outtype(source, outtype), toolchain)
+    return _cached_reference(key, cache_dir).is_file()
 
 
 def _entry_file(dest: Path) -> Path:
@@ -164,19 +173,24 @@ def _record_cache_entry(dest: Path, entry: dict) -> str:
 
 
 def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain | None = None,
-                   trust_remote_code: bool = False) -> Reference:
-    """The 16-bit reference GGUF for `source`, converted once and then served from the cache.
+                   trust_remote_code: bool = False, cache_dir: Path | None = None) -> Reference:
+    """The 16-bit reference GGUF for `source`, converted once and then served from the cache
+    (or from `cache_dir`, e.g. another disk: --reference-dir). A split GGUF is read whole.
 
     A source whose conversion would run Python code shipped with it is refused unless
     `trust_remote_code` (see edgepack.source.trust)."""
     start = time.perf_counter()
     if source.kind == "gguf":
-        return _reference_from_gguf(source, toolchain)
+        from edgepack.source.split import is_split_part, merged_source
+
+        if is_split_part(source.path):
+            source = replace(source, path=merged_source(source.path, cache_dir or paths.reference_cache_dir()))
+        return _reference_from_gguf(source, toolchain, cache_dir)
     toolchain = toolchain or ensure_toolchain()
     outtype = choose_outtype(source, outtype)
     _check_architecture(source, toolchain, trust_remote_code)
     key = source_content_key(source, outtype, toolchain)
-    dest = _cached_reference(key)
+    dest = _cached_reference(key, cache_dir)
     entry = _checked_cache_entry(dest)
     if entry is not None:
         return Reference(dest, outtype.upper(), entry["file"]["sha256"], dest.stat().st_size, True,
@@ -216,7 +230,7 @@ def _converter_reason(stderr: str) -> str:
     return (lines[-1][:300] if lines else "no output (rerun with -v)")
 
 
-def _reference_from_gguf(source: Source, toolchain: Toolchain | None) -> Reference:
+def _reference_from_gguf(source: Source, toolchain: Toolchain | None, cache_dir: Path | None = None) -> Reference:
     """A float GGUF is the reference as it is; a quantized one is dequantized to F16 first."""
     start = time.perf_counter()
     info = read_gguf(source.path)
@@ -228,7 +242,7 @@ def _reference_from_gguf(source: Source, toolchain: Toolchain | None) -> Referen
                "so every quant's quality is bounded by the source's")
     progress.warn(warning)
     key = sha256_text(toolchain.llama_cpp_python, toolchain.llama_cpp_commit, "dequant-f16", sha256_file(source.path))
-    dest = _cached_reference(key)
+    dest = _cached_reference(key, cache_dir)
     entry = _checked_cache_entry(dest)
     cached = entry is not None
     if not cached:
