@@ -31,9 +31,15 @@ unset CFLAGS CXXFLAGS
 
 echo "==> edgepack"
 python -m pip install --quiet -e '.[test]'
+# zeus pulls in AMD's amdsmi, whose import raises on machines without ROCm and takes `import ray`
+# down with it; zeus works without it, so drop it unless this machine has ROCm.
+if [ ! -e /opt/rocm ]; then python -m pip uninstall --quiet -y amdsmi || true; fi
 
 echo "==> llama.cpp tools from the same tree"
 edgepack native build
+# Also the tools for image prompts and split GGUFs, and the RPC backend (its own build directory).
+edgepack native build --tool llama-mtmd-cli --tool llama-gguf-split
+edgepack native build --tool rpc-server --tool llama-server --tool llama-bench
 
 edgepack doctor
 if [ "${EDGEPACK_SKIP_BUILD:-0}" != 1 ]; then
