@@ -169,7 +169,7 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path, privat
     assert partial, "the build never reached quantization"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, stderr
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "interrupted" in lines[0]
     assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == ["medium"]  # no staging dir left
