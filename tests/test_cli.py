@@ -257,3 +257,18 @@ def test_report_merges_bench_results_from_several_machines(tiny_bundle, native_t
     bogus = tmp_path / "bogus.json"
     bogus.write_text('{"hello": 1}')
     assert_one_line_error(run("report", "--bench", bogus, ours), "bogus.json")
+
+
+def test_an_option_means_one_thing(tiny_bundle, tmp_path):
+    # --ctx is the deployment context: eval's chunk length has its own name.
+    result = run("eval", tiny_bundle, "--ctx", "128")
+    assert result.exit_code != 0 and "--ctx" in result.stderr
+    # --threads: one number where a command runs once, a list only where bench sweeps.
+    assert_one_line_error(run("eval", tiny_bundle, "--threads", "1,2", "--no-speed"), "give one number")
+    assert_one_line_error(run("plan", tiny_bundle, "--threads", "two"), "positive whole numbers")
+    # report: a bundle, or bench results merged with an explicit --bench.
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text("{}")
+    b.write_text("{}")
+    assert_one_line_error(run("report", a, b), "--bench")
+    assert_one_line_error(run("report", tiny_bundle, "-o", tmp_path / "x.md"), "--bench")
