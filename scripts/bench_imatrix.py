@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quant", action="append", help="quant types (default Q2_K Q3_K_M Q4_K_M IQ3_M)")
     parser.add_argument("--chunks", type=int, default=8, help="evaluation chunks of --ctx tokens")
-    parser.add_argument("--ctx", type=int, default=512)
+    parser.add_argument("--chunk-tokens", dest="ctx", type=int, default=512)
     parser.add_argument("--imatrix-chunks", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -27,7 +27,7 @@ def test_two_devices_merge_with_energy_and_sustained(tmp_path):
                conditions={"other_cores": 1.2})]}
     (tmp_path / "orin.json").write_text(json.dumps(orin))
     (tmp_path / "laptop.json").write_text(json.dumps(laptop))
-    res = CliRunner().invoke(app, ["report", str(tmp_path / "orin.json"), str(tmp_path / "laptop.json"),
+    res = CliRunner().invoke(app, ["report", "--bench", str(tmp_path / "orin.json"), str(tmp_path / "laptop.json"),
                                    "-o", str(tmp_path / "merged.md")])
     assert res.exit_code == 0, res.output
     md = (tmp_path / "merged.md").read_text()
@@ -37,7 +37,7 @@ def test_two_devices_merge_with_energy_and_sustained(tmp_path):
     assert "tg128 (busy)" in md and "CPU clock fell from 2200 to 1500 MHz" in md
     assert "![energy and sustained speed](merged-energy.png)" in md
     assert (tmp_path / "merged-energy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    res = CliRunner().invoke(app, ["report", str(tmp_path / "orin.json"), str(tmp_path / "laptop.json"),
+    res = CliRunner().invoke(app, ["report", "--bench", str(tmp_path / "orin.json"), str(tmp_path / "laptop.json"),
                                    "-o", str(tmp_path / "merged.csv")])
     rows = list(csv.DictReader(io.StringIO((tmp_path / "merged.csv").read_text())))
     assert [(r["machine"], r["joules_per_token"], r["sustained_ts"]) for r in rows] == [
@@ -46,6 +46,6 @@ def test_two_devices_merge_with_energy_and_sustained(tmp_path):
 
 def test_no_energy_no_chart(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps([record("a", "tg128", 10.0)]))  # llama-bench's -o json shape
-    res = CliRunner().invoke(app, ["report", str(tmp_path / "a.json"), "-o", str(tmp_path / "m.md")])
+    res = CliRunner().invoke(app, ["report", "--bench", str(tmp_path / "a.json"), "-o", str(tmp_path / "m.md")])
     assert res.exit_code == 0, res.output
     assert not (tmp_path / "m-energy.png").exists() and "energy.png" not in (tmp_path / "m.md").read_text()

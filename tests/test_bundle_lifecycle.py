@@ -92,7 +92,7 @@ def test_rebuild_adds_a_quant_and_keeps_files_reports_and_mode(tiny_hf_dir, tmp_
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
-    result = run("eval", out, "--ctx", "128", "--chunks", "1", "-r", "1", "--memory-ctx", "")
+    result = run("eval", out, "--chunk-tokens", "128", "--chunks", "1", "-r", "1", "--memory-ctx", "")
     assert result.exit_code == 0, result.stderr
     q4 = out / "tiny-llama-Q4_K_M.gguf"
     q4_bytes, q4_entry = q4.read_bytes(), load_manifest(out).file("Q4_K_M")

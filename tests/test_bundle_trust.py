@@ -272,7 +272,7 @@ def snapshot(directory: Path) -> dict:
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["eval", "{b}", "--no-speed", "--memory-ctx", "", "--chunks", "2", "--ctx", "128"], "eval cannot record"),
+    (["eval", "{b}", "--no-speed", "--memory-ctx", "", "--chunks", "2", "--chunk-tokens", "128"], "eval cannot record"),
     (["bench", "{b}", "--tune", "-t", "1", "-p", "8", "-n", "2", "-r", "1"], "bench --tune cannot record"),
     (["modelfile", "{b}/tiny-llama-Q8_0.gguf"], "modelfile cannot record"),
     (["report", "{b}"], "report cannot record"),

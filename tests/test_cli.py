@@ -182,7 +182,7 @@ def test_imatrix_command_and_build_options(tiny_hf_dir, tmp_path):
     calib = tmp_path / "calib.txt"
     calib.write_text(default_calibration_text().text[:50_000])
     imatrix = tmp_path / "tiny.imatrix.gguf"
-    result = run("imatrix", tiny_hf_dir, "--calibration", calib, "--chunks", "2", "--ctx", "128", "-o", imatrix, "--json")
+    result = run("imatrix", tiny_hf_dir, "--calibration", calib, "--chunks", "2", "--chunk-tokens", "128", "-o", imatrix, "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["chunks"] == 2 and data["entries"] == 14 and imatrix.is_file()
@@ -217,7 +217,7 @@ def test_unknown_target_fails_before_any_work(tiny_hf_dir, tmp_path):
 def test_eval_and_report_commands(tiny_bundle, tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    result = run("eval", bundle, "--ctx", "128", "--chunks", "2", "-r", "1", "--memory-ctx", "", "--max-kld", "5",
+    result = run("eval", bundle, "--chunk-tokens", "128", "--chunks", "2", "-r", "1", "--memory-ctx", "", "--max-kld", "5",
                  "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -248,7 +248,7 @@ def test_report_merges_bench_results_from_several_machines(tiny_bundle, native_t
                            "-t", "1", "-o", "json"], capture_output=True, text=True, check=True)
     theirs.write_text(done.stdout)
     merged = tmp_path / "all.csv"
-    result = run("report", ours, theirs, "-o", merged)
+    result = run("report", "--bench", ours, theirs, "-o", merged)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("| machine | model |") and len(lines) == 2 + 4  # pp and tg from each file
@@ -256,4 +256,19 @@ def test_report_merges_bench_results_from_several_machines(tiny_bundle, native_t
     assert merged.read_text().splitlines()[0].startswith("machine,model_filename,quant")
     bogus = tmp_path / "bogus.json"
     bogus.write_text('{"hello": 1}')
-    assert_one_line_error(run("report", bogus, ours), "bogus.json")
+    assert_one_line_error(run("report", "--bench", bogus, ours), "bogus.json")
+
+
+def test_an_option_means_one_thing(tiny_bundle, tmp_path):
+    # --ctx is the deployment context: eval's chunk length has its own name.
+    result = run("eval", tiny_bundle, "--ctx", "128")
+    assert result.exit_code != 0 and "--ctx" in result.stderr
+    # --threads: one number where a command runs once, a list only where bench sweeps.
+    assert_one_line_error(run("eval", tiny_bundle, "--threads", "1,2", "--no-speed"), "give one number")
+    assert_one_line_error(run("plan", tiny_bundle, "--threads", "two"), "positive whole numbers")
+    # report: a bundle, or bench results merged with an explicit --bench.
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text("{}")
+    b.write_text("{}")
+    assert_one_line_error(run("report", a, b), "--bench")
+    assert_one_line_error(run("report", tiny_bundle, "-o", tmp_path / "x.md"), "--bench")

@@ -56,7 +56,7 @@ def transformers_scores(hf_dir, gguf) -> tuple[float, float]:
 def test_eval_with_a_local_lm_eval_task(tiny_hf_dir, tiny_bundle, task_dir, tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    res = CliRunner().invoke(app, ["eval", str(bundle), "--ctx", "128", "--chunks", "2", "--no-speed", "--memory-ctx",
+    res = CliRunner().invoke(app, ["eval", str(bundle), "--chunk-tokens", "128", "--chunks", "2", "--no-speed", "--memory-ctx",
                                    "", "-t", "2", "--lm-eval", "edgepack_tiny_qa", "--lm-eval-include", str(task_dir),
                                    "--json"])
     assert res.exit_code == 0, res.output

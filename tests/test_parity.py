@@ -80,7 +80,7 @@ def runs(request, tiny_reference, q2k, native_tools, text_file, tmp_path_factory
     kld_out = llama_perplexity(tool, "-m", q2k, "-f", text_file, "-c", ctx, "--chunks", CHUNKS[ctx],
                                "--kl-divergence-base", base, "--kl-divergence", last="Same top p:")
     res = CliRunner().invoke(app, ["eval", str(q2k), "--reference", str(tiny_reference.path), "--text", str(text_file),
-                                   "--ctx", str(ctx), "--chunks", str(CHUNKS[ctx]), "--no-speed", "--memory-ctx", "",
+                                   "--chunk-tokens", str(ctx), "--chunks", str(CHUNKS[ctx]), "--no-speed", "--memory-ctx", "",
                                    "-t", "2", "-o", str(base.parent / "report"), "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["rows"]

@@ -139,7 +139,7 @@ def test_many_calibration_files(tiny_hf_dir, tmp_path):
         path.write_text(text[i * 2500:(i + 1) * 2500])
         files.append(path)
     args = [a for f in files for a in ("--calibration", f)]
-    result = run("imatrix", tiny_hf_dir, *args, "--chunks", "2", "--ctx", "64", "-o", tmp_path / "m.imatrix", "--json")
+    result = run("imatrix", tiny_hf_dir, *args, "--chunks", "2", "--chunk-tokens", "64", "-o", tmp_path / "m.imatrix", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["dataset"].count("+") == 13 and data["chunks"] == 2
@@ -222,7 +222,7 @@ def _long_single_line(tmp_path: Path) -> Path:
 def test_eval_chunks_are_capped_by_default(tiny_bundle, tmp_path):
     text = _long_single_line(tmp_path)
     bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")  # eval records into the bundle it measures
-    result = run("eval", bundle, "--text", text, "--ctx", "16", "--no-speed", "--memory-ctx", "",
+    result = run("eval", bundle, "--text", text, "--chunk-tokens", "16", "--no-speed", "--memory-ctx", "",
                  "-o", tmp_path / "r", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["settings"]["n_chunks"] == 100
@@ -240,7 +240,7 @@ def test_eval_checks_free_space_before_planning_cache_files(tiny_bundle, tmp_pat
     # A disk with 4 MiB free under the cache: 150 chunks of distributions need ~10 MiB.
     monkeypatch.setattr(sh, "disk_usage", lambda p: usage(1 << 30, 0, 4 << 20) if "eval-reference" in str(p)
                         else real(p))
-    result = run("eval", tiny_bundle, "--text", text, "--ctx", "128", "--chunks", "150", "--no-speed",
+    result = run("eval", tiny_bundle, "--text", text, "--chunk-tokens", "128", "--chunks", "150", "--no-speed",
                  "--memory-ctx", "", "-o", tmp_path / "r")
     assert_one_line_error(result, "not enough free space", "--chunks")
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli.options import ChunkTokens, Ctx, one_thread_count, Threads
 from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, fleet_build_command, write_rpc_settings
 
 out = Console()
@@ -28,7 +29,7 @@ def build(
         "--replace", help="Start the bundle over; without it a rebuild keeps the quants and reports it does not remake.")] = False,
     outtype: Annotated[str, typer.Option(help="16-bit reference type: f16, bf16, f32, or auto (bf16 for bf16 sources).")] = "f16",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    threads: Annotated[int, typer.Option("--threads", "-t", help="Quantization threads (0: all).")] = 0,
+    threads: Threads = None,
     pure: Annotated[bool, typer.Option(help="No K-quant mixtures: every tensor gets the base type.")] = False,
     leave_output_tensor: Annotated[bool, typer.Option(help="Keep output.weight unquantized.")] = False,
     output_tensor_type: Annotated[Optional[str], typer.Option(help="ggml type for output.weight, e.g. Q8_0.")] = None,
@@ -45,7 +46,7 @@ def build(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report the size each quant would have.")] = False,
     target: Annotated[Optional[str], typer.Option(
         help="Plan for a device (preset name, profile JSON, or 'this'): the Modelfiles get num_ctx/num_gpu/num_thread.")] = None,
-    ctx: Annotated[Optional[int], typer.Option(help="Context length to plan for (with or without --target).")] = None,
+    ctx: Ctx = None,
     evaluate: Annotated[bool, typer.Option("--eval", help="Then measure every quant (quality, speed, memory) and add the report to the bundle.")] = False,
     eval_chunks: Annotated[Optional[int], typer.Option(help="With --eval: chunks of the evaluation text.")] = None,
     eval_tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="With --eval: task files (repeatable).")] = None,
@@ -85,7 +86,7 @@ def build(
     setup(verbose)
     keep_output, keep_embd, keep_patterns = parse_keep(keep or [])
     options = QuantOptions(
-        nthread=threads, pure=pure, leave_output_tensor=leave_output_tensor,
+        nthread=one_thread_count(threads) or 0, pure=pure, leave_output_tensor=leave_output_tensor,
         output_tensor_type=keep_output or output_tensor_type, token_embedding_type=keep_embd or token_embedding_type,
         tensor_types=tuple(keep_patterns + [parse_tensor_type(t) for t in tensor_type or []]),
         prune_layers=parse_prune_layers(prune_layers),
@@ -94,7 +95,7 @@ def build(
     if evaluate:
         from edgepack.measure.evaluate import EvalPlan, EvalSettings
 
-        eval_plan = EvalPlan(settings=EvalSettings(n_chunks=eval_chunks, n_threads=threads or None),
+        eval_plan = EvalPlan(settings=EvalSettings(n_chunks=eval_chunks, n_threads=one_thread_count(threads)),
                              tasks=tuple(str(t) for t in eval_tasks or []))
     plan = BuildPlan(
         source, tuple(quant or ()), ladder=ladder, output_dir=output, outtype=outtype, revision=revision,
@@ -267,8 +268,8 @@ def imatrix_command(
     calibration: Annotated[Optional[list[str]], typer.Option(
         "--calibration", help="Calibration text file(s); default: the built-in text (Python stdlib docstrings).")] = None,
     chunks: Annotated[Optional[int], typer.Option(help="Chunks of text to process (default: 32; 16 above 1B, 8 above 10B parameters).")] = None,
-    ctx: Annotated[int, typer.Option(help="Tokens per chunk.")] = 512,
-    threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
+    chunk_tokens: ChunkTokens = 512,
+    threads: Threads = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the imatrix GGUF.")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model whose conversion runs Python code shipped with it.")] = False,
     as_json: JsonFlag = False,
@@ -282,7 +283,8 @@ def imatrix_command(
     text = load_calibration(calibration or ["default"])
     reference = make_reference(resolve_source(source, trust_remote_code=trust_remote_code),
                                trust_remote_code=trust_remote_code)
-    result = compute_imatrix(reference.path, text, chunks=chunks, ctx=ctx, threads=threads, output=output)
+    result = compute_imatrix(reference.path, text, chunks=chunks, ctx=chunk_tokens, threads=one_thread_count(threads),
+                             output=output)
     if as_json:
         print_json(result)
         return

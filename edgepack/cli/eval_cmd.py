@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli.options import ChunkTokens, one_thread_count, Threads
 
 out = Console()
 
@@ -35,14 +36,14 @@ def eval_command(
     targets: Annotated[list[Path], typer.Argument(help="A bundle directory, or GGUF files (with --reference).")],
     reference: Annotated[Optional[Path], typer.Option(help="The 16-bit GGUF to compare against (a bundle knows its own).")] = None,
     text: Annotated[Optional[Path], typer.Option(help="Evaluation text (default: CPython's pydoc topics, 60k chars).")] = None,
-    ctx: Annotated[int, typer.Option(help="Tokens per chunk (n_ctx).")] = 512,
+    chunk_tokens: ChunkTokens = 512,
     chunks: Annotated[Optional[int], typer.Option(help="Chunks to score (default: all of the text, at most 100).")] = None,
     tasks: Annotated[Optional[list[Path]], typer.Option("--tasks", help="Task file (JSONL or MMLU CSV), repeatable.")] = None,
     no_speed: Annotated[bool, typer.Option("--no-speed", help="Skip the pp/tg speed measurement.")] = False,
     parallel: Annotated[str, typer.Option(help="Parallel sequences for speed, e.g. 1,4,8.")] = "1",
     repetitions: Annotated[int, typer.Option("-r", "--repetitions", help="Speed repetitions.")] = 3,
     memory_ctx: Annotated[str, typer.Option(help="Context lengths for peak memory, e.g. 512,1024,2048,8192 ('' for none).")] = "512,1024,2048",
-    threads: Annotated[Optional[int], typer.Option("--threads", "-t")] = None,
+    threads: Threads = None,
     ngl: Annotated[int, typer.Option("--ngl", help="Layers on the GPU.")] = 0,
     flash_attn: Annotated[Optional[bool], typer.Option("--fa/--no-fa", help="Flash attention (default: llama.cpp's auto).")] = None,
     budget: Annotated[Optional[str], typer.Option(help="Recommend the best quant within this size/memory, e.g. 4GB.")] = None,
@@ -64,7 +65,8 @@ def eval_command(
         from edgepack.errors import EvalError
 
         raise EvalError("--limit and --lm-eval-include go with --lm-eval TASKS")
-    plan = eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
+    plan = eval_plan(text, chunk_tokens, chunks, tasks, no_speed, parallel, repetitions, memory_ctx,
+                     one_thread_count(threads), ngl, flash_attn,
                      budget, max_kld, lm_eval, lm_eval_limit, lm_eval_include)
     report, written = evaluate(targets, reference=reference, plan=plan, output_dir=output)
     if as_json:
@@ -96,20 +98,26 @@ def _show(report, written) -> None:
 @handle_errors
 def report_command(
     sources: Annotated[list[Path], typer.Argument(
-        help="A bundle or report directory (or its report.json); or bench results from several machines to merge.")],
+        help="A bundle or report directory (or its report.json); with --bench, bench results to merge.")],
+    bench: Annotated[bool, typer.Option(
+        "--bench", help="Merge bench results (edgepack bench --json / llama-bench JSON) from many devices.")] = False,
     budget: Annotated[Optional[str], typer.Option(help="Recommend the best quant within this size/memory, e.g. 4GB.")] = None,
     max_kld: Annotated[Optional[float], typer.Option(help="Recommend the smallest quant with KLD at most this.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Merged bench table to write (.md, .csv or .json).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="With --bench: the merged table to write (.md, .csv or .json).")] = None,
     as_json: JsonFlag = False,
 ):
-    """Re-render an evaluation report (Markdown, CSV, charts) from report.json, or merge bench results
-    from many devices (`edgepack report orin.json laptop.json`) into one table."""
-    from edgepack.measure.report import REPORT_JSON, load_report, parse_size, recommend, write_report
+    """Re-render a bundle's evaluation report (Markdown, CSV, charts) from its report.json; or, with
+    --bench, merge bench results from many devices (`edgepack report --bench orin.json laptop.json`)."""
+    from edgepack.measure.report import REPORT_JSON, ReportError, load_report, parse_size, recommend, write_report
 
-    evaluation = len(sources) == 1 and (sources[0].is_dir() or sources[0].name == REPORT_JSON)
-    if not evaluation:
+    if bench:
         _merge_bench(sources, output, as_json)
         return
+    if len(sources) != 1 or not (sources[0].is_dir() or sources[0].name == REPORT_JSON):
+        raise ReportError(f"{sources[0] if len(sources) == 1 else ' '.join(map(str, sources))}: give one bundle or "
+                          f"report directory (or its {REPORT_JSON}); to merge bench results add --bench")
+    if output is not None:
+        raise ReportError("-o is for merged bench tables (with --bench); a bundle's report is written into it")
     source = sources[0]
     report = load_report(source)
     if budget or max_kld is not None:

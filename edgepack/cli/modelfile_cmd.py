@@ -8,13 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 from edgepack.cli._app import JsonFlag, app, handle_errors, print_json
+from edgepack.cli.options import Ctx
 
 @app.command()
 @handle_errors
 def modelfile(
     gguf: Annotated[Path, typer.Argument(help="The .gguf file the Modelfile points at.")],
     system: Annotated[Optional[str], typer.Option(help="SYSTEM prompt.")] = None,
-    ctx: Annotated[Optional[int], typer.Option("--ctx", help="PARAMETER num_ctx.")] = None,
+    ctx: Ctx = None,
     temperature: Annotated[Optional[float], typer.Option(help="PARAMETER temperature.")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="PARAMETER top_p.")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="PARAMETER top_k.")] = None,

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli.options import Ctx, one_thread_count, thread_counts, Threads
 from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, SharedDirOption, bench_elsewhere, plan_elsewhere
 
 out = Console()
@@ -76,10 +77,10 @@ def profile(
 def plan(
     model: Annotated[Path, typer.Argument(help="A .gguf file or a bundle directory.")],
     target: Annotated[Optional[str], typer.Option("--target", help="A preset name or a profile JSON (default: this machine).")] = None,
-    ctx: Annotated[Optional[int], typer.Option("--ctx", "-c", help="Context length (default: the longest that fits).")] = None,
+    ctx: Ctx = None,
     ngl: Annotated[Optional[str], typer.Option("--ngl", help="Force n_gpu_layers (a number or 'all').")] = None,
     kv_type: Annotated[Optional[str], typer.Option("--kv-type", help="Force the KV cache type: f16, q8_0, q4_0.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Force the thread count.")] = None,
+    threads: Threads = None,
     runtime: Annotated[Optional[str], typer.Option("--runtime", help="Size memory for this runtime's process: "
                                                    "llama-server (default), ollama, python.")] = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="List the built-in target presets.")] = False,
@@ -103,6 +104,7 @@ def plan(
         return
     if fleet or rpc:
         return plan_elsewhere(model, fleet=fleet, devices=devices, rpc=rpc, ctx=ctx, kv_type=kv_type, as_json=as_json)
+    threads = one_thread_count(threads)
     if model.is_dir():
         result = plan_bundle(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads,
                              runtime=runtime)
@@ -164,7 +166,7 @@ def _print_plan(p) -> None:
 @handle_errors
 def bench(
     models: Annotated[list[Path], typer.Argument(help="GGUF files and/or bundle directories.")],
-    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4.")] = None,
+    threads: Threads = None,
     ngl: Annotated[Optional[str], typer.Option("--ngl", help="n_gpu_layers values, e.g. 0,16,all.")] = None,
     batch: Annotated[Optional[str], typer.Option("--batch", "-b", help="Batch sizes, e.g. 128,512.")] = None,
     parallel: Annotated[Optional[str], typer.Option("--parallel", help="Parallel sequences for tg, e.g. 1,4,8.")] = None,
@@ -209,7 +211,7 @@ def bench(
     if tune:
         if len(models) != 1 or not models[0].is_dir():
             raise BenchError("--tune needs one bundle directory (it writes the settings into its Modelfiles)")
-        result = tune_bundle(models[0], quant=quant, threads=parse_list(threads, name="threads"),
+        result = tune_bundle(models[0], quant=quant, threads=thread_counts(threads),
                              n_gpu_layers=ngl.split(",") if ngl else None,
                              batches=parse_list(batch, name="batch"))
         if as_json:
@@ -225,11 +227,11 @@ def bench(
     if fleet or rpc:
         return bench_elsewhere(models, fleet=fleet, devices=devices, rpc=rpc, output=output, as_json=as_json,
                                shared_dir=shared_dir, settings=dict(
-            threads=parse_list(threads, name="threads"), n_gpu_layers=ngl.split(",") if ngl else None,
+            threads=thread_counts(threads), n_gpu_layers=ngl.split(",") if ngl else None,
             batches=parse_list(batch, name="batch"), parallel=parse_list(parallel, name="parallel"),
             n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, flash_attn=fa, energy=energy,
             idle_seconds=idle_seconds, sustained=sustained, cooldown=cooldown))
-    report = bench_sweep(models, threads=parse_list(threads, name="threads"),
+    report = bench_sweep(models, threads=thread_counts(threads),
                          n_gpu_layers=ngl.split(",") if ngl else None, batches=parse_list(batch, name="batch"),
                          parallel=parse_list(parallel, name="parallel"), n_prompt=n_prompt, n_gen=n_gen,
                          repetitions=repetitions, flash_attn=fa, energy=energy, idle_seconds=idle_seconds,
@@ -246,10 +248,10 @@ def bench(
 
 def _bench_image(models: list[Path], image: Path | None, mmproj: Path | None, threads: str | None, n_gen: int,
                  as_json: bool) -> None:
-    from edgepack.measure.bench import BenchError, parse_list
+    from edgepack.measure.bench import BenchError
     from edgepack.measure.image import bundle_image_prompts, image_prompt
 
-    n_threads = (parse_list(threads, name="threads") or [None])[0]
+    n_threads = (thread_counts(threads) or [None])[0]
     results = []
     for m in models:
         if m.is_dir():
