@@ -23,6 +23,7 @@ from edgepack import progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import AdapterError
 from edgepack.hashing import sha256_file, sha256_text
+from edgepack.paths import PathRecord
 from edgepack.runtime.toolchain import Toolchain, ensure_toolchain
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -34,7 +35,7 @@ _BASE_EXTRA = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "sp
 
 
 @dataclass
-class AdapterInfo:
+class AdapterInfo(PathRecord):
     path: Path  # the PEFT directory
     name: str
     rank: int | None
@@ -42,24 +43,14 @@ class AdapterInfo:
     target_modules: list[str]
     n_tensors: int
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
-
 
 @dataclass
-class AdapterGGUF:
+class AdapterGGUF(PathRecord):
     path: Path
     outtype: str
     sha256: str
     size_bytes: int
     seconds: float
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
 
 
 @dataclass

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack import progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import ProjectorError
 from edgepack.hashing import sha256_file, sha256_text
+from edgepack.paths import PathRecord
 from edgepack.source.model import Source
 from edgepack.runtime.toolchain import Toolchain, ensure_toolchain
 
@@ -25,7 +26,7 @@ PROJECTOR_TYPES = ("f16", "q8_0", "f32", "bf16")
 
 
 @dataclass
-class Projector:
+class Projector(PathRecord):
     path: Path
     outtype: str  # "F16", "Q8_0", ...
     sha256: str
@@ -35,11 +36,6 @@ class Projector:
     modalities: list[str]
     cached: bool
     seconds: float
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
 
 
 def _config(directory: Path) -> dict:
