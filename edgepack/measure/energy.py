@@ -147,28 +147,26 @@ def open_meter(root: str | Path = "/", *, use_zeus: bool = True, tools: bool = T
             names.append(f"RAPL {zone.name} ({zone.path.name})")
             counters.append(zone.read_joules)
     rails = ps.board_input(ps.jetson_rails(root))
+    tool: tuple[str, _ToolPower] | None = None
     if rails:
         names.append("Jetson INA3221 " + "+".join(r.name for r in rails))
         samplers.append(PowerSampler(lambda: sum(r.watts() for r in rails), interval))
     elif tools and not names and shutil.which("tegrastats"):
-        tool = _ToolPower(["tegrastats", "--interval", str(max(int(interval * 1000), 10))],
-                          lambda text: ps.tegrastats_total(ps.parse_tegrastats(text)))
-        if tool.latest is not None:
-            names.append("tegrastats")
-            samplers.append(PowerSampler(tool.watts, interval))
-            closers.append(tool.close)
-        else:
-            tool.close()
+        tool = "tegrastats", _ToolPower(["tegrastats", "--interval", str(max(int(interval * 1000), 10))],
+                                        lambda text: ps.tegrastats_total(ps.parse_tegrastats(text)))
     elif tools and not names and shutil.which("powermetrics") and _sudo_allowed():
-        tool = _ToolPower(["sudo", "-n", "powermetrics", "--samplers", "cpu_power,gpu_power", "-i",
-                           str(max(int(interval * 1000), 100))],
-                          lambda text: ps.parse_powermetrics(text).get("Combined"))
-        if tool.latest is not None:
-            names.append("powermetrics (Combined CPU+GPU+ANE)")
-            samplers.append(PowerSampler(tool.watts, interval))
-            closers.append(tool.close)
+        tool = "powermetrics (Combined CPU+GPU+ANE)", _ToolPower(
+            ["sudo", "-n", "powermetrics", "--samplers", "cpu_power,gpu_power", "-i",
+             str(max(int(interval * 1000), 100))],
+            lambda text: ps.parse_powermetrics(text).get("Combined"))
+    if tool is not None:  # kept only if it printed a reading
+        name, power = tool
+        if power.latest is not None:
+            names.append(name)
+            samplers.append(PowerSampler(power.watts, interval))
+            closers.append(power.close)
         else:
-            tool.close()
+            power.close()
     if not names:
         reason = ps.rapl_unreadable_reason(root)
         raise EnergyUnavailable("no power sensor on this machine (no readable RAPL, NVML energy counter, "
