@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack import paths
@@ -32,7 +32,7 @@ _PINNED_KINDS = ("toolchain", "native")
 
 
 @dataclass
-class CacheEntry:
+class CacheEntry(paths.PathRecord):
     kind: str
     name: str
     path: Path
@@ -46,8 +46,7 @@ class CacheEntry:
         return max(0.0, (time.time() - self.modified) / 86400)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
+        d = super().to_dict()
         d["age_days"] = round(self.age_days, 2)
         return d
 

@@ -8,6 +8,7 @@ are honoured by huggingface-hub itself.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import platformdirs
@@ -45,3 +46,12 @@ def package_data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"edgepack data folder {name!r} is missing from the installation")
+
+
+class PathRecord:
+    """Base of a result dataclass with a `path` field: `to_dict()` is its fields, the path as a string."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d

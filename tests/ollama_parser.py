@@ -54,28 +54,16 @@ def _next(r: str, state: str) -> tuple[str, str | None]:
         if _is_space(r) or _is_newline(r):
             return "nil", None
         return "name", r
-    if state == "name":
-        if r.isalpha():
-            return "name", r
+    if state in ("name", "parameter", "message"):  # a word (a parameter's may hold digits and _), then a space
+        if r.isalpha() or (state == "parameter" and (r.isdigit() or r == "_")):
+            return state, r
         if _is_space(r):
             return "value", None
-        raise ParseError("invalid command")
+        raise ParseError("invalid command" if state == "name" else "unexpected EOF")
     if state == "value":
         if _is_newline(r) or _is_space(r):
             return "nil", r
         return "value", r
-    if state == "parameter":
-        if r.isalpha() or r.isdigit() or r == "_":
-            return "parameter", r
-        if _is_space(r):
-            return "value", None
-        raise ParseError("unexpected EOF")
-    if state == "message":
-        if r.isalpha():
-            return "message", r
-        if _is_space(r):
-            return "value", None
-        raise ParseError("unexpected EOF")
     if state == "comment":
         return ("nil", None) if _is_newline(r) else ("comment", None)
     raise AssertionError(state)

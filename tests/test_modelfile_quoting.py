@@ -19,6 +19,16 @@ def _unrepresentable(value: str) -> bool:
     return '"""' in value or any(ch not in "\n\t" and not ch.isprintable() for ch in value)
 
 
+def _written(write, value: str) -> str | None:
+    """`write(value)` (ollama_quote or ollama_block); None where it refuses, which it may only for what
+    a Modelfile cannot hold."""
+    try:
+        return write(value, "test value")
+    except ModelfileError:
+        assert _unrepresentable(value)
+        return None
+
+
 def test_parser_reads_ollamas_own_examples():
     text = 'FROM ./m.gguf\n# a comment\nPARAMETER stop "<|im_end|>"\nSYSTEM """two\nlines"""\nMESSAGE user hi there\n'
     assert parse(text) == [("model", "./m.gguf"), ("stop", "<|im_end|>"), ("system", "two\nlines"),
@@ -28,10 +38,8 @@ def test_parser_reads_ollamas_own_examples():
 @BOUND
 @given(ANY_TEXT)
 def test_quoted_values_read_back_unchanged(value):
-    try:
-        quoted = ollama_quote(value, "test value")
-    except ModelfileError:
-        assert _unrepresentable(value)
+    quoted = _written(ollama_quote, value)
+    if quoted is None:
         return
     assert parse(f"FROM ./m.gguf\nPARAMETER stop {quoted}\nSYSTEM {quoted}\n") == [
         ("model", "./m.gguf"), ("stop", value), ("system", value)]
@@ -40,10 +48,8 @@ def test_quoted_values_read_back_unchanged(value):
 @BOUND
 @given(ANY_TEXT, st.sampled_from(["TEMPLATE", "LICENSE", "SYSTEM"]))
 def test_blocks_read_back_unchanged(value, command):
-    try:
-        block = ollama_block(value, "test value")
-    except ModelfileError:
-        assert _unrepresentable(value)
+    block = _written(ollama_block, value)
+    if block is None:
         return
     assert parse(f"{command} {block}\nMESSAGE assistant {block}\n") == [
         (command.lower(), value), ("message", f"assistant: {value}")]

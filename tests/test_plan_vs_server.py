@@ -8,14 +8,12 @@ two contexts. Memory, unlike time, is stable enough to assert within a tolerance
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 import urllib.request
 
 import psutil
 import pytest
 
+from local_server import started_llama_server
 from tiny_models import make_tiny_llama
 
 
@@ -32,33 +30,20 @@ def long_model(tmp_path_factory):
 
 def server_peak_rss(server, model, ctx: int) -> int:
     """Start llama-server with -c ctx, fill its context with one request, return its peak RSS."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", str(ctx),
-                             "-t", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            peak = max(peak, ps.memory_info().rss)
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
+    rss: list[int] = []
+
+    def follow(proc) -> None:
+        rss.append(psutil.Process(proc.pid).memory_info().rss)
+
+    with started_llama_server(server, model, "-c", str(ctx), "-t", "1", while_waiting=follow) as (proc, url):
         prompt = [10 + i % 400 for i in range(ctx - 16)]  # token ids: exactly this many, whatever the tokenizer
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/completion", method="POST",
+        request = urllib.request.Request(f"{url}/completion", method="POST",
                                          data=json.dumps({"prompt": prompt, "n_predict": 8}).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=300) as r:
             assert json.loads(r.read())["tokens_evaluated"] >= ctx - 16
-        return max(peak, ps.memory_info().rss)  # buffers stay resident: the RSS after the request is its peak
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        follow(proc)  # buffers stay resident: the RSS after the request is its peak
+        return max(rss)
 
 
 @pytest.mark.parametrize("ctx", [1024, 8192])

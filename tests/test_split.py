@@ -145,7 +145,6 @@ def test_split_settings_are_checked_before_any_work(tiny_hf_dir, tmp_path):
 # ------------------------------------------------------------------ large models: disk space, reference placement
 
 def test_disk_plan_is_an_upper_bound_of_what_the_build_writes(tiny_hf_dir, tmp_path):
-    from edgepack.runtime.toolchain import ensure_toolchain
     from edgepack.source import resolve_source
     from edgepack.source.space import plan_build_space
     from edgepack.quantize.types import get_quant

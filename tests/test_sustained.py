@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from edgepack.cli import app

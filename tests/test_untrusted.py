@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from test_cli import assert_one_line_error, run  # the CLI as a user drives it, one-line errors
+from tiny_models import write_gguf_file
 
 
 # ------------------------------------------------------------------ code shipped with a model
@@ -190,21 +191,17 @@ def test_lgpl_license_with_form_feeds(tiny_hf_dir, tmp_path):
 
 
 def test_plan_refuses_an_architecture_the_runtime_cannot_load(tmp_path):
-    import gguf
     import numpy as np
 
-    path = tmp_path / "alien.gguf"
-    w = gguf.GGUFWriter(str(path), "alienformer")
-    w.add_block_count(1)
-    w.add_context_length(2048)
-    w.add_embedding_length(64)
-    w.add_head_count(4)
-    w.add_tensor("token_embd.weight", np.ones((32, 64), dtype=np.float16))
-    w.add_tensor("blk.0.attn_q.weight", np.ones((64, 64), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    def describe(w) -> None:
+        w.add_block_count(1)
+        w.add_context_length(2048)
+        w.add_embedding_length(64)
+        w.add_head_count(4)
+
+    path = write_gguf_file(tmp_path / "alien.gguf", "alienformer", describe, {
+        "token_embd.weight": np.ones((32, 64), dtype=np.float16),
+        "blk.0.attn_q.weight": np.ones((64, 64), dtype=np.float16)})
     assert_one_line_error(run("plan", path, "--target", "rtx-3060-12gb"), "alienformer", "cannot load")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Callable
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -63,3 +64,19 @@ def make_tiny_llama(out_dir: Path, *, hidden: int = 256, layers: int = 2, vocab_
         cfg["architectures"] = [architecture]
         (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     return out_dir
+
+
+def write_gguf_file(path: Path, arch: str, describe: Callable, tensors: dict) -> Path:
+    """A GGUF written directly with gguf-py: `describe(writer)` adds its metadata, then `tensors`
+    (name -> numpy array) in order."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    describe(writer)
+    for name, data in tensors.items():
+        writer.add_tensor(name, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -61,29 +61,31 @@ class ChatFormat:
         return f"{self.family}/{self.variant}"
 
 
+def _role_turns(start: str, end_role: str, end: str, *, model: str = "assistant", system: bool = True) -> dict:
+    """Turns written `<start>role<end_role>text<end>`, the assistant's as `model` (ChatML, Llama 3, Gemma, Granite)."""
+
+    def head(role: str) -> str:
+        return f"{start}{role}{end_role}"
+
+    turns = dict(user=(head("user"), end), assistant=(head(model), end), generation=head(model))
+    return turns | (dict(system_turn=(head("system"), end)) if system else {})
+
+
 CHATML = dict(
     markers=("<|im_start|>", "<|im_end|>"),
-    system_turn=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "<|im_end|>\n"),
-    generation="<|im_start|>assistant\n",
     stops=("<|im_start|>", "<|im_end|>"),
+    **_role_turns("<|im_start|>", "\n", "<|im_end|>\n"),
 )
 LLAMA3 = dict(
     markers=("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
-    system_turn=("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
-    user=("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
-    assistant=("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
-    generation="<|start_header_id|>assistant<|end_header_id|>\n\n",
     stops=("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    **_role_turns("<|start_header_id|>", "<|end_header_id|>\n\n", "<|eot_id|>"),
 )
 GEMMA = dict(
     markers=("<start_of_turn>", "<end_of_turn>"),
-    user=("<start_of_turn>user\n", "<end_of_turn>\n"),
-    assistant=("<start_of_turn>model\n", "<end_of_turn>\n"),
-    generation="<start_of_turn>model\n",
     stops=("<start_of_turn>", "<end_of_turn>"),
     system="first_user",
+    **_role_turns("<start_of_turn>", "\n", "<end_of_turn>\n", model="model", system=False),
 )
 MISTRAL_STOPS = ("[INST]", "[/INST]")
 DEEPSEEK3 = dict(
@@ -94,11 +96,8 @@ DEEPSEEK3 = dict(
 )
 GRANITE = dict(
     markers=("<|start_of_role|>", "<|end_of_role|>"),
-    system_turn=("<|start_of_role|>system<|end_of_role|>", "<|end_of_text|>\n"),
-    user=("<|start_of_role|>user<|end_of_role|>", "<|end_of_text|>\n"),
-    assistant=("<|start_of_role|>assistant<|end_of_role|>", "<|end_of_text|>\n"),
-    generation="<|start_of_role|>assistant<|end_of_role|>",
     stops=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"),
+    **_role_turns("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>\n"),
 )
 PHI3_STOPS = ("<|end|>", "<|user|>", "<|assistant|>")
 ALPACA = dict(

@@ -56,6 +56,18 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def print_report(report: Any, output: Path | None, as_json: bool) -> None:
+    """A bench report: written to `output` when given, then printed as JSON or markdown."""
+    if output:
+        report.write(output)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        from rich.console import Console
+
+        Console().print(report.to_markdown(), highlight=False)
+
+
 def fail(message: str, code: int = 1) -> None:
     """One line on stderr, non-zero exit."""
     typer.echo(f"error: {message}", err=True)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgepack.cli._app import JsonFlag, app, handle_errors, print_json
+from edgepack.cli._app import JsonFlag, app, handle_errors, print_json, print_report
 
 out = Console()
 err = Console(stderr=True)
@@ -120,13 +120,8 @@ def bench_elsewhere(models: list[Path], *, fleet: str | None, devices: str | Non
     if fleet:
         from edgepack.fleet.bench import fleet_bench
 
-        report = fleet_bench(models, fleet, devices=devices, settings=settings, shared_dir=shared_dir)
-        if output:
-            report.write(output)
-        if as_json:
-            print_json(report.to_dict())
-        else:
-            out.print(report.to_markdown(), highlight=False)
+        print_report(fleet_bench(models, fleet, devices=devices, settings=settings, shared_dir=shared_dir),
+                     output, as_json)
         return
     from edgepack.runtime.rpc import bench_pool, plan_rpc
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, setup
+from edgepack.cli._app import JsonFlag, VerboseFlag, app, handle_errors, print_json, print_report, setup
 from edgepack.cli.options import Ctx, one_thread_count, thread_counts, Threads
 from edgepack.cli.fleet_cmd import DevicesOption, FleetOption, RpcOption, SharedDirOption, bench_elsewhere, plan_elsewhere
 
@@ -236,12 +236,7 @@ def bench(
                          parallel=parse_list(parallel, name="parallel"), n_prompt=n_prompt, n_gen=n_gen,
                          repetitions=repetitions, flash_attn=fa, energy=energy, idle_seconds=idle_seconds,
                          sustained=sustained, cooldown=cooldown)
-    if output:
-        report.write(output)
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        out.print(report.to_markdown(), highlight=False)
+    print_report(report, output, as_json)
     if as_json and report.notes:  # the no-sensor line and busy-machine notes reach a --json user too
         Console(stderr=True).print("\n".join(report.notes), highlight=False)
 

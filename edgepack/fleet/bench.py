@@ -9,7 +9,6 @@ files are reported missing, and nothing of the other devices is lost.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable

@@ -26,6 +26,21 @@ class EnergyUnavailable(BenchError):
     """No power or energy sensor readable on this machine."""
 
 
+def _every(seconds: float, read, stop: threading.Event) -> threading.Thread:
+    """A daemon thread calling `read` every `seconds` until `stop` is set; a failed sensor read is skipped."""
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                read()
+            except (OSError, ValueError):
+                pass
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
 class PowerSampler:
     """Integrates a watts() function over time in a thread; joules() is the integral so far."""
 
@@ -37,8 +52,7 @@ class PowerSampler:
         self._w = watts()
         self._joules = 0.0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._thread = _every(interval, self._step, self._stop)
 
     def _step(self) -> None:
         w = self._watts()
@@ -46,13 +60,6 @@ class PowerSampler:
         with self._lock:
             self._joules += (self._w + w) / 2 * (t - self._t)
             self._t, self._w = t, w
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._step()
-            except (OSError, ValueError):
-                pass
 
     def joules(self) -> float:
         with self._lock:
@@ -103,15 +110,7 @@ class EnergyMeter:
         self._counters, self._samplers, self._closers = counters, samplers, closers
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True)
-        self._poller.start()
-
-    def _poll(self, seconds: float) -> None:
-        while not self._stop.wait(seconds):
-            try:
-                self.joules()
-            except (OSError, ValueError):
-                pass
+        self._poller = _every(poll_seconds, self.joules, self._stop)
 
     def joules(self) -> float:
         with self._lock:
@@ -148,28 +147,26 @@ def open_meter(root: str | Path = "/", *, use_zeus: bool = True, tools: bool = T
             names.append(f"RAPL {zone.name} ({zone.path.name})")
             counters.append(zone.read_joules)
     rails = ps.board_input(ps.jetson_rails(root))
+    tool: tuple[str, _ToolPower] | None = None
     if rails:
         names.append("Jetson INA3221 " + "+".join(r.name for r in rails))
         samplers.append(PowerSampler(lambda: sum(r.watts() for r in rails), interval))
     elif tools and not names and shutil.which("tegrastats"):
-        tool = _ToolPower(["tegrastats", "--interval", str(max(int(interval * 1000), 10))],
-                          lambda text: ps.tegrastats_total(ps.parse_tegrastats(text)))
-        if tool.latest is not None:
-            names.append("tegrastats")
-            samplers.append(PowerSampler(tool.watts, interval))
-            closers.append(tool.close)
-        else:
-            tool.close()
+        tool = "tegrastats", _ToolPower(["tegrastats", "--interval", str(max(int(interval * 1000), 10))],
+                                        lambda text: ps.tegrastats_total(ps.parse_tegrastats(text)))
     elif tools and not names and shutil.which("powermetrics") and _sudo_allowed():
-        tool = _ToolPower(["sudo", "-n", "powermetrics", "--samplers", "cpu_power,gpu_power", "-i",
-                           str(max(int(interval * 1000), 100))],
-                          lambda text: ps.parse_powermetrics(text).get("Combined"))
-        if tool.latest is not None:
-            names.append("powermetrics (Combined CPU+GPU+ANE)")
-            samplers.append(PowerSampler(tool.watts, interval))
-            closers.append(tool.close)
+        tool = "powermetrics (Combined CPU+GPU+ANE)", _ToolPower(
+            ["sudo", "-n", "powermetrics", "--samplers", "cpu_power,gpu_power", "-i",
+             str(max(int(interval * 1000), 100))],
+            lambda text: ps.parse_powermetrics(text).get("Combined"))
+    if tool is not None:  # kept only if it printed a reading
+        name, power = tool
+        if power.latest is not None:
+            names.append(name)
+            samplers.append(PowerSampler(power.watts, interval))
+            closers.append(power.close)
         else:
-            tool.close()
+            power.close()
     if not names:
         reason = ps.rapl_unreadable_reason(root)
         raise EnergyUnavailable("no power sensor on this machine (no readable RAPL, NVML energy counter, "

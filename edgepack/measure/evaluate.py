@@ -10,12 +10,16 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgepack import progress
 from edgepack.errors import EvalError
 from edgepack.hashing import sha256_file
 from edgepack.measure.refcache import divergence, reference_log_probs
 from edgepack.measure.scoring import EvalSettings
+
+if TYPE_CHECKING:  # at run time imported where it is used, as the functions below do
+    from edgepack.measure.report import Row
 
 DEFAULT_MEMORY_CONTEXTS = (512, 1024, 2048)
 ROWS_FILE = "eval-rows.jsonl"
@@ -273,7 +277,7 @@ def _make_output_dir(out: Path) -> None:
         raise OutputError(f"{out} is not a directory; choose another -o")
 
 
-def load_saved_rows(rows_path: Path, key: str) -> dict[str, "Row"]:
+def load_saved_rows(rows_path: Path, key: str) -> dict[str, Row]:
     """Rows saved by earlier runs of this plan, by the sha256 of the GGUF they measured. A damaged line (a
     kill cuts the last one short) is dropped with a one-line note and the file rewritten without it."""
     from edgepack.measure.report import Row

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack import paths, procs, progress
@@ -50,7 +50,7 @@ class CalibrationText:
 
 
 @dataclass
-class Imatrix:
+class Imatrix(paths.PathRecord):
     path: Path
     dataset: str
     chunks: int
@@ -59,11 +59,6 @@ class Imatrix:
     sha256: str
     cached: bool
     seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
 
 
 def default_calibration_text() -> CalibrationText:

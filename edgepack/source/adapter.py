@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +23,8 @@ from edgepack import progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import AdapterError
 from edgepack.hashing import sha256_file, sha256_text
-from edgepack.runtime.toolchain import Toolchain, converter_env, ensure_toolchain
+from edgepack.paths import PathRecord
+from edgepack.runtime.toolchain import Toolchain, ensure_toolchain
 
 ADAPTER_CONFIG = "adapter_config.json"
 PROBE_TEXT = ("The quick brown fox jumps over the lazy dog. In Python, a list comprehension builds a new list "
@@ -36,7 +35,7 @@ _BASE_EXTRA = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "sp
 
 
 @dataclass
-class AdapterInfo:
+class AdapterInfo(PathRecord):
     path: Path  # the PEFT directory
     name: str
     rank: int | None
@@ -44,24 +43,14 @@ class AdapterInfo:
     target_modules: list[str]
     n_tensors: int
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
-
 
 @dataclass
-class AdapterGGUF:
+class AdapterGGUF(PathRecord):
     path: Path
     outtype: str
     sha256: str
     size_bytes: int
     seconds: float
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
 
 
 @dataclass
@@ -146,24 +135,16 @@ def check_adapter_fits(adapter_dir: str | Path, base_dir: str | Path) -> None:
 def convert_adapter(adapter_dir: Path, base_dir: Path, dest: Path, *, outtype: str = "f16",
                     toolchain: Toolchain | None = None) -> AdapterGGUF:
     """The adapter as a LoRA GGUF, written by the pinned tree's convert_lora_to_gguf.py."""
-    from edgepack.runtime.llama import is_verbose
-    from edgepack.source.convert import _converter_reason
+    from edgepack.source.convert import run_converter_script
 
     start = time.perf_counter()
     toolchain = toolchain or ensure_toolchain()
     with atomic_output(dest) as tmp:
-        cmd = [sys.executable, str(toolchain.root / "convert_lora_to_gguf.py"), "--base", str(base_dir),
-               "--outfile", str(tmp), "--outtype", outtype, str(adapter_dir)]
-        verbose = is_verbose()
-        with progress.step(f"Converting adapter {adapter_dir.name}"):
-            proc = subprocess.run(cmd, env=converter_env(toolchain), text=True,
-                                  stdout=None if verbose else subprocess.PIPE,
-                                  stderr=None if verbose else subprocess.PIPE)
-        if proc.returncode != 0:
-            if proc.returncode < 0 or proc.returncode == 130:
-                raise KeyboardInterrupt
-            raise AdapterError(f"llama.cpp's convert_lora_to_gguf.py failed on {adapter_dir}: "
-                               f"{_converter_reason(proc.stderr or '')}")
+        run_converter_script(
+            [str(toolchain.root / "convert_lora_to_gguf.py"), "--base", str(base_dir), "--outfile", str(tmp),
+             "--outtype", outtype, str(adapter_dir)], toolchain,
+            progress.step(f"Converting adapter {adapter_dir.name}"),
+            AdapterError, f"llama.cpp's convert_lora_to_gguf.py failed on {adapter_dir}")
     return AdapterGGUF(dest, outtype.upper(), sha256_file(dest), dest.stat().st_size, progress.elapsed(start))
 
 

@@ -16,10 +16,11 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import ContextManager
 
 from edgepack import paths, procs, progress
 from edgepack.atomic import atomic_output, write_text_atomic
-from edgepack.errors import OutputError, SourceError, UnsupportedArchitectureError
+from edgepack.errors import EdgepackError, OutputError, SourceError, UnsupportedArchitectureError
 from edgepack.gguf_file import read_gguf
 from edgepack.hashing import file_record, matches_record, sha256_file, sha256_text
 from edgepack.quantize.types import get_quant
@@ -205,20 +206,29 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
 
 
 def _run_converter(source: Source, dest: Path, outtype: str, toolchain: Toolchain, expected: int | None) -> None:
+    with atomic_output(dest) as tmp:
+        run_converter_script(
+            [str(toolchain.converter), str(source.path), "--outfile", str(tmp), "--outtype", outtype], toolchain,
+            progress.file_growth(f"Converting {source.name} to {outtype.upper()}", tmp, expected),
+            SourceError, f"llama.cpp's converter failed on {source.spec}")
+
+
+def run_converter_script(args: list[str], toolchain: Toolchain, step: ContextManager, error: type[EdgepackError],
+                         failed: str) -> None:
+    """Run one of the pinned tree's converter scripts (`args` after the Python interpreter) through
+    edgepack.procs inside the progress `step`; a failure raises `error` as "<failed>: <the converter's
+    own last error line>", Ctrl-C or a killed converter as KeyboardInterrupt."""
     from edgepack.runtime.llama import is_verbose
 
-    with atomic_output(dest) as tmp:
-        cmd = [sys.executable, str(toolchain.converter), str(source.path), "--outfile", str(tmp),
-               "--outtype", outtype]
-        verbose = is_verbose()
-        with progress.file_growth(f"Converting {source.name} to {outtype.upper()}", tmp, expected):
-            proc = procs.run(cmd, env=converter_env(toolchain), text=True,
-                            stdout=None if verbose else subprocess.PIPE,
-                            stderr=None if verbose else subprocess.PIPE)
-        if proc.returncode != 0:
-            if proc.returncode < 0 or proc.returncode == 130:
-                raise KeyboardInterrupt
-            raise SourceError(f"llama.cpp's converter failed on {source.spec}: {_converter_reason(proc.stderr or '')}")
+    verbose = is_verbose()
+    with step:
+        proc = procs.run([sys.executable, *args], env=converter_env(toolchain), text=True,
+                         stdout=None if verbose else subprocess.PIPE,
+                         stderr=None if verbose else subprocess.PIPE)
+    if proc.returncode != 0:
+        if proc.returncode < 0 or proc.returncode == 130:
+            raise KeyboardInterrupt
+        raise error(f"{failed}: {_converter_reason(proc.stderr or '')}")
 
 
 def _converter_reason(stderr: str) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from edgepack.paths import PathRecord
 
 
 @dataclass
-class Source:
+class Source(PathRecord):
     kind: str  # "hf-dir", "hub", "gguf", "default"
     spec: str  # what the user typed (or the default's name)
     path: Path  # local directory or GGUF file
@@ -16,14 +18,9 @@ class Source:
     revision: str | None = None  # hub commit, or the default package's version
     license: str | None = None
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
-
 
 @dataclass
-class Reference:
+class Reference(PathRecord):
     """The 16-bit GGUF every quant is made from and measured against."""
 
     path: Path
@@ -35,11 +32,6 @@ class Reference:
     cache_key: str | None = None
     dequantized_from: str | None = None  # quant type of a quantized GGUF source
     warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
 
 
 def slugify(name: str) -> str:

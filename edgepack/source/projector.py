@@ -10,24 +10,23 @@ the text model whose embedding width equals the projector's output width.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack import progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import ProjectorError
 from edgepack.hashing import sha256_file, sha256_text
+from edgepack.paths import PathRecord
 from edgepack.source.model import Source
-from edgepack.runtime.toolchain import Toolchain, converter_env, ensure_toolchain
+from edgepack.runtime.toolchain import Toolchain, ensure_toolchain
 
 PROJECTOR_TYPES = ("f16", "q8_0", "f32", "bf16")
 
 
 @dataclass
-class Projector:
+class Projector(PathRecord):
     path: Path
     outtype: str  # "F16", "Q8_0", ...
     sha256: str
@@ -37,11 +36,6 @@ class Projector:
     modalities: list[str]
     cached: bool
     seconds: float
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
 
 
 def _config(directory: Path) -> dict:
@@ -115,23 +109,13 @@ def make_projector(source: Source, outtype: str = "f16", *, cache_dir: Path, cac
         proj.seconds = progress.elapsed(start)
         return proj
     dest.parent.mkdir(parents=True, exist_ok=True)
-    from edgepack.runtime.llama import is_verbose
+    from edgepack.source.convert import run_converter_script
 
     with atomic_output(dest) as tmp:
-        cmd = [sys.executable, str(toolchain.converter), str(source.path), "--mmproj", "--outfile", str(tmp),
-               "--outtype", outtype]
-        verbose = is_verbose()
-        with progress.step(f"Converting {source.name}'s projector to {outtype.upper()}"):
-            proc = subprocess.run(cmd, env=converter_env(toolchain), text=True,
-                                  stdout=None if verbose else subprocess.PIPE,
-                                  stderr=None if verbose else subprocess.PIPE)
-        if proc.returncode != 0:
-            if proc.returncode < 0 or proc.returncode == 130:
-                raise KeyboardInterrupt
-            from edgepack.source.convert import _converter_reason
-
-            raise ProjectorError(f"llama.cpp's converter could not export the projector of {source.spec}: "
-                                 f"{_converter_reason(proc.stderr or '')}")
+        run_converter_script(
+            [str(toolchain.converter), str(source.path), "--mmproj", "--outfile", str(tmp), "--outtype", outtype],
+            toolchain, progress.step(f"Converting {source.name}'s projector to {outtype.upper()}"),
+            ProjectorError, f"llama.cpp's converter could not export the projector of {source.spec}")
     proj = read_projector(dest)
     proj.cached, proj.seconds = False, progress.elapsed(start)
     return proj
