@@ -177,7 +177,7 @@ def main() -> None:
         for quant in ["Q4_K_M"] + (["Q8_0"] if args.q8 else []):
             rows.append((f"quantize -> {quant}",
                          watch(me + ["quantize", str(reference), str(work / f"{quant}.gguf"), quant], env)))
-        print(f"\n| step | seconds | peak RSS (GB) | RSS / checkpoint | peak anon RSS (GB) | anon / checkpoint | max VmHWM (GB) |")
+        print("\n| step | seconds | peak RSS (GB) | RSS / checkpoint | peak anon RSS (GB) | anon / checkpoint | max VmHWM (GB) |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for name, r in rows:
             print(f"| {name} | {r['seconds']} | {r['rss'] / 1e9:.2f} | {r['rss'] / size:.1%} | {r['anon'] / 1e9:.2f} "
