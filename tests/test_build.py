@@ -58,7 +58,8 @@ def test_model_card_has_a_row_per_quant(tiny_bundle):
     card = (tiny_bundle / "README.md").read_text()
     assert "| `tiny-llama-Q8_0.gguf` | Q8_0 |" in card
     assert "| `tiny-llama-Q4_K_M.gguf` | Q4_K_M |" in card
-    assert "llama.cpp 0c1e570" in card or "llama.cpp " in card
+    # The pinned tree (llama-cpp-python 0.3.36 vendors llama.cpp build 0c1e570), checked by hand.
+    assert "llama.cpp 0c1e570 (llama-cpp-python 0.3.36)" in card
     assert "ollama create" in card
 
 

