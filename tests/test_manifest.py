@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from huggingface_hub import ModelCard
 
 from edgepack.bundle import load_manifest, render_model_card, verify_bundle
@@ -239,3 +241,39 @@ def test_randomly_damaged_manifests_load_or_fail_in_one_line(tiny_bundle, tmp_pa
             assert "\n" not in str(err)
             refused += 1
     assert refused > 200  # most damage is caught; the rest is damage of free-form values (notes, options, ...)
+
+
+# Property-based: any JSON value put anywhere in a good manifest loads or fails in one line.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8)
+
+
+def _replace_at(value, path: list[int], new):
+    """`value` with the node reached by following `path` (indices into sorted keys / items) replaced."""
+    if not path or not isinstance(value, (dict, list)) or not value:
+        return new
+    i, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        key = sorted(value)[i % len(value)]
+        return {**value, key: _replace_at(value[key], rest, new)}
+    i %= len(value)
+    return value[:i] + [_replace_at(value[i], rest, new)] + value[i + 1:]
+
+
+@pytest.fixture(scope="module")
+def fuzz_bundle(tiny_bundle, tmp_path_factory) -> tuple[Path, dict]:
+    bundle = bundle_copy(tiny_bundle, tmp_path_factory.mktemp("fuzz"))
+    return bundle, json.loads((bundle / "manifest.json").read_text())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.lists(st.integers(min_value=0, max_value=50), max_size=4), new=_json)
+def test_any_json_anywhere_in_a_manifest_loads_or_fails_in_one_line(fuzz_bundle, path, new):
+    bundle, good = fuzz_bundle
+    (bundle / "manifest.json").write_text(json.dumps(_replace_at(good, path, new)))
+    try:
+        load_manifest(bundle)
+    except ManifestError as err:
+        assert "\n" not in str(err) and str(err)
