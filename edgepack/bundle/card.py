@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import jinja2
-from huggingface_hub import ModelCard, ModelCardData
 
 from edgepack.bundle.manifest import Manifest
 from edgepack.paths import package_data_dir
@@ -24,8 +23,10 @@ def _card_environment() -> jinja2.Environment:
     return env
 
 
-def card_data(manifest: Manifest) -> ModelCardData:
-    """The card's metadata: license, tags and, for a hub source, the base model."""
+def card_data(manifest: Manifest):
+    """The card's metadata (huggingface_hub's ModelCardData): license, tags and, for a hub source, the base model."""
+    from huggingface_hub import ModelCardData  # imported here: it loads huggingface_hub's whole hub client
+
     source = manifest.source
     license_ = source.get("license") if isinstance(source.get("license"), str) else None
     base_model = source.get("spec") if source.get("kind") == "hub" and isinstance(source.get("spec"), str) else None
@@ -55,5 +56,7 @@ def render_model_card(manifest: Manifest, *, evaluation_table: str | None = None
         default_modelfile=manifest.default_modelfile or "Modelfile",
         ollama_name=suggested_ollama_name(manifest.model["name"], manifest.files[0].quant).split(":")[0],
     )
+    from huggingface_hub import ModelCard
+
     card = ModelCard(f"---\n{card_data(manifest).to_yaml()}\n---\n\n{body.lstrip()}", ignore_metadata_errors=True)
     return str(card)
