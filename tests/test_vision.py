@@ -149,3 +149,39 @@ def test_llama_server_presets_answer_an_image(vision_bundle, native_tools, tmp_p
         stop_server(proc)
     assert reply["usage"]["completion_tokens"] > 0
     assert reply["usage"]["prompt_tokens"] >= 4 + 3  # the image's 2x2 tokens and the text
+
+
+def test_eval_measures_an_image_prompt_per_quant(vision_bundle, mtmd_tools, tmp_path):
+    from edgepack.bundle import load_manifest
+    from edgepack.cli import app
+
+    args = ["--chunks", "2", "--chunk-tokens", "64", "--no-speed", "--memory-ctx", "", "--threads", "2", "--json"]
+    result = runner.invoke(app, ["eval", str(vision_bundle), *args])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert sorted(r["quant"] for r in rows if not r["is_reference"]) == ["Q4_K_M", "Q8_0"]
+    assert all(r["image_ttft_ms"] > 0 for r in rows)
+    results = load_manifest(vision_bundle).evaluation.results  # and the manifest keeps it, typed
+    assert all(r.image_ttft_ms > 0 for r in results) and len(results) == 3
+    header = next(ln for ln in (vision_bundle / "report.md").read_text().splitlines() if ln.startswith("| quant"))
+    assert "image TTFT ms" in header
+    assert "image TTFT ms" in (vision_bundle / "report.csv").read_text().splitlines()[0]
+    result = runner.invoke(app, ["eval", str(vision_bundle), *args, "--no-image", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.stderr
+    assert all(r["image_ttft_ms"] is None for r in json.loads(result.stdout)["rows"])
+    assert "image TTFT ms" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_eval_of_a_text_only_bundle_has_no_image_column(tiny_bundle, tmp_path):
+    import shutil
+
+    from edgepack.cli import app
+
+    tiny_bundle = shutil.copytree(tiny_bundle, tmp_path / "text-only")  # the session's bundle stays as it is
+    args = ["--chunks", "2", "--chunk-tokens", "64", "--no-speed", "--memory-ctx", "", "--threads", "2", "--json"]
+    result = runner.invoke(app, ["eval", str(tiny_bundle), *args, "-o", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.stderr
+    assert all(r["image_ttft_ms"] is None for r in json.loads(result.stdout)["rows"])
+    assert "image TTFT ms" not in (tmp_path / "r" / "report.md").read_text()
+    result = runner.invoke(app, ["eval", str(tiny_bundle), *args, "--image", "x.png", "-o", str(tmp_path / "r2")])
+    assert result.exit_code != 0 and "needs a bundle with a projector" in result.stderr

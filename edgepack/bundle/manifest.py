@@ -116,6 +116,7 @@ class EvaluationResult:
     ppl: float | None = None
     same_top: float | None = None
     tg_tps: float | None = None
+    image_ttft_ms: float | None = None  # one image prompt with the bundle's projector (absent: text-only)
 
 
 @dataclass

@@ -15,7 +15,7 @@ out = Console()
 
 
 def eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_ctx, threads, ngl, flash_attn,
-              budget, max_kld, lm_eval=None, lm_eval_limit=None, lm_eval_include=None):
+              budget, max_kld, lm_eval=None, lm_eval_limit=None, lm_eval_include=None, image=None, no_image=False):
     from edgepack.measure.evaluate import EvalPlan, EvalSettings
     from edgepack.measure.bench import parse_list
 
@@ -27,7 +27,8 @@ def eval_plan(text, ctx, chunks, tasks, no_speed, parallel, repetitions, memory_
         memory_contexts=tuple(parse_list(memory_ctx, name="--memory-ctx") if memory_ctx.strip() else []),
         budget=budget, max_kld=max_kld,
         lm_eval=tuple(t.strip() for t in (lm_eval or "").split(",") if t.strip()), lm_eval_limit=lm_eval_limit,
-        lm_eval_include=str(lm_eval_include) if lm_eval_include else None)
+        lm_eval_include=str(lm_eval_include) if lm_eval_include else None,
+        image=not no_image, image_file=None if image in (None, "generated") else str(image))
 
 
 @app.command("eval")
@@ -54,6 +55,9 @@ def eval_command(
     lm_eval_limit: Annotated[Optional[int], typer.Option("--limit", help="With --lm-eval: items per task.")] = None,
     lm_eval_include: Annotated[Optional[Path], typer.Option("--lm-eval-include", help="With --lm-eval: a directory "
                                                             "of your own lm-eval task YAML files.")] = None,
+    image: Annotated[Optional[str], typer.Option(help="With a bundle's projector: the picture for the image prompt's "
+                                                 "time to first token (default: 'generated', a test picture).")] = None,
+    no_image: Annotated[bool, typer.Option("--no-image", help="Skip the image prompt of a bundle with a projector.")] = False,
     as_json: JsonFlag = False,
     verbose: VerboseFlag = False,
 ):
@@ -61,13 +65,17 @@ def eval_command(
     from edgepack.measure.evaluate import evaluate
 
     setup(verbose)
+    if image is not None and no_image:
+        from edgepack.errors import EvalError
+
+        raise EvalError("--image and --no-image exclude each other; give one")
     if (lm_eval_limit is not None or lm_eval_include is not None) and not lm_eval:
         from edgepack.errors import EvalError
 
         raise EvalError("--limit and --lm-eval-include go with --lm-eval TASKS")
     plan = eval_plan(text, chunk_tokens, chunks, tasks, no_speed, parallel, repetitions, memory_ctx,
                      one_thread_count(threads), ngl, flash_attn,
-                     budget, max_kld, lm_eval, lm_eval_limit, lm_eval_include)
+                     budget, max_kld, lm_eval, lm_eval_limit, lm_eval_include, image, no_image)
     report, written = evaluate(targets, reference=reference, plan=plan, output_dir=output)
     if as_json:
         print_json(report)
@@ -82,7 +90,7 @@ def _show(report, written) -> None:
 
     header, cells = table_rows(report)
     keep = [i for i, h in enumerate(header) if h in ("quant", "size MiB", "bpw", "PPL", "ΔPPL %", "KLD", "same top %",
-                                                    "tg t/s", "tg ×") or h.endswith(" acc") or h.startswith("peak")]
+                                                    "tg t/s", "tg ×", "image TTFT ms") or h.endswith(" acc") or h.startswith("peak")]
     table = Table(title=f"{report.model} ({report.text[:40]}…)")
     for i in keep:
         table.add_column(header[i], justify="left" if i == 0 else "right")

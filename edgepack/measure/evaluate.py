@@ -44,6 +44,8 @@ class EvalPlan:
     lm_eval: tuple[str, ...] = ()        # lm-evaluation-harness tasks, run against llama-server (lm_eval_runner.py)
     lm_eval_limit: int | None = None
     lm_eval_include: str | None = None   # a directory of the user's own lm-eval task YAML files
+    image: bool = True                   # with a bundle's projector: time to first token of one image prompt
+    image_file: str | None = None        # the image for it; None: a generated test picture
 
 def _models_to_evaluate(targets: list[str | Path], reference: str | Path | None):
     """(model name, reference path, [(quant, file path, size, bpw, sha256)], bundle dir or None).
@@ -124,6 +126,11 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
     ref_info = read_gguf(ref_path)
     models = [(ref_info.file_type, ref_path, ref_info.size_bytes, ref_info.bits_per_weight, ref_sha, True)]
     models += [(q, p, s, b, sha, False) for q, p, s, b, sha in files]
+    projector = _bundle_projector(bundle) if plan.image else None
+    if plan.image_file and projector is None:
+        raise EvalError("--image needs a bundle with a projector (a multimodal build); drop it, or give that bundle")
+    if plan.image_file and not Path(plan.image_file).is_file():
+        raise EvalError(f"--image {plan.image_file}: no such file; give a PNG or JPEG picture")
     rows: list[Row] = []
     measured: dict[int, str] = {}  # id(row) -> sha256 of the GGUF it measured
     for quant, path, size, bpw, sha, is_ref in models:
@@ -159,6 +166,11 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
                                   n_parallel=n_parallel, flash_attn=settings.flash_attn)
                 row.speed[str(n_parallel)] = {"pp_tps": s.pp_tps, "pp_tps_sd": s.pp_tps_sd, "tg_tps": s.tg_tps,
                                               "tg_tps_sd": s.tg_tps_sd, "ttft_ms": s.ttft_ms}
+        if projector is not None:
+            from edgepack.measure.image import image_prompt
+
+            row.image_ttft_ms = image_prompt(path, projector, Path(plan.image_file) if plan.image_file else None,
+                                             n_threads=settings.n_threads).ttft_ms
         for n_ctx in plan.memory_contexts:
             memory = measure_peak_memory(path, n_ctx, settings.n_gpu_layers)
             row.peak_rss[str(n_ctx)] = memory["peak"]
@@ -207,6 +219,16 @@ def evaluate(targets: list[str | Path], *, reference: str | Path | None = None, 
         return report, write_report(report, out)
     return _record_in_bundle(bundle, report, measured, out, budget, plan.max_kld)
 
+def _bundle_projector(bundle: Path | None) -> Path | None:
+    """The bundle's projector GGUF (checked against the manifest's sha256), or None."""
+    if bundle is None:
+        return None
+    from edgepack.bundle import load_manifest
+    from edgepack.bundle.integrity import check_listed_file
+
+    projector = load_manifest(bundle).projector
+    return check_listed_file(bundle, projector) if projector else None
+
 def _llama_build() -> str:
     from edgepack.runtime.toolchain import find_toolchain
 
@@ -235,7 +257,8 @@ def _record_in_bundle(bundle: Path, report, measured: dict[int, str], out: Path,
         evaluation = Evaluation(
             text=report.text, settings=report.settings, machine=report.machine, report="report.md",
             results=[EvaluationResult(quant=r.quant, sha256=measured[id(r)], is_reference=r.is_reference, kld=r.kld,
-                                      ppl=r.ppl, same_top=r.same_top, tg_tps=r.speed.get("1", {}).get("tg_tps"))
+                                      ppl=r.ppl, same_top=r.same_top, tg_tps=r.speed.get("1", {}).get("tg_tps"),
+                                      image_ttft_ms=r.image_ttft_ms)
                      for r in report.rows],
             recommendation=report.recommendation,
             files=[p.name for p in written] + [ROWS_FILE] if out.resolve() == bundle.resolve() else [])

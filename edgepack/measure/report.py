@@ -41,6 +41,7 @@ class Row:
     speed: dict = field(default_factory=dict)  # "1" (parallel) -> {"pp_tps", "pp_tps_sd", "tg_tps", "tg_tps_sd", "ttft_ms"}
     peak_rss: dict = field(default_factory=dict)  # str(n_ctx) -> bytes
     peak_vram: dict = field(default_factory=dict)  # str(n_ctx) -> bytes of GPU memory in use (with a GPU)
+    image_ttft_ms: float | None = None  # one image prompt through the bundle's projector (measure/image.py)
     seconds: float = 0.0
 
 
@@ -168,6 +169,8 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     vram_contexts = sorted({c for r in report.rows for c in r.peak_vram}, key=int)
     header += ["pp t/s", "tg t/s", "pp ×", "tg ×", "TTFT ms"] + [f"peak MiB @{c}" for c in contexts]
     header += [f"VRAM MiB @{c}" for c in vram_contexts]
+    with_image = any(r.image_ttft_ms is not None for r in report.rows)
+    header += ["image TTFT ms"] if with_image else []
     cells = []
     for r in report.rows:
         s1 = r.speed.get("1", {})
@@ -181,6 +184,7 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
                 _fmt(speedup(r, base, "tg_tps"), ".2f"), _fmt(s1.get("ttft_ms"), ".1f")]
         row += [_fmt(r.peak_rss.get(c) and r.peak_rss[c] / 2**20, ".0f") for c in contexts]
         row += [_fmt(r.peak_vram.get(c) and r.peak_vram[c] / 2**20, ".0f") for c in vram_contexts]
+        row += [_fmt(r.image_ttft_ms, ".1f")] if with_image else []
         cells.append(row)
     return header, cells
 
