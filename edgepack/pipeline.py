@@ -276,9 +276,13 @@ def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix
         deploy = {}
         if checked.target_profile is not None:
             from edgepack.machine.plan import plan_deployment
+            from edgepack.measure.image import projector_compute_bytes
 
             p = plan_deployment(staging / entry.file, checked.target_profile, plan.ctx,
-                                projector_bytes=comp.projector.size_bytes if comp.projector else 0)
+                                projector_bytes=comp.projector.size_bytes if comp.projector else 0,
+                                projector_compute_bytes=projector_compute_bytes(
+                                    comp.projector.path, comp.projector.sha256, staging / entry.file)
+                                if comp.projector else None)
             plans[quant.name] = PlanRecord(p.target, p.fits, p.n_ctx, p.n_gpu_layers, p.n_threads, p.kv_type,
                                            list(p.suggestions))
             if p.fits:

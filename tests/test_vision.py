@@ -185,3 +185,33 @@ def test_eval_of_a_text_only_bundle_has_no_image_column(tiny_bundle, tmp_path):
     assert "image TTFT ms" not in (tmp_path / "r" / "report.md").read_text()
     result = runner.invoke(app, ["eval", str(tiny_bundle), *args, "--image", "x.png", "-o", str(tmp_path / "r2")])
     assert result.exit_code != 0 and "needs a bundle with a projector" in result.stderr
+
+
+def test_plan_counts_the_image_encoders_compute_buffer(vision_bundle, mtmd_tools, private_cache, tmp_path):
+    """The figure clip.cpp logs when llama-mtmd-cli loads the projector, read here from a run of our own."""
+    import re
+    import subprocess
+
+    from edgepack.machine.plan import plan_bundle
+    from edgepack.measure.image import generated_image
+
+    proc = subprocess.run([str(mtmd_tools.tool("llama-mtmd-cli")), "-m", str(vision_bundle / "tiny-gemma3-vision-Q8_0.gguf"),
+                           "--mmproj", str(vision_bundle / "mmproj-tiny-gemma3-vision-F16.gguf"), "--image",
+                           str(generated_image(tmp_path / "p.png")), "-p", "hi", "-n", "1", "-lv", "4"],
+                          capture_output=True, text=True, check=True)
+    lines = (proc.stderr + proc.stdout).splitlines()
+    after_clip = lines[next(i for i, ln in enumerate(lines) if "clip_ctx: CLIP using CPU backend" in ln):]
+    mib = float(next(ln for ln in after_clip if "CPU compute buffer size" in ln).split("=")[1].split()[0])
+    logged = round(mib * 2**20)
+    assert logged > 0
+    assert not (private_cache / "projector-compute.json").exists()
+    size = json.loads((vision_bundle / "manifest.json").read_text())["projector"]["size_bytes"]
+    plan = plan_bundle(vision_bundle, "raspberry-pi-5-8gb", ctx=256).choices[0].plan  # measures it once
+    assert (private_cache / "projector-compute.json").exists()
+    m = plan.memory
+    assert m.projector_compute_ram == logged and m.projector_compute_vram == 0  # CPU-only target: in RAM
+    assert m.projector_ram == size
+    no_proj = plan_bundle(vision_bundle, "raspberry-pi-5-8gb", ctx=256, projector_bytes=0,
+                          projector_compute_bytes=None).choices[0].plan.memory
+    assert m.ram_total - no_proj.ram_total == size + logged
+    assert any("image-encoder compute buffer" in n and f"{mib:.2f} MiB" in n for n in plan.notes), plan.notes

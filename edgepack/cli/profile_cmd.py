@@ -125,10 +125,14 @@ def plan(
         if result.plan:
             out.print(f"Modelfile PARAMETERs: {result.plan.modelfile_parameters()}")
         return
+    from edgepack.hashing import sha256_file
+    from edgepack.measure.image import projector_compute_bytes
     from edgepack.source.projector import read_projector
 
     p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads, runtime=runtime,
-                        projector_bytes=read_projector(mmproj).size_bytes if mmproj else 0)
+                        projector_bytes=read_projector(mmproj).size_bytes if mmproj else 0,
+                        projector_compute_bytes=projector_compute_bytes(mmproj, sha256_file(mmproj), model)
+                        if mmproj else None)
     if as_json:
         print_json(p)
         return
@@ -150,6 +154,7 @@ def _print_plan(p) -> None:
                              ("KV cache", m.kv_ram, m.kv_vram), ("compute buffers", m.compute_ram, m.compute_vram),
                              (f"{p.runtime} process", m.reserve_ram, m.reserve_vram),
                              ("projector (mmproj)", m.projector_ram, m.projector_vram),
+                             ("projector compute buffer", m.projector_compute_ram, m.projector_compute_vram),
                              ("total", m.ram_total, m.vram_total), ("budget", p.ram_budget, p.vram_budget)):
         table.add_row(label, _mib(ram), _mib(vram) if vram or label in ("total", "budget") else "-")
     out.print(table)

@@ -121,19 +121,22 @@ class MemoryEstimate:
     compute_vram: int
     reserve_ram: int
     reserve_vram: int
-    # a multimodal model's projector GGUF (mtmd offloads it to the GPU whenever layers go there);
-    # its weights only: the image encoder's compute buffer is not counted
+    # a multimodal model's projector GGUF (mtmd offloads it to the GPU whenever layers go there):
+    # its weights, and the image encoder's compute buffer as clip.cpp reserved it (measure/image.py)
     projector_ram: int = 0
     projector_vram: int = 0
+    projector_compute_ram: int = 0
+    projector_compute_vram: int = 0
 
     @property
     def ram_total(self) -> int:
         return (self.weights_ram + self.repack_ram + self.model_runtime_ram + self.kv_ram + self.compute_ram
-                + self.reserve_ram + self.projector_ram)
+                + self.reserve_ram + self.projector_ram + self.projector_compute_ram)
 
     @property
     def vram_total(self) -> int:
-        return self.weights_vram + self.kv_vram + self.compute_vram + self.reserve_vram + self.projector_vram
+        return (self.weights_vram + self.kv_vram + self.compute_vram + self.reserve_vram + self.projector_vram
+                + self.projector_compute_vram)
 
     @property
     def total(self) -> int:
@@ -163,7 +166,8 @@ def estimate_memory(g: ModelGeometry, *, n_ctx: int, n_gpu_layers: int = 0, kv_t
                     n_batch: int = 512, flash_attn: bool = True, unified_memory: bool = False,
                     repack: tuple[dict[str, float], bool] = ({}, False),
                     runtime: str | None = None, reserve_ram: int | None = None,
-                    reserve_vram: int | None = None, projector_bytes: int = 0) -> MemoryEstimate:
+                    reserve_vram: int | None = None, projector_bytes: int = 0,
+                    projector_compute_bytes: int = 0) -> MemoryEstimate:
     """Memory for one setting in `runtime` (llama-server unless named; see runtimes.py), whose
     process overhead is the reserve unless `reserve_ram`/`reserve_vram` override it. llama.cpp
     offloads the last `n_gpu_layers` layers, and the output matrix too when n_gpu_layers >
@@ -195,5 +199,7 @@ def estimate_memory(g: ModelGeometry, *, n_ctx: int, n_gpu_layers: int = 0, kv_t
                                           with_layers=True) if uses_gpu else 0,
         reserve_ram=reserve_ram, reserve_vram=reserve_vram if uses_gpu else 0,
         projector_ram=0 if uses_gpu else projector_bytes, projector_vram=projector_bytes if uses_gpu else 0,
+        projector_compute_ram=0 if uses_gpu else projector_compute_bytes,
+        projector_compute_vram=projector_compute_bytes if uses_gpu else 0,
     )
 

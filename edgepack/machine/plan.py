@@ -78,7 +78,8 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
                     n_gpu_layers: int | str | None = None, kv_type: str | None = None, n_threads: int | None = None,
                     n_batch: int = 512, flash_attn: bool | None = None,
                     runtime: str | None = None, reserve_ram: int | None = None,
-                    reserve_vram: int | None = None, projector_bytes: int = 0) -> DeploymentPlan:
+                    reserve_vram: int | None = None, projector_bytes: int = 0,
+                    projector_compute_bytes: int | None = None) -> DeploymentPlan:
     """Choose n_gpu_layers, threads, context and KV-cache type for `model` on `target`.
 
     Most layers on the GPU that fit its free memory (all of them on unified memory when it
@@ -102,6 +103,12 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
     notes: list[str] = list(target.notes)
     notes.append(f"memory sized for {rt.name}: its process adds {(rt.reserve_ram if reserve_ram is None else reserve_ram) / MIB:.0f} MiB "
                  f"({rt.basis if reserve_ram is None else 'given'})")
+    if projector_bytes and projector_compute_bytes is None:
+        notes.append("the projector's image-encoder compute buffer is not counted: it was not measured (build "
+                     "llama-mtmd-cli: `edgepack native build --tool llama-mtmd-cli`)")
+    elif projector_bytes:
+        notes.append(f"projector: {projector_bytes / MIB:.1f} MiB file + {projector_compute_bytes / MIB:.2f} MiB "
+                     "image-encoder compute buffer (as llama-mtmd-cli reserved it)")
     if n_gpu_layers and not offload:
         raise PlanError(f"target {target.name} has no GPU that llama.cpp can use here; use n_gpu_layers 0")
     requested_ctx = ctx
@@ -116,7 +123,7 @@ def plan_deployment(model, target: MachineProfile | str | None = None, ctx: int 
         return estimate_memory(g, n_ctx=c, n_gpu_layers=ngl, kv_type=kv, n_batch=n_batch, flash_attn=fa,
                                unified_memory=unified, repack=repack if ngl <= n_layers else ({}, False),
                                runtime=rt.name, reserve_ram=reserve_ram, reserve_vram=reserve_vram,
-                               projector_bytes=projector_bytes)
+                               projector_bytes=projector_bytes, projector_compute_bytes=projector_compute_bytes or 0)
 
     def best_for(c: int) -> MemoryEstimate | None:
         kvs = [kv_type] if kv_type else list(KV_TYPES)
@@ -275,6 +282,12 @@ def plan_bundle(bundle_dir: str | Path, target: MachineProfile | str | None = No
     target = resolve_target(target)
     quality = measured_quality(manifest.evaluation, manifest.files)
     kwargs.setdefault("projector_bytes", manifest.projector.size_bytes if manifest.projector else 0)
+    if manifest.projector and manifest.files and "projector_compute_bytes" not in kwargs:
+        from edgepack.measure.image import projector_compute_bytes
+
+        smallest = min(manifest.files, key=lambda f: f.size_bytes)  # the encoder's buffer is the projector's own
+        kwargs["projector_compute_bytes"] = projector_compute_bytes(
+            bundle_dir / manifest.projector.file, manifest.projector.sha256, bundle_dir / smallest.file)
     choices = []
     for f in manifest.files:
         p = plan_deployment(bundle_dir / f.file, target, ctx, **kwargs)

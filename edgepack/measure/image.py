@@ -5,10 +5,15 @@ llama-cpp-python has no multimodal C API at this version, so the measurement run
 reads the timings llama.cpp itself logs: the image encoder's time ("mtmd batch encoding done in"),
 the prompt's decode (llama_perf "prompt eval time", which includes the image embeddings) and
 the generation speed ("eval time"). Time to first token = encoder + prompt decode.
+
+The image encoder's compute buffer, which clip.cpp reserves when it loads the projector
+("reserve_compute_meta: CPU compute buffer size = … MiB"), is read from the same log and kept
+per projector sha256 in the cache (projector-compute.json), so the plan can count it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
@@ -22,6 +27,7 @@ _DECODED = re.compile(r"decoded \(batch \d+/\d+\) in (\d+) ms")
 _PROMPT = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
 _LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [A-Z] ")  # llama.cpp's log timestamp and level
 _ERROR = re.compile(r"^\d+\.\d+\.\d+\.\d+ E ")
+_CLIP_BUFFER = re.compile(r"reserve_compute_meta:\s+(\S+) compute buffer size =\s+([\d.]+) MiB")
 _EVAL = re.compile(r"\beval time =\s*([\d.]+) ms /\s*(\d+) runs")
 
 
@@ -38,6 +44,8 @@ class ImagePromptResult:
     ttft_ms: float
     tg_tps: float | None
     text: str
+    projector_compute_bytes: dict[str, int]  # backend (CPU, CUDA0, …) -> the image encoder's compute buffer
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,7 +116,48 @@ def image_prompt(model: Path, projector: Path, image: Path | None = None, *, pro
         model=str(model), projector=str(projector), image=image_name, n_prompt_tokens=n_prompt,
         n_generated=n_eval + 1 if eval_m else 0,  # the first token comes out of the prompt's decode
         image_encode_ms=encode, image_decode_ms=decode, prompt_eval_ms=prompt_ms, ttft_ms=round(encode + prompt_ms, 2),
-        tg_tps=round(n_eval / eval_ms * 1000, 2) if eval_ms else None, text=proc.stdout.strip())
+        tg_tps=round(n_eval / eval_ms * 1000, 2) if eval_ms else None, text=proc.stdout.strip(),
+        projector_compute_bytes=_remember_compute(projector, log))
+
+
+def _compute_cache() -> Path:
+    from edgepack.paths import cache_root
+
+    return cache_root() / "projector-compute.json"
+
+
+def _known_compute() -> dict:
+    try:
+        return json.loads(_compute_cache().read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: measure again
+        return {}
+
+
+def _remember_compute(projector: Path, log: str) -> dict[str, int]:
+    """The clip compute buffers in `log` (the last reservation per backend), recorded by projector sha256."""
+    from edgepack.atomic import write_text_atomic
+    from edgepack.hashing import sha256_file
+
+    buffers = {backend: round(float(mib) * 2**20) for backend, mib in _CLIP_BUFFER.findall(log)}
+    if buffers:
+        known = _known_compute()
+        known[sha256_file(projector)] = buffers
+        write_text_atomic(_compute_cache(), json.dumps(known, indent=1, sort_keys=True) + "\n")
+    return buffers
+
+
+def projector_compute_bytes(projector: Path, sha256: str, model: Path) -> int | None:
+    """The image encoder's compute buffer of this projector, as clip.cpp reserved it in one real run
+    (recorded by sha256); measured now with `model` when llama-mtmd-cli is built; None when it is not."""
+    known = _known_compute().get(sha256)
+    if known is None:
+        from edgepack.runtime.native import find_native
+
+        native = find_native()
+        if native is None or native.tool("llama-mtmd-cli") is None:
+            return None
+        known = image_prompt(model, projector, n_predict=1).projector_compute_bytes
+    return sum(known.values()) if known else None
 
 
 def bundle_image_prompts(bundle_dir: Path, image: Path | None = None, **kwargs) -> list[ImagePromptResult]:
