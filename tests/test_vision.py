@@ -198,7 +198,7 @@ def test_plan_counts_the_image_encoders_compute_buffer(vision_bundle, mtmd_tools
     proc = subprocess.run([str(mtmd_tools.tool("llama-mtmd-cli")), "-m", str(vision_bundle / "tiny-gemma3-vision-Q8_0.gguf"),
                            "--mmproj", str(vision_bundle / "mmproj-tiny-gemma3-vision-F16.gguf"), "--image",
                            str(generated_image(tmp_path / "p.png")), "-p", "hi", "-n", "1", "-lv", "4"],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, errors="replace", check=True)
     lines = (proc.stderr + proc.stdout).splitlines()
     after_clip = lines[next(i for i, ln in enumerate(lines) if "clip_ctx: CLIP using CPU backend" in ln):]
     mib = float(next(ln for ln in after_clip if "CPU compute buffer size" in ln).split("=")[1].split()[0])
