@@ -174,7 +174,7 @@ def _staging(parent: Path) -> list[Path]:
     return [p for p in parent.glob(".medium.*.partial")]
 
 
-def test_kill_mid_build_keeps_the_old_bundle_then_a_rerun_resumes(medium_model, tmp_path):
+def test_kill_mid_build_keeps_the_old_bundle_then_a_rerun_resumes(medium_model, tmp_path, private_cache):
     from edgepack.quantize.cache import cache_entry
     from edgepack.quantize.engine import QuantOptions
     from edgepack.quantize.types import get_quant

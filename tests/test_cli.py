@@ -147,6 +147,13 @@ def test_hub_id_without_network(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def _signal_masks(pid: int) -> str:
+    try:
+        return " ".join(ln.strip() for ln in open(f"/proc/{pid}/status") if ln.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError:
+        return "n/a"
+
+
 def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path, private_cache):
     """SIGINT in the middle of quantizing: exit 130, no partial files, the good bundle untouched."""
     from tiny_models import make_tiny_llama
@@ -167,9 +174,10 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path, privat
             break
         time.sleep(0.02)
     assert partial, "the build never reached quantization"
+    masks = _signal_masks(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (stderr, partial, masks, _signal_masks(os.getpid()))
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "interrupted" in lines[0]
     assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == ["medium"]  # no staging dir left
