@@ -164,8 +164,12 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path, privat
     assert run("build", src, "--quant", "Q8_0", "-o", out).exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
+    # The child must start with Ctrl-C's default disposition: a process started with SIGINT ignored
+    # (as a shell's background job is) rightly keeps ignoring it, and the test process itself may
+    # have it ignored while a library in it runs system().
     proc = subprocess.Popen([sys.executable, "-m", "edgepack.cli", "build", str(src), "--ladder", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     partial = []
     while time.time() < deadline and proc.poll() is None:
