@@ -94,11 +94,11 @@ def image_prompt(model: Path, projector: Path, image: Path | None = None, *, pro
         if n_threads:
             cmd += ["-t", str(n_threads)]
         # llama.cpp's logger is a thread that the tool does not join at exit, so its last lines (the
-        # timings) are sometimes lost (llama.cpp issue 22142): run again when they are missing
+        # timings, the generation line last) are sometimes lost (llama.cpp issue 22142): run again when either is missing
         for _attempt in range(3):
             proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
             log = proc.stderr + proc.stdout
-            if proc.returncode != 0 or _PROMPT.search(log):
+            if proc.returncode != 0 or (_PROMPT.search(log) and _EVAL.search(log)):
                 break
     if proc.returncode != 0:
         lines = [ln for ln in log.strip().splitlines() if ln.strip()]
