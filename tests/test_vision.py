@@ -189,7 +189,6 @@ def test_eval_of_a_text_only_bundle_has_no_image_column(tiny_bundle, tmp_path):
 
 def test_plan_counts_the_image_encoders_compute_buffer(vision_bundle, mtmd_tools, private_cache, tmp_path):
     """The figure clip.cpp logs when llama-mtmd-cli loads the projector, read here from a run of our own."""
-    import re
     import subprocess
 
     from edgepack.machine.plan import plan_bundle

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from edgepack import procs
 from edgepack.chat.conversations import Probe
 from edgepack.chat.sandbox import RenderError, SpecialTokens
 from edgepack.errors import ChatTemplateError
@@ -157,7 +158,7 @@ def template_server(chat_template: str, tokens: SpecialTokens, *, binary: Path |
                 "--jinja", "--chat-template-file", str(tmp_path / "template.jinja"),
                 "-c", "512", "-t", "1", "--no-warmup", "-np", "1", "--no-webui"]
         with open(log, "wb") as log_file:
-            proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = procs.popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         server = TemplateServer(port, proc, log)
         try:
             _wait_ready(server)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgepack import procs
 from edgepack.errors import BenchError
 
 _ENCODED = re.compile(r"(?:slice encoded in|batch encoding done in) (\d+) ms")
@@ -96,7 +96,7 @@ def image_prompt(model: Path, projector: Path, image: Path | None = None, *, pro
         # llama.cpp's logger is a thread that the tool does not join at exit, so its last lines (the
         # timings, the generation line last) are sometimes lost (llama.cpp issue 22142): run again when either is missing
         for _attempt in range(3):
-            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
+            proc = procs.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
             log = proc.stderr + proc.stdout
             if proc.returncode != 0 or (_PROMPT.search(log) and _EVAL.search(log)):
                 break

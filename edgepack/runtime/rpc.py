@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgepack import procs
 from edgepack.errors import RpcError
 
 DEFAULT_PORT = 50052
@@ -113,7 +114,7 @@ def start_server(port: int = DEFAULT_PORT, *, host: str = "127.0.0.1", threads: 
     if threads:
         cmd += ["--threads", str(threads)]
     out = open(log, "wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    process = procs.popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(host, port, process=process)
     except RpcError:
@@ -158,7 +159,7 @@ def query_devices(servers: list[RpcServer], timeout: float = 60) -> list[PoolDev
             raise RpcError(f"RPC server {s.endpoint} does not answer ({exc.strerror or exc}); start "
                            f"`{RPC_SERVER} --host HOST --port {s.port}` there") from None
     cmd = [str(rpc_tool("llama-server")), "--rpc", ",".join(s.endpoint for s in servers), "--list-devices"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = procs.run(cmd, capture_output=True, text=True, timeout=timeout)
     devices = parse_device_list(proc.stdout)
     by_endpoint = {s.endpoint: s for s in servers}
     for d in devices:
@@ -316,7 +317,7 @@ def _llama_bench(model: Path, extra: list[str], *, n_prompt: int, n_gen: int, re
            "-r", str(repetitions), "-o", "json", *extra]
     if threads:
         cmd += ["-t", str(threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = procs.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RpcError(f"llama-bench failed (exit {proc.returncode}): "
                        f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")

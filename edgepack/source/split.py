@@ -11,10 +11,10 @@ It lives in source/ because the source stage reads split GGUFs (whole); the bund
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgepack import procs
 from edgepack import progress
 from edgepack.atomic import atomic_output
 from edgepack.errors import SplitError
@@ -92,7 +92,7 @@ def _gguf_split_tool() -> Path:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = procs.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         if proc.returncode < 0:
             raise KeyboardInterrupt
