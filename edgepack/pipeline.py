@@ -141,7 +141,9 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
     toolchain = ensure_toolchain()
     src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
     comp_stage.check_request(plan.companions, src)
-    # The converter starts now, beside the checks below (edgepack.source.early); cancelled if unused.
+    # The chat stage and the converter start now, beside the checks below (edgepack.chat.early,
+    # edgepack.source.early); both are cancelled when the build stops or does not need them.
+    early_chat = None if plan.dry_run else EarlyChat(src.path if src.path.is_dir() else None)
     early = None if plan.dry_run or plan.companions.merge_adapter else start_early_conversion(
         src, plan.outtype, toolchain, checked.reference_dir, trust_remote_code=plan.trust_remote_code)
     try:
@@ -158,18 +160,20 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
                              merge_adapter=merge).check(ensure_free_space)
         checked.base_source, src = src, comp_stage.source_with_adapter(src, plan.companions)
         if plan.dry_run:
-            reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
+            reference, ref_info, imatrix, _ = _reference_stage(checked, src, toolchain)
             return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
         out = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
         check_writable(out)  # the lock file goes beside it
         with bundle_lock(out) as lock_file:
             try:
-                result = _build_locked(checked, src, out, toolchain, start, early)
+                result = _build_locked(checked, src, out, toolchain, start, early, early_chat)
             finally:
                 lock_file.unlink(missing_ok=True)  # while held: filelock re-checks the inode it locked
     finally:
         if early is not None:
             early.cancel()  # a no-op when make_reference used it
+        if early_chat is not None:
+            early_chat.cancel()
     if plan.evaluate is not None:
         from edgepack.measure.evaluate import evaluate
 
@@ -192,15 +196,18 @@ def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), *
     return run_build(BuildPlan(source, tuple(quants), **settings))
 
 
-def _reference_stage(checked: _Checked, src: Source, toolchain, early=None):
+def _reference_stage(checked: _Checked, src: Source, toolchain, early=None, early_chat: EarlyChat | None = None):
+    """The reference, its metadata, the imatrix settled for it, and (with `early_chat`) the chat report."""
     plan = checked.plan
     reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code,
                                cache_dir=checked.reference_dir, early=early)
     ref_info = read_gguf(reference.path)
+    # Joined before anything else runs here (the imatrix may import modules of its own).
+    chat = early_chat.report_for(ref_info) if early_chat is not None else None
     check_tensor_options(plan.options, ref_info)
     imatrix = settle_imatrix(reference.path, ref_info.n_params, plan.options, imatrix=plan.imatrix,
                              calibration_text=checked.calibration_text, chunks=plan.imatrix_chunks)
-    return reference, ref_info, imatrix
+    return reference, ref_info, imatrix, chat
 
 
 def _remove_debris(out: Path) -> None:
@@ -211,17 +218,17 @@ def _remove_debris(out: Path) -> None:
     remove_stale_partials(reference_cache_dir(), recursive=True)
 
 
-def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float, early=None) -> BuildResult:
+def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float, early=None,
+                  early_chat: EarlyChat | None = None) -> BuildResult:
     plan = checked.plan
     _remove_debris(out)
     state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
     check_inside(src.path, state, plan.replace)
     # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work),
     # started on the source's template while the converter runs (edgepack.chat.early).
-    early_chat = EarlyChat(src.path if src.path.is_dir() else None)
-    reference, ref_info, imatrix = _reference_stage(checked, src, toolchain, early)
+    reference, ref_info, imatrix, chat = _reference_stage(checked, src, toolchain, early,
+                                                          early_chat or EarlyChat(None))
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
-    chat = early_chat.report_for(ref_info)
     if checked.target_profile is not None:
         from edgepack.machine.plan import plan_deployment
 

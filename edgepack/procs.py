@@ -45,6 +45,12 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def die_with_parent(parent: int) -> None:
+    """In a child forked by edgepack itself (os.fork): the same parent-death rule as `popen`'s."""
+    if _PRCTL is not None:
+        _die_with_parent(parent)
+
+
 def _child_kwargs(kwargs: dict) -> dict:
     if _PRCTL is not None and "preexec_fn" not in kwargs:
         parent = os.getpid()

@@ -136,3 +136,14 @@ def test_cancel_while_writing_removes_the_partial_file(tiny_hf_dir, private_cach
     assert early.tmp.exists()  # the converter has started writing (or finished): a file to clean up
     early.cancel()
     assert not early.tmp.exists() and _partials(private_cache) == [] and _converters() == []
+
+
+def test_the_early_chat_child_is_gone_after_cancel(tiny_hf_dir):
+    from edgepack.chat.early import EarlyChat
+
+    early = EarlyChat(Path(tiny_hf_dir))
+    pid = early._pid
+    assert pid is not None and psutil.pid_exists(pid)
+    early.cancel()
+    assert not psutil.pid_exists(pid)  # killed and reaped
+    early.cancel()  # twice is fine
