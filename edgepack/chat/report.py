@@ -85,7 +85,9 @@ class ChatReport:
             p = self.paths.get(key)
             if p is None:
                 continue
-            detail = f"; {p.differences[0]}" if p.differences else ""
+            detail = f"; {p.differences[0]}" if p.differences else (f"; {p.notes[0]}" if p.notes else "")
+            if p.status == NOT_CHECKED and p.proof:
+                detail = f"; {p.proof}{detail}"
             sends = f" ({p.as_ollama_sends} as current Ollama sends it)" if p.as_ollama_sends else ""
             lines.append(f"{title}: {p.status}{sends} - {p.how}{detail}")
         if self.current_ollama:
