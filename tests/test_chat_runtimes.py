@@ -342,3 +342,24 @@ def test_thinking_on_and_off_are_compared_where_enable_thinking_switches_a_templ
     assert any(n.startswith("thinking_on: current Ollama refuses think=true") for n in path1.notes)
     # Ollama sends no think for it, so llama.cpp's default (thinking on) is what its users get.
     assert path1.as_ollama_sends is None and path1.status == "differs"
+
+
+def test_current_ollama_sends_the_modelfile_system_and_no_earlier_thinking(llama_server):
+    """As current Ollama sends it: SYSTEM first (server/routes.go), no reasoning_content (llm/llama_server.go)."""
+    turns = ("{%- for m in msgs %}<|{{ m.role }}|>{%- if m.reasoning_content %}<think>{{ m.reasoning_content }}"
+             "</think>{% endif %}{{ m.content }}{% endfor %}" + _GEN)
+    plain_default = ("{%- if messages[0].role == 'system' %}<sys>{{ messages[0].content }}</sys>"
+                     "{%- set msgs = messages[1:] %}{% else %}<sys>Be brief.</sys>{%- set msgs = messages %}{% endif %}")
+    mangling_default = plain_default.replace("{{ messages[0].content }}", "{{ messages[0].content | replace('!', '') }}"
+                                             ).replace("Be brief.", "Be brief!")
+    ok = analyze_chat(plain_default + turns, TOKENS, server_binary=llama_server)
+    assert ok.default_system == "Be brief." and ok.capabilities == ["thinking"]
+    # This template writes earlier reasoning, which current Ollama does not send.
+    assert ok.paths[LLAMA_CPP].status == "exact" and ok.paths[LLAMA_CPP].as_ollama_sends == "differs"
+    assert {d.split(":")[0] for d in ok.paths[LLAMA_CPP].differences} == {"thinking_on@ollama", "thinking_off@ollama"}
+    assert "leaves earlier turns' thinking out" in ok.paths[LLAMA_CPP].differences[0]
+    mangled = analyze_chat(mangling_default + turns, TOKENS, server_binary=llama_server)
+    assert mangled.default_system == "Be brief!"
+    path1 = mangled.paths[LLAMA_CPP]
+    assert path1.status == "exact" and path1.as_ollama_sends == "differs"
+    assert any(d.startswith("unicode_code@ollama") and "Modelfile SYSTEM" in d for d in path1.differences)

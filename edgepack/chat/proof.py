@@ -24,7 +24,7 @@ import html
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgepack.chat.conversations import PROOF_PROBES, Probe, has_system
+from edgepack.chat.conversations import PROOF_PROBES, Message, Probe, has_system
 from edgepack.chat.renderers import OLLAMA_VERSION
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError, GoTemplateError
@@ -223,7 +223,7 @@ _ORDER = {NOT_CHECKED: 0, EXACT: 1, DIFFERS: 2}
 
 
 def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: SpecialTokens,
-                    server_binary=None) -> PathResult:
+                    server_binary=None, *, ollama_system: str | None = None) -> PathResult:
     """llama-server's /apply-template against transformers, with the settings that make it equal.
 
     Exact means: on every conversation the source template renders, llama.cpp writes the same
@@ -231,6 +231,7 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
     model there) is no difference but a note; a mode, or a path, where the source renders none is
     not checked. A conversation the template refuses on purpose (raise_exception) is handled as the
     source does only if llama.cpp refuses it too; rendering it instead is a difference.
+    `ollama_system`: the SYSTEM of edgepack's Modelfile, which current Ollama sends first.
     """
     from edgepack.chat.llama_server import find_llama_server, template_server
 
@@ -248,7 +249,7 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
         with template_server(chat_template, tokens, binary=binary) as server:
             for name, probe in {**probes, **reference.ollama_probes}.items():
                 as_ollama = name.endswith(AS_OLLAMA)
-                sent = as_ollama_sends(probe) if as_ollama else probe
+                sent = as_ollama_sends(probe, ollama_system) if as_ollama else probe
                 want = reference.results[name]
                 got = server.render(sent)
                 if server.stuck:
@@ -301,10 +302,14 @@ def _deliberate(result) -> bool:
     return isinstance(result, RenderError) and result.kind == "raised" and str(result).startswith("TemplateError:")
 
 
-def as_ollama_sends(probe: Probe) -> Probe:
-    """The conversation as current Ollama hands it to llama-server: llm/llama_server.go
-    (llamaServerChatMessage) sends role, content, tool calls and tool names, no thinking."""
-    return replace(probe, messages=tuple(replace(m, thinking="") for m in probe.messages))
+def as_ollama_sends(probe: Probe, system: str | None = None) -> Probe:
+    """The conversation as current Ollama hands it to llama-server: the Modelfile's SYSTEM first
+    unless the chat starts with a system message (server/routes.go), then role, content, tool
+    calls and tool names, no thinking (llm/llama_server.go llamaServerChatMessage)."""
+    messages = tuple(replace(m, thinking="") for m in probe.messages)
+    if system and messages and messages[0].role != "system":
+        messages = (Message("system", system),) + messages
+    return replace(probe, messages=messages)
 
 
 def _record(modes: dict[str, str], mode: str, outcome: str) -> None:
@@ -359,11 +364,20 @@ def _why_llama_cpp_differs(server, probe: Probe, asked: Probe, want: str, got: s
 def _llama_cpp_cause(probe: Probe, asked: Probe, want: str, got: str, chat_template: str, tokens: SpecialTokens,
                      as_ollama: bool) -> str:
     dated = llama_cpp_date_variables()
-    if as_ollama and probe.messages != asked.messages and _hf(
-            chat_template, probe.messages, {**probe.hf_kwargs(), **dated}, tokens) == got:
-        return ("; current Ollama leaves earlier turns' thinking out of what it sends llama.cpp (no "
-                "reasoning_content, ollama's llm/llama_server.go), and the template writes those turns differently "
-                "without it")
+    kwargs = {**probe.hf_kwargs(), **dated}
+    if as_ollama and probe.messages != asked.messages and _hf(chat_template, probe.messages, kwargs, tokens) == got:
+        # llama.cpp renders what it was sent exactly: the request current Ollama makes is the difference.
+        causes = []
+        if probe.messages[0].role == "system" and asked.messages[0].role != "system" and _hf(
+                chat_template, (probe.messages[0],) + asked.messages, kwargs, tokens) != want:
+            causes.append("edgepack's Modelfile SYSTEM (the template's default system prompt), which current Ollama "
+                          "sends as a system message, is written differently by the template than its own default")
+        if any(m.thinking for m in asked.messages) and _hf(
+                chat_template, tuple(replace(m, thinking="") for m in asked.messages), kwargs, tokens) != want:
+            causes.append("current Ollama leaves earlier turns' thinking out of what it sends llama.cpp (no "
+                          "reasoning_content, ollama's llm/llama_server.go), and the template writes those turns "
+                          "differently without it")
+        return "; " + "; and ".join(causes or ["current Ollama's request differs from the conversation"])
     if not as_ollama and dated["date_string"] in got and dated["date_string"] not in want:
         if _hf(chat_template, probe.messages, {**probe.hf_kwargs(), **dated}, tokens) == got:
             return (f"{FIXED_BY}date_string=\"{dated['date_string']}\" given to transformers: llama.cpp fills today's "
