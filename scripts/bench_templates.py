@@ -95,8 +95,9 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": rows, "totals": totals}, indent=2, ensure_ascii=False))
         return 0
-    print("x/y: llama.cpp defaults / as current Ollama sends it (think=true where ollama sees thinking, earlier thinking")
-    print(" left out, today's date on both sides), shown where they differ; *: every difference has a named setting;")
+    print("x/y: llama.cpp defaults / as current Ollama sends it (the Modelfile's SYSTEM, think=true where ollama sees")
+    print(" thinking, earlier thinking left out, today's date on both sides), shown where they differ;")
+    print(" *: every difference on llama.cpp's defaults has a named setting;")
     print(" exact-nt: exact without tools; n/c: not checked (or the source renders no probe); -: not handled;")
     print(" (match): renderer matched by markers, not written")
     print(f"{'template':44} {'1 llama.cpp':>15} {'2 Go':>8} {'3 renderer':>16}  current Ollama")

@@ -9,12 +9,13 @@ where it takes tools (detected as ollama's server/images.go detects them; path 1
 thinking on/off where enable_thinking changes what the template writes).
 
 Path 1 is exact when, on every conversation the source template renders, llama.cpp writes the
-same bytes; what the source refuses (it raises) is a note, not a difference. A difference names
-the llama-server setting that makes both equal (enable_thinking, preserve_reasoning, the date)
-or what in llama.cpp differs. "As current Ollama sends it" is modelled from ollama's code:
-think=true where ollama sees thinking, earlier thinking left out, and the date variables
-llama.cpp fills itself (date_string, datetime: a user of either runtime gets today's date, so
-transformers is given the same; edgepack's Go templates use Ollama's currentDate instead).
+same bytes. What the source fails on in transformers is a note, not a difference; what it refuses
+on purpose (raise_exception) and llama.cpp renders anyway is a difference. A difference names the
+llama-server setting that makes both equal (enable_thinking, preserve_reasoning, the date) or what
+llama.cpp does differently. "As current Ollama sends it" is modelled from ollama's code: the
+Modelfile's SYSTEM first, think=true where ollama sees thinking, earlier thinking left out, and
+the date variables llama.cpp fills itself (date_string, datetime: a user of either runtime gets
+today's date, so transformers is given the same; edgepack's Go templates use currentDate).
 """
 
 from __future__ import annotations
@@ -290,7 +291,7 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
                     f"llama-server /apply-template (pinned llama.cpp) compared with transformers' apply_chat_template "
                     f"on {len(probes)} conversations ({compared}), thinking on/off through enable_thinking"
                     + (f"; again as current Ollama sends them (ollama {OLLAMA_VERSION}, which {OLLAMA_VERSION_NOTE}): "
-                       "think=true for a model "
+                       + ("the Modelfile's SYSTEM first, " if ollama_system else "") + "think=true for a model "
                        "ollama sees thinking in, earlier turns' thinking left out (ollama sends no reasoning_content), "
                        "the template's date as llama.cpp fills it (date_string, datetime)"
                        if reference.ollama_probes else ""))
