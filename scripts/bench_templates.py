@@ -3,8 +3,10 @@
 For each `models/templates/*.jinja` of the pinned toolchain, runs edgepack's chat stage
 (edgepack.chat.report.analyze_chat) with the llama-server proof, and prints per template:
   1 llama.cpp Jinja (llama-server vs transformers; exact = the same bytes on every conversation the
-    source template renders, conversations it refuses are notes; as llama.cpp's defaults and as
-    current Ollama sends the request), 2 Ollama Go TEMPLATE (vs transformers),
+    source template renders, what it fails on in transformers is a note, what it refuses on purpose
+    and llama.cpp renders is a difference; with llama.cpp's defaults and as current Ollama sends the
+    request: the Modelfile's SYSTEM, think, no earlier thinking, today's date), 2 Ollama Go TEMPLATE
+    (vs transformers),
   3 Ollama RENDERER/PARSER (matched by name; never "exact", edgepack cannot run it),
 which path current Ollama takes with edgepack's Modelfile, and whether that path is exact; then
 totals against the targets of issue 11. BOS/EOS are the neutral "<s>"/"</s>" for every template
