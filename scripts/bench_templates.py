@@ -2,7 +2,11 @@
 
 For each `models/templates/*.jinja` of the pinned toolchain, runs edgepack's chat stage
 (edgepack.chat.report.analyze_chat) with the llama-server proof, and prints per template:
-  1 llama.cpp Jinja (llama-server vs transformers), 2 Ollama Go TEMPLATE (vs transformers),
+  1 llama.cpp Jinja (llama-server vs transformers; exact = the same bytes on every conversation the
+    source template renders, what it fails on in transformers is a note, what it refuses on purpose
+    and llama.cpp renders is a difference; with llama.cpp's defaults and as current Ollama sends the
+    request: the Modelfile's SYSTEM, think, no earlier thinking, today's date), 2 Ollama Go TEMPLATE
+    (vs transformers),
   3 Ollama RENDERER/PARSER (matched by name; never "exact", edgepack cannot run it),
 which path current Ollama takes with edgepack's Modelfile, and whether that path is exact; then
 totals against the targets of issue 11. BOS/EOS are the neutral "<s>"/"</s>" for every template
@@ -18,7 +22,7 @@ import json
 import sys
 import time
 
-from edgepack.chat.proof import FIXED_BY
+from edgepack.chat.proof import AS_OLLAMA, FIXED_BY
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
 from edgepack.chat.sandbox import SpecialTokens
 from edgepack.runtime.toolchain import find_toolchain
@@ -67,7 +71,8 @@ def main() -> int:
             "current_ollama": report.current_ollama, "current_exact": current_exact(report),
             "family": f"{report.family}/{report.variant}" if report.family else "",
             "llama_cpp_fixed_by_setting": report.paths[LLAMA_CPP].status == "differs" and all(
-                FIXED_BY in d for d in report.paths[LLAMA_CPP].differences),
+                FIXED_BY in d for d in report.paths[LLAMA_CPP].differences if AS_OLLAMA + ":" not in d),
+            "llama_cpp_source_refuses": len(report.paths[LLAMA_CPP].notes),
             "first_difference": next((d for k in (LLAMA_CPP, GO_TEMPLATE) for d in report.paths[k].differences), ""),
             "needs": report.needs_variables,
         })
@@ -78,6 +83,8 @@ def main() -> int:
         "crashes": n - len(ok),
         "path1_llama_cpp_exact": sum(r["llama_cpp"] == "exact" for r in ok),
         "path1_equal_with_named_setting": sum(r["llama_cpp_fixed_by_setting"] for r in ok),
+        "path1_exact_with_notes": sum(r["llama_cpp"] == "exact" and r["llama_cpp_source_refuses"] > 0 for r in ok),
+        "path1_not_checked": sum(r["llama_cpp"] == "not checked" for r in ok),
         "path2_go_exact": sum(r["go"] == "exact" for r in ok),
         "path2_go_exact_without_tools": sum(r["go"] == "exact without tools" for r in ok),
         "path2_go_written": sum(r["go_written"] for r in ok),
@@ -90,8 +97,11 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": rows, "totals": totals}, indent=2, ensure_ascii=False))
         return 0
-    print("x/y: llama.cpp default / as current Ollama sends it (think=true for thinking models); *: every difference has a named setting;")
-    print(" exact-nt: exact without tools; n/c: not checked; -: not handled; (match): renderer matched by markers, not written")
+    print("x/y: llama.cpp defaults / as current Ollama sends it (the Modelfile's SYSTEM, think=true where ollama sees")
+    print(" thinking, earlier thinking left out, today's date on both sides), shown where they differ;")
+    print(" *: every difference on llama.cpp's defaults has a named setting;")
+    print(" exact-nt: exact without tools; n/c: not checked (or the source renders no probe); -: not handled;")
+    print(" (match): renderer matched by markers, not written")
     print(f"{'template':44} {'1 llama.cpp':>15} {'2 Go':>8} {'3 renderer':>16}  current Ollama")
     for r in rows:
         if "crash" in r:
@@ -108,7 +118,10 @@ def main() -> int:
     print(f"current Ollama exact with edgepack's Modelfile:   {pct('current_ollama_exact')}")
     print(f"path 1 llama.cpp Jinja exact:                     {pct('path1_llama_cpp_exact')}")
     print(f"path 1 differs, every difference has a setting    {pct('path1_equal_with_named_setting')}")
-    print("  that makes it equal (enable_thinking, date_string)")
+    print("  that makes it equal (enable_thinking, preserve_reasoning, date_string)")
+    print(f"path 1 exact, the source refusing some probes:    {pct('path1_exact_with_notes')}")
+    print(f"path 1 not checked (source renders no probe, or   {pct('path1_not_checked')}")
+    print("  llama-server not built)")
     print(f"path 2 Go TEMPLATE exact (older Ollama):          {pct('path2_go_exact')}  (target >= 60 %)")
     print(f"path 2 Go TEMPLATE exact without tools (Ollama    {pct('path2_go_exact_without_tools')}")
     print("  refuses tool requests on it; other modes exact)")

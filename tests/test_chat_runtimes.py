@@ -260,3 +260,106 @@ def test_a_template_that_hangs_llama_server_is_not_handled_within_the_bound(llam
     result = prove_llama_cpp(template, reference, TOKENS, llama_server)
     assert result.status == "not handled"
     assert "did not finish" in result.proof or "did not start within 5 s" in result.proof
+
+
+# ---- path 1: what "exact" means (the source's refusals, settings, current Ollama's request)
+
+_TURNS = "{%- for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
+_GEN = "{%- if add_generation_prompt %}<|assistant|>{% endif %}"
+# transformers' immutable sandbox refuses list.append; llama.cpp's Jinja allows it (as with Kimi K2).
+_TOOLS_APPEND = ("{%- if tools %}{%- set names = [] %}{%- set _ = names.append(tools[0].function.name) %}"
+                 "<tools>{{ names[0] }}</tools>{%- endif %}")
+
+
+def test_probes_the_source_refuses_are_notes_and_the_rest_must_match(llama_server):
+    report = analyze_chat(_TOOLS_APPEND + _TURNS + _GEN, TOKENS, server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert path1.status == "exact", path1.differences
+    assert path1.modes["plain"] == "exact" and path1.modes["tools"] == "not checked"
+    assert any(n.startswith("tools: the source template refuses it (SecurityError") and n.endswith("llama.cpp renders it")
+               for n in path1.notes), path1.notes
+    # The same template with a real difference on the conversations both render stays "differs":
+    # jinja2 HTML-escapes text joined to a |safe string (the padded probe's "What's"), llama.cpp does not.
+    escaping = _TOOLS_APPEND + '{%- for m in messages %}{{ "<|"|safe + m.role + "|>" + m.content }}{% endfor %}' + _GEN
+    differs = analyze_chat(escaping, TOKENS, server_binary=llama_server).paths[LLAMA_CPP]
+    assert differs.status == "differs" and differs.modes["plain"] == "differs"
+    assert any(d.startswith("padded:") and "HTML-escapes" in d for d in differs.differences), differs.differences
+
+
+def test_a_template_that_renders_no_probe_is_not_checked_and_names_the_variable(llama_server):
+    report = analyze_chat('{{ "Functions: " + functions }}' + _TURNS + _GEN, TOKENS, server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert path1.status == "not checked" and "renders none of the probes" in path1.proof
+    assert report.needs_variables == ["functions"]
+
+
+def test_a_deliberate_refusal_llama_cpp_renders_anyway_is_a_difference(llama_server):
+    template = ("{%- if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+                + _TURNS + _GEN)
+    path1 = analyze_chat(template, TOKENS, server_binary=llama_server).paths[LLAMA_CPP]
+    assert path1.status == "differs"
+    assert any(d.startswith("padded: the template refuses it (TemplateError: System role not supported)")
+               for d in path1.differences), path1.differences
+
+
+_CLEAR_THINKING = (
+    "{%- for m in messages %}<|{{ m.role }}|>"
+    "{%- if m.role == 'assistant' and m.reasoning_content and clear_thinking is defined and not clear_thinking %}"
+    "<think>{{ m.reasoning_content }}</think>{%- endif %}{{ m.content }}{% endfor %}"
+    "{%- if add_generation_prompt %}<|assistant|>{%- if enable_thinking is defined and not enable_thinking %}"
+    "</think>{%- endif %}{%- endif %}")
+
+
+def test_llama_server_keeping_earlier_reasoning_is_named_and_current_ollama_sends_none(llama_server):
+    from edgepack.chat.llama_server import template_server
+
+    report = analyze_chat(_CLEAR_THINKING, TOKENS, server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert report.capabilities == ["thinking"]
+    assert path1.status == "differs" and path1.modes["thinking"] == "differs"
+    assert all("equal with preserve_reasoning=false" in d for d in path1.differences), path1.differences
+    # Current Ollama sends no earlier thinking (no reasoning_content), so nothing is kept: exact.
+    assert path1.as_ollama_sends == "exact"
+    # The named setting, checked here independently of the proof.
+    probe = PROOF_PROBES["thinking_on"]
+    want = render_hf(_CLEAR_THINKING, probe.messages, TOKENS, enable_thinking=True)
+    with template_server(_CLEAR_THINKING, TOKENS, binary=llama_server) as server:
+        assert server.render(probe) != want
+        assert server.render(probe, preserve_reasoning=False) == want
+    assert "17 * 3 = 51." not in want
+
+
+def test_thinking_on_and_off_are_compared_where_enable_thinking_switches_a_template_ollama_sees_no_thinking_in(
+        llama_server):
+    """Command R7B style thinking markers under enable_thinking: ollama's capability check finds none."""
+    template = (_TURNS + "{%- if add_generation_prompt %}<|assistant|>{%- if not (enable_thinking is defined and "
+                "enable_thinking) %}<|START_THINKING|><|END_THINKING|>{% endif %}{% endif %}")
+    report = analyze_chat(template, TOKENS, server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert "thinking" not in report.capabilities
+    assert path1.modes["thinking"] == "exact" and path1.modes["plain"] == "differs"
+    assert all("equal with enable_thinking=false" in d for d in path1.differences), path1.differences
+    assert any(n.startswith("thinking_on: current Ollama refuses think=true") for n in path1.notes)
+    # Ollama sends no think for it, so llama.cpp's default (thinking on) is what its users get.
+    assert path1.as_ollama_sends is None and path1.status == "differs"
+
+
+def test_current_ollama_sends_the_modelfile_system_and_no_earlier_thinking(llama_server):
+    """As current Ollama sends it: SYSTEM first (server/routes.go), no reasoning_content (llm/llama_server.go)."""
+    turns = ("{%- for m in msgs %}<|{{ m.role }}|>{%- if m.reasoning_content %}<think>{{ m.reasoning_content }}"
+             "</think>{% endif %}{{ m.content }}{% endfor %}" + _GEN)
+    plain_default = ("{%- if messages[0].role == 'system' %}<sys>{{ messages[0].content }}</sys>"
+                     "{%- set msgs = messages[1:] %}{% else %}<sys>Be brief.</sys>{%- set msgs = messages %}{% endif %}")
+    mangling_default = plain_default.replace("{{ messages[0].content }}", "{{ messages[0].content | replace('!', '') }}"
+                                             ).replace("Be brief.", "Be brief!")
+    ok = analyze_chat(plain_default + turns, TOKENS, server_binary=llama_server)
+    assert ok.default_system == "Be brief." and ok.capabilities == ["thinking"]
+    # This template writes earlier reasoning, which current Ollama does not send.
+    assert ok.paths[LLAMA_CPP].status == "exact" and ok.paths[LLAMA_CPP].as_ollama_sends == "differs"
+    assert {d.split(":")[0] for d in ok.paths[LLAMA_CPP].differences} == {"thinking_on@ollama", "thinking_off@ollama"}
+    assert "leaves earlier turns' thinking out" in ok.paths[LLAMA_CPP].differences[0]
+    mangled = analyze_chat(mangling_default + turns, TOKENS, server_binary=llama_server)
+    assert mangled.default_system == "Be brief!"
+    path1 = mangled.paths[LLAMA_CPP]
+    assert path1.status == "exact" and path1.as_ollama_sends == "differs"
+    assert any(d.startswith("unicode_code@ollama") and "Modelfile SYSTEM" in d for d in path1.differences)

@@ -85,7 +85,9 @@ class ChatReport:
             p = self.paths.get(key)
             if p is None:
                 continue
-            detail = f"; {p.differences[0]}" if p.differences else ""
+            detail = f"; {p.differences[0]}" if p.differences else (f"; {p.notes[0]}" if p.notes else "")
+            if p.status == NOT_CHECKED and p.proof:
+                detail = f"; {p.proof}{detail}"
             sends = f" ({p.as_ollama_sends} as current Ollama sends it)" if p.as_ollama_sends else ""
             lines.append(f"{title}: {p.status}{sends} - {p.how}{detail}")
         if self.current_ollama:
@@ -187,9 +189,20 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             report.warnings.append(f"the Go TEMPLATE ({translation.family}/{translation.variant}) differs from the "
                                    f"model's template ({(plain or go.differences)[0]}): TEMPLATE left out")
 
+    # SYSTEM: a default system prompt the Go template cannot write itself (before path 1: current
+    # Ollama sends it to llama.cpp as a system message).
+    default = _default_system_prompt(chat_template, tokens)
+    if default and not (translation and translation.default_system and report.go_template):
+        if _dated(default):
+            report.warnings.append("the template's default system prompt contains today's date; it is not frozen "
+                                   "into SYSTEM (Ollama's Jinja path writes it with the current date)")
+        else:
+            report.default_system = default
+
     # Path 1: llama.cpp Jinja.
     if prove_llama_cpp_path:
-        report.paths[LLAMA_CPP] = prove_llama_cpp(chat_template, reference, tokens, server_binary)
+        report.paths[LLAMA_CPP] = prove_llama_cpp(chat_template, reference, tokens, server_binary,
+                                                  ollama_system=report.default_system)
     else:
         report.paths[LLAMA_CPP] = PathResult(NOT_CHECKED, "the GGUF's own chat template, run by llama.cpp's Jinja "
                                              "engine", "not checked in this run")
@@ -214,14 +227,6 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             report.paths[RENDERER].proof += ("; not written into the Modelfile (only a template identical to "
                                              "ollama's reference is)")
 
-    # SYSTEM: a default system prompt the Go template cannot write itself.
-    default = _default_system_prompt(chat_template, tokens)
-    if default and not (translation and translation.default_system and report.go_template):
-        if _dated(default):
-            report.warnings.append("the template's default system prompt contains today's date; it is not frozen "
-                                   "into SYSTEM (Ollama's Jinja path writes it with the current date)")
-        else:
-            report.default_system = default
     _choose_ollama_paths(report)
     return report
 
