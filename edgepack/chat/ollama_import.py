@@ -3,7 +3,7 @@
 `ollama create` from a GGUF (server/create.go -> server/model.go detectChatTemplate) calls
 template.Named (template/template.go) on `tokenizer.chat_template`: the entry of its
 template/index.json whose Jinja "template" is nearest by Levenshtein distance (runes,
-github.com/agnivade/levenshtein; the first entry wins a tie) is used when that distance is
+the Go module agnivade/levenshtein; the first entry wins a tie) is used when that distance is
 below 100, and its .gotmpl becomes the model's TEMPLATE (its .json, the stops). Without a
 match there is no TEMPLATE: older Ollama then renders `{{ .Prompt }}` (no chat format), current
 Ollama the GGUF's template through llama.cpp's Jinja. Current Ollama also sets that Jinja path
@@ -113,7 +113,10 @@ def parse_index(index_json: str, read: Callable[[str], str | None]) -> list[Olla
         if go is None:
             raise ChatTemplateError(f"ollama's template/{name}.gotmpl is missing (named in index.json)")
         params = read(f"{name}.json")
-        stops = tuple(json.loads(params).get("stop", [])) if params else ()
+        try:
+            stops = tuple(json.loads(params).get("stop") or ()) if params else ()
+        except (ValueError, AttributeError) as exc:
+            raise ChatTemplateError(f"ollama's template/{name}.json is not a JSON object of parameters ({exc})") from None
         out.append(OllamaTemplate(name, jinja, go.replace("\r\n", "\n"), stops))
     return out
 
