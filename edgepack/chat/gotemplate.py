@@ -4,7 +4,8 @@ Hand-written because no Python library executes Go templates; it covers text, tr
 comments, if/else if/else, range (with else, variables, break and continue), variables and
 assignment, fields, string/number literals, parentheses, the builtins below (printf with the
 %s, %v, %d verbs) and Ollama's own functions (json, currentDate). Anything else raises
-GoTemplateError, so a template is never half-run. Go's real text/template is the oracle in tests/test_chat_templates.py (tests/go).
+GoTemplateError, so a template is never half-run. Go's real text/template is the oracle in
+tests/test_chat_templates.py (tests/go).
 Longer than ~400 lines as one job: the lexer, parser and evaluator share the node types.
 """
 
