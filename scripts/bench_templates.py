@@ -8,8 +8,9 @@ which path current Ollama takes with edgepack's Modelfile, and whether that path
 totals against the targets of issue 11. With --ollama-repo (an ollama checkout or bare git
 dir, read at run time), also what Ollama's own import does without edgepack's Modelfile
 (edgepack.chat.ollama_import: the template/index.json entry it matches, that Go template run
-against transformers, and the path current / older Ollama then takes). BOS/EOS are the neutral "<s>"/"</s>" for every template
-(the proof compares two renderers fed the same tokens, so their spelling does not matter).
+against transformers, and the path current / older Ollama then takes). BOS/EOS are the
+neutral "<s>"/"</s>" for every template (the proof compares two renderers fed the same tokens,
+so their spelling does not matter).
 
     python scripts/bench_templates.py [--json] [--no-server] [--ollama-repo PATH] [NAME_SUBSTRING ...]
 """
@@ -81,7 +82,8 @@ def own_import(chat_template: str, index: list[ollama_import.OllamaTemplate], ro
             out.update(go="not checked", go_differences=[f"transformers could not render the template: {exc}"])
         out["stops"] = list(match.template.stops)
     path = ollama_import.current_ollama_path(chat_template, match)
-    jinja = row["llama_cpp_as_ollama"] or row["llama_cpp"]  # path 1, as current Ollama sends requests
+    # path 1 as current Ollama sends requests (think=true for thinking models); the import has no SYSTEM
+    jinja = row["llama_cpp_as_ollama"] or row["llama_cpp"]
     out["current_path"] = path
     out["current_status"] = out["go"] if path == ollama_import.GO_TEMPLATE else jinja
     out["current_exact"] = out["current_status"] == "exact"
