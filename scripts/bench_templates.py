@@ -26,6 +26,7 @@ from pathlib import Path
 
 from edgepack.chat import ollama_import
 from edgepack.chat.proof import FIXED_BY, ReferenceRenders, template_capabilities
+from edgepack.chat.renderers import match_renderer
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
 from edgepack.chat.sandbox import SpecialTokens, TemplateBoundError
 from edgepack.errors import ChatTemplateError
@@ -67,6 +68,14 @@ def load_ollama_index(repo: Path) -> tuple[list[ollama_import.OllamaTemplate], s
     return ollama_import.parse_index(index_json, read), where
 
 
+def architecture_by_markers(chat_template: str) -> str | None:
+    """A template file has no GGUF architecture; one matching the markers of a renderer that
+    `ollama create` sets by architecture is taken to come from that architecture (an inference)."""
+    found = match_renderer(chat_template)
+    name = found.renderer.renderer if found else None
+    return next((arch for arch, r in ollama_import.ARCHITECTURE_RENDERERS.items() if r == name), None)
+
+
 def own_import(chat_template: str, index: list[ollama_import.OllamaTemplate], row: dict) -> dict:
     """Ollama's own import of this template (no Modelfile TEMPLATE), for current and older Ollama."""
     match = ollama_import.named(chat_template, index)
@@ -81,11 +90,14 @@ def own_import(chat_template: str, index: list[ollama_import.OllamaTemplate], ro
         except (ChatTemplateError, TemplateBoundError) as exc:
             out.update(go="not checked", go_differences=[f"transformers could not render the template: {exc}"])
         out["stops"] = list(match.template.stops)
-    path = ollama_import.current_ollama_path(chat_template, match)
+    architecture = architecture_by_markers(chat_template)
+    path = ollama_import.current_ollama_path(chat_template, match, architecture)
     # path 1 as current Ollama sends requests (think=true for thinking models); the import has no SYSTEM
     jinja = row["llama_cpp_as_ollama"] or row["llama_cpp"]
     out["current_path"] = path
-    out["current_status"] = out["go"] if path == ollama_import.GO_TEMPLATE else jinja
+    out["current_status"] = {ollama_import.GO_TEMPLATE: out["go"]}.get(path, jinja)
+    if architecture:  # Ollama's renderer is Go code edgepack cannot run
+        out["current_status"] = "not checked"
     out["current_exact"] = out["current_status"] == "exact"
     out["older_exact"] = out["go"] == "exact"  # older Ollama: the matched TEMPLATE or `{{ .Prompt }}`
     return out
@@ -96,7 +108,9 @@ def own_import_cell(o: dict | None) -> str:
         return "n/a (give --ollama-repo)"
     found = f"{o['match']} d={o['distance']}" if o["match"] else f"no match (nearest {o['nearest']} d={o['distance']})"
     go = f", Go {o['go']}" if o["go"] else ""
-    now = "Go" if o["current_path"] == ollama_import.GO_TEMPLATE else "Jinja"
+    now = {ollama_import.GO_TEMPLATE: "Go"}.get(o["current_path"], "Jinja")
+    if o["current_path"].startswith("RENDERER"):
+        now = "RENDERER " + o["current_path"].split()[1]
     return f"{found}{go}; current: {now} {SHORT.get(o['current_status'], o['current_status'])}"
 
 

@@ -13,7 +13,7 @@ from edgepack.chat.conversations import Message
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.ollama_import import (
     GO_TEMPLATE, JINJA_MORE_CAPABILITIES, JINJA_NO_MATCH, current_ollama_path, go_template_capabilities,
-    levenshtein, levenshtein_bitparallel, named, parse_index, prefers_chat_template, render_matched,
+    levenshtein, levenshtein_bitparallel, named, parse_index, prefers_chat_template, render_matched, renderer_path,
 )
 from edgepack.chat.proof import ReferenceRenders, template_capabilities
 from edgepack.chat.sandbox import SpecialTokens
@@ -127,6 +127,9 @@ def test_the_capability_rule_of_current_ollama():
             go_template = CHATML_GO
     assert current_ollama_path(tools_jinja, Match) == JINJA_MORE_CAPABILITIES
     assert current_ollama_path(plain_jinja, Match) == GO_TEMPLATE
+    # `ollama create` gives some architectures a built-in renderer, which comes before any template
+    assert current_ollama_path(tools_jinja, Match, "nemotron_h") == renderer_path("nemotron-3-nano")
+    assert current_ollama_path(plain_jinja, Match, "llama") == GO_TEMPLATE
 
 
 CHATML_JINJA = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"

@@ -9,7 +9,9 @@ match there is no TEMPLATE: older Ollama then renders `{{ .Prompt }}` (no chat f
 Ollama the GGUF's template through llama.cpp's Jinja. Current Ollama also sets that Jinja path
 over a matched TEMPLATE when shouldPreferChatTemplate holds (server/images.go; capabilities
 from chatTemplateCapabilities and goTemplateCapabilities, thinking tags from
-thinking/template.go InferTags), modelled by prefers_chat_template below.
+thinking/template.go InferTags), modelled by prefers_chat_template below (OLLAMA_GO_TEMPLATE
+unset). Before all of that, `ollama create` gives GGUFs of a few architectures a built-in
+RENDERER/PARSER (server/create.go, ARCHITECTURE_RENDERERS), which then renders the chat.
 
 Pure functions over template texts: the caller reads ollama's index.json and templates (from a
 checkout the user names) and hands them in; nothing of ollama's is copied here.
@@ -32,6 +34,9 @@ MATCH_BELOW = 100  # template.Named: `if score < 100`
 GO_TEMPLATE = "the matched Go TEMPLATE"
 JINJA_NO_MATCH = "the GGUF's template through llama.cpp's Jinja (no match)"
 JINJA_MORE_CAPABILITIES = "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"
+# server/create.go: the RENDERER/PARSER `ollama create` sets from a GGUF's general.architecture
+ARCHITECTURE_RENDERERS = {"gemma4": "gemma4", "laguna": "laguna", "nemotron_h": "nemotron-3-nano",
+                          "nemotron_h_moe": "nemotron-3-nano", "nemotron_h_omni": "nemotron-3-nano"}
 
 
 # --------------------------------------------------------------------------- distance
@@ -254,13 +259,19 @@ def prefers_chat_template(chat_template: str, go_template: str) -> bool:
     return chat_template_has_tool_round_trip(chat_template) and not go_template_has_tool_round_trip(go_template)
 
 
-def current_ollama_path(chat_template: str, match: NamedMatch) -> str:
+def current_ollama_path(chat_template: str, match: NamedMatch, architecture: str | None = None) -> str:
     """Which template current Ollama renders with after its own import (no Modelfile TEMPLATE)."""
+    if architecture in ARCHITECTURE_RENDERERS:  # a RENDERER comes before any template (server/images.go)
+        return renderer_path(ARCHITECTURE_RENDERERS[architecture])
     if match.template is None:
         return JINJA_NO_MATCH
     if prefers_chat_template(chat_template, match.template.go_template):
         return JINJA_MORE_CAPABILITIES
     return GO_TEMPLATE
+
+
+def renderer_path(name: str) -> str:
+    return f"RENDERER/PARSER {name} (set by `ollama create` from the GGUF's architecture)"
 
 
 # --------------------------------------------------------------------------- rendering the matched TEMPLATE
