@@ -216,6 +216,11 @@ def main() -> int:
         print(f"Ollama's own import: current exact {totals['ollama_own_import_current_exact']}/{n}, older exact "
               f"{totals['ollama_own_import_older_exact']}/{n}  ({totals['ollama_own_import_matched']}/{n} match a "
               f"template of {index_source}; the rest get llama.cpp's Jinja / no chat format)")
+        for r in ok:
+            o = r["ollama_own_import"]
+            if o["match"]:
+                first = (o["go_differences"] or o["go_notes"] or [""])[0]
+                print(f"  {r['template'][:40]}: {o['match']} d={o['distance']}, Go {o['go']}{': ' + first if first else ''}")
     print(f"crashes: {totals['crashes']}   time: {totals['seconds']} s")
     return 0
 
