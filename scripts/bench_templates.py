@@ -9,22 +9,31 @@ For each `models/templates/*.jinja` of the pinned toolchain, runs edgepack's cha
     (vs transformers),
   3 Ollama RENDERER/PARSER (matched by name; never "exact", edgepack cannot run it),
 which path current Ollama takes with edgepack's Modelfile, and whether that path is exact; then
-totals against the targets of issue 11. BOS/EOS are the neutral "<s>"/"</s>" for every template
-(the proof compares two renderers fed the same tokens, so their spelling does not matter).
+totals against the targets of issue 11. With --ollama-repo (an ollama checkout or bare git
+dir, read at run time), also what Ollama's own import does without edgepack's Modelfile
+(edgepack.chat.ollama_import: the template/index.json entry it matches, that Go template run
+against transformers, and the path current / older Ollama then takes). BOS/EOS are the
+neutral "<s>"/"</s>" for every template (the proof compares two renderers fed the same tokens,
+so their spelling does not matter).
 
-    python scripts/bench_templates.py [--json] [--no-server] [NAME_SUBSTRING ...]
+    python scripts/bench_templates.py [--json] [--no-server] [--ollama-repo PATH] [NAME_SUBSTRING ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 
-from edgepack.chat.proof import AS_OLLAMA, FIXED_BY
+from edgepack.chat import ollama_import
+from edgepack.chat.proof import AS_OLLAMA, FIXED_BY, ReferenceRenders, template_capabilities
+from edgepack.chat.renderers import match_renderer
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
-from edgepack.chat.sandbox import SpecialTokens
+from edgepack.chat.sandbox import SpecialTokens, TemplateBoundError
+from edgepack.errors import ChatTemplateError
 from edgepack.runtime.toolchain import find_toolchain
 
 SHORT = {"exact": "exact", "differs": "differs", "not handled": "-", "not checked": "n/c", "matched": "matched",
@@ -40,12 +49,90 @@ def current_exact(report) -> bool:
     return (jinja.as_ollama_sends or jinja.status) == "exact"  # as current Ollama calls llama.cpp
 
 
+def load_ollama_index(repo: Path) -> tuple[list[ollama_import.OllamaTemplate], str]:
+    """ollama's template/index.json and templates, from a checkout or a bare git dir (its HEAD)."""
+    folder = repo / "template"
+    if (folder / "index.json").is_file():
+        def read(name: str) -> str | None:
+            return (folder / name).read_text(encoding="utf-8") if (folder / name).is_file() else None
+        where = str(repo)
+    else:
+        git_dir = repo / ".git" if (repo / ".git").exists() else repo
+
+        def read(name: str) -> str | None:
+            proc = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"HEAD:template/{name}"],
+                                  capture_output=True)
+            return proc.stdout.decode("utf-8") if proc.returncode == 0 else None
+        head = subprocess.run(["git", f"--git-dir={git_dir}", "rev-parse", "HEAD"], capture_output=True, text=True)
+        where = f"{repo} at {head.stdout.strip()[:12]}"
+    index_json = read("index.json")
+    if index_json is None:
+        raise ChatTemplateError(f"{repo} has no template/index.json: give --ollama-repo an ollama checkout "
+                                "or its git directory")
+    return ollama_import.parse_index(index_json, read), where
+
+
+def architecture_by_markers(chat_template: str) -> str | None:
+    """A template file has no GGUF architecture; one matching the markers of a renderer that
+    `ollama create` sets by architecture is taken to come from that architecture (an inference)."""
+    found = match_renderer(chat_template)
+    name = found.renderer.renderer if found else None
+    return next((arch for arch, r in ollama_import.ARCHITECTURE_RENDERERS.items() if r == name), None)
+
+
+def own_import(chat_template: str, index: list[ollama_import.OllamaTemplate], row: dict) -> dict:
+    """Ollama's own import of this template (no Modelfile TEMPLATE), for current and older Ollama."""
+    match = ollama_import.named(chat_template, index)
+    out = {"match": match.template.name if match.template else None, "nearest": match.nearest,
+           "distance": match.distance, "go": None, "go_differences": [], "go_notes": [], "stops": []}
+    if match.template is not None:
+        tokens = SpecialTokens("<s>", "</s>")
+        try:
+            reference = ReferenceRenders(chat_template, tokens, template_capabilities(chat_template))
+            rendered = ollama_import.render_matched(match.template.go_template, chat_template, reference, tokens)
+            out.update(go=rendered.status, go_differences=rendered.differences, go_notes=rendered.notes)
+        except (ChatTemplateError, TemplateBoundError) as exc:
+            out.update(go="not checked", go_differences=[f"transformers could not render the template: {exc}"])
+        out["stops"] = list(match.template.stops)
+    architecture = architecture_by_markers(chat_template)
+    path = ollama_import.current_ollama_path(chat_template, match, architecture)
+    # path 1 as current Ollama sends requests (think=true for thinking models); the import has no SYSTEM
+    jinja = row["llama_cpp_as_ollama"] or row["llama_cpp"]
+    out["current_path"] = path
+    out["current_status"] = {ollama_import.GO_TEMPLATE: out["go"]}.get(path, jinja)
+    if architecture:  # Ollama's renderer is Go code edgepack cannot run
+        out["current_status"] = "not checked"
+    out["current_exact"] = out["current_status"] == "exact"
+    out["older_exact"] = out["go"] == "exact"  # older Ollama: the matched TEMPLATE or `{{ .Prompt }}`
+    return out
+
+
+def own_import_cell(o: dict | None) -> str:
+    if o is None:
+        return "n/a (give --ollama-repo)"
+    found = f"{o['match']} d={o['distance']}" if o["match"] else f"no match (nearest {o['nearest']} d={o['distance']})"
+    go = f", Go {o['go']}" if o["go"] else ""
+    now = {ollama_import.GO_TEMPLATE: "Go"}.get(o["current_path"], "Jinja")
+    if o["current_path"].startswith("RENDERER"):
+        now = "RENDERER " + o["current_path"].split()[1]
+    return f"{found}{go}; current: {now} {SHORT.get(o['current_status'], o['current_status'])}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-server", action="store_true", help="skip the llama-server proof of path 1")
+    parser.add_argument("--ollama-repo", type=Path, metavar="PATH",
+                        help="an ollama checkout (or its git dir): add what Ollama's own import does")
     args = parser.parse_args()
+    index, index_source = None, ""
+    if args.ollama_repo is not None:
+        try:
+            index, index_source = load_ollama_index(args.ollama_repo)
+        except ChatTemplateError as exc:
+            print(exc, file=sys.stderr)
+            return 1
     toolchain = find_toolchain()
     folder = toolchain.root / "models" / "templates" if toolchain else None
     if folder is None or not folder.is_dir():
@@ -76,6 +163,7 @@ def main() -> int:
             "first_difference": next((d for k in (LLAMA_CPP, GO_TEMPLATE) for d in report.paths[k].differences), ""),
             "needs": report.needs_variables,
         })
+        rows[-1]["ollama_own_import"] = own_import(path.read_text(encoding="utf-8"), index, rows[-1]) if index else None
     n = len(rows)
     ok = [r for r in rows if "crash" not in r]
     totals = {
@@ -94,6 +182,13 @@ def main() -> int:
                                               for r in ok),
         "seconds": round(time.perf_counter() - start, 1),
     }
+    if index is None:
+        totals["ollama_own_import"] = "n/a (give --ollama-repo)"
+    else:
+        own = [r["ollama_own_import"] for r in ok]
+        totals.update(ollama_own_import_source=index_source, ollama_own_import_matched=sum(bool(o["match"]) for o in own),
+                      ollama_own_import_current_exact=sum(o["current_exact"] for o in own),
+                      ollama_own_import_older_exact=sum(o["older_exact"] for o in own))
     if args.json:
         print(json.dumps({"rows": rows, "totals": totals}, indent=2, ensure_ascii=False))
         return 0
@@ -111,7 +206,8 @@ def main() -> int:
         one = SHORT[r["llama_cpp"]] + ("*" if r["llama_cpp_fixed_by_setting"] else "")
         if r["llama_cpp_as_ollama"]:
             one += "/" + SHORT[r["llama_cpp_as_ollama"]]
-        print(f"{r['template'][:44]:44} {one:>15} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}")
+        print(f"{r['template'][:44]:44} {one:>15} {SHORT[r['go']]:>8} {r['renderer'][:16]:>16}  {cur}"
+              f"  | own import: {own_import_cell(r['ollama_own_import'])}")
     pct = lambda k: f"{totals[k]:3d}/{n} = {100 * totals[k] / max(n, 1):5.1f} %"
     print()
     print(f"exact through some path edgepack proved (1 or 2): {pct('exact_through_some_proven_path')}  (target >= 95 %)")
@@ -127,6 +223,17 @@ def main() -> int:
     print("  refuses tool requests on it; other modes exact)")
     print(f"path 2 Go TEMPLATE written (exact or named diff): {pct('path2_go_written')}")
     print(f"path 3 RENDERER/PARSER matched (not proven):      {pct('path3_renderer_matched')}")
+    if index is None:
+        print("Ollama's own import: n/a (give --ollama-repo)")
+    else:
+        print(f"Ollama's own import: current exact {totals['ollama_own_import_current_exact']}/{n}, older exact "
+              f"{totals['ollama_own_import_older_exact']}/{n}  ({totals['ollama_own_import_matched']}/{n} match a "
+              f"template of {index_source}; the rest get llama.cpp's Jinja / no chat format)")
+        for r in ok:
+            o = r["ollama_own_import"]
+            if o["match"]:
+                first = (o["go_differences"] or o["go_notes"] or [""])[0]
+                print(f"  {r['template'][:40]}: {o['match']} d={o['distance']}, Go {o['go']}{': ' + first if first else ''}")
     print(f"crashes: {totals['crashes']}   time: {totals['seconds']} s")
     return 0
 

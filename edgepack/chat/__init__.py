@@ -3,7 +3,8 @@
 conversations (probe chats) -> sandbox (bounded Jinja, transformers) -> gotemplate (Go's
 text/template, modelled) -> formats (the family table) -> translate (Jinja -> Go) -> proof
 (per runtime, incl. llama_server for llama.cpp's Jinja) -> renderers (Ollama's built-in ones)
--> report (the chat stage, ChatReport) -> modelfile (writing) -> ollama (running `ollama`).
+-> report (the chat stage, ChatReport) -> modelfile (writing) -> ollama (running `ollama`);
+ollama_import (what Ollama's own import does, for scripts/bench_templates.py).
 """
 
 from edgepack.chat.conversations import Message

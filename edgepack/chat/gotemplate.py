@@ -1,10 +1,12 @@
 """A model of Go's text/template, for the part Ollama TEMPLATEs use, run the way Ollama runs them.
 
 Hand-written because no Python library executes Go templates; it covers text, trim markers,
-comments, if/else if/else, range (with else and variables), variables and assignment,
-fields, string/number literals, parentheses, the builtins below and Ollama's own functions
-(json, currentDate). Anything else raises GoTemplateError, so a template is never half-run.
-Go's real text/template is the oracle in tests/test_chat_templates.py (tests/go).
+comments, if/else if/else, range (with else, variables, break and continue), variables and
+assignment, fields, string/number literals, parentheses, the builtins below (printf with the
+%s, %v, %d verbs) and Ollama's own functions (json, currentDate). Anything else raises
+GoTemplateError, so a template is never half-run. Go's real text/template is the oracle in
+tests/test_chat_templates.py (tests/go).
+Longer than ~400 lines as one job: the lexer, parser and evaluator share the node types.
 """
 
 from __future__ import annotations
@@ -67,6 +69,31 @@ def _go_index(seq: Any, *keys: Any) -> Any:
     return seq
 
 
+_PRINTF_VERB = re.compile(r"%(.)")
+
+
+def _go_sprintf(fmt: str, *args: Any) -> str:
+    """fmt.Sprintf for the verbs Ollama's templates use (%s, %v, %d, %%); others raise."""
+    values = list(args)
+
+    def verb(m: re.Match) -> str:
+        if m.group(1) == "%":
+            return "%"
+        if m.group(1) not in "svd":
+            raise GoTemplateError(f"printf verb %{m.group(1)} is not supported here")
+        if not values:
+            raise GoTemplateError("printf: too few arguments")
+        value = values.pop(0)
+        if m.group(1) == "d" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise GoTemplateError("printf %d of a value that is not an integer")
+        return _go_print(value)
+
+    out = _PRINTF_VERB.sub(verb, fmt)
+    if values:
+        raise GoTemplateError("printf: too many arguments")
+    return out
+
+
 _GO_FUNCS = {
     "not": lambda a: not _go_truth(a),
     "eq": _go_eq,
@@ -81,6 +108,7 @@ _GO_FUNCS = {
     # Ollama's own functions (template/template.go)
     "json": go_json,
     "print": lambda *args: _go_sprint(args),
+    "printf": _go_sprintf,
     "currentDate": lambda *fmt: TODAY.get().isoformat(),
     "yesterdayDate": lambda *fmt: (TODAY.get() - datetime.timedelta(days=1)).isoformat(),
 }
@@ -159,6 +187,19 @@ class _Range:
     tokens: list
     body: list
     else_body: list
+
+
+@dataclass
+class _LoopControl:
+    kind: str  # "break" or "continue"
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
 
 
 class GoTemplate:
@@ -240,7 +281,11 @@ class GoTemplate:
                     raise GoTemplateError(f"unsupported else: {value!r}")
             elif head == "end":
                 _, body = stack.pop()
-            elif head in ("with", "define", "template", "block", "break", "continue"):
+            elif head in ("break", "continue"):
+                if not any(isinstance(node, _Range) for node, _ in stack):
+                    raise GoTemplateError(f"{{{{ {head} }}}} outside of a range")
+                body.append(_LoopControl(head))
+            elif head in ("with", "define", "template", "block"):
                 raise GoTemplateError(f"unsupported Go template action {head!r}")
             else:
                 body.append(_Action(tokens))
@@ -283,7 +328,14 @@ class GoTemplate:
                         scope[names[0]] = item
                     elif len(names) == 2:
                         scope[names[0]], scope[names[1]] = i, item
-                    self._run(node.body, item, scopes + [scope], out)
+                    try:
+                        self._run(node.body, item, scopes + [scope], out)
+                    except _Continue:
+                        continue
+                    except _Break:
+                        break
+            elif isinstance(node, _LoopControl):
+                raise _Break() if node.kind == "break" else _Continue()
 
     def _pipeline(self, tokens: list, dot: Any, scopes: list[dict]) -> tuple[Any, bool]:
         """Evaluate `$x := ...`, `$x = ...` or a plain command; returns (value, was_assignment)."""
