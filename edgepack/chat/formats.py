@@ -4,6 +4,9 @@ A row is data only (what goes around each turn, where the system prompt goes, th
 strings); edgepack.chat.translate turns a row into an Ollama TEMPLATE and proves it.
 Adding a family: add a row here (and, if its layout is new, a branch in
 modelfiles/chat/turns.gotmpl.j2), then a real template to tests/data/chat_templates/.
+A layout no generic row can express (harmony, per-turn thinking rules, header blocks) gets a
+hand-written Go template of its own under modelfiles/chat/families/, named by the row's go_file;
+it is chosen and proven exactly like a generic row.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class ChatFormat:
     separator: str = ""  # between turns (not before the first)
     turn_bos: str = ""  # written before every user turn but the first (Llama 2's "{bos}")
     note: str = ""
+    # A family's own Go template (modelfiles/chat/families/<go_file>) instead of turns.gotmpl.j2;
+    # it writes its own thinking (.Think/.IsThinkSet/.ThinkLevel), so no think tails are added.
+    go_file: str = ""
 
     def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
         def sub(s: str) -> str:
@@ -208,5 +214,28 @@ FORMATS: tuple[ChatFormat, ...] = (
                assistant=("GPT4 Correct Assistant: ", "<|end_of_turn|>"), generation="GPT4 Correct Assistant:",
                stops=("<|end_of_turn|>", "GPT4 Correct User:", "GPT4 Correct Assistant:")),
 )
+
+KIMI = dict(
+    markers=("<|im_user|>", "<|im_assistant|>", "<|im_middle|>"), go_file="kimi.gotmpl.j2", default_system=True,
+    user=("<|im_user|>user<|im_middle|>", "<|im_end|>"), generation="<|im_assistant|>assistant<|im_middle|>",
+    stops=("<|im_end|>", "<|im_user|>", "<|im_assistant|>", "<|im_system|>"),
+)
+
+# Families whose layout is a hand-written Go template of its own (modelfiles/chat/families/).
+FAMILY_FORMATS: tuple[ChatFormat, ...] = (
+    ChatFormat("gpt-oss", "harmony", markers=("<|start|>", "<|channel|>", "<|message|>"), go_file="gpt-oss.gotmpl.j2",
+               user=("<|start|>user<|message|>", "<|end|>"), assistant=("<|start|>assistant", "<|end|>"),
+               generation="<|start|>assistant", stops=("<|return|>", "<|call|>"),  # <|end|> also ends the analysis
+               note="reasoning effort follows Ollama's think level (default medium); earlier turns' thinking "
+                    "is dropped, as the source does"),
+    ChatFormat("kimi", "k2", **KIMI, assistant=("<|im_assistant|>assistant<|im_middle|>", "<|im_end|>"),
+               system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>")),
+    ChatFormat("kimi", "k2-instruct", **KIMI, assistant=("<|im_assistant|>assistant<|im_middle|>", "<|im_end|>"),
+               system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>\n")),
+    ChatFormat("kimi", "k2-thinking", **KIMI, assistant=("<|im_assistant|>assistant<|im_middle|><think></think>", "<|im_end|>"),
+               system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>"),
+               note="earlier turns' thinking is written as an empty think block, as the source does"),
+)
+FORMATS = FORMATS + FAMILY_FORMATS
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FORMATS))

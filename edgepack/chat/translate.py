@@ -93,7 +93,8 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
     """
-    text = _go_environment().get_template("turns.gotmpl.j2").render(
+    name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"
+    text = _go_environment().get_template(name).render(
         f=fmt, fixed_text=fixed_text or "", leading_text=leading_text,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
@@ -195,6 +196,10 @@ def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, s
     None when thinking changes nothing there; False when it changes something elsewhere.
     """
     wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
+    if fmt.go_file:  # a family template writes its own thinking: it must match with thinking unset / on / off
+        go = go_template_for(fmt, fixed_text=fixed)
+        ours = [render_ollama(go, PROBES["user"], think=think) for think in (None, True, False)]
+        return None if all(w is None or w == o for w, o in zip(wanted, ours)) else False
     if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
         return None
     if not fmt.generation:
