@@ -235,6 +235,20 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("kimi", "k2-thinking", **KIMI, assistant=("<|im_assistant|>assistant<|im_middle|><think></think>", "<|im_end|>"),
                system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>"),
                note="earlier turns' thinking is written as an empty think block, as the source does"),
+    ChatFormat("minimax", "m2", markers=("]~b]ai", "[e~["), go_file="minimax-m2.gotmpl.j2", default_system=True,
+               user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n<think>\n",
+               stops=("[e~[", "]~b]"),
+               note="an assistant turn's thinking is kept only after the last user turn, as the source does"),
+    ChatFormat("apriel", "1.5", markers=("<|system|>", "<|assistant|>", "SLAM"), go_file="apriel-1.5.gotmpl.j2",
+               default_system=True, user=("<|user|>\n", "\n<|end|>\n"), assistant=("<|assistant|>\n", "{eos}"),
+               generation="<|assistant|>\n", stops=("<|end|>", "<|user|>", "<|system|>", "<|assistant|>"),
+               note="the reasoning prompt is written in every system turn, as the source does"),
+    ChatFormat("apriel", "1.6", markers=("<|begin_system|>", "<|begin_assistant|>"), go_file="apriel-1.6.gotmpl.j2",
+               default_system=True, user=("<|begin_user|>\n", ""), assistant=("\n<|begin_assistant|>\n", "\n<|end|>\n"),
+               generation="\n<|begin_assistant|>\nHere are my reasoning steps:\n", turn_bos="{bos}",
+               stops=("<|end|>", "<|begin_user|>", "<|begin_system|>", "<|begin_assistant|>"),
+               note="the reasoning prompt is written in every system turn; earlier turns' thinking is dropped, "
+                    "as the source does"),
 )
 FORMATS = FORMATS + FAMILY_FORMATS
 
