@@ -247,7 +247,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                default_system=True, user=("<|begin_user|>\n", ""), assistant=("\n<|begin_assistant|>\n", "\n<|end|>\n"),
                generation="\n<|begin_assistant|>\nHere are my reasoning steps:\n", turn_bos="{bos}",
                stops=("<|end|>", "<|begin_user|>", "<|begin_system|>", "<|begin_assistant|>"),
-               note="the reasoning prompt is written in every system turn; earlier turns' thinking is dropped, "
+               note="the reasoning prompt is written in every system turn; only a last assistant turn keeps its thinking, "
                     "as the source does"),
 )
 FORMATS = FORMATS + FAMILY_FORMATS

@@ -1,0 +1,129 @@
+"""Per-family Go templates (modelfiles/chat/families/): for each family, the Go template edgepack
+chooses for the model's real template (an unmodified copy from the pinned llama.cpp tree), run by
+Go's real text/template with Ollama's data, writes exactly what transformers' apply_chat_template
+writes, with thinking unset, on and off; a template Go cannot reproduce is reported as differing,
+with the difference named, and real Go confirms that difference."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgepack.chat.conversations import PROBES, PROOF_PROBES, Message
+from edgepack.chat.report import GO_TEMPLATE, analyze_chat
+from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, render_many
+from edgepack.chat.translate import render_ollama, translate
+from edgepack.errors import ChatTemplateError
+
+PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
+TOKENS = SpecialTokens("<s>", "</s>")
+
+# pinned template -> the family row edgepack must choose for it
+FAMILIES = {
+    "openai-gpt-oss-120b": "gpt-oss/harmony",
+    "moonshotai-Kimi-K2": "kimi/k2",
+    "Kimi-K2-Instruct": "kimi/k2-instruct",
+    "Kimi-K2-Thinking": "kimi/k2-thinking",
+    "MiniMax-M2": "minimax/m2",
+    "unsloth-Apriel-1.5": "apriel/1.5",
+    "Apriel-1.6-15b-Thinker-fixed": "apriel/1.6",
+}
+# Templates that trim message content: Go cannot, so only these conversations may differ.
+TRIMMING: dict[str, set[str]] = {}
+
+# A last assistant turn with thinking (a prefill), which some sources keep and others drop.
+PREFILL = (Message("user", "What is 6 * 7?"), Message("assistant", "42", thinking="6 * 7 = 42."))
+
+
+def cases() -> dict[str, tuple[tuple[Message, ...], bool | None, str]]:
+    """name -> (messages, think (None: unset), think level): every conversation with thinking unset / on / off."""
+    out = {}
+    conversations = {**PROBES, **{n: p.messages for n, p in PROOF_PROBES.items() if p.mode != "tools"}, "prefill": PREFILL}
+    for name, messages in conversations.items():
+        for think in (None, True, False):
+            out[f"{name}/think={think}"] = (messages, think, "")
+    out["user/think=high"] = (PROBES["user"], True, "high")
+    return out
+
+
+CASES = cases()
+
+
+def hf_kwargs(think: bool | None, level: str) -> tuple:
+    kwargs = {} if think is None else {"enable_thinking": think}
+    if level:
+        kwargs["reasoning_effort"] = level  # gpt-oss; Ollama hands it to the template as .ThinkLevel
+    return tuple(kwargs.items())
+
+
+def go_payload(m: Message) -> dict:
+    return {"role": m.role, "content": m.content, "thinking": m.thinking}
+
+
+@pytest.fixture(scope="module")
+def renders(go_renderer):
+    """Per template: the translation and, per case, (transformers, real Go, edgepack's Go model); one Go run."""
+    jobs, table = [], {}
+    for name in FAMILIES:
+        template = (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
+        try:
+            translation = translate(template, TOKENS)
+        except ChatTemplateError as exc:  # reported by the test of this template, not by every test
+            table[name] = (template, exc, {})
+            continue
+        wants = render_many(template, [RenderJob(m, hf_kwargs(t, lv)) for m, t, lv in CASES.values()], TOKENS)
+        table[name] = (template, translation, dict(zip(CASES, wants)))
+        jobs += [{"template": translation.go_template, "messages": [go_payload(m) for m in msgs], "think": think,
+                  "think_level": level} for msgs, think, level in CASES.values()]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    outputs = iter(json.loads(proc.stdout))
+    result = {}
+    for name, (template, translation, wants) in table.items():
+        rows = {}
+        if isinstance(translation, ChatTemplateError):
+            result[name] = (template, translation, rows)
+            continue
+        for case, (msgs, think, level) in CASES.items():
+            go = next(outputs)
+            assert "error" not in go, f"{name} {case}: {go.get('error')}"
+            model = render_ollama(translation.go_template, msgs, think=think, think_level=level)
+            want = wants[case]
+            if isinstance(want, str) and want.startswith(TOKENS.bos):
+                want = want[len(TOKENS.bos):]  # llama.cpp's tokenizer adds BOS itself
+            rows[case] = (want, go["output"], model)
+        result[name] = (template, translation, rows)
+    return result
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_go_template_renders_what_transformers_renders_in_real_go(name, renders):
+    template, translation, rows = renders[name]
+    assert not isinstance(translation, ChatTemplateError), f"{name}: {translation}"
+    assert f"{translation.family}/{translation.variant}" == FAMILIES[name]
+    compared = 0
+    for case, (want, go, model) in rows.items():
+        assert model == go, f"{name} {case}: edgepack's Go model and Go disagree"
+        if isinstance(want, RenderError):
+            continue  # the source refuses this conversation (e.g. a prefill it cannot end)
+        if case.split("/")[0] in TRIMMING.get(name, set()):
+            assert go != want, f"{name} {case}: said to differ, but Go renders it exactly"
+            continue
+        assert go == want, f"{name} {case}"
+        compared += 1
+    assert compared >= len(rows) - 6
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_go_path_is_reported_as_the_renders_show(name, renders):
+    template, _, rows = renders[name]
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert report.go_template is not None
+    if name in TRIMMING:
+        assert go.status == "differs" and any("trims whitespace" in d for d in go.differences), go.differences
+    else:
+        assert go.status in ("exact", "exact without tools"), go.differences
+        assert ".Tools" not in report.go_template and go.modes.get("tools", "not handled") == "not handled"
