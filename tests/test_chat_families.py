@@ -30,6 +30,10 @@ FAMILIES = {
     "MiniMax-M2": "minimax/m2",
     "unsloth-Apriel-1.5": "apriel/1.5",
     "Apriel-1.6-15b-Thinker-fixed": "apriel/1.6",
+    "tencent-Hy3": "hy/3",
+    "Spark2.5": "spark/2.5",
+    "upstage-Solar-Open-100B": "solar/open",
+    "muse-glimmer": "glimmer/atem",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
 TRIMMING: dict[str, set[str]] = {}
@@ -45,7 +49,8 @@ def cases() -> dict[str, tuple[tuple[Message, ...], bool | None, str]]:
     for name, messages in conversations.items():
         for think in (None, True, False):
             out[f"{name}/think={think}"] = (messages, think, "")
-    out["user/think=high"] = (PROBES["user"], True, "high")
+    for level in ("low", "high"):  # reasoning effort (gpt-oss, Hy3, Solar); Ollama's .ThinkLevel
+        out[f"system_user/think={level}"] = (PROBES["system_user"], True, level)
     return out
 
 

@@ -239,6 +239,27 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n<think>\n",
                stops=("[e~[", "]~b]"),
                note="an assistant turn's thinking is kept only after the last user turn, as the source does"),
+    ChatFormat("hy", "3", markers=("hy_Assistant", "reasoning_mode"), go_file="hy3.gotmpl.j2",
+               user=("<｜hy_User:opensource｜>", ""), assistant=("<｜hy_Assistant:opensource｜>", "<｜hy_eos:opensource｜>"),
+               generation="<｜hy_Assistant:opensource｜>",
+               stops=("<｜hy_eos:opensource｜>", "<｜hy_User:opensource｜>", "<｜hy_Assistant:opensource｜>"),
+               note="reasoning effort follows Ollama's think level (low/high; otherwise no_think, the source's "
+                    "default); thinking is kept after the last user turn only, as the source does"),
+    ChatFormat("spark", "2.5", markers=("<|Bot|>", "<|System|>", "<｜end▁of▁sentence｜>"), go_file="spark.gotmpl.j2",
+               default_system=True, user=("<｜start▁of▁sentence｜><|User|>", "<｜end▁of▁sentence｜>"),
+               assistant=("<｜start▁of▁sentence｜><|Bot|>", "<｜end▁of▁sentence｜>"),
+               generation="<｜start▁of▁sentence｜><|Bot|>", stops=("<｜end▁of▁sentence｜>", "<｜start▁of▁sentence｜>"),
+               note="thinks unless Ollama's think is false, as the source does; every turn keeps its thinking"),
+    ChatFormat("solar", "open", markers=("<|begin|>", "<|content|>", "Provider System Prompt"), go_file="solar-open.gotmpl.j2",
+               default_system=True, user=("<|begin|>user<|content|>", "<|end|>"),
+               assistant=("<|begin|>assistant<|content|>", "<|end|>"), generation="<|begin|>assistant",
+               stops=("<|begin|>user", "<|begin|>system"),  # <|end|> also closes the think turn
+               note="the provider prompt carries today's date as currentDate; think level low writes an empty "
+                    "think turn, as the source's reasoning_effort does"),
+    ChatFormat("glimmer", "atem", markers=("<|start|>", "<|eot|>", "Valid recipients"), go_file="glimmer.gotmpl.j2",
+               user=("<|start|>user<|message|>", "<|eot|>"), assistant=("<|start|>assistant to=user<|message|>", "<|eot|>"),
+               generation="<|start|>assistant", stops=("<|eot|>",),  # <|eom|> ends the thinking message
+               note="today's date as currentDate; every turn keeps its thinking, as the source does"),
     ChatFormat("apriel", "1.5", markers=("<|system|>", "<|assistant|>", "SLAM"), go_file="apriel-1.5.gotmpl.j2",
                default_system=True, user=("<|user|>\n", "\n<|end|>\n"), assistant=("<|assistant|>\n", "{eos}"),
                generation="<|assistant|>\n", stops=("<|end|>", "<|user|>", "<|system|>", "<|assistant|>"),
