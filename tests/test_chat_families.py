@@ -34,6 +34,10 @@ FAMILIES = {
     "Spark2.5": "spark/2.5",
     "upstage-Solar-Open-100B": "solar/open",
     "muse-glimmer": "glimmer/atem",
+    "inclusionai-ling-3.0-flash": "ling/bailing-v3",
+    "Reka-Edge": "reka/edge",
+    "GigaChat3-10B-A1.8B": "gigachat/3",
+    "GigaChat3.1-10B-A1.8B": "gigachat/3",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
 TRIMMING: dict[str, set[str]] = {}
