@@ -38,6 +38,9 @@ FAMILIES = {
     "Reka-Edge": "reka/edge",
     "GigaChat3-10B-A1.8B": "gigachat/3",
     "GigaChat3.1-10B-A1.8B": "gigachat/3",
+    "Apertus-8B-Instruct": "apertus/apertus",
+    "MiniMax-M3": "minimax/m3",
+    "Kimi-K3": "kimi/k3",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
 TRIMMING: dict[str, set[str]] = {}

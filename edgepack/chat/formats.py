@@ -273,6 +273,23 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                user=("user<|role_sep|>\n", "<|message_sep|>\n\n"), assistant=("assistant<|role_sep|>\n", "<|message_sep|>\n\n"),
                generation="assistant<|role_sep|>\n", stops=("<|message_sep|>", "<|role_sep|>"),
                note="the template's fixed developer-system turn is written first"),
+    ChatFormat("apertus", "apertus", markers=("<|assistant_start|>", "<|developer_start|>"), go_file="apertus.gotmpl.j2",
+               default_system=True, user=("<|user_start|>", "<|user_end|>"), assistant=("<|assistant_start|>", ""),
+               generation="<|assistant_start|>", stops=("<|assistant_end|>", "<|user_start|>"),
+               note="the default system prompt carries today's date as currentDate; deliberation follows "
+                    "Ollama's think"),
+    ChatFormat("minimax", "m3", markers=("]~b]ai", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
+               user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n",
+               stops=("[e~[", "]~b]"),
+               note="the template's fixed system turn is written first; every turn keeps its thinking, as the "
+                    "source does"),
+    ChatFormat("kimi", "k3", markers=("<|open|>", "<|close|>", "<|end_of_msg|>"), go_file="kimi-k3.gotmpl.j2",
+               preamble=True, user=('<|open|>message role="user"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
+               assistant=('<|open|>message role="assistant"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
+               generation='<|open|>message role="assistant"<|sep|><|open|>think<|sep|>',
+               stops=("<|end_of_msg|>",),
+               note="thinks at the source's default effort (max) whatever Ollama's think says; every turn keeps "
+                    "its thinking, as the source does"),
     ChatFormat("apriel", "1.5", markers=("<|system|>", "<|assistant|>", "SLAM"), go_file="apriel-1.5.gotmpl.j2",
                default_system=True, user=("<|user|>\n", "\n<|end|>\n"), assistant=("<|assistant|>\n", "{eos}"),
                generation="<|assistant|>\n", stops=("<|end|>", "<|user|>", "<|system|>", "<|assistant|>"),
