@@ -278,7 +278,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                generation="<|assistant_start|>", stops=("<|assistant_end|>", "<|user_start|>"),
                note="the default system prompt carries today's date as currentDate; deliberation follows "
                     "Ollama's think"),
-    ChatFormat("minimax", "m3", markers=("]~b]ai", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
+    ChatFormat("minimax", "m3", markers=("]~!b[", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
                user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n",
                stops=("[e~[", "]~b]"),
                note="the template's fixed system turn is written first; every turn keeps its thinking, as the "
