@@ -41,9 +41,10 @@ FAMILIES = {
     "Apertus-8B-Instruct": "apertus/apertus",
     "MiniMax-M3": "minimax/m3",
     "Kimi-K3": "kimi/k3",
+    "MiniMax-M1": "minimax/m1",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
-TRIMMING: dict[str, set[str]] = {}
+TRIMMING: dict[str, set[str]] = {"MiniMax-M1": {"padded"}}
 
 # A last assistant turn with thinking (a prefill), which some sources keep and others drop.
 PREFILL = (Message("user", "What is 6 * 7?"), Message("assistant", "42", thinking="6 * 7 = 42."))

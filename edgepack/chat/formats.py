@@ -278,6 +278,11 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                generation="<|assistant_start|>", stops=("<|assistant_end|>", "<|user_start|>"),
                note="the default system prompt carries today's date as currentDate; deliberation follows "
                     "Ollama's think"),
+    ChatFormat("minimax", "m1", markers=("<beginning_of_sentence>", "<end_of_sentence>", "ai_setting="),
+               go_file="minimax-m1.gotmpl.j2", default_system=True,
+               user=("<beginning_of_sentence>user name=user\n", "<end_of_sentence>\n"),
+               assistant=("<beginning_of_sentence>ai name=assistant\n", "<end_of_sentence>\n"),
+               generation="<beginning_of_sentence>ai name=assistant\n", stops=("<end_of_sentence>", "<beginning_of_sentence>")),
     ChatFormat("minimax", "m3", markers=("]~!b[", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
                user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n",
                stops=("[e~[", "]~b]"),

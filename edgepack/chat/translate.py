@@ -93,9 +93,9 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
     """
-    name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"
+    name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"  # a family's own template
     text = _go_environment().get_template(name).render(
-        f=fmt, fixed_text=fixed_text or "", leading_text=leading_text,
+        f=fmt, fixed_text=fixed_text or "", fixed=_go_fixed(fixed_text or ""), leading_text=leading_text,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
