@@ -221,6 +221,12 @@ KIMI = dict(
     stops=("<|im_end|>", "<|im_user|>", "<|im_assistant|>", "<|im_system|>"),
 )
 
+GLM = dict(
+    markers=("[gMASK]<sop>", "<|assistant|>", "<|user|>"), go_file="glm.gotmpl.j2", generation="<|assistant|>",
+    stops=("<|user|>", "<|observation|>", "<|system|>"),
+    note="thinking is kept after the last user turn only, as the source does",
+)
+
 # Families whose layout is a hand-written Go template of its own (modelfiles/chat/families/).
 FAMILY_FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("gpt-oss", "harmony", markers=("<|start|>", "<|channel|>", "<|message|>"), go_file="gpt-oss.gotmpl.j2",
@@ -295,6 +301,12 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                stops=("<|end_of_msg|>",),
                note="thinks at the source's default effort (max) whatever Ollama's think says; every turn keeps "
                     "its thinking, as the source does"),
+    ChatFormat("seed-oss", "seed-oss", markers=("<seed:bos>", "<seed:eos>"), go_file="seed-oss.gotmpl.j2",
+               user=("<seed:bos>user\n", "<seed:eos>"), assistant=("<seed:bos>assistant\n", "<seed:eos>"),
+               generation="<seed:bos>assistant\n", stops=("<seed:eos>", "<seed:bos>"),
+               note="every turn keeps its thinking, as the source does"),
+    ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", "")),
+    ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", "")),
     ChatFormat("apriel", "1.5", markers=("<|system|>", "<|assistant|>", "SLAM"), go_file="apriel-1.5.gotmpl.j2",
                default_system=True, user=("<|user|>\n", "\n<|end|>\n"), assistant=("<|assistant|>\n", "{eos}"),
                generation="<|assistant|>\n", stops=("<|end|>", "<|user|>", "<|system|>", "<|assistant|>"),
