@@ -45,10 +45,14 @@ FAMILIES = {
     "ByteDance-Seed-OSS": "seed-oss/seed-oss",
     "GLM-4.6": "glm/4.6",
     "GLM-4.7-Flash": "glm/4.7",
+    "poolside-Laguna-S-2.1": "laguna/s",
+    "poolside-Laguna-XS-2.1": "laguna/xs",
+    "poolside-Laguna-XS.2": "laguna/xs",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
-TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in ("MiniMax-M1", "ByteDance-Seed-OSS", "GLM-4.6",
-                                                                "GLM-4.7-Flash")}
+TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
+    "MiniMax-M1", "ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1",
+    "poolside-Laguna-XS.2")}
 
 # A last assistant turn with thinking (a prefill), which some sources keep and others drop.
 PREFILL = (Message("user", "What is 6 * 7?"), Message("assistant", "42", thinking="6 * 7 = 42."))

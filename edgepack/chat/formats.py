@@ -227,6 +227,11 @@ GLM = dict(
     note="thinking is kept after the last user turn only, as the source does",
 )
 
+LAGUNA = dict(
+    markers=("〈|EOS|〉", "<assistant>", "<user>"), go_file="laguna.gotmpl.j2", default_system=True,
+    stops=("</assistant>", "<user>", "<system>"),
+)
+
 # Families whose layout is a hand-written Go template of its own (modelfiles/chat/families/).
 FAMILY_FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("gpt-oss", "harmony", markers=("<|start|>", "<|channel|>", "<|message|>"), go_file="gpt-oss.gotmpl.j2",
@@ -307,6 +312,10 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                note="every turn keeps its thinking, as the source does"),
     ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", "")),
     ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", "")),
+    ChatFormat("laguna", "s", **LAGUNA, user=("<user>", "</user>\n"), assistant=("<assistant>", "</assistant>\n"),
+               generation="<assistant>", note="thinks unless Ollama's think is false, as the source does"),
+    ChatFormat("laguna", "xs", **LAGUNA, user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "</assistant>\n"),
+               generation="<assistant>\n", note="thinks only when Ollama's think is true, as the source does"),
     ChatFormat("apriel", "1.5", markers=("<|system|>", "<|assistant|>", "SLAM"), go_file="apriel-1.5.gotmpl.j2",
                default_system=True, user=("<|user|>\n", "\n<|end|>\n"), assistant=("<|assistant|>\n", "{eos}"),
                generation="<|assistant|>\n", stops=("<|end|>", "<|user|>", "<|system|>", "<|assistant|>"),
