@@ -46,7 +46,7 @@ FAMILIES = {
     "GLM-4.6": "glm/4.6",
     "GLM-4.7-Flash": "glm/4.7",
     "poolside-Laguna-S-2.1": "laguna/s",
-    "poolside-Laguna-XS-2.1": "laguna/xs",
+    "poolside-Laguna-XS-2.1": "laguna/xs-no-default-system",
     "poolside-Laguna-XS.2": "laguna/xs",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
