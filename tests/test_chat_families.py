@@ -48,11 +48,13 @@ FAMILIES = {
     "poolside-Laguna-S-2.1": "laguna/s",
     "poolside-Laguna-XS-2.1": "laguna/xs-no-default-system",
     "poolside-Laguna-XS.2": "laguna/xs",
+    "google-gemma-4-31B-it": "gemma/4",
+    "google-gemma-4-31B-it-interleaved": "gemma/4",
 }
 # Templates that trim message content: Go cannot, so only these conversations may differ.
 TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
     "MiniMax-M1", "ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1",
-    "poolside-Laguna-XS.2")}
+    "poolside-Laguna-XS.2", "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
 
 # A last assistant turn with thinking (a prefill), which some sources keep and others drop.
 PREFILL = (Message("user", "What is 6 * 7?"), Message("assistant", "42", thinking="6 * 7 = 42."))
