@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgepack.chat.conversations import PROBES, PROOF_PROBES, Message
+from edgepack.chat.formats import FAMILY_FORMATS
 from edgepack.chat.report import GO_TEMPLATE, analyze_chat
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, render_many
 from edgepack.chat.translate import render_ollama, translate
@@ -56,6 +57,28 @@ TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
     "MiniMax-M1", "ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1",
     "poolside-Laguna-XS.2", "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
 
+# Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
+# must differ from transformers here, so that the difference the report names is a real one.
+THINK_IN_TEXT = (Message("user", "Hi"), Message("assistant", "<think>\nhmm\n</think>\n\nHello"), Message("user", "Bye"))
+REWRITES: dict[str, tuple[Message, ...]] = {
+    "MiniMax-M2": THINK_IN_TEXT,
+    "MiniMax-M3": (Message("user", "Hi"), Message("assistant", "<mm:think>hmm</mm:think>Hello"), Message("user", "Bye")),
+    "Apriel-1.6-15b-Thinker-fixed": (Message("user", "Hi"), Message("assistant", "Steps.\n[BEGIN FINAL RESPONSE]\nHello"),
+                                     Message("user", "Bye")),
+    "muse-glimmer": (Message("system", "Reasoning effort: low."), Message("user", "Hi")),
+    "inclusionai-ling-3.0-flash": (Message("user", "Hi"), Message("assistant", "Hello", thinking="\nhmm\n"),
+                                   Message("user", "Bye")),
+    "Reka-Edge": THINK_IN_TEXT,
+    "Kimi-K3": (Message("user", "Hi"), Message("assistant", "Hello", thinking="  "), Message("user", "Bye")),
+    "google-gemma-4-31B-it": (Message("user", "Hi"), Message("assistant", "<|channel>thought\nhmm<channel|>Hello"),
+                              Message("user", "Bye")),
+    "GLM-4.6": THINK_IN_TEXT,
+    "GLM-4.7-Flash": THINK_IN_TEXT,
+    "poolside-Laguna-XS.2": THINK_IN_TEXT,
+    "poolside-Laguna-XS-2.1": THINK_IN_TEXT,
+}
+REWRITES["google-gemma-4-31B-it-interleaved"] = REWRITES["google-gemma-4-31B-it"]
+
 # A last assistant turn with thinking (a prefill), which some sources keep and others drop.
 PREFILL = (Message("user", "What is 6 * 7?"), Message("assistant", "42", thinking="6 * 7 = 42."))
 
@@ -73,6 +96,7 @@ def cases() -> dict[str, tuple[tuple[Message, ...], bool | None, str]]:
 
 
 CASES = cases()
+FORMATS_BY_NAME = {f.name: f for f in FAMILY_FORMATS}
 
 
 def hf_kwargs(think: bool | None, level: str) -> tuple:
@@ -141,16 +165,34 @@ def test_family_go_template_renders_what_transformers_renders_in_real_go(name, r
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_go_path_is_reported_as_the_renders_show(name, renders):
-    template, _, rows = renders[name]
+    template, translation, rows = renders[name]
     report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
-    if name in TRIMMING:
-        # Only the conversations that trimming changes differ, and the report says so.
-        assert go.status == "differs", go.differences
-        assert {d.split(":")[0] for d in go.differences} - {"tools"} == TRIMMING[name], go.differences
-        if report.go_template is None:  # written only when the difference is named as trimming
-            assert not any("trims whitespace" in d for d in go.differences)
-    else:
+    if FORMATS_BY_NAME[FAMILIES[name]].text_rewrites:  # named from the source, before the proof's differences
+        assert go.status == "differs" and go.differences[0].startswith("text: the template "), go.differences
+    shown = {d.split(":")[0] for d in go.differences} - {"tools", "text"}
+    assert shown == TRIMMING.get(name, set()), go.differences  # only what trimming changes differs
+    if name not in TRIMMING:
         assert report.go_template is not None
-        assert go.status in ("exact", "exact without tools"), go.differences
         assert ".Tools" not in report.go_template and go.modes.get("tools", "not handled") == "not handled"
+        if not FORMATS_BY_NAME[FAMILIES[name]].text_rewrites:
+            assert go.status in ("exact", "exact without tools"), go.differences
+    elif report.go_template is None:  # written only when the difference is named as trimming
+        assert not any("trims whitespace" in d for d in go.differences)
+
+
+def test_text_the_source_rewrites_really_differs_in_go(go_renderer):
+    jobs, wants = [], []
+    for name, messages in REWRITES.items():
+        template = (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
+        translation = translate(template, TOKENS)
+        assert FORMATS_BY_NAME[FAMILIES[name]].text_rewrites, name  # the row names what differs
+        jobs.append({"template": translation.go_template, "messages": [go_payload(m) for m in messages]})
+        want = render_many(template, [RenderJob(messages)], TOKENS)[0]
+        wants.append(want[len(TOKENS.bos):] if want.startswith(TOKENS.bos) else want)
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    for name, want, got in zip(REWRITES, wants, json.loads(proc.stdout)):
+        assert "error" not in got, f"{name}: {got.get('error')}"
+        assert got["output"] != want, f"{name}: said to differ on rewritten text, but Go renders it exactly"
+    # every row that names a rewrite is shown here
+    assert {f.name for f in FAMILY_FORMATS if f.text_rewrites} == {FAMILIES[n] for n in REWRITES}
