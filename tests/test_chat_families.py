@@ -79,14 +79,18 @@ REWRITES: dict[str, tuple[Message, ...]] = {
 }
 REWRITES["google-gemma-4-31B-it-interleaved"] = REWRITES["google-gemma-4-31B-it"]
 
-# A last assistant turn with thinking (a prefill), which some sources keep and others drop.
-PREFILL = (Message("user", "What is 6 * 7?"), Message("assistant", "42", thinking="6 * 7 = 42."))
+# A last assistant turn (Ollama's prefill: the TEMPLATE leaves it open, as transformers'
+# continue_final_message does), with and without thinking, which sources keep or drop.
+PREFILLS = {"prefill": (Message("user", "What is 6 * 7?"), Message("assistant", "The answer is")),
+            "prefill_thinking": (Message("user", "What is 6 * 7?"),
+                                 Message("assistant", "The answer is", thinking="6 * 7 = 42."))}
+CONTINUE = (("add_generation_prompt", False), ("continue_final_message", True))
 
 
 def cases() -> dict[str, tuple[tuple[Message, ...], bool | None, str]]:
     """name -> (messages, think (None: unset), think level): every conversation with thinking unset / on / off."""
     out = {}
-    conversations = {**PROBES, **{n: p.messages for n, p in PROOF_PROBES.items() if p.mode != "tools"}, "prefill": PREFILL}
+    conversations = {**PROBES, **{n: p.messages for n, p in PROOF_PROBES.items() if p.mode != "tools"}, **PREFILLS}
     for name, messages in conversations.items():
         for think in (None, True, False):
             out[f"{name}/think={think}"] = (messages, think, "")
@@ -99,8 +103,10 @@ CASES = cases()
 FORMATS_BY_NAME = {f.name: f for f in FAMILY_FORMATS}
 
 
-def hf_kwargs(think: bool | None, level: str) -> tuple:
-    kwargs = {} if think is None else {"enable_thinking": think}
+def hf_kwargs(case: str, think: bool | None, level: str) -> tuple:
+    kwargs = dict(CONTINUE) if case.startswith("prefill") else {}
+    if think is not None:
+        kwargs["enable_thinking"] = think
     if level:
         kwargs["reasoning_effort"] = level  # gpt-oss; Ollama hands it to the template as .ThinkLevel
     return tuple(kwargs.items())
@@ -121,7 +127,7 @@ def renders(go_renderer):
         except ChatTemplateError as exc:  # reported by the test of this template, not by every test
             table[name] = (template, exc, {})
             continue
-        wants = render_many(template, [RenderJob(m, hf_kwargs(t, lv)) for m, t, lv in CASES.values()], TOKENS)
+        wants = render_many(template, [RenderJob(m, hf_kwargs(c, t, lv)) for c, (m, t, lv) in CASES.items()], TOKENS)
         table[name] = (template, translation, dict(zip(CASES, wants)))
         jobs += [{"template": translation.go_template, "messages": [go_payload(m) for m in msgs], "think": think,
                   "think_level": level} for msgs, think, level in CASES.values()]
