@@ -187,11 +187,10 @@ def test_family_go_path_is_reported_as_the_renders_show(name, renders):
         assert not any("trims whitespace" in d for d in go.differences)
 
 
-def test_text_the_source_rewrites_really_differs_in_go(go_renderer):
+def test_text_the_source_rewrites_really_differs_in_go(go_renderer, renders):
     jobs, wants = [], []
     for name, messages in REWRITES.items():
-        template = (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
-        translation = translate(template, TOKENS)
+        template, translation, _ = renders[name]
         assert FORMATS_BY_NAME[FAMILIES[name]].text_rewrites, name  # the row names what differs
         jobs.append({"template": translation.go_template, "messages": [go_payload(m) for m in messages]})
         want = render_many(template, [RenderJob(messages)], TOKENS)[0]

@@ -309,7 +309,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                     "source does"),
     ChatFormat("reka", "edge", markers=("human: ", "assistant: ", "<sep>"), go_file="reka.gotmpl.j2",
                user=("human: ", "<sep>"), assistant=("assistant: ", "\n\n<sep>"), generation="assistant:",
-               stops=("<sep>", "human:"),
+               stops=("<sep>",),
                text_rewrites="strips whitespace around the thinking it keeps and cuts assistant text at </think>",
                note="thinks only when Ollama's think is true, as the source's enable_thinking"),
     ChatFormat("gigachat", "3", markers=("<|role_sep|>", "<|message_sep|>"), go_file="gigachat.gotmpl.j2",
