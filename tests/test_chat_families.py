@@ -6,6 +6,7 @@ with the difference named, and real Go confirms that difference."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 from pathlib import Path
@@ -178,6 +179,9 @@ def test_family_go_path_is_reported_as_the_renders_show(name, renders):
         assert go.status == "differs" and go.differences[0].startswith("text: the template "), go.differences
     shown = {d.split(":")[0] for d in go.differences} - {"tools", "text"}
     assert shown == TRIMMING.get(name, set()), go.differences  # only what trimming changes differs
+    if report.go_template is not None:  # today's date comes from currentDate, never the build day written in
+        assert datetime.date.today().isoformat() not in report.go_template
+        assert ("currentDate" in report.go_template) == ("strftime_now" in template)
     if name not in TRIMMING:
         assert report.go_template is not None
         assert ".Tools" not in report.go_template and go.modes.get("tools", "not handled") == "not handled"
