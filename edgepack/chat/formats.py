@@ -251,9 +251,10 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>")),
     ChatFormat("kimi", "k2-instruct", **KIMI, assistant=(KIMI_HEAD, "<|im_end|>"),
                system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>\n")),
-    ChatFormat("kimi", "k2-thinking", **KIMI, assistant=(KIMI_HEAD + "<think></think>", "<|im_end|>"),
+    ChatFormat("kimi", "k2-thinking", **KIMI, assistant=(KIMI_HEAD, "<|im_end|>"),
                system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>"),
-               note="earlier turns' thinking is written as an empty think block, as the source does"),
+               note="the first assistant turn's thinking is written as an empty think block, later ones keep "
+                    "theirs, as the source does"),
     ChatFormat("kimi", "k3", markers=("<|open|>", "<|close|>", "<|end_of_msg|>"), go_file="kimi-k3.gotmpl.j2",
                preamble=True, user=('<|open|>message role="user"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
                assistant=('<|open|>message role="assistant"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
