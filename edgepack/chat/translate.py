@@ -195,11 +195,9 @@ def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, s
 
     None when thinking changes nothing there; False when it changes something elsewhere.
     """
+    if fmt.go_file:  # a family template writes its own thinking
+        return _family_thinking(renders, fmt, fixed)
     wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
-    if fmt.go_file:  # a family template writes its own thinking: it must match with thinking unset / on / off
-        go = go_template_for(fmt, fixed_text=fixed)
-        ours = [render_ollama(go, PROBES["user"], think=think) for think in (None, True, False)]
-        return None if all(w is None or w == o for w, o in zip(wanted, ours)) else False
     if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
         return None
     if not fmt.generation:
@@ -273,3 +271,13 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             "translation of it (tools, content rewriting or another variant)"
         )
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
+
+
+def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:
+    """For a family's own Go template (ChatFormat.go_file), which writes its thinking itself: None
+    when it renders the generation prompt as the template does with thinking unset / on / off,
+    else False. No think tails are added to it."""
+    wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
+    go = go_template_for(fmt, fixed_text=fixed)
+    ours = [render_ollama(go, PROBES["user"], think=think) for think in (None, True, False)]
+    return None if all(w is None or w == o for w, o in zip(wanted, ours)) else False
