@@ -4,6 +4,9 @@ A row is data only (what goes around each turn, where the system prompt goes, th
 strings); edgepack.chat.translate turns a row into an Ollama TEMPLATE and proves it.
 Adding a family: add a row here (and, if its layout is new, a branch in
 modelfiles/chat/turns.gotmpl.j2), then a real template to tests/data/chat_templates/.
+A layout no generic row can express (harmony, per-turn thinking rules, header blocks) gets a
+hand-written Go template of its own under modelfiles/chat/families/, named by the row's go_file;
+it is chosen and proven exactly like a generic row.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ class ChatFormat:
     separator: str = ""  # between turns (not before the first)
     turn_bos: str = ""  # written before every user turn but the first (Llama 2's "{bos}")
     note: str = ""
+    # A family's own Go template (modelfiles/chat/families/<go_file>) instead of turns.gotmpl.j2;
+    # it writes its own thinking (.Think/.IsThinkSet/.ThinkLevel), so no think tails are added.
+    go_file: str = ""
+    # What the source template does to message text that a Go template cannot (read from the
+    # source; the proof conversations need not hold such text): the Go path is then "differs".
+    text_rewrites: str = ""
 
     def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
         def sub(s: str) -> str:
@@ -208,5 +217,141 @@ FORMATS: tuple[ChatFormat, ...] = (
                assistant=("GPT4 Correct Assistant: ", "<|end_of_turn|>"), generation="GPT4 Correct Assistant:",
                stops=("<|end_of_turn|>", "GPT4 Correct User:", "GPT4 Correct Assistant:")),
 )
+
+# Families whose layout is a hand-written Go template of its own (modelfiles/chat/families/), tried
+# after the generic rows above.
+KIMI = dict(
+    markers=("<|im_user|>", "<|im_assistant|>", "<|im_middle|>"), go_file="kimi.gotmpl.j2", default_system=True,
+    user=("<|im_user|>user<|im_middle|>", "<|im_end|>"), generation="<|im_assistant|>assistant<|im_middle|>",
+    stops=("<|im_end|>", "<|im_user|>", "<|im_assistant|>", "<|im_system|>"),
+)
+KIMI_HEAD = "<|im_assistant|>assistant<|im_middle|>"
+GLM = dict(
+    markers=("[gMASK]<sop>", "<|assistant|>", "<|user|>"), go_file="glm.gotmpl.j2", generation="<|assistant|>",
+    stops=("<|user|>", "<|observation|>", "<|system|>"),
+    note="thinking is kept after the last user turn only, as the source does",
+)
+LAGUNA = dict(
+    markers=("〈|EOS|〉", "<assistant>", "<user>"), go_file="laguna.gotmpl.j2", default_system=True,
+    stops=("</assistant>", "<user>", "<system>"),
+)
+LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "</assistant>\n"),
+                 generation="<assistant>\n", text_rewrites="cuts assistant text at </think>",
+                 note="thinks only when Ollama's think is true, as the source does")
+SPARK_TURN = ("<｜start▁of▁sentence｜>", "<｜end▁of▁sentence｜>")
+HY = ":opensource｜>"
+
+FAMILY_FORMATS: tuple[ChatFormat, ...] = (
+    ChatFormat("gpt-oss", "harmony", markers=("<|start|>", "<|channel|>", "<|message|>"), go_file="gpt-oss.gotmpl.j2",
+               user=("<|start|>user<|message|>", "<|end|>"), assistant=("<|start|>assistant", "<|end|>"),
+               generation="<|start|>assistant", stops=("<|return|>", "<|call|>"),  # <|end|> also ends the analysis
+               note="reasoning effort follows Ollama's think level (default medium); earlier turns' thinking "
+                    "is dropped, as the source does"),
+    ChatFormat("kimi", "k2", **KIMI, assistant=(KIMI_HEAD, "<|im_end|>"),
+               system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>")),
+    ChatFormat("kimi", "k2-instruct", **KIMI, assistant=(KIMI_HEAD, "<|im_end|>"),
+               system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>\n")),
+    ChatFormat("kimi", "k2-thinking", **KIMI, assistant=(KIMI_HEAD, "<|im_end|>"),
+               system_turn=("<|im_system|>system<|im_middle|>", "<|im_end|>"),
+               note="the first assistant turn's thinking is written as an empty think block, later ones keep "
+                    "theirs, as the source does"),
+    ChatFormat("kimi", "k3", markers=("<|open|>", "<|close|>", "<|end_of_msg|>"), go_file="kimi-k3.gotmpl.j2",
+               preamble=True, user=('<|open|>message role="user"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
+               assistant=('<|open|>message role="assistant"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
+               generation='<|open|>message role="assistant"<|sep|><|open|>think<|sep|>', stops=("<|end_of_msg|>",),
+               text_rewrites="leaves out thinking that is only whitespace",
+               note="thinks at the source's default effort (max) whatever Ollama's think says; every turn keeps "
+                    "its thinking, as the source does"),
+    ChatFormat("minimax", "m1", markers=("<beginning_of_sentence>", "<end_of_sentence>", "ai_setting="),
+               go_file="minimax-m1.gotmpl.j2", default_system=True,
+               user=("<beginning_of_sentence>user name=user\n", "<end_of_sentence>\n"),
+               assistant=("<beginning_of_sentence>ai name=assistant\n", "<end_of_sentence>\n"),
+               generation="<beginning_of_sentence>ai name=assistant\n",
+               stops=("<end_of_sentence>", "<beginning_of_sentence>")),
+    ChatFormat("minimax", "m2", markers=("]~b]ai", "[e~["), go_file="minimax-m2.gotmpl.j2", default_system=True,
+               user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n<think>\n",
+               stops=("[e~[", "]~b]"),
+               text_rewrites="cuts an assistant message's text at </think> (older Ollama hands thinking over "
+                             "inside the text)",
+               note="an assistant turn's thinking is kept only after the last user turn, as the source does"),
+    ChatFormat("minimax", "m3", markers=("]~!b[", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
+               user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n",
+               stops=("[e~[", "]~b]"), text_rewrites="cuts an assistant message's text at </mm:think>",
+               note="the template's fixed system turn is written first; every turn keeps its thinking, as the "
+                    "source does"),
+    ChatFormat("hy", "3", markers=("hy_Assistant", "reasoning_mode"), go_file="hy3.gotmpl.j2",
+               user=("<｜hy_User" + HY, ""), assistant=("<｜hy_Assistant" + HY, "<｜hy_eos" + HY),
+               generation="<｜hy_Assistant" + HY, stops=("<｜hy_eos" + HY, "<｜hy_User" + HY, "<｜hy_Assistant" + HY),
+               note="reasoning effort follows Ollama's think level (low/high; otherwise no_think, the source's "
+                    "default); thinking is kept after the last user turn only, as the source does"),
+    ChatFormat("spark", "2.5", markers=("<|Bot|>", "<|System|>", SPARK_TURN[1]), go_file="spark.gotmpl.j2",
+               default_system=True, user=(SPARK_TURN[0] + "<|User|>", SPARK_TURN[1]),
+               assistant=(SPARK_TURN[0] + "<|Bot|>", SPARK_TURN[1]), generation=SPARK_TURN[0] + "<|Bot|>",
+               stops=(SPARK_TURN[1], SPARK_TURN[0]),
+               note="thinks unless Ollama's think is false, as the source does; every turn keeps its thinking"),
+    ChatFormat("solar", "open", markers=("<|begin|>", "<|content|>", "Provider System Prompt"),
+               go_file="solar-open.gotmpl.j2", default_system=True, user=("<|begin|>user<|content|>", "<|end|>"),
+               assistant=("<|begin|>assistant<|content|>", "<|end|>"), generation="<|begin|>assistant",
+               stops=("<|begin|>user", "<|begin|>system"),  # <|end|> also closes the think turn
+               note="the provider prompt carries today's date as currentDate; think level low writes an empty "
+                    "think turn, as the source's reasoning_effort does"),
+    ChatFormat("glimmer", "atem", markers=("<|start|>", "<|eot|>", "Valid recipients"), go_file="glimmer.gotmpl.j2",
+               user=("<|start|>user<|message|>", "<|eot|>"), assistant=("<|start|>assistant to=user<|message|>", "<|eot|>"),
+               generation="<|start|>assistant", stops=("<|eot|>",),  # <|eom|> ends the thinking message
+               text_rewrites="rewrites 'Reasoning effort' as 'Reasoning strength' in a system message and leaves out "
+                             "its own strength line when the message names one",
+               note="today's date as currentDate; every turn keeps its thinking, as the source does"),
+    ChatFormat("ling", "bailing-v3", markers=("<role>ASSISTANT</role>", "<|role_end|>"), go_file="ling.gotmpl.j2",
+               user=("<role>HUMAN</role>", "<|role_end|>"), assistant=("<role>ASSISTANT</role>\n", "<|role_end|>"),
+               generation="<role>ASSISTANT</role>", stops=("<|role_end|>", "<role>"),
+               text_rewrites="strips newlines around kept thinking, cuts assistant text at </think> and looks for "
+                             "'detailed thinking on/off' in the system message",
+               note="detailed thinking on unless Ollama's think is false; every turn keeps its thinking, as the "
+                    "source does"),
+    ChatFormat("reka", "edge", markers=("human: ", "assistant: ", "<sep>"), go_file="reka.gotmpl.j2",
+               user=("human: ", "<sep>"), assistant=("assistant: ", "\n\n<sep>"), generation="assistant:",
+               stops=("<sep>",),
+               text_rewrites="strips whitespace around the thinking it keeps and cuts assistant text at </think>",
+               note="thinks only when Ollama's think is true, as the source's enable_thinking"),
+    ChatFormat("gigachat", "3", markers=("<|role_sep|>", "<|message_sep|>"), go_file="gigachat.gotmpl.j2",
+               preamble=True, user=("user<|role_sep|>\n", "<|message_sep|>\n\n"),
+               assistant=("assistant<|role_sep|>\n", "<|message_sep|>\n\n"), generation="assistant<|role_sep|>\n",
+               stops=("<|message_sep|>", "<|role_sep|>"), note="the template's fixed developer-system turn is written first"),
+    ChatFormat("apertus", "apertus", markers=("<|assistant_start|>", "<|developer_start|>"), go_file="apertus.gotmpl.j2",
+               default_system=True, user=("<|user_start|>", "<|user_end|>"), assistant=("<|assistant_start|>", ""),
+               generation="<|assistant_start|>", stops=("<|assistant_end|>", "<|user_start|>"),
+               note="the default system prompt carries today's date as currentDate; deliberation follows "
+                    "Ollama's think"),
+    ChatFormat("apriel", "1.5", markers=("<|system|>", "<|assistant|>", "SLAM"), go_file="apriel-1.5.gotmpl.j2",
+               default_system=True, user=("<|user|>\n", "\n<|end|>\n"), assistant=("<|assistant|>\n", "{eos}"),
+               generation="<|assistant|>\n", stops=("<|end|>", "<|user|>", "<|system|>", "<|assistant|>"),
+               note="the reasoning prompt is written in every system turn, as the source does"),
+    ChatFormat("apriel", "1.6", markers=("<|begin_system|>", "<|begin_assistant|>"), go_file="apriel-1.6.gotmpl.j2",
+               default_system=True, user=("<|begin_user|>\n", ""), assistant=("\n<|begin_assistant|>\n", "\n<|end|>\n"),
+               generation="\n<|begin_assistant|>\nHere are my reasoning steps:\n", turn_bos="{bos}",
+               stops=("<|end|>", "<|begin_user|>", "<|begin_system|>", "<|begin_assistant|>"),
+               text_rewrites="keeps only what follows [BEGIN FINAL RESPONSE] in an earlier assistant message, trimmed",
+               note="the reasoning prompt is written in every system turn; only a last assistant turn keeps its "
+                    "thinking, as the source does"),
+    ChatFormat("seed-oss", "seed-oss", markers=("<seed:bos>", "<seed:eos>"), go_file="seed-oss.gotmpl.j2",
+               user=("<seed:bos>user\n", "<seed:eos>"), assistant=("<seed:bos>assistant\n", "<seed:eos>"),
+               generation="<seed:bos>assistant\n", stops=("<seed:eos>", "<seed:bos>"),
+               note="every turn keeps its thinking, as the source does"),
+    ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", ""),
+               text_rewrites="cuts assistant text at </think> and adds /nothink only to a user message that does not "
+                             "end with it"),
+    ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", ""),
+               text_rewrites="cuts assistant text at </think>"),
+    ChatFormat("laguna", "s", **LAGUNA, user=("<user>", "</user>\n"), assistant=("<assistant>", "</assistant>\n"),
+               generation="<assistant>", note="thinks unless Ollama's think is false, as the source does"),
+    ChatFormat("laguna", "xs", **LAGUNA, **LAGUNA_XS),
+    ChatFormat("laguna", "xs-no-default-system", **(LAGUNA | LAGUNA_XS | dict(default_system=False))),
+    ChatFormat("gemma", "4", markers=("<|turn>", "<turn|>"), go_file="gemma4.gotmpl.j2",
+               user=("<|turn>user\n", "<turn|>\n"), assistant=("<|turn>model\n", "<turn|>\n"), generation="<|turn>model\n",
+               stops=("<turn|>", "<|turn>"),
+               text_rewrites="cuts thought channels (<|channel>...<channel|>) out of assistant text",
+               note="thinking follows Ollama's think, as the source's enable_thinking"),
+)
+FORMATS = FORMATS + FAMILY_FORMATS
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FORMATS))

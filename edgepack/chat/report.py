@@ -172,13 +172,17 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             go.status = "differs"
             go.differences.insert(0, f"date: the template writes today's date as {frozen!r}, a format Ollama's "
                                      "currentDate cannot write, so the TEMPLATE would hold the build day")
+        proven_plain = go.modes.get("plain") == EXACT  # on every proof conversation, and no frozen date
+        if fmt.text_rewrites:  # read from the source: such text need not occur in the proof conversations
+            go.modes["plain"] = go.status = "differs"
+            go.differences.insert(0, f"text: the template {fmt.text_rewrites}, which a Go template cannot do")
         report.paths[GO_TEMPLATE] = go
         report.family, report.variant = translation.family, translation.variant
         report.system_handling = translation.system_handling
         # A stop inside a thinking marker would end the reply in the middle of its thinking.
         report.stops = [s for s in translation.stops if not any(s in tag for tag in THINK_TAGS)]
         plain = [d for d in go.differences if d.split(":")[0] in PLAIN_PROBES]
-        if go.modes.get("plain") == EXACT or (plain and all("trims whitespace" in d for d in plain)):
+        if proven_plain or (plain and all("trims whitespace" in d for d in plain)):
             report.go_template = translation.go_template
             for d in go.differences:
                 if d.startswith("tools: the TEMPLATE has no .Tools"):

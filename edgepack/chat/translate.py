@@ -93,8 +93,9 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
     """
-    text = _go_environment().get_template("turns.gotmpl.j2").render(
-        f=fmt, fixed_text=fixed_text or "", leading_text=leading_text,
+    name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"  # a family's own template
+    text = _go_environment().get_template(name).render(
+        f=fmt, fixed_text=fixed_text or "", fixed=_go_fixed(fixed_text or ""), leading_text=leading_text,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
@@ -194,6 +195,8 @@ def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, s
 
     None when thinking changes nothing there; False when it changes something elsewhere.
     """
+    if fmt.go_file:  # a family template writes its own thinking
+        return _family_thinking(renders, fmt, fixed)
     wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
     if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
         return None
@@ -268,3 +271,13 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             "translation of it (tools, content rewriting or another variant)"
         )
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
+
+
+def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:
+    """For a family's own Go template (ChatFormat.go_file), which writes its thinking itself: None
+    when it renders the generation prompt as the template does with thinking unset / on / off,
+    else False. No think tails are added to it."""
+    wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
+    go = go_template_for(fmt, fixed_text=fixed)
+    ours = [render_ollama(go, PROBES["user"], think=think) for think in (None, True, False)]
+    return None if all(w is None or w == o for w, o in zip(wanted, ours)) else False
