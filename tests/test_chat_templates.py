@@ -147,3 +147,24 @@ def test_python_model_of_text_template_agrees_with_go_on_ollama_idioms(go_render
     conversation = (Message("system", "a"), Message("system", "b"), Message("user", "q"), Message("assistant", "r"))
     jobs = [(t, c) for t in templates for c in (conversation, PROBES["multi_turn"])]
     assert render_go(go_renderer, jobs) == [render_ollama(t, c) for t, c in jobs]
+
+
+_DEFAULT_SYSTEM = ("{%- if messages[0].role == 'system' %}{%- set sys = messages[0].content{REWRITE} %}"
+                   "{%- set rest = messages[1:] %}{%- else %}{%- set sys = 'You are helpful. /think' %}"
+                   "{%- set rest = messages %}{%- endif %}<sys>{{ sys }}</sys>"
+                   "{%- for m in rest %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{%- endfor %}"
+                   "{%- if add_generation_prompt %}<assistant>{%- endif %}")
+
+
+@pytest.mark.parametrize("rewrite, written", [("", True), (" | replace('/think', '')", False)])
+def test_default_system_prompt_is_written_only_where_it_renders_the_same(rewrite, written):
+    """SYSTEM reaches llama.cpp's Jinja path as a system message: written only when the template renders
+    that exactly like its own default (a template that rewrites system messages, as SmolLM3's does, is left to
+    write its default itself)."""
+    from edgepack.chat.report import analyze_chat
+    from edgepack.chat.sandbox import SpecialTokens
+
+    report = analyze_chat(_DEFAULT_SYSTEM.replace("{REWRITE}", rewrite), SpecialTokens("<s>", "</s>"),
+                          prove_llama_cpp_path=False)
+    assert report.default_system == ("You are helpful. /think" if written else None)
+    assert written or any("not written as SYSTEM" in w for w in report.warnings)

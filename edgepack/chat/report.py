@@ -115,6 +115,17 @@ def _default_system_prompt(chat_template: str, tokens: SpecialTokens) -> str | N
     return None
 
 
+def _same_as_explicit(chat_template: str, tokens: SpecialTokens, default: str) -> bool:
+    """Whether giving the default system prompt as a system message renders exactly like giving none."""
+    user = Message("user", "Hello there.")
+    try:
+        bare, explicit = render_many(chat_template, [RenderJob((user,)),
+                                                     RenderJob((Message("system", default), user))], tokens)
+    except TemplateBoundError:
+        return False
+    return isinstance(bare, str) and bare == explicit
+
+
 def _dated(text: str) -> bool:
     today = datetime.date.today()
     return any(s in text for s in (today.isoformat(), today.strftime("%d %b %Y"), today.strftime("%B %d, %Y"),
@@ -200,8 +211,12 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         if _dated(default):
             report.warnings.append("the template's default system prompt contains today's date; it is not frozen "
                                    "into SYSTEM (Ollama's Jinja path writes it with the current date)")
-        else:
+        elif report.go_template or _same_as_explicit(chat_template, tokens, default):
             report.default_system = default
+        else:  # SYSTEM would reach the Jinja path as a system message, which this template renders otherwise
+            report.warnings.append("the template's default system prompt is not written as SYSTEM: the template "
+                                   "renders it differently when it is given as a system message, and without a "
+                                   "Go TEMPLATE the GGUF's own template writes the default itself")
 
     # Path 1: llama.cpp Jinja.
     if prove_llama_cpp_path:
