@@ -358,8 +358,24 @@ def test_current_ollama_sends_the_modelfile_system_and_no_earlier_thinking(llama
     assert ok.paths[LLAMA_CPP].status == "exact" and ok.paths[LLAMA_CPP].as_ollama_sends == "differs"
     assert {d.split(":")[0] for d in ok.paths[LLAMA_CPP].differences} == {"thinking_on@ollama", "thinking_off@ollama"}
     assert "leaves earlier turns' thinking out" in ok.paths[LLAMA_CPP].differences[0]
+    # A template that writes a given system prompt otherwise than its own default gets no SYSTEM (it would
+    # reach llama.cpp as a system message); the proof shows what SYSTEM would have done.
     mangled = analyze_chat(mangling_default + turns, TOKENS, server_binary=llama_server)
-    assert mangled.default_system == "Be brief!"
-    path1 = mangled.paths[LLAMA_CPP]
+    assert mangled.default_system is None and any("not written as SYSTEM" in w for w in mangled.warnings)
+    assert not any(d.startswith("unicode_code@ollama") for d in mangled.paths[LLAMA_CPP].differences)
+    path1 = prove_llama_cpp(mangling_default + turns, ReferenceRenders(mangling_default + turns, TOKENS, ["thinking"]),
+                            TOKENS, llama_server, ollama_system="Be brief!")
     assert path1.status == "exact" and path1.as_ollama_sends == "differs"
     assert any(d.startswith("unicode_code@ollama") and "Modelfile SYSTEM" in d for d in path1.differences)
+
+
+def test_current_ollama_re_encodes_tool_definitions_and_that_is_named(llama_server):
+    """Ollama decodes tools into its structs and encodes them again for llama-server ("required" before
+    "properties"): byte-exact tool prompts need transformers to be given that encoding."""
+    report = analyze_chat(pinned("Qwen-Qwen3-0.6B"), SpecialTokens(None, "<|im_end|>"),
+                          server_binary=llama_server)
+    path1 = report.paths[LLAMA_CPP]
+    assert path1.status == "exact"  # the request as given, on llama.cpp's defaults
+    assert path1.as_ollama_sends == "differs" and path1.as_ollama_tools_reencoded == "exact"
+    tool_diffs = [d for d in path1.differences if d.startswith("tools")]
+    assert tool_diffs and all("re-encodes tool definitions" in d and '"required"' in d for d in tool_diffs)

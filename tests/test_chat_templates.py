@@ -168,3 +168,21 @@ def test_default_system_prompt_is_written_only_where_it_renders_the_same(rewrite
                           prove_llama_cpp_path=False)
     assert report.default_system == ("You are helpful. /think" if written else None)
     assert written or any("not written as SYSTEM" in w for w in report.warnings)
+
+
+def test_tools_as_current_ollama_re_encodes_them():
+    """Hand-written from ollama's api/types.go (Tool, ToolFunction, ToolFunctionParameters, ToolProperty,
+    PropertyType): field order of the structs, omitempty, unknown keys dropped, property order kept."""
+    from edgepack.chat.conversations import ollama_sent_tools
+
+    tool = {"type": "function", "function": {
+        "name": "find", "description": "", "strict": True,
+        "parameters": {"type": "object", "additionalProperties": False,
+                       "properties": {"q": {"description": "query", "type": "string", "minLength": 1},
+                                      "n": {"type": ["integer"], "enum": [1, 2]},
+                                      "opt": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": ""}},
+                       "required": ["q"]}}}
+    assert json.dumps(list(ollama_sent_tools([tool])), separators=(",", ":")) == (
+        '[{"type":"function","function":{"name":"find","parameters":{"type":"object","required":["q"],'
+        '"properties":{"q":{"type":"string","description":"query"},"n":{"type":"integer","enum":[1,2]},'
+        '"opt":{"anyOf":[{"type":"string"},{"type":"null"}]}}}}}]')

@@ -151,6 +151,50 @@ PROOF_PROBES: dict[str, Probe] = {
 }
 
 
+def _omit_empty(pairs: Iterable[tuple[str, Any]], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Go's encoding/json with `omitempty`: empty strings, lists, maps and nil left out."""
+    return {k: v for k, v in pairs if k in keep or v not in (None, "", [], {})}
+
+
+def _ollama_property(prop: Any) -> Any:
+    if not isinstance(prop, dict):
+        return prop
+    kind = prop.get("type")
+    return _omit_empty((
+        ("anyOf", [_ollama_property(p) for p in prop.get("anyOf") or []]),
+        ("type", kind[0] if isinstance(kind, list) and len(kind) == 1 else kind),  # PropertyType.MarshalJSON
+        ("items", prop.get("items")),
+        ("description", prop.get("description")),
+        ("enum", prop.get("enum")),
+        ("properties", {k: _ollama_property(v) for k, v in (prop.get("properties") or {}).items()}),
+        ("required", prop.get("required")),
+    ))
+
+
+def ollama_sent_tools(tools: Iterable[dict]) -> tuple[dict, ...]:
+    """Tool definitions as current Ollama passes them on to llama-server: decoded into its api.Tool
+    structs and encoded again (ollama api/types.go), so keys come in the structs' field order
+    (parameters: type, $defs, items, required, properties), empty fields are left out, and keys
+    the structs do not have are dropped; property order is kept (an ordered map)."""
+    out = []
+    for tool in tools:
+        fn = tool.get("function") or {}
+        params = fn.get("parameters") or {}
+        parameters = _omit_empty((
+            ("type", params.get("type", "")),
+            ("$defs", params.get("$defs")),
+            ("items", params.get("items")),
+            ("required", params.get("required")),
+            ("properties", {k: _ollama_property(v) for k, v in (params.get("properties") or {}).items()}
+             if params.get("properties") is not None else None),
+        ), keep=("type", "properties"))
+        function = _omit_empty((("name", fn.get("name", "")), ("description", fn.get("description")),
+                                ("parameters", parameters)), keep=("name", "parameters"))
+        out.append(_omit_empty((("type", tool.get("type", "")), ("items", tool.get("items")),
+                                ("function", function)), keep=("type", "function")))
+    return tuple(out)
+
+
 def ollama_tools(tools: Iterable[dict]) -> list[dict[str, Any]]:
     """Ollama's templateTool values for OpenAI-style tool definitions (field order as Ollama's)."""
     out = []

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgepack.chat.conversations import PROOF_PROBES, Message, Probe, has_system
+from edgepack.chat.conversations import PROOF_PROBES, Message, Probe, has_system, ollama_sent_tools
 from edgepack.chat.renderers import OLLAMA_VERSION
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError, GoTemplateError
@@ -47,6 +48,9 @@ class PathResult:
     # Path 1 only: the status for the requests current Ollama sends (thinking models: think=true
     # unless the request says otherwise); None where that is the plain status.
     as_ollama_sends: str | None = None
+    # Path 1 only: the same, judged against transformers given the tool definitions as current Ollama
+    # re-encodes them (ollama_sent_tools) -- the request Ollama itself makes; None where that changes nothing.
+    as_ollama_tools_reencoded: str | None = None
     # What was not a difference but is worth knowing, per conversation (path 1: conversations the
     # source template itself refuses, requests current Ollama refuses).
     notes: list[str] = field(default_factory=list)
@@ -54,13 +58,15 @@ class PathResult:
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "how": self.how, "proof": self.proof,
                 "differences": list(self.differences), "modes": dict(self.modes),
-                "as_ollama_sends": self.as_ollama_sends, "notes": list(self.notes)}
+                "as_ollama_sends": self.as_ollama_sends,
+                "as_ollama_tools_reencoded": self.as_ollama_tools_reencoded, "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PathResult:
         return cls(status=d["status"], how=d.get("how", ""), proof=d.get("proof", ""),
                    differences=list(d.get("differences", [])), modes=dict(d.get("modes", {})),
-                   as_ollama_sends=d.get("as_ollama_sends"), notes=list(d.get("notes", [])))
+                   as_ollama_sends=d.get("as_ollama_sends"),
+                   as_ollama_tools_reencoded=d.get("as_ollama_tools_reencoded"), notes=list(d.get("notes", [])))
 
 
 def template_capabilities(chat_template: str) -> list[str]:
@@ -243,6 +249,7 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
     probes = {**reference.probes, **getattr(reference, "switch_probes", {})}
     modes: dict[str, str] = {}
     ollama_modes: dict[str, str] = {}
+    reencoded_modes: dict[str, str] = {}  # as Ollama sends, against transformers on Ollama's own tool encoding
     differences: list[str] = []
     notes = [f"{n}: current Ollama refuses think=true for this model (ollama sees no thinking capability in the "
              "template), so it is compared with the explicit setting only" for n in getattr(reference, "ollama_refused", [])]
@@ -277,6 +284,12 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
                                        + _why_llama_cpp_differs(server, sent, probe, want, got, chat_template,
                                                                 tokens, as_ollama))
                 _record(ollama_modes if as_ollama else modes, probe.mode, outcome)
+                if as_ollama:
+                    if outcome == DIFFERS and _json(sent.tools) != _json(probe.tools) and isinstance(got, str) and got == _hf(
+                            chat_template, probe.messages, {**probe.hf_kwargs(), "tools": [dict(t) for t in sent.tools],
+                                                            **llama_cpp_date_variables()}, tokens):
+                        outcome = EXACT  # llama.cpp rendered exactly the tools Ollama re-encoded
+                    _record(reencoded_modes, probe.mode, outcome)
     except ChatTemplateError as exc:
         return PathResult(NOT_HANDLED, how, f"llama-server could not load the template: {exc}")
     if server.stuck:
@@ -286,6 +299,8 @@ def prove_llama_cpp(chat_template: str, reference: ReferenceRenders, tokens: Spe
     result = PathResult(status, how, differences=differences, modes=modes, notes=notes)
     if ollama_modes and _path1_status(ollama_modes) != status:
         result.as_ollama_sends = _path1_status(ollama_modes)
+    if reencoded_modes and _path1_status(reencoded_modes) != _path1_status(ollama_modes):
+        result.as_ollama_tools_reencoded = _path1_status(reencoded_modes)
     compared = ", ".join(probes)
     result.proof = (NONE_RENDERED if status == NOT_CHECKED else
                     f"llama-server /apply-template (pinned llama.cpp) compared with transformers' apply_chat_template "
@@ -306,11 +321,12 @@ def _deliberate(result) -> bool:
 def as_ollama_sends(probe: Probe, system: str | None = None) -> Probe:
     """The conversation as current Ollama hands it to llama-server: the Modelfile's SYSTEM first
     unless the chat starts with a system message (server/routes.go), then role, content, tool
-    calls and tool names, no thinking (llm/llama_server.go llamaServerChatMessage)."""
+    calls and tool names, no thinking (llm/llama_server.go llamaServerChatMessage), and the tool
+    definitions re-encoded from its structs (edgepack.chat.conversations.ollama_sent_tools)."""
     messages = tuple(replace(m, thinking="") for m in probe.messages)
     if system and messages and messages[0].role != "system":
         messages = (Message("system", system),) + messages
-    return replace(probe, messages=messages)
+    return replace(probe, messages=messages, tools=ollama_sent_tools(probe.tools))
 
 
 def _record(modes: dict[str, str], mode: str, outcome: str) -> None:
@@ -366,7 +382,8 @@ def _llama_cpp_cause(probe: Probe, asked: Probe, want: str, got: str, chat_templ
                      as_ollama: bool) -> str:
     dated = llama_cpp_date_variables()
     kwargs = {**probe.hf_kwargs(), **dated}
-    if as_ollama and probe.messages != asked.messages and _hf(chat_template, probe.messages, kwargs, tokens) == got:
+    if as_ollama and (probe.messages, _json(probe.tools)) != (asked.messages, _json(asked.tools)) and _hf(
+            chat_template, probe.messages, kwargs, tokens) == got:
         # llama.cpp renders what it was sent exactly: the request current Ollama makes is the difference.
         causes = []
         if probe.messages[0].role == "system" and asked.messages[0].role != "system" and _hf(
@@ -378,6 +395,11 @@ def _llama_cpp_cause(probe: Probe, asked: Probe, want: str, got: str, chat_templ
             causes.append("current Ollama leaves earlier turns' thinking out of what it sends llama.cpp (no "
                           "reasoning_content, ollama's llm/llama_server.go), and the template writes those turns "
                           "differently without it")
+        if _json(probe.tools) != _json(asked.tools) and _hf(chat_template, probe.messages, {**kwargs, "tools": [
+                dict(t) for t in asked.tools]}, tokens) != got:
+            causes.append("current Ollama re-encodes tool definitions from its own structs before sending them "
+                          "(ollama api/types.go: \"required\" before \"properties\", empty and unknown keys left "
+                          "out), and the template writes the definitions as JSON")
         return "; " + "; and ".join(causes or ["current Ollama's request differs from the conversation"])
     if not as_ollama and dated["date_string"] in got and dated["date_string"] not in want:
         if _hf(chat_template, probe.messages, {**probe.hf_kwargs(), **dated}, tokens) == got:
@@ -395,6 +417,11 @@ def _llama_cpp_cause(probe: Probe, asked: Probe, want: str, got: str, chat_templ
         return (LLAMA_CPP_DIFFERS + "it trims whitespace around every message's content before rendering this "
                 "template (a workaround in llama.cpp's common/chat.cpp), the template itself keeps it")
     return ""
+
+
+def _json(value) -> str:
+    """Order-sensitive form of tool definitions (dicts compare equal whatever their key order)."""
+    return json.dumps(value)
 
 
 def _hf(chat_template: str, messages, kwargs: dict[str, Any], tokens: SpecialTokens) -> str | RenderError | None:
