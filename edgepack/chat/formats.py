@@ -172,6 +172,14 @@ FORMATS: tuple[ChatFormat, ...] = (
                stops=("User:", "Assistant:")),
     ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
     ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
+    # V3.1 and later close an empty think block in every earlier assistant turn; the generation
+    # prompt opens or closes it after <｜Assistant｜> as thinking is on or off (translate's think tails).
+    ChatFormat("deepseek", "v3.1", **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜><think></think>", "<｜end▁of▁sentence｜>"))),
+               generation="<｜Assistant｜>"),
+    ChatFormat("deepseek", "v3.2", **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜></think>", "<｜end▁of▁sentence｜>"))),
+               generation="<｜Assistant｜>"),
+    ChatFormat("deepseek", "r1-eos-after-user",
+               **(DEEPSEEK3 | dict(user=("<｜User｜>", "<｜end▁of▁sentence｜>"))), generation="<｜Assistant｜>"),
     ChatFormat("command-r", "command-r", markers=("<|START_OF_TURN_TOKEN|>",),
                system_turn=("<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
                user=("<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
@@ -188,6 +196,7 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("alpaca", "plain", **ALPACA),
     ChatFormat("alpaca", "default-system", **ALPACA, default_system=True),
     ChatFormat("granite", "3.0", **GRANITE),
+    ChatFormat("granite", "skip-empty-system", **GRANITE, skip_empty_system=True),
     ChatFormat("granite", "default-system-if-empty", **GRANITE, default_system=True, skip_empty_system=True,
                note="writes the model's default system prompt when none or an empty one is given"),
     ChatFormat("granite", "default-system", **GRANITE, default_system=True,

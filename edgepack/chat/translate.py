@@ -190,19 +190,22 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
 
 
 def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, str, str] | None | bool:
-    """What the template writes after the generation prompt with thinking unset / on / off.
+    """What the template writes after the format's generation prompt with thinking unset / on / off.
 
-    None when thinking changes nothing there; False when it changes something elsewhere.
+    The three may be equal (a think block always opened, e.g. "<think>\n"). None when nothing is
+    written there; False when thinking changes something elsewhere.
     """
     wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
-    if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
+    if None in wanted:
         return None
+    same = wanted[0] == wanted[1] == wanted[2]
     if not fmt.generation:
-        return False
+        return None if same else False
     base = render_ollama(go_template_for(fmt, fixed_text=fixed), PROBES["user"])
     if not all(w.startswith(base) for w in wanted):
-        return False
-    return tuple(w[len(base):] for w in wanted)
+        return None if same else False
+    tails = tuple(w[len(base):] for w in wanted)
+    return tails if any(tails) else None
 
 
 def system_handling(fmt: ChatFormat) -> str:
