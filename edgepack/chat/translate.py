@@ -56,45 +56,90 @@ def _go_environment() -> jinja2.Environment:
     )
     env.filters["go_text"] = _go_text
     env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
-    env.filters["go_fixed"] = _go_fixed
     return env
 
 
-def _go_fixed(text: str) -> str:
-    """A Go expression for text taken from the template, with today's/yesterday's ISO date as
-    Ollama's currentDate/yesterdayDate, so that the build day is never frozen into the file."""
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+# strftime directives as Go operands over currentDate ("YYYY-MM-DD"): text/template can slice a
+# string and compare it, so month names and unpadded days come from a prologue of if/else.
+_DATE_DIRECTIVES = {"%Y": "(slice currentDate 0 4)", "%m": "(slice currentDate 5 7)", "%d": "(slice currentDate 8 10)",
+                    "%B": "$todayMonthName", "%b": "$todayMonthAbbr", "%-d": "$todayDay"}
+_STRFTIME = re.compile(r"""strftime_now\(\s*(["'])(.*?)\1\s*\)""")
+
+
+def source_date_formats(chat_template: str) -> tuple[str, ...]:
+    """The strftime formats the template writes today's date with (strftime_now calls)."""
+    return tuple(dict.fromkeys(m.group(2) for m in _STRFTIME.finditer(chat_template)))
+
+
+def _date_operands(fmt: str) -> list[str] | None:
+    """Go operands writing today's date in strftime format `fmt` (None: a directive Go cannot write)."""
+    operands = []
+    for part in re.split(r"(%-?[A-Za-z])", fmt):
+        if part.startswith("%"):
+            if part not in _DATE_DIRECTIVES:
+                return None
+            operands.append(_DATE_DIRECTIVES[part])
+        elif part:
+            operands.append(json.dumps(part, ensure_ascii=False))
+    return operands
+
+
+def _go_fixed(text: str, date_formats: tuple[str, ...] = ()) -> str:
+    """A Go expression for text taken from the template, with today's/yesterday's date written by
+    Ollama's currentDate/yesterdayDate (ISO) or, in the template's own strftime format, built from
+    currentDate; so that the build day is never frozen into the file."""
     today = TODAY.get()
-    dates = {today.isoformat(): "currentDate", (today - datetime.timedelta(days=1)).isoformat(): "yesterdayDate"}
-    parts = re.split("(" + "|".join(map(re.escape, dates)) + ")", text)
+    dates = {today.isoformat(): ["currentDate"], (today - datetime.timedelta(days=1)).isoformat(): ["yesterdayDate"]}
+    for fmt in date_formats:
+        operands = _date_operands(fmt)
+        if operands:
+            dates.setdefault(today.strftime(fmt), operands)
+    parts = re.split("(" + "|".join(map(re.escape, sorted(dates, key=len, reverse=True))) + ")", text)
     if len(parts) == 1:
         return json.dumps(text, ensure_ascii=False)
-    operands = [dates[p] if p in dates else json.dumps(p, ensure_ascii=False) for p in parts if p]
+    operands = [o for p in parts if p for o in (dates[p] if p in dates else [json.dumps(p, ensure_ascii=False)])]
     return "(print " + " ".join(operands) + ")"
 
 
-def frozen_date(text: str | None) -> str | None:
-    """Today's date as the template wrote it, in a form currentDate cannot write (None: none)."""
-    if not text:
+def _date_prologue(expression: str) -> str:
+    """Go statements setting the month-name / unpadded-day variables `expression` uses ("" if none)."""
+    if not any(v in expression for v in ("$todayMonthName", "$todayMonthAbbr", "$todayDay")):
+        return ""
+    months = "{{ else if ".join(f'eq $todayMonth "{i:02d}" }}}}{{{{ $todayMonthName = "{name}" }}}}'
+                                f'{{{{ $todayMonthAbbr = "{name[:3]}" }}}}' for i, name in enumerate(_MONTHS, 1))
+    return ('{{- $todayMonth := slice currentDate 5 7 }}{{- $todayMonthName := "" }}{{- $todayMonthAbbr := "" }}'
+            "{{- if " + months + "{{ end }}"
+            '{{- $todayDay := slice currentDate 8 10 }}{{- if eq (slice currentDate 8 9) "0" }}'
+            "{{ $todayDay = slice currentDate 9 10 }}{{ end }}")
+
+
+def frozen_date(go_template: str | None) -> str | None:
+    """Today's date written literally into a Go template (None: none), so it would hold the build day."""
+    if not go_template:
         return None
     today = TODAY.get()
-    for fmt in ("%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y", "%d/%m/%Y", "%m/%d/%Y"):
+    for fmt in ("%Y-%m-%d", "%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y", "%d/%m/%Y", "%m/%d/%Y"):
         written = today.strftime(fmt)
-        if written in text:
+        if written in go_template:
             return written
     return None
 
 
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
-                    think_tails: tuple[str, str, str] | None = None) -> str:
+                    think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = ()) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
     leading_text: written first (the BOS text, when the tokenizer does not add BOS itself).
     think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
+    date_formats: the strftime formats of the template's dates (source_date_formats).
     """
+    fixed = _go_fixed(fixed_text or "", date_formats)
     text = _go_environment().get_template("turns.gotmpl.j2").render(
-        f=fmt, fixed_text=fixed_text or "", leading_text=leading_text,
+        f=fmt, fixed=fixed, date_prologue=_date_prologue(fixed), leading_text=leading_text,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
@@ -125,6 +170,7 @@ class SourceRenders:
 
     def __init__(self, chat_template: str, tokens: SpecialTokens):
         self.tokens = tokens
+        self.date_formats = source_date_formats(chat_template)
         names = list(PROBES)
         marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
         jobs = [RenderJob.of(PROBES[n]) for n in names]
@@ -175,7 +221,7 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
     tails = _think_tails(renders, fmt, fixed)
     if tails is False:
         return None
-    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails)
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats)
     for name, conv in PROBES.items():
         want = expected[name]
         if want is None:
@@ -201,7 +247,7 @@ def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, s
     same = wanted[0] == wanted[1] == wanted[2]
     if not fmt.generation:
         return None if same else False
-    base = render_ollama(go_template_for(fmt, fixed_text=fixed), PROBES["user"])
+    base = render_ollama(go_template_for(fmt, fixed_text=fixed, date_formats=renders.date_formats), PROBES["user"])
     if not all(w.startswith(base) for w in wanted):
         return None if same else False
     tails = tuple(w[len(base):] for w in wanted)
@@ -255,7 +301,8 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             continue
         go, fixed, tails = found
         if renders.emits_bos and not tokenizer_adds_bos:
-            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails)
+            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails,
+                                 date_formats=renders.date_formats)
         notes = [fmt.note] if fmt.note else []
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
