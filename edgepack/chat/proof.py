@@ -150,13 +150,36 @@ def _explain_go(name: str, probe: Probe, want: str, got: str, go_template: str) 
                 f"({first_difference(want, got)})")
     if probe.mode == "thinking":
         return f"{name}: thinking is written differently ({first_difference(want, got)})"
-    stripped = tuple(replace(m, content=m.content.strip()) for m in probe.messages)
-    try:
-        if render_ollama(go_template, stripped) == want:
-            return f"{name}: the template trims whitespace around message content, which a Go template cannot do"
-    except (GoTemplateError, ChatTemplateError):
-        pass
+    trimmed = _trimming(probe, want, go_template)
+    if trimmed:
+        return (f"{name}: the template trims whitespace around message content ({trimmed}), "
+                "which a Go template cannot do")
     return f"{name}: {first_difference(want, got)}"
+
+
+_TRIMS = {"strip": str.strip, "lstrip": str.lstrip, "rstrip": str.rstrip}
+
+
+def _trimming(probe: Probe, want: str, go_template: str) -> str:
+    """Which trimming of which roles' content turns the Go render into the template's ("" if none)."""
+    from itertools import product
+
+    from edgepack.chat.translate import render_ollama
+
+    roles = sorted({m.role for m in probe.messages})
+    # Trimming every role first (the common case), then each role's own choice.
+    for choice in [("strip",) * len(roles)] + list(product(("", *_TRIMS), repeat=len(roles))):
+        if not any(choice):
+            continue
+        how = dict(zip(roles, choice))
+        messages = tuple(replace(m, content=_TRIMS[how[m.role]](m.content)) if how[m.role] else m
+                         for m in probe.messages)
+        try:
+            if render_ollama(go_template, messages) == want:
+                return ", ".join(f"{trim} of {role}" for role, trim in how.items() if trim)
+        except (GoTemplateError, ChatTemplateError):
+            continue
+    return ""
 
 
 # --------------------------------------------------------------------------- path 1: llama.cpp Jinja

@@ -2,7 +2,7 @@
 
 A chat template is never guessed. Each known prompt format (edgepack.chat.formats, one row per
 family variant) is turned into a Go template (modelfiles/chat/turns.gotmpl.j2), and a format
-is chosen only when, for every conversation in PROBES, that Go template filled the way Ollama
+is chosen only when, for every conversation in CHOICE_PROBES, that Go template filled the way Ollama
 fills it renders exactly the text the Hugging Face template renders (transformers' Jinja, in
 edgepack.chat.sandbox). Whether the choice holds for real chats (padding, thinking, tools) is
 proven separately, on other conversations, by edgepack.chat.proof.
@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import jinja2
 
-from edgepack.chat.conversations import PROBES, has_system, ollama_template_data
+from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
 from edgepack.chat.formats import FORMATS, ChatFormat
 from edgepack.chat.gotemplate import TODAY, GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
@@ -162,6 +162,13 @@ class Translation:
 
 
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
+# Chosen on as well: an earlier assistant turn with thinking (Ollama's .Thinking), so that a format
+# is chosen only when it keeps or drops that thinking as the template does.
+CHOICE_PROBES: dict[str, tuple[Message, ...]] = {
+    **PROBES,
+    "thinking_history": (Message("user", "Hi!"), Message("assistant", "Hello!", thinking="Greet back."),
+                         Message("user", "Bye.")),
+}
 _BOS_SENTINEL = "\u2063EDGEPACK-BOS\u2063"
 
 
@@ -171,9 +178,9 @@ class SourceRenders:
     def __init__(self, chat_template: str, tokens: SpecialTokens):
         self.tokens = tokens
         self.date_formats = source_date_formats(chat_template)
-        names = list(PROBES)
+        names = list(CHOICE_PROBES)
         marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
-        jobs = [RenderJob.of(PROBES[n]) for n in names]
+        jobs = [RenderJob.of(CHOICE_PROBES[n]) for n in names]
         for think in (True, False):  # the generation prompt with thinking on / off
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
@@ -205,14 +212,16 @@ def _fixed_text(fmt: ChatFormat, expected_user_only: str) -> str | None | bool:
     ours = render_ollama(go_template_for(fmt, fixed_text=_SENTINEL), PROBES["user"])
     before, _, after = ours.partition(_SENTINEL)
     text = expected_user_only
-    if not (text.startswith(before) and text.endswith(after) and len(text) >= len(before) + len(after)):
+    # The template may write more after the generation prompt (a think tail, found later).
+    end = text.rfind(after)
+    if not (text.startswith(before) and end >= len(before)):
         return False
-    return text[len(before):len(text) - len(after)]
+    return text[len(before):end]
 
 
 def _matches(renders: SourceRenders, fmt: ChatFormat):
     """(go_template_without_bos, fixed_text) when `fmt` reproduces the template on every probe."""
-    expected = {name: renders.expected(name) for name in PROBES}
+    expected = {name: renders.expected(name) for name in CHOICE_PROBES}
     if expected["user"] is None or expected["multi_turn"] is None:
         return None
     fixed = _fixed_text(fmt, expected["user"])
@@ -222,7 +231,7 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
     if tails is False:
         return None
     go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats)
-    for name, conv in PROBES.items():
+    for name, conv in CHOICE_PROBES.items():
         want = expected[name]
         if want is None:
             if not (fmt.rejects_system and has_system(conv)):
@@ -279,7 +288,7 @@ def template_emits_bos(chat_template: str, tokens: SpecialTokens) -> bool:
 
 def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: bool = True,
               renders: SourceRenders | None = None) -> Translation:
-    """The Ollama TEMPLATE and stops for a Hugging Face chat template, chosen on PROBES.
+    """The Ollama TEMPLATE and stops for a Hugging Face chat template, chosen on CHOICE_PROBES.
 
     Raises ChatTemplateError (one line) when the template cannot be rendered or no known format
     reproduces it exactly.
