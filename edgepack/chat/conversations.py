@@ -146,6 +146,9 @@ PROOF_PROBES: dict[str, Probe] = {
     "system_several_turns": Probe(_SYSTEM_SEVERAL_TURNS),
     "thinking_on": Probe(_THINKING_HISTORY, mode="thinking", think=True),
     "thinking_off": Probe(_THINKING_HISTORY, mode="thinking", think=False),
+    # Thinking can change the system turn (an added instruction, another default): with a system prompt.
+    "thinking_system_on": Probe((Message("system", "Be brief."), *_THINKING_HISTORY), mode="thinking", think=True),
+    "thinking_system_off": Probe((Message("system", "Be brief."), *_THINKING_HISTORY), mode="thinking", think=False),
     "tools": Probe(_TOOL_ROUND_TRIP, mode="tools", tools=(WEATHER_TOOL,)),
     "tools_offered": Probe(_conversation(("user", "Any tools?")), mode="tools", tools=(WEATHER_TOOL,)),
 }

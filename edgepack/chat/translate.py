@@ -115,12 +115,16 @@ def _date_prologue(expression: str) -> str:
             "{{ $todayDay = slice currentDate 9 10 }}{{ end }}")
 
 
-def frozen_date(go_template: str | None) -> str | None:
-    """Today's date written literally into a Go template (None: none), so it would hold the build day."""
+def frozen_date(go_template: str | None, date_formats: tuple[str, ...] = ()) -> str | None:
+    """Today's date written literally into a Go template (None: none), so it would hold the build day.
+
+    date_formats: the template's own strftime formats (source_date_formats), checked first.
+    """
     if not go_template:
         return None
     today = TODAY.get()
-    for fmt in ("%Y-%m-%d", "%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y", "%d/%m/%Y", "%m/%d/%Y"):
+    for fmt in (*date_formats, "%Y-%m-%d", "%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y",
+                "%d/%m/%Y", "%m/%d/%Y"):
         written = today.strftime(fmt)
         if written in go_template:
             return written

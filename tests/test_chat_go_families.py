@@ -1,0 +1,133 @@
+"""Path 2 (Ollama Go TEMPLATE) for the families of the pinned tree's templates that edgepack writes
+with its generic layouts: real templates from models/templates/ (unmodified copies in
+tests/data/chat_templates/pinned/), rendered by transformers, against the TEMPLATE edgepack
+writes, run by Go's real text/template (tests/go), with thinking unset, on and off and an
+earlier assistant turn that has thinking."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgepack.chat.conversations import PROOF_PROBES, Message
+from edgepack.chat.report import GO_TEMPLATE, analyze_chat
+from edgepack.chat.sandbox import RenderJob, SpecialTokens, render_many
+from edgepack.chat.translate import CHOICE_PROBES, render_ollama
+
+PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
+TOKENS = SpecialTokens("<s>", "</s>")
+EXACT_NT = "exact without tools"
+
+# pinned template -> (family/variant chosen, Go TEMPLATE status, conversations that differ, trimming named)
+FAMILIES = {
+    "StepFun3.5-Flash": ("chatml/plain", EXACT_NT, set(), ""),
+    # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
+    # the system prompt: written (the padding is named), never exact.
+    "Bielik-11B-v3.0-Instruct": ("chatml/keeps-thinking", "differs",
+                                 {"padded", "system_several_turns", "thinking_system_on", "thinking_system_off"}, "lstrip of assistant"),
+    "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", EXACT_NT, set(), ""),
+    "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), ""),
+    "ibm-granite-granite-4.1": ("granite/skip-empty-system", EXACT_NT, set(), ""),
+    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
+    "Cohere2MoE": ("command-r/cohere2", EXACT_NT, set(), ""),
+    "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),
+    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded"},
+                                         "strip of assistant, strip of system, strip of user"),
+}
+
+_THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
+# Every conversation without tools, each with thinking unset, on and off.
+CONVERSATIONS = {name: p.messages for name, p in PROOF_PROBES.items() if p.mode != "tools"} | {
+    "thinking_history": _THINKING_HISTORY,
+}
+
+
+def pinned(name: str) -> str:
+    return (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+def go_payload(m: Message) -> dict:
+    return {"role": m.role, "content": m.content, "thinking": m.thinking}
+
+
+def render_go(binary: Path, jobs: list[dict]) -> list[str]:
+    proc = subprocess.run([str(binary)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    results = json.loads(proc.stdout)
+    for r in results:
+        assert "error" not in r, r["error"]
+    return [r["output"] for r in results]
+
+
+def hf(template: str, messages, think: bool | None) -> str:
+    return hf_many(template, [(messages, think)])[0]
+
+
+def hf_many(template: str, jobs) -> list[str]:
+    """transformers' renders (one bounded child), less the BOS llama.cpp's tokenizer adds itself."""
+    kwargs = lambda think: () if think is None else (("enable_thinking", think),)
+    texts = render_many(template, [RenderJob(tuple(m), kwargs(t)) for m, t in jobs], TOKENS)
+    assert all(isinstance(t, str) for t in texts), texts
+    return [t.removeprefix(TOKENS.bos) for t in texts]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_renderer):
+    template = pinned(name)
+    family, status, differing, trims = FAMILIES[name]
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert (f"{report.family}/{report.variant}", go.status) == (family, status), go.differences
+    assert report.go_template is not None and ".Tools" not in report.go_template
+    if trims:
+        assert any(d.startswith("padded: the template trims whitespace") and trims in d for d in go.differences)
+
+    jobs = [(conv, think) for conv in CONVERSATIONS for think in (None, True, False)]
+    outs = render_go(go_renderer, [{"template": report.go_template, "messages": [go_payload(m) for m in CONVERSATIONS[c]],
+                                    "think": think} for c, think in jobs])
+    wants = hf_many(template, [(CONVERSATIONS[c], think) for c, think in jobs])
+    mismatched = set()
+    for (conv, think), out, want in zip(jobs, outs, wants):
+        # The Python model edgepack proves with agrees with Go itself.
+        assert render_ollama(report.go_template, CONVERSATIONS[conv], think=think) == out, (conv, think)
+        if out != want:
+            mismatched.add(conv)
+    assert mismatched == differing
+
+
+def test_kept_thinking_of_earlier_turns_is_written_by_go():
+    """Cohere2 and Bielik keep an earlier turn's thinking; DeepSeek V3.1 drops it (as their templates do)."""
+    for name, kept in (("Cohere2MoE", True), ("Bielik-11B-v3.0-Instruct", True), ("deepseek-ai-DeepSeek-V3.1", False)):
+        report = analyze_chat(pinned(name), TOKENS, prove_llama_cpp_path=False)
+        out = render_ollama(report.go_template, _THINKING_HISTORY)
+        assert ("Greet back." in out) is kept
+        assert out == hf(pinned(name), _THINKING_HISTORY, None)
+
+
+DATED = {"ibm-granite-granite-3.3-2B-Instruct": "%B %d, %Y", "meta-llama-Llama-3.2-3B-Instruct": "%d %b %Y"}
+
+
+@pytest.mark.parametrize("name", sorted(DATED))
+def test_a_date_in_the_templates_own_format_is_built_by_go_from_current_date(name, go_renderer):
+    """The TEMPLATE holds no date: on any day, real Go writes that day as the template's strftime does."""
+    template, fmt = pinned(name), DATED[name]
+    assert f"strftime_now({fmt!r})" in template.replace('"', "'")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    today = datetime.date.today()
+    go_template = report.go_template
+    assert go_template is not None and today.strftime(fmt) not in go_template
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", go_template)
+    messages = PROOF_PROBES["several_assistant_turns"].messages
+    rendered_today = hf(template, messages, None)
+    assert today.strftime(fmt) in rendered_today
+    days = [datetime.date(2027, m, d) for m in range(1, 13) for d in (1, 9, 28)] + [datetime.date(2028, 2, 29)]
+    outs = render_go(go_renderer, [{"template": go_template, "messages": [go_payload(m) for m in messages],
+                                    "today": day.isoformat()} for day in days])
+    for day, out in zip(days, outs):
+        assert out == rendered_today.replace(today.strftime(fmt), day.strftime(fmt)), day
