@@ -38,6 +38,8 @@ FAMILIES = {
     "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
     "Cohere2MoE": ("command-r/cohere2", EXACT_NT, set(), ""),
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded"},
                                          "strip of assistant, strip of system, strip of user"),
 }

@@ -138,6 +138,12 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("llama3", "3.1", **LLAMA3, system="header",
                note="the system turn starts with the template's knowledge-cutoff/today dates, "
                     "fixed at the time the Modelfile was written"),
+    ChatFormat("llama3", "preamble", **LLAMA3, preamble=True,
+               note="the template's fixed first system turn (tool preamble) is written before the conversation"),
+    ChatFormat("llama3", "functionary-v3.2", **(LLAMA3 | dict(
+                   markers=(*LLAMA3["markers"], ">>>all"),
+                   assistant=("<|start_header_id|>assistant<|end_header_id|>\n\n>>>all\n", "<|eot_id|>"))),
+               preamble=True, note="assistant turns are addressed to all (>>>all); the fixed tool preamble comes first"),
     ChatFormat("llama2", "chat", markers=("[INST]", "<<SYS>>"), user=("[INST] ", " [/INST]"), turn_bos="{bos}",
                assistant=(" ", " {eos}"), generation="", system="first_user",
                system_wrap=("<<SYS>>\n", "\n<</SYS>>\n\n"),
