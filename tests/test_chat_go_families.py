@@ -40,6 +40,10 @@ FAMILIES = {
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
+    # Both trim message content: written with the padding named, never exact.
+    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"padded"}, "strip of assistant, strip of user"),
+    "NVIDIA-Nemotron-Nano-v2": ("nemotron/nano-v2", "differs", {"padded"},
+                                "strip of assistant, strip of system, strip of user"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded"},
                                          "strip of assistant, strip of system, strip of user"),
 }
