@@ -17,7 +17,7 @@ import pytest
 from edgepack.chat.conversations import PROOF_PROBES, Message
 from edgepack.chat.report import GO_TEMPLATE, analyze_chat
 from edgepack.chat.sandbox import RenderJob, SpecialTokens, render_many
-from edgepack.chat.translate import CHOICE_PROBES, render_ollama
+from edgepack.chat.translate import CHOICE_KWARGS, CHOICE_PROBES, render_ollama
 
 PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
 TOKENS = SpecialTokens("<s>", "</s>")
@@ -26,9 +26,12 @@ EXACT_NT = "exact without tools"
 # pinned template -> (family/variant chosen, Go TEMPLATE status, conversations that differ, trimming named)
 FAMILIES = {
     "StepFun3.5-Flash": ("chatml/plain", EXACT_NT, set(), ""),
+    "Qwen-Qwen3-0.6B": ("chatml/plain", EXACT_NT, set(), ""),
+    "openbmb-MiniCPM5-1B": ("chatml/plain", EXACT_NT, set(), ""),
+    "LFM2.5-8B-A1B": ("chatml/skip-empty-system", EXACT_NT, set(), ""),
     # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
     # the system prompt: written (the padding is named), never exact.
-    "Bielik-11B-v3.0-Instruct": ("chatml/keeps-thinking", "differs",
+    "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
                                  {"padded", "system_several_turns", "thinking_system_on", "thinking_system_off"}, "lstrip of assistant"),
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", EXACT_NT, set(), ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
@@ -40,19 +43,23 @@ FAMILIES = {
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
-    # Both trim message content: written with the padding named, never exact.
+    # Trims message content: written with the padding named, never exact.
     "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"padded"}, "strip of assistant, strip of user"),
-    "NVIDIA-Nemotron-Nano-v2": ("nemotron/nano-v2", "differs", {"padded"},
-                                "strip of assistant, strip of system, strip of user"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded"},
                                          "strip of assistant, strip of system, strip of user"),
 }
 
 _THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
-# Every conversation without tools, each with thinking unset, on and off.
+_PREFILL = (Message("user", "Next prime after 7?"), Message("assistant", "It is", thinking="8 is even, so 11?"))
+# Every conversation without tools, each with thinking unset, on and off; and final assistant turns
+# (Ollama's prefill) with and without thinking, compared with transformers' continue_final_message.
 CONVERSATIONS = {name: p.messages for name, p in PROOF_PROBES.items() if p.mode != "tools"} | {
     "thinking_history": _THINKING_HISTORY,
+    "prefill": _PREFILL[:1] + (Message("assistant", "It is"),),
+    "prefill_thinking": _PREFILL,
+    "prefill_after_history": _THINKING_HISTORY + _PREFILL[1:],
 }
+PREFILL_KWARGS = CHOICE_KWARGS["prefill"]
 
 
 def pinned(name: str) -> str:
@@ -77,8 +84,11 @@ def hf(template: str, messages, think: bool | None) -> str:
 
 def hf_many(template: str, jobs) -> list[str]:
     """transformers' renders (one bounded child), less the BOS llama.cpp's tokenizer adds itself."""
-    kwargs = lambda think: () if think is None else (("enable_thinking", think),)
-    texts = render_many(template, [RenderJob(tuple(m), kwargs(t)) for m, t in jobs], TOKENS)
+    def kwargs(messages, think) -> tuple:
+        prefill = PREFILL_KWARGS if messages[-1].role == "assistant" else ()
+        return prefill + (() if think is None else (("enable_thinking", think),))
+
+    texts = render_many(template, [RenderJob(tuple(m), kwargs(m, t)) for m, t in jobs], TOKENS)
     assert all(isinstance(t, str) for t in texts), texts
     return [t.removeprefix(TOKENS.bos) for t in texts]
 
@@ -107,13 +117,28 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
     assert mismatched == differing
 
 
-def test_kept_thinking_of_earlier_turns_is_written_by_go():
-    """Cohere2 and Bielik keep an earlier turn's thinking; DeepSeek V3.1 drops it (as their templates do)."""
-    for name, kept in (("Cohere2MoE", True), ("Bielik-11B-v3.0-Instruct", True), ("deepseek-ai-DeepSeek-V3.1", False)):
-        report = analyze_chat(pinned(name), TOKENS, prove_llama_cpp_path=False)
-        out = render_ollama(report.go_template, _THINKING_HISTORY)
-        assert ("Greet back." in out) is kept
-        assert out == hf(pinned(name), _THINKING_HISTORY, None)
+@pytest.mark.parametrize("name, history, block", [
+    ("Cohere2MoE", True, "<|START_THINKING|>{{ .Thinking }}<|END_THINKING|>"),
+    ("Bielik-11B-v3.0-Instruct", True, "<think>\n{{ .Thinking }}\n</think>\n"),
+    ("Qwen-Qwen3-0.6B", False, "<think>\n{{ .Thinking }}\n</think>\n\n"),
+    ("deepseek-ai-DeepSeek-V3.2", False, "<think>{{ .Thinking }}</think>{{ else }}</think>"),
+    ("deepseek-ai-DeepSeek-V3.1", False, None),
+])
+def test_thinking_is_kept_or_dropped_as_the_template_does(name, history, block):
+    """An earlier turn's thinking is kept (Cohere2, Bielik) or dropped (Qwen3, DeepSeek); a final turn
+    (Ollama's prefill) keeps it where the template does. The block is written with the template's
+    own tags around {{ .Thinking }}, from which Ollama infers the model's thinking tags."""
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    out = render_ollama(report.go_template, _THINKING_HISTORY, think=True)
+    assert ("Greet back." in out) is history
+    assert out == hf(template, _THINKING_HISTORY, True)
+    prefill = render_ollama(report.go_template, CONVERSATIONS["prefill_thinking"], think=True)
+    assert prefill == hf(template, CONVERSATIONS["prefill_thinking"], True)
+    if block is None:
+        assert ".Thinking" not in report.go_template and "8 is even" not in prefill
+    else:
+        assert block in report.go_template and "8 is even" in prefill
 
 
 DATED = {"ibm-granite-granite-3.3-2B-Instruct": "%B %d, %Y", "meta-llama-Llama-3.2-3B-Instruct": "%d %b %Y"}

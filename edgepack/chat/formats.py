@@ -23,8 +23,8 @@ class ChatFormat:
             "header"     a system turn is always written first, starting with a fixed preamble
                          (extracted from the template, e.g. Llama 3.1's knowledge/today dates)
             "dropped"    system messages are not rendered at all
-    thinking: how earlier assistant turns keep their thinking (Ollama's .Thinking), written
-            between the assistant prefix and content_open; None: the template drops it
+    content_open: written after the assistant prefix and the turn's thinking, before its content
+            (the thinking layout itself is read from the template: ThinkingLayout)
     header_wrap: "header" only: around a first system message appended to the fixed header,
             written only when that message is not empty (an empty one is a turn of its own)
     """
@@ -45,8 +45,7 @@ class ChatFormat:
     preamble: bool = False  # fixed text right after BOS, before any turn
     separator: str = ""  # between turns (not before the first)
     turn_bos: str = ""  # written before every user turn but the first (Llama 2's "{bos}")
-    thinking: tuple[str, str] | None = None
-    content_open: str = ""  # after the assistant prefix (and kept thinking), before the content
+    content_open: str = ""
     header_wrap: tuple[str, str] | None = None
     note: str = ""
 
@@ -67,6 +66,33 @@ class ChatFormat:
     @property
     def name(self) -> str:
         return f"{self.family}/{self.variant}"
+
+
+@dataclass(frozen=True)
+class ThinkingLayout:
+    """How a template writes an assistant turn's thinking (Ollama's .Thinking), read from its renders.
+
+    Written as open + thinking + close between the assistant prefix and content_open; Ollama infers
+    its thinking tags from these texts (thinking/template.go InferTags).
+    kept: "all" turns, or only turns "after_last_user" (Qwen3: earlier turns' thinking is dropped).
+    always_last: a final assistant turn (a prefill) gets open + close even without thinking.
+    think_only: only while thinking is on (Ollama's .Think; DeepSeek V3.2).
+    replaces: the end of the assistant prefix that the block takes the place of (DeepSeek V3.2's
+            "</think>", which closes an empty think block when no thinking is written).
+    """
+
+    open: str
+    close: str
+    kept: str = "all"
+    always_last: bool = False
+    think_only: bool = False
+    replaces: str = ""
+
+    def describe(self) -> str:
+        where = "every assistant turn" if self.kept == "all" else "assistant turns after the last user message"
+        return (f"thinking is kept in {where}{' while thinking is on' if self.think_only else ''}, as "
+                f"{self.open!r} + thinking + {self.close!r}"
+                + ("; an empty block opens a final assistant turn" if self.always_last else ""))
 
 
 def _role_turns(start: str, end_role: str, end: str, *, model: str = "assistant", system: bool = True) -> dict:
@@ -129,8 +155,6 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("chatml", "skip-empty-system", **CHATML, skip_empty_system=True),
     ChatFormat("chatml", "default-system", **CHATML, default_system=True,
                note="writes the model's default system prompt when none is given"),
-    ChatFormat("chatml", "keeps-thinking", **CHATML, skip_empty_system=True, thinking=("<think>\n", "\n</think>\n"),
-               note="earlier assistant turns keep their thinking"),
     ChatFormat("chatml", "yi", markers=("<|im_start|>", "<|im_end|>"), system_turn=("", ""),
                user=("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"),
                assistant=("", "<|im_end|>\n"), generation="", stops=CHATML["stops"]),
@@ -219,10 +243,10 @@ FORMATS: tuple[ChatFormat, ...] = (
                system_turn=("<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|><|START_TEXT|>", "<|END_TEXT|><|END_OF_TURN_TOKEN|>"),
                user=("<|START_OF_TURN_TOKEN|><|USER_TOKEN|><|START_TEXT|>", "<|END_TEXT|><|END_OF_TURN_TOKEN|>"),
                assistant=("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", "<|END_TEXT|><|END_OF_TURN_TOKEN|>"),
-               thinking=("<|START_THINKING|>", "<|END_THINKING|>"), content_open="<|START_TEXT|>",
+               content_open="<|START_TEXT|>",
                generation="<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>",
                stops=("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|END_TEXT|>"),
-               note="the template's platform preamble is a fixed system turn first; earlier turns keep their thinking"),
+               note="the template's platform preamble is a fixed system turn first"),
     ChatFormat("zephyr", "zephyr", markers=("<|user|>", "<|assistant|>"),
                system_turn=("<|system|>\n", "{eos}\n"), user=("<|user|>\n", "{eos}\n"),
                assistant=("<|assistant|>\n", "{eos}\n"), generation="<|assistant|>\n",
@@ -244,10 +268,6 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("rwkv", "world", markers=("User: ", "Assistant:"), system_turn=("System: ", "\n\n"), skip_empty_system=True,
                user=("User: ", "\n\n"), assistant=("Assistant: ", "\n\n"), generation="Assistant:",
                stops=("\n\nUser:", "\n\nSystem:")),
-    ChatFormat("nemotron", "nano-v2", markers=("<SPECIAL_10>System", "<SPECIAL_11>Assistant"), default_system=True,
-               system_turn=("<SPECIAL_10>System\n", "\n\n"), user=("<SPECIAL_11>User\n", "\n"),
-               assistant=("<SPECIAL_11>Assistant\n", "\n<SPECIAL_12>\n"), generation="<SPECIAL_11>Assistant\n",
-               stops=("<SPECIAL_11>", "<SPECIAL_12>")),
     ChatFormat("falcon", "180b-chat", markers=("Falcon:",), system_turn=("System: ", ""),
                user=("User: ", ""), assistant=("Falcon: ", ""), generation="\nFalcon:", separator="\n",
                stops=("User:", "Falcon:", "System:")),

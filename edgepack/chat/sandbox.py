@@ -69,7 +69,7 @@ def _render_one(template: str, job: RenderJob, tokens: SpecialTokens) -> str | R
     try:
         rendered, _ = render_jinja_template(
             conversations=[[m.to_dict() for m in job.messages]], chat_template=template,
-            add_generation_prompt=True, **tokens.template_kwargs(), **dict(job.kwargs),
+            **{"add_generation_prompt": True, **tokens.template_kwargs(), **dict(job.kwargs)},
         )
     except jinja2.UndefinedError as exc:
         found = re.search(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined", str(exc))
@@ -116,7 +116,7 @@ def _context():
 
 def render_many(template: str, jobs: Iterable[RenderJob], tokens: SpecialTokens,
                 *, time_limit_s: float | None = None) -> list[str | RenderError]:
-    """Render `template` for every job (add_generation_prompt=True), in one bounded child process.
+    """Render `template` for every job (add_generation_prompt=True unless a job says otherwise), in one bounded child process.
 
     Returns, per job, the text or the RenderError the template raised for it. Raises
     TemplateBoundError when the template ran out of time or memory as a whole.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,7 +22,7 @@ from functools import lru_cache
 import jinja2
 
 from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
-from edgepack.chat.formats import FORMATS, ChatFormat
+from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.gotemplate import TODAY, GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError
@@ -132,7 +133,8 @@ def frozen_date(go_template: str | None, date_formats: tuple[str, ...] = ()) -> 
 
 
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
-                    think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = ()) -> str:
+                    think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
+                    thinking: ThinkingLayout | None = None) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
@@ -140,13 +142,26 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
     date_formats: the strftime formats of the template's dates (source_date_formats).
+    thinking: how assistant turns keep their thinking (None: dropped).
     """
     fixed = _go_fixed(fixed_text or "", date_formats)
     text = _go_environment().get_template("turns.gotmpl.j2").render(
         f=fmt, fixed=fixed, date_prologue=_date_prologue(fixed), leading_text=leading_text,
+        thinking=thinking, thinking_condition=_thinking_condition(thinking),
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
+
+
+def _thinking_condition(thinking: ThinkingLayout | None) -> str:
+    """The Go condition under which an assistant turn's thinking block is written."""
+    if thinking is None:
+        return ""
+    conds = ["$.Think"] if thinking.think_only else []
+    if thinking.kept == "after_last_user":
+        conds.append("(gt $i $lastUser)")
+    conds.append("(or .Thinking (eq (len (slice $.Messages $i)) 1))" if thinking.always_last else ".Thinking")
+    return "and " + " ".join(conds) if len(conds) > 1 else conds[0]
 
 
 # --------------------------------------------------------------------------- translation
@@ -161,6 +176,7 @@ class Translation:
     notes: list[str] = field(default_factory=list)
     fixed_text: str | None = None  # text taken from the template (default system prompt, header)
     think_tails: tuple[str, str, str] | None = None  # after the generation prompt: thinking unset/on/off
+    thinking: ThinkingLayout | None = None  # how assistant turns keep their thinking (None: dropped)
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
 
@@ -168,11 +184,32 @@ class Translation:
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
 # Chosen on as well: an earlier assistant turn with thinking (Ollama's .Thinking), so that a format
 # is chosen only when it keeps or drops that thinking as the template does.
+# And a final assistant turn (Ollama's prefill: the TEMPLATE leaves it open; transformers'
+# continue_final_message) with and without thinking, which shows how a turn's thinking is written.
+_THOUGHT, _PREFILL_TEXT = "17 * 3 = 51.", "The answer is"
 CHOICE_PROBES: dict[str, tuple[Message, ...]] = {
     **PROBES,
     "thinking_history": (Message("user", "Hi!"), Message("assistant", "Hello!", thinking="Greet back."),
                          Message("user", "Bye.")),
+    "prefill": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT)),
+    "prefill_thinking": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT, thinking=_THOUGHT)),
 }
+_THINK_ON = "/think=True"  # suffix of a choice probe rendered with thinking on (Ollama's .Think)
+for _name in ("thinking_history", "prefill", "prefill_thinking"):
+    CHOICE_PROBES[_name + _THINK_ON] = CHOICE_PROBES[_name]
+_PREFILL_KWARGS = (("add_generation_prompt", False), ("continue_final_message", True))
+CHOICE_KWARGS = {name: _PREFILL_KWARGS for name in CHOICE_PROBES if name.startswith("prefill")}
+# A template may refuse to continue a final message: then it is not compared.
+_OPTIONAL = set(CHOICE_KWARGS)
+
+
+def _choice_job(name: str) -> RenderJob:
+    think = (("enable_thinking", True),) if name.endswith(_THINK_ON) else ()
+    return RenderJob(CHOICE_PROBES[name], CHOICE_KWARGS.get(name, ()) + think)
+
+
+def _choice_think(name: str) -> bool | None:
+    return True if name.endswith(_THINK_ON) else None
 _BOS_SENTINEL = "\u2063EDGEPACK-BOS\u2063"
 
 
@@ -184,7 +221,7 @@ class SourceRenders:
         self.date_formats = source_date_formats(chat_template)
         names = list(CHOICE_PROBES)
         marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
-        jobs = [RenderJob.of(CHOICE_PROBES[n]) for n in names]
+        jobs = [_choice_job(n) for n in names]
         for think in (True, False):  # the generation prompt with thinking on / off
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
@@ -224,7 +261,8 @@ def _fixed_text(fmt: ChatFormat, expected_user_only: str) -> str | None | bool:
 
 
 def _matches(renders: SourceRenders, fmt: ChatFormat):
-    """(go_template_without_bos, fixed_text) when `fmt` reproduces the template on every probe."""
+    """(go_template_without_bos, fixed_text, think_tails, thinking) when `fmt` reproduces the template
+    on every probe."""
     expected = {name: renders.expected(name) for name in CHOICE_PROBES}
     if expected["user"] is None or expected["multi_turn"] is None:
         return None
@@ -234,18 +272,70 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
     tails = _think_tails(renders, fmt, fixed)
     if tails is False:
         return None
-    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats)
+    thinking = _thinking_layout(renders, fmt, fixed, tails)
+    if thinking is False:
+        return None
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
+                         thinking=thinking)
     for name, conv in CHOICE_PROBES.items():
         want = expected[name]
         if want is None:
-            if not (fmt.rejects_system and has_system(conv)):
-                return None
-            continue
+            if name in _OPTIONAL or (fmt.rejects_system and has_system(conv)):
+                continue
+            return None
         if fmt.rejects_system and has_system(conv):
             return None  # the format says the template rejects system messages; it did not
-        if render_ollama(go, conv) != want:
+        if render_ollama(go, conv, think=_choice_think(name)) != want:
             return None
-    return go, fixed, tails
+    return go, fixed, tails, thinking
+
+
+def _thinking_layout(renders: SourceRenders, fmt: ChatFormat, fixed, tails) -> ThinkingLayout | None | bool:
+    """How the template writes an assistant turn's thinking, read from the final-turn probes:
+    as they render with thinking unset, else (DeepSeek V3.2) only with thinking on.
+
+    None: the template drops thinking (or cannot continue a final turn); False: it writes
+    thinking in a way this format cannot.
+    """
+    layout = _layout_in_mode(renders, fmt, fixed, tails, think=None)
+    return _layout_in_mode(renders, fmt, fixed, tails, think=True) if layout is None else layout
+
+
+def _layout_in_mode(renders: SourceRenders, fmt: ChatFormat, fixed, tails, think: bool | None):
+    mode = _THINK_ON if think else ""
+    plain, thought = renders.expected("prefill" + mode), renders.expected("prefill_thinking" + mode)
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats)
+    ours = render_ollama(go, CHOICE_PROBES["prefill"], think=think)
+    if plain is None or thought is None or plain == thought == ours:
+        return None
+    tail = fmt.content_open + _PREFILL_TEXT
+    if not (ours.endswith(tail) and thought.endswith(tail)) or thought[:-len(tail)].count(_THOUGHT) != 1:
+        return False
+    head = ours[:-len(tail)]
+    before, closing = thought[:-len(tail)].split(_THOUGHT)
+    # The block goes after the assistant prefix, or in place of its end (what closes an empty block):
+    # where the two part, moved back to the start of a tag cut there.
+    split = len(os.path.commonprefix([head, before]))
+    tag = head.rfind("<", 0, split)
+    if tag > head.rfind(">", 0, split):
+        split = tag
+    if split < len(head) - len(fmt.assistant[0]):
+        return False
+    kept_head, replaces, opening = head[:split], head[split:], before[split:]
+    if plain == ours:
+        always_last = False
+    elif plain == kept_head + opening + closing + tail:
+        always_last = True
+    else:
+        return False
+    history = renders.expected("thinking_history" + mode)
+    for kept in ("all", "after_last_user"):
+        layout = ThinkingLayout(opening, closing, kept, always_last, think_only=bool(think), replaces=replaces)
+        go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
+                             thinking=layout)
+        if history is None or render_ollama(go, CHOICE_PROBES["thinking_history"], think=think) == history:
+            return layout
+    return False
 
 
 def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, str, str] | None | bool:
@@ -312,17 +402,20 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         found = _matches(renders, concrete)
         if found is None:
             continue
-        go, fixed, tails = found
+        go, fixed, tails, thinking = found
         if renders.emits_bos and not tokenizer_adds_bos:
             go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails,
-                                 date_formats=renders.date_formats)
+                                 date_formats=renders.date_formats, thinking=thinking)
         notes = [fmt.note] if fmt.note else []
+        if thinking:
+            notes.append(thinking.describe())
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
         return Translation(
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
             default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
+            thinking=thinking,
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))
