@@ -118,7 +118,8 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
 
 
 @pytest.mark.parametrize("name, history, block", [
-    ("Cohere2MoE", True, "<|START_THINKING|>{{ .Thinking }}<|END_THINKING|>"),
+    # Shown to Ollama as string actions, not text: see the test below.
+    ("Cohere2MoE", True, '{{ "<|START_THINKING|>" }}{{ .Thinking }}{{ "<|END_THINKING|>" }}'),
     ("Bielik-11B-v3.0-Instruct", True, "<think>\n{{ .Thinking }}\n</think>\n"),
     ("Qwen-Qwen3-0.6B", False, "<think>\n{{ .Thinking }}\n</think>\n\n"),
     ("deepseek-ai-DeepSeek-V3.2", False, "<think>{{ .Thinking }}</think>{{ else }}</think>"),
@@ -162,3 +163,17 @@ def test_a_date_in_the_templates_own_format_is_built_by_go_from_current_date(nam
                                     "today": day.isoformat()} for day in days])
     for day, out in zip(days, outs):
         assert out == rendered_today.replace(today.strftime(fmt), day.strftime(fmt)), day
+
+
+def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_gguf_template():
+    """Ollama infers thinking from the text around {{ .Thinking }} and prefers the GGUF's template only
+    when it has more capabilities. Qwen3's GGUF template (tools, thinking) keeps current Ollama;
+    Cohere2's (tools; no thinking Ollama sees) would tie with a Go TEMPLATE showing thinking and
+    lose its tools, so there the tags are string actions and the GGUF's template stays preferred."""
+    qwen = analyze_chat(pinned("Qwen-Qwen3-0.6B"), TOKENS, prove_llama_cpp_path=False)
+    assert "<think>\n{{ .Thinking }}" in qwen.go_template and "Jinja" in qwen.current_ollama
+    cohere = analyze_chat(pinned("Cohere2MoE"), TOKENS, prove_llama_cpp_path=False)
+    assert cohere.capabilities == ["tools"]
+    assert "<|START_THINKING|>{{ .Thinking" not in cohere.go_template and "Jinja" in cohere.current_ollama
+    bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
+    assert bielik.capabilities == ["tools", "thinking"] and "<think>\n{{ .Thinking }}" in bielik.go_template

@@ -123,7 +123,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                  template_source: str = "gguf", prove_llama_cpp_path: bool = True,
                  server_binary=None) -> ChatReport:
     """The chat stage. Never raises for a bad template; see the module doc."""
-    from edgepack.chat.translate import SourceRenders, frozen_date, translate
+    from edgepack.chat.translate import SourceRenders, frozen_date, go_template_capabilities, translate
 
     if not chat_template or not chat_template.strip():
         report = ChatReport(None, "none")
@@ -222,15 +222,17 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                    "into SYSTEM (Ollama's Jinja path writes it with the current date)")
         else:
             report.default_system = default
-    _choose_ollama_paths(report)
+    _choose_ollama_paths(report, go_template_capabilities(translation) if report.go_template else [])
     return report
 
 
-def _choose_ollama_paths(report: ChatReport) -> None:
+def _choose_ollama_paths(report: ChatReport, go_capabilities: list[str]) -> None:
     """Which path Ollama takes with edgepack's Modelfile (ollama's server/images.go order)."""
     if report.renderer:
         report.current_ollama = f"RENDERER {report.renderer} / PARSER {report.parser}"
-    elif report.go_template and not ("tools" in report.capabilities or "thinking" in report.capabilities):
+    elif report.go_template and len(report.capabilities) <= len(go_capabilities):
+        # shouldPreferChatTemplate: only a GGUF template with more capabilities wins (the Go
+        # templates edgepack writes have no tool round trip).
         report.current_ollama = "the Go TEMPLATE"
     elif report.go_template:
         # The GGUF's template has capabilities (tools, thinking) the Go template lacks: Ollama prefers it.

@@ -38,9 +38,9 @@ def render_ollama(go_template: str, messages, **data) -> str:
 
 # --------------------------------------------------------------------------- Go templates
 
-def _go_text(text: str) -> str:
-    """Text for a Go template: verbatim when safe, else a Go string literal action."""
-    if text and ("{{" in text or "}}" in text or text[-1] == "{" or text[0] == "}"):
+def _go_text(text: str, action: bool = False) -> str:
+    """Text for a Go template: verbatim when safe, else (or when `action`) a Go string literal action."""
+    if text and (action or "{{" in text or "}}" in text or text[-1] == "{" or text[0] == "}"):
         return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
     return text
 
@@ -134,7 +134,7 @@ def frozen_date(go_template: str | None, date_formats: tuple[str, ...] = ()) -> 
 
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
                     think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
-                    thinking: ThinkingLayout | None = None) -> str:
+                    thinking: ThinkingLayout | None = None, thinking_tags: bool = True) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
@@ -143,11 +143,13 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
     date_formats: the strftime formats of the template's dates (source_date_formats).
     thinking: how assistant turns keep their thinking (None: dropped).
+    thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
+    thinking capability; False writes them as string actions, which it does not see.
     """
     fixed = _go_fixed(fixed_text or "", date_formats)
     text = _go_environment().get_template("turns.gotmpl.j2").render(
         f=fmt, fixed=fixed, date_prologue=_date_prologue(fixed), leading_text=leading_text,
-        thinking=thinking, thinking_condition=_thinking_condition(thinking),
+        thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
@@ -177,6 +179,7 @@ class Translation:
     fixed_text: str | None = None  # text taken from the template (default system prompt, header)
     think_tails: tuple[str, str, str] | None = None  # after the generation prompt: thinking unset/on/off
     thinking: ThinkingLayout | None = None  # how assistant turns keep their thinking (None: dropped)
+    thinking_tags: bool = True  # the block's tags are text, so Ollama infers the thinking capability
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
 
@@ -357,6 +360,29 @@ def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, s
     return tails if any(tails) else None
 
 
+def _advertise_thinking(chat_template: str) -> bool:
+    """Whether the Go TEMPLATE may show Ollama its thinking tags (the thinking capability).
+
+    Current Ollama prefers the GGUF's own template only when it has more capabilities than the Go
+    TEMPLATE (server/images.go shouldPreferChatTemplate). A GGUF template with tools but no thinking
+    Ollama sees would tie with a Go TEMPLATE showing thinking, and lose its tools: hide the tags then.
+    """
+    from edgepack.chat.proof import template_capabilities
+
+    gguf = template_capabilities(chat_template)
+    return not ("tools" in gguf and "thinking" not in gguf)
+
+
+def go_template_capabilities(translation: Translation) -> list[str]:
+    """"tools" / "thinking" as ollama infers them from a Go TEMPLATE (server/images.go): .Tools, and
+    text tags around {{ .Thinking }} inside the range over .Messages (thinking/template.go)."""
+    caps = ["tools"] if ".Tools" in translation.go_template else []
+    layout = translation.thinking
+    if layout and translation.thinking_tags and layout.open.strip() and layout.close.strip():
+        caps.append("thinking")
+    return caps
+
+
 def system_handling(fmt: ChatFormat) -> str:
     if fmt.rejects_system:
         return ("the source template rejects system messages; edgepack puts the system prompt "
@@ -403,9 +429,11 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         if found is None:
             continue
         go, fixed, tails, thinking = found
-        if renders.emits_bos and not tokenizer_adds_bos:
-            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails,
-                                 date_formats=renders.date_formats, thinking=thinking)
+        leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
+        tags = _advertise_thinking(chat_template)
+        if leading or (thinking and not tags):
+            go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
+                                 date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags)
         notes = [fmt.note] if fmt.note else []
         if thinking:
             notes.append(thinking.describe())
@@ -415,7 +443,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
             default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
-            thinking=thinking,
+            thinking=thinking, thinking_tags=tags,
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))
