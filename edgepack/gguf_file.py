@@ -50,9 +50,12 @@ class GGUFInfo:
         return self.file_type in ("F32", "F16", "BF16")
 
     def token(self, token_id: int | None) -> str | None:
-        if token_id is None or not self.tokens or not 0 <= token_id < len(self.tokens):
+        """One token's text; read from the file alone when the vocabulary was not decoded."""
+        if token_id is None:
             return None
-        return self.tokens[token_id]
+        if self.tokens is None:
+            return self.header.string_at("tokenizer.ggml.tokens", token_id) if self.header is not None else None
+        return self.tokens[token_id] if 0 <= token_id < len(self.tokens) else None
 
     def to_dict(self, *, full: bool = False) -> dict:
         d = asdict(replace(self, tokens=None, tensors=[], header=None))

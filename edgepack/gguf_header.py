@@ -69,6 +69,21 @@ class GGUFHeader:
             return _Cursor(buf, value.offset, self.byte_order).items(value.item_type, value.count, 0, decode=True)
 
 
+    def string_at(self, key: str, index: int) -> str | None:
+        """Item `index` of a string array (e.g. one token), walking past the ones before it
+        without decoding them; None when the array is not a string array or is shorter."""
+        value = self.fields.get(key)
+        if isinstance(value, list):
+            item = value[index] if 0 <= index < len(value) else None
+            return item if isinstance(item, str) else None
+        if not isinstance(value, ArrayRef) or value.item_type != _STRING or not 0 <= index < value.count:
+            return None
+        with _open(self.path) as buf:
+            cursor = _Cursor(buf, value.offset, self.byte_order)
+            cursor.skip_strings(index)
+            return cursor.string()
+
+
 class _open:
     """mmap of the file (empty files cannot be mapped, so those are read as bytes)."""
 

@@ -23,7 +23,7 @@ from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, 
                                     check_writable)
 from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
 from edgepack.bundle.writer import finish_bundle, make_quant, new_manifest, write_quant_modelfile
-from edgepack.chat.modelfile import chat_report_for_gguf
+from edgepack.chat.early import EarlyChat
 from edgepack.errors import BuildInterrupted, OutputError
 from edgepack.gguf_file import read_gguf
 from edgepack.paths import reference_cache_dir
@@ -38,6 +38,7 @@ from edgepack.source import Source, ensure_free_space, make_reference, resolve_s
 from edgepack.bundle import companions as comp_stage
 from edgepack.bundle.companions import CompanionRequest
 from edgepack.source.convert import reference_is_cached
+from edgepack.source.early import start_early_conversion
 from edgepack.source.space import plan_build_space
 
 DEFAULT_QUANT = "Q4_K_M"
@@ -140,24 +141,35 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
     toolchain = ensure_toolchain()
     src = resolve_source(plan.source, plan.revision, trust_remote_code=plan.trust_remote_code)
     comp_stage.check_request(plan.companions, src)
-    if not plan.dry_run:  # disk space for everything the build writes, before the first slow step
-        out_dir = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
-        merge = plan.companions.merge_adapter
-        cached = reference_is_cached(src, plan.outtype, toolchain, checked.reference_dir) and not merge
-        plan_build_space(src, outtype=plan.outtype, quant_bits=[q.bits for q in checked.wanted], output_dir=out_dir,
-                         reference_dir=checked.reference_dir or reference_cache_dir(), reference_cached=cached,
-                         split=plan.companions.split.enabled, merge_adapter=merge).check(ensure_free_space)
-    checked.base_source, src = src, comp_stage.source_with_adapter(src, plan.companions)
-    if plan.dry_run:
-        reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
-        return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
-    out = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
-    check_writable(out)  # the lock file goes beside it
-    with bundle_lock(out) as lock_file:
-        try:
-            result = _build_locked(checked, src, out, toolchain, start)
-        finally:
-            lock_file.unlink(missing_ok=True)  # while held: filelock re-checks the inode it locked
+    # The converter starts now, beside the checks below (edgepack.source.early); cancelled if unused.
+    early = None if plan.dry_run or plan.companions.merge_adapter else start_early_conversion(
+        src, plan.outtype, toolchain, checked.reference_dir, trust_remote_code=plan.trust_remote_code)
+    try:
+        if not plan.dry_run:  # disk space for everything the build writes, before the first slow step
+            out_dir = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+            merge = plan.companions.merge_adapter
+            cached = reference_is_cached(src, plan.outtype, toolchain, checked.reference_dir) and not merge
+            if cached and early is not None:
+                early.cancel()
+                early = None
+            plan_build_space(src, outtype=plan.outtype, quant_bits=[q.bits for q in checked.wanted],
+                             output_dir=out_dir, reference_dir=checked.reference_dir or reference_cache_dir(),
+                             reference_cached=cached, split=plan.companions.split.enabled,
+                             merge_adapter=merge).check(ensure_free_space)
+        checked.base_source, src = src, comp_stage.source_with_adapter(src, plan.companions)
+        if plan.dry_run:
+            reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
+            return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
+        out = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+        check_writable(out)  # the lock file goes beside it
+        with bundle_lock(out) as lock_file:
+            try:
+                result = _build_locked(checked, src, out, toolchain, start, early)
+            finally:
+                lock_file.unlink(missing_ok=True)  # while held: filelock re-checks the inode it locked
+    finally:
+        if early is not None:
+            early.cancel()  # a no-op when make_reference used it
     if plan.evaluate is not None:
         from edgepack.measure.evaluate import evaluate
 
@@ -180,11 +192,11 @@ def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), *
     return run_build(BuildPlan(source, tuple(quants), **settings))
 
 
-def _reference_stage(checked: _Checked, src: Source, toolchain):
+def _reference_stage(checked: _Checked, src: Source, toolchain, early=None):
     plan = checked.plan
     reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code,
-                               cache_dir=checked.reference_dir)
-    ref_info = read_gguf(reference.path, with_tokens=True)
+                               cache_dir=checked.reference_dir, early=early)
+    ref_info = read_gguf(reference.path)
     check_tensor_options(plan.options, ref_info)
     imatrix = settle_imatrix(reference.path, ref_info.n_params, plan.options, imatrix=plan.imatrix,
                              calibration_text=checked.calibration_text, chunks=plan.imatrix_chunks)
@@ -199,15 +211,17 @@ def _remove_debris(out: Path) -> None:
     remove_stale_partials(reference_cache_dir(), recursive=True)
 
 
-def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float) -> BuildResult:
+def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float, early=None) -> BuildResult:
     plan = checked.plan
     _remove_debris(out)
     state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
     check_inside(src.path, state, plan.replace)
-    reference, ref_info, imatrix = _reference_stage(checked, src, toolchain)
+    # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work),
+    # started on the source's template while the converter runs (edgepack.chat.early).
+    early_chat = EarlyChat(src.path if src.path.is_dir() else None)
+    reference, ref_info, imatrix = _reference_stage(checked, src, toolchain, early)
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
-    # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work).
-    chat = chat_report_for_gguf(ref_info, src.path if src.path.is_dir() else None)
+    chat = early_chat.report_for(ref_info)
     if checked.target_profile is not None:
         from edgepack.machine.plan import plan_deployment
 

@@ -177,7 +177,10 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_the_old_bundle(tmp_path, privat
         if partial:
             break
         time.sleep(0.02)
-    assert partial, "the build never reached quantization"
+    if not partial:
+        proc.kill()
+        out_, err_ = proc.communicate()
+        raise AssertionError(f"the build never reached quantization (exit {proc.returncode}): {err_[-2000:]}")
     masks = _signal_masks(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)

@@ -79,6 +79,19 @@ def test_matches_gguf_py(tmp_path):
     assert "tokenizer.ggml.merges" not in info.metadata
 
 
+def test_one_token_without_decoding_the_vocabulary(tmp_path):
+    from gguf import GGUFReader
+
+    path = _write_gguf(tmp_path / "m.gguf", n_tokens=5000)
+    info = read_gguf(path)
+    assert info.tokens is None  # the vocabulary was not decoded
+    theirs = GGUFReader(path).fields["tokenizer.ggml.tokens"].contents()
+    for token_id in (0, 1, 2, 2500, 4998, 4999):
+        assert info.token(token_id) == theirs[token_id]
+    assert info.token(5000) is None and info.token(-1) is None and info.token(None) is None
+    assert info.tokens is None
+
+
 def test_read_once_and_refreshed_when_the_file_changes(tmp_path):
     path = _write_gguf(tmp_path / "m.gguf")
     first = read_gguf(path)

@@ -39,7 +39,7 @@ def rewrite_modelfiles(bundle_dir: str | Path, manifest: Manifest, parameters: d
             continue
         plan = plans.get(f.quant)
         deploy = plan.modelfile_parameters() if plan else {}
-        text = modelfile_for_gguf(read_gguf(bundle_dir / f.file, with_tokens=True), **modelfile_args(manifest, f),
+        text = modelfile_for_gguf(read_gguf(bundle_dir / f.file), **modelfile_args(manifest, f),
                                   model_name=manifest.model.get("name", f.file), quant=f.quant,
                                   modelfile_name=f.modelfile, source_dir=source_dir, parameters=parameters,
                                   chat=chat, **deploy).text

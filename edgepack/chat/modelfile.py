@@ -247,10 +247,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def chat_inputs(info: GGUFInfo, source_dir: Path | None) -> tuple[str | None, SpecialTokens, bool, str, list[str]]:
-    """(chat template, special tokens, tokenizer adds BOS, where the template came from, warnings)."""
+def chat_inputs(info: GGUFInfo, source_dir: Path | None, source: SourceChatInfo | None = None,
+                ) -> tuple[str | None, SpecialTokens, bool, str, list[str]]:
+    """(chat template, special tokens, tokenizer adds BOS, where the template came from, warnings).
+
+    `source`: read_source_chat_info(source_dir), when the caller has read it already."""
     warnings: list[str] = []
-    source = read_source_chat_info(source_dir)
+    source = source if source is not None else read_source_chat_info(source_dir)
     chat_template = info.chat_template or source.chat_template
     origin = "gguf" if info.chat_template else ("source" if source.chat_template else "none")
     if origin == "source":

@@ -54,7 +54,7 @@ def modelfile(
             raise ModelfileError(f"{license_file}: no such license file")
         license_text = license_file.read_text(encoding="utf-8", errors="replace").strip()
 
-    info = read_gguf(gguf, with_tokens=True)
+    info = read_gguf(gguf)
     chat = chat_report_for_gguf(info, source)
     target = output or gguf.parent / "Modelfile"
     from_path = os.path.relpath(gguf.resolve(), target.resolve().parent)

@@ -125,14 +125,16 @@ def plan(
         if result.plan:
             out.print(f"Modelfile PARAMETERs: {result.plan.modelfile_parameters()}")
         return
-    from edgepack.hashing import sha256_file
-    from edgepack.measure.image import projector_compute_bytes
-    from edgepack.source.projector import read_projector
+    projector = {}
+    if mmproj:  # imported only here: a plan without a projector stays quick
+        from edgepack.hashing import sha256_file
+        from edgepack.measure.image import projector_compute_bytes
+        from edgepack.source.projector import read_projector
 
+        projector = {"projector_bytes": read_projector(mmproj).size_bytes,
+                     "projector_compute_bytes": projector_compute_bytes(mmproj, sha256_file(mmproj), model)}
     p = plan_deployment(model, target, ctx, n_gpu_layers=ngl, kv_type=kv_type, n_threads=threads, runtime=runtime,
-                        projector_bytes=read_projector(mmproj).size_bytes if mmproj else 0,
-                        projector_compute_bytes=projector_compute_bytes(mmproj, sha256_file(mmproj), model)
-                        if mmproj else None)
+                        **projector)
     if as_json:
         print_json(p)
         return

@@ -177,7 +177,9 @@ def collect_profile(*, disk_path: str | Path = ".", measure_bandwidth: bool = Tr
 
 def _llama_build() -> LlamaBuild:
     try:
-        import llama_cpp
+        from edgepack.runtime.llama import llama_module
+
+        llama_cpp = llama_module()
 
         from edgepack.runtime.llama import backends, system_info
     except ImportError:

@@ -83,7 +83,9 @@ def process_vram(nvml, handles, pid: int) -> int | None:
 
 
 def _child(path: str, n_ctx: int, n_gpu_layers: int, hold: bool) -> dict:
-    import llama_cpp
+    from edgepack.runtime.llama import llama_module
+
+    llama_cpp = llama_module()
 
     quiet = llama_cpp.llama_log_callback(lambda *a: None)  # keep a reference: llama.cpp holds the pointer
     llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))

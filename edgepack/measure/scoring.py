@@ -213,7 +213,9 @@ class ChunkScorer:
                              flash_attn=settings.flash_attn)
         self.ctx = ctx_cm.__enter__()
         self._stack.append(ctx_cm)
-        import llama_cpp
+        from edgepack.runtime.llama import llama_module
+
+        llama_cpp = llama_module()
 
         self._llama = llama_cpp
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)

@@ -60,7 +60,9 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
 # ---------------------------------------------------------------- the engine (llama.cpp C API)
 
 def _model_facts(model) -> tuple[str, int, int, int]:
-    import llama_cpp
+    from edgepack.runtime.llama import llama_module
+
+    llama_cpp = llama_module()
 
     buf = ctypes.create_string_buffer(256)
     llama_cpp.llama_model_desc(model, buf, len(buf))
@@ -72,7 +74,9 @@ class _Runner:
     """Prepared token arrays and batches for one context; each method times one run."""
 
     def __init__(self, model, ctx, *, n_batch: int, n_parallel: int, seed: int = 1234):
-        import llama_cpp
+        from edgepack.runtime.llama import llama_module
+
+        llama_cpp = llama_module()
 
         self.lib = llama_cpp
         self.ctx = ctx

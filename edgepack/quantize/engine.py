@@ -131,8 +131,11 @@ def parse_prune_layers(spec: str | None) -> tuple[int, ...]:
 
 
 def _params(quant: QuantType, options: QuantOptions, dry_run: bool):
-    import llama_cpp
     from gguf import GGMLQuantizationType
+
+    from edgepack.runtime.llama import llama_module
+
+    llama_cpp = llama_module()
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = quant.ftype
@@ -196,9 +199,9 @@ def _run_in_process(source: Path, tmp: Path | None, quant: QuantType, options: Q
                     expected_bytes: int | None) -> list[str]:
     import ctypes
 
-    import llama_cpp
+    from edgepack.runtime.llama import capture_log, llama_module
 
-    from edgepack.runtime.llama import capture_log
+    llama_cpp = llama_module()
 
     params = _params(quant, options, dry_run=tmp is None)
     outcome: dict[str, object] = {}

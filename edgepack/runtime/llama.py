@@ -34,8 +34,25 @@ def capture_log() -> Iterator[list[str]]:
 
 
 def set_llama_verbose(verbose: bool) -> None:
-    """llama.cpp prints every load step to stderr; keep it for -v, errors only otherwise."""
+    """llama.cpp prints every load step to stderr; keep it for -v, errors only otherwise.
+
+    Only recorded until llama_cpp is imported (through llama_module), so that commands which never
+    load llama.cpp in-process do not pay for importing it."""
     _verbose["on"] = verbose
+    if "llama_cpp" in sys.modules:
+        _install_log_callback()
+
+
+def llama_module():
+    """The llama_cpp module, with edgepack's log callback in place (use instead of `import llama_cpp`)."""
+    import llama_cpp
+
+    _install_log_callback()
+    return llama_cpp
+
+
+def _install_log_callback() -> None:
+    verbose = _verbose["on"]
     try:
         import llama_cpp
         import llama_cpp._logger as llama_logger  # noqa: F401  (installs its callback; ours replaces it)
@@ -43,7 +60,6 @@ def set_llama_verbose(verbose: bool) -> None:
         return
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if verbose else logging.ERROR)
     if _log_state["callback"] is None:
-
         @llama_cpp.llama_log_callback
         def _log(level: int, text: bytes, user_data) -> None:
             if level == _GGML_LOG_CONT:
@@ -67,7 +83,7 @@ def is_verbose() -> bool:
 
 
 def system_info() -> str:
-    import llama_cpp
+    llama_cpp = llama_module()
 
     return llama_cpp.llama_print_system_info().decode(errors="replace").strip()
 
@@ -76,7 +92,7 @@ def backends() -> list[str]:
     """Names of the ggml backends this llama.cpp build registered (CPU, CUDA, Metal, ...)."""
     import ctypes
 
-    import llama_cpp
+    llama_cpp = llama_module()
 
     lib = llama_cpp.llama_cpp._lib
     names: list[str] = []
@@ -97,9 +113,7 @@ def backends() -> list[str]:
 @contextmanager
 def load_model(path: str | Path, **kwargs) -> Iterator["object"]:
     """Load a GGUF with llama-cpp-python, quietly unless -v, and free it afterwards."""
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=os.fspath(path), verbose=is_verbose(), **kwargs)
+    llm = llama_module().Llama(model_path=os.fspath(path), verbose=is_verbose(), **kwargs)
     try:
         yield llm
     finally:
@@ -114,7 +128,7 @@ FLASH_ATTN = {None: -1, True: 1, False: 0}  # llama_flash_attn_type: auto, enabl
 
 @contextmanager
 def loaded_model(model_path: str | Path, n_gpu_layers: int = 0) -> Iterator[object]:
-    import llama_cpp
+    llama_cpp = llama_module()
 
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_default_params()
@@ -131,7 +145,7 @@ def loaded_model(model_path: str | Path, n_gpu_layers: int = 0) -> Iterator[obje
 @contextmanager
 def new_context(model, *, n_ctx: int, n_batch: int, n_threads: int, n_parallel: int = 1,
                 flash_attn: bool | None = None, n_ubatch: int | None = None) -> Iterator[object]:
-    import llama_cpp
+    llama_cpp = llama_module()
 
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = n_ctx

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import ContextManager
+from typing import TYPE_CHECKING, ContextManager
 
 from edgepack import paths, procs, progress
 from edgepack.atomic import atomic_output, write_text_atomic
@@ -27,6 +27,9 @@ from edgepack.quantize.types import get_quant
 from edgepack.source.model import Reference, Source
 from edgepack.source.trust import check_remote_code
 from edgepack.runtime.toolchain import Toolchain, converter_env, ensure_toolchain
+
+if TYPE_CHECKING:
+    from edgepack.source.early import EarlyConversion
 
 OUTTYPES = ("f16", "bf16", "f32", "auto")
 # Files that define a HF model; anything else in the directory does not change the GGUF.
@@ -174,9 +177,11 @@ def _record_cache_entry(dest: Path, entry: dict) -> str:
 
 
 def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain | None = None,
-                   trust_remote_code: bool = False, cache_dir: Path | None = None) -> Reference:
+                   trust_remote_code: bool = False, cache_dir: Path | None = None,
+                   early: EarlyConversion | None = None) -> Reference:
     """The 16-bit reference GGUF for `source`, converted once and then served from the cache
     (or from `cache_dir`, e.g. another disk: --reference-dir). A split GGUF is read whole.
+    `early`: a converter already started for it (edgepack.source.early), used or cancelled here.
 
     A source whose conversion would run Python code shipped with it is refused unless
     `trust_remote_code` (see edgepack.source.trust)."""
@@ -194,11 +199,18 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
     dest = _cached_reference(key, cache_dir)
     entry = _checked_cache_entry(dest)
     if entry is not None:
+        if early is not None:
+            early.cancel()
         return Reference(dest, outtype.upper(), entry["file"]["sha256"], dest.stat().st_size, True,
                          progress.elapsed(start), key)
-    expected = _estimated_gguf_bytes(source.path, outtype)
-    ensure_free_space(dest.parent, int((expected or 0) * 1.05), "the 16-bit reference GGUF")
-    _run_converter(source, dest, outtype, toolchain, expected)
+    if early is not None and early.fits(source, outtype, dest.parent.parent):
+        early.wait_into(dest)
+    else:
+        if early is not None:
+            early.cancel()
+        expected = _estimated_gguf_bytes(source.path, outtype)
+        ensure_free_space(dest.parent, int((expected or 0) * 1.05), "the 16-bit reference GGUF")
+        _run_converter(source, dest, outtype, toolchain, expected)
     digest = _record_cache_entry(dest, {"source": source.to_dict(), "outtype": outtype,
                                         "toolchain": toolchain.to_dict()})
     return Reference(dest, outtype.upper(), digest, dest.stat().st_size, False,
@@ -228,10 +240,10 @@ def run_converter_script(args: list[str], toolchain: Toolchain, step: ContextMan
     if proc.returncode != 0:
         if proc.returncode < 0 or proc.returncode == 130:
             raise KeyboardInterrupt
-        raise error(f"{failed}: {_converter_reason(proc.stderr or '')}")
+        raise error(f"{failed}: {converter_reason(proc.stderr or '')}")
 
 
-def _converter_reason(stderr: str) -> str:
+def converter_reason(stderr: str) -> str:
     """The converter's own message, shortened to its last meaningful line."""
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
     for line in reversed(lines):

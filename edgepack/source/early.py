@@ -1,0 +1,113 @@
+"""The converter started before the reference cache has been consulted.
+
+Deciding whether a reference is cached means hashing the source, and a build also imports,
+checks its output directory and takes its lock before converting; the converter (one Python
+process, mostly one core) does not need any of that to start. So a build from a Hugging Face
+directory starts it first, into a private partial file, and then does its checks beside it:
+- the reference turns out to be cached, or the build stops (bad output directory, Ctrl-C, an
+  error): the converter is killed and its partial file removed;
+- it is not cached: make_reference waits for this converter instead of starting one, then
+  renames the file into the cache entry exactly as a converter run there would have.
+It starts only after the checks that must come before running the converter at all (the
+architecture is supported, no remote code without --trust-remote-code) and only when the
+reference surely fits on its disk, so a refused build has nothing half-written to undo but a
+partial file named with this pid (removed by the next build if this one is killed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from edgepack import paths, procs, progress
+from edgepack.atomic import temp_name
+from edgepack.errors import EdgepackError, SourceError
+from edgepack.runtime.toolchain import Toolchain, converter_env
+from edgepack.source.model import Source
+
+
+class EarlyConversion:
+    """One converter run started ahead; `wait_into(dest)` or `cancel()` ends it."""
+
+    def __init__(self, source: Source, outtype: str, toolchain: Toolchain, cache_dir: Path, expected: int | None):
+        from edgepack.runtime.llama import is_verbose
+
+        self.source, self.outtype, self.toolchain, self.cache_dir = source, outtype, toolchain, cache_dir
+        self.expected = expected
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_name(cache_dir / "early-reference.gguf")
+        quiet = not is_verbose()
+        self.proc = procs.popen(
+            [sys.executable, str(toolchain.converter), str(source.path), "--outfile", str(self.tmp),
+             "--outtype", outtype], env=converter_env(toolchain), text=True,
+            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE if quiet else None)
+        self._output: tuple[str | None, str | None] = (None, None)
+        # Drain the pipes from the start, so a talkative converter never blocks on a full pipe.
+        self._reader = threading.Thread(target=self._communicate, daemon=True)
+        self._reader.start()
+
+    def _communicate(self) -> None:
+        try:
+            self._output = self.proc.communicate()
+        except (OSError, ValueError):  # killed and closed by cancel()
+            pass
+
+    def fits(self, source: Source, outtype: str, cache_dir: Path) -> bool:
+        """Whether this run makes the reference that make_reference wants now."""
+        return (source.path == self.source.path and outtype == self.outtype
+                and Path(cache_dir).resolve() == self.cache_dir.resolve())
+
+    def wait_into(self, dest: Path) -> None:
+        """Wait for the converter (with the same progress bar and errors as a plain run) and move
+        its file to `dest`; on any failure or interrupt nothing is left behind."""
+        from edgepack.source.convert import converter_reason
+
+        try:
+            with progress.file_growth(f"Converting {self.source.name} to {self.outtype.upper()}", self.tmp,
+                                      self.expected):
+                while self._reader.is_alive():
+                    self._reader.join(0.2)  # short waits, so Ctrl-C is taken at once
+            code = self.proc.returncode
+            if code != 0:
+                if code is None or code < 0 or code == 130:
+                    raise KeyboardInterrupt
+                raise SourceError(f"llama.cpp's converter failed on {self.source.spec}: "
+                                  f"{converter_reason(self._output[1] or '')}")
+            if not self.tmp.exists():
+                raise SourceError(f"llama.cpp's converter failed on {self.source.spec}: it wrote no file")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, dest)
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Kill the converter if it still runs and remove its partial file (idempotent)."""
+        procs.kill(self.proc)
+        self._reader.join()
+        self.tmp.unlink(missing_ok=True)
+
+
+def start_early_conversion(source: Source, outtype: str, toolchain: Toolchain, cache_dir: Path | None,
+                           *, trust_remote_code: bool) -> EarlyConversion | None:
+    """Start the converter for a Hugging Face directory source, or None where a build must not
+    (not a directory; the architecture or its remote code is refused: the regular path raises
+    that error; the disk may not hold the reference: the regular path reports it)."""
+    from edgepack.source.convert import _check_architecture, _estimated_gguf_bytes, choose_outtype
+
+    if source.kind == "gguf" or not source.path.is_dir():
+        return None
+    cache_dir = Path(cache_dir) if cache_dir is not None else paths.reference_cache_dir()
+    try:
+        outtype = choose_outtype(source, outtype)
+        _check_architecture(source, toolchain, trust_remote_code)
+        expected = _estimated_gguf_bytes(source.path, outtype)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if expected is None or shutil.disk_usage(cache_dir).free < expected * 1.2:
+            return None
+    except (EdgepackError, OSError):  # the regular path raises or reports it
+        return None
+    return EarlyConversion(source, outtype, toolchain, cache_dir, expected)
