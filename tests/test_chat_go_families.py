@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgepack.chat.conversations import PROOF_PROBES, Message
+from edgepack.chat.gotemplate import inferred_thinking_tags
 from edgepack.chat.report import GO_TEMPLATE, analyze_chat
 from edgepack.chat.sandbox import RenderJob, SpecialTokens, render_many
 from edgepack.chat.translate import CHOICE_KWARGS, CHOICE_PROBES, render_ollama
@@ -172,8 +173,24 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
     lose its tools, so there the tags are string actions and the GGUF's template stays preferred."""
     qwen = analyze_chat(pinned("Qwen-Qwen3-0.6B"), TOKENS, prove_llama_cpp_path=False)
     assert "<think>\n{{ .Thinking }}" in qwen.go_template and "Jinja" in qwen.current_ollama
+    assert inferred_thinking_tags(qwen.go_template) == ("<think>", "</think>")
     cohere = analyze_chat(pinned("Cohere2MoE"), TOKENS, prove_llama_cpp_path=False)
     assert cohere.capabilities == ["tools"]
     assert "<|START_THINKING|>{{ .Thinking" not in cohere.go_template and "Jinja" in cohere.current_ollama
+    assert not all(inferred_thinking_tags(cohere.go_template))
     bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
     assert bielik.capabilities == ["tools", "thinking"] and "<think>\n{{ .Thinking }}" in bielik.go_template
+
+
+@pytest.mark.parametrize("template, tags", [
+    ("{{ range .Messages }}{{ if .Thinking }}<think>\n{{ .Thinking }}\n</think>{{ end }}{{ .Content }}{{ end }}",
+     ("<think>", "</think>")),
+    # Only a field (.Thinking), inside a range over .Messages, counts; text must start and end the list.
+    ("{{ range $m := .Messages }}<t>{{ $m.Thinking }}</t>{{ end }}", ("", "")),
+    ("{{ range .Tools }}<t>{{ .Thinking }}</t>{{ end }}", ("", "")),
+    ('{{ range .Messages }}{{ if .Thinking }}{{ "<t>" }}{{ .Thinking }}{{ "</t>" }}{{ end }}{{ end }}', ("", "")),
+    ("{{ range .Messages }}[{{ if .Thinking }}x{{ end }}]{{ .Content }}{{ end }}", ("[", "")),
+])
+def test_thinking_tags_are_inferred_as_ollama_infers_them(template, tags):
+    """Hand-checked against ollama's thinking/template.go InferTags (nearest list, text first and last)."""
+    assert inferred_thinking_tags(template) == tags

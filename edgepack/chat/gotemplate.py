@@ -386,3 +386,40 @@ def _fields(value: Any, path: list[str]) -> Any:
             raise GoTemplateError(f"no field {name!r}")
         value = value[name]
     return value
+
+
+def inferred_thinking_tags(source: str) -> tuple[str, str]:
+    """The thinking tags Ollama infers from a TEMPLATE (its thinking/template.go InferTags, modelled).
+
+    For each reference to .Thinking inside a range over .Messages, the nearest enclosing list of
+    nodes gives the tags: its first node's text (opening) and its last node's text (closing),
+    each trimmed and taken only when that node is text; later references override earlier ones.
+    ("", ""): Ollama sees no thinking support in the template.
+    """
+    tags = ["", ""]
+
+    def thinks(tokens) -> bool:
+        return any(kind == "field" and value.split(".")[1] == "Thinking" for kind, value in tokens or ())
+
+    def visit(nodes: list, in_messages: bool) -> None:
+        def take() -> None:
+            if isinstance(nodes[0], _Text):
+                tags[0] = nodes[0].text.strip()
+            if isinstance(nodes[-1], _Text):
+                tags[1] = nodes[-1].text.strip()
+
+        for node in nodes:
+            if isinstance(node, _Action) and in_messages and thinks(node.tokens):
+                take()
+            elif isinstance(node, _If):
+                for cond, body in node.branches:
+                    if in_messages and thinks(cond):
+                        take()
+                    visit(body, in_messages)
+            elif isinstance(node, _Range):
+                messages = any(k == "field" and v.split(".")[1] == "Messages" for k, v in node.tokens)  # the nearest range
+                visit(node.body, messages)
+                visit(node.else_body, messages)
+
+    visit(GoTemplate(source).nodes, False)
+    return tags[0], tags[1]

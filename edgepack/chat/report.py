@@ -222,7 +222,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                    "into SYSTEM (Ollama's Jinja path writes it with the current date)")
         else:
             report.default_system = default
-    _choose_ollama_paths(report, go_template_capabilities(translation) if report.go_template else [])
+    _choose_ollama_paths(report, go_template_capabilities(report.go_template) if report.go_template else [])
     return report
 
 

@@ -23,7 +23,7 @@ import jinja2
 
 from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
-from edgepack.chat.gotemplate import TODAY, GoTemplate
+from edgepack.chat.gotemplate import TODAY, GoTemplate, inferred_thinking_tags
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
@@ -373,12 +373,11 @@ def _advertise_thinking(chat_template: str) -> bool:
     return not ("tools" in gguf and "thinking" not in gguf)
 
 
-def go_template_capabilities(translation: Translation) -> list[str]:
+def go_template_capabilities(go_template: str) -> list[str]:
     """"tools" / "thinking" as ollama infers them from a Go TEMPLATE (server/images.go): .Tools, and
-    text tags around {{ .Thinking }} inside the range over .Messages (thinking/template.go)."""
-    caps = ["tools"] if ".Tools" in translation.go_template else []
-    layout = translation.thinking
-    if layout and translation.thinking_tags and layout.open.strip() and layout.close.strip():
+    the thinking tags around {{ .Thinking }} (edgepack.chat.gotemplate.inferred_thinking_tags)."""
+    caps = ["tools"] if ".Tools" in go_template else []
+    if all(inferred_thinking_tags(go_template)):
         caps.append("thinking")
     return caps
 
