@@ -57,9 +57,11 @@ class Probe:
     mode: str = "plain"  # "plain", "thinking" or "tools"
     think: bool | None = None  # enable_thinking / Ollama's think; None: not set
     tools: tuple[dict, ...] = ()
+    # The final assistant message is continued (Ollama's prefill; transformers' continue_final_message).
+    prefill: bool = False
 
     def hf_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"add_generation_prompt": False, "continue_final_message": True} if self.prefill else {}
         if self.think is not None:
             kwargs["enable_thinking"] = self.think
         if self.tools:
@@ -151,6 +153,18 @@ PROOF_PROBES: dict[str, Probe] = {
     "thinking_system_off": Probe((Message("system", "Be brief."), *_THINKING_HISTORY), mode="thinking", think=False),
     "tools": Probe(_TOOL_ROUND_TRIP, mode="tools", tools=(WEATHER_TOOL,)),
     "tools_offered": Probe(_conversation(("user", "Any tools?")), mode="tools", tools=(WEATHER_TOOL,)),
+}
+
+
+# Path 2 only (llama-server's /apply-template has no prefill to compare): a final assistant turn
+# that Ollama continues, with thinking (how the template writes a turn's thinking) and without.
+_PREFILL_USER = Message("user", "Name a prime below 10.")
+GO_PROOF_PROBES: dict[str, Probe] = {
+    "prefill": Probe((_PREFILL_USER, Message("assistant", "Seven, because")), prefill=True),
+    "prefill_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
+                              prefill=True),
+    "prefill_thinking_on": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
+                                 mode="thinking", think=True, prefill=True),
 }
 
 

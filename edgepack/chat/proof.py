@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgepack.chat.conversations import PROOF_PROBES, Probe, has_system
+from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Probe, has_system
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError, GoTemplateError
 
@@ -73,7 +73,9 @@ class ReferenceRenders:
         # unset (server/routes.go, llm/llama_server.go): those renders are checked as well.
         self.ollama_probes = {f"{n}{AS_OLLAMA}": replace(p, think=True) for n, p in self.probes.items()
                               if p.think is None} if "thinking" in capabilities else {}
-        jobs = {**self.probes, **self.ollama_probes}
+        # Path 2 only: final assistant turns Ollama continues (prefill).
+        self.go_probes = {n: p for n, p in GO_PROOF_PROBES.items() if p.mode == "plain" or p.mode in capabilities}
+        jobs = {**self.probes, **self.ollama_probes, **self.go_probes}
         self.results = dict(zip(jobs, render_many(chat_template, [RenderJob.of(p) for p in jobs.values()], tokens)))
 
 
@@ -107,7 +109,8 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     modes: dict[str, str] = {}
     differences: list[str] = []
     takes_tools = ".Tools" in translation.go_template
-    for name, probe in reference.probes.items():
+    probes = {**reference.probes, **reference.go_probes}
+    for name, probe in probes.items():
         if probe.mode == "tools" and not takes_tools:
             # Ollama refuses a request with tools for a model whose template has no .Tools
             # (server/images.go capabilities): nothing is rendered wrongly, tools are unavailable.
@@ -115,8 +118,10 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
             continue
         want = reference.results[name]
         if isinstance(want, RenderError):
-            if rejects_system and has_system(probe.messages):
-                continue  # the source refuses system prompts; edgepack's placement is stated instead
+            if probe.prefill or (rejects_system and has_system(probe.messages)):
+                # the source cannot continue a final turn, or refuses system prompts (edgepack's
+                # placement is stated instead): nothing to compare
+                continue
             differences.append(f"{name}: the source template refuses it ({want}); the Go template renders it")
             _mode_update(modes, probe.mode, False)
             continue
@@ -135,8 +140,9 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     result = PathResult(_status(modes), f"Ollama TEMPLATE ({translation.family}/{translation.variant}) "
                         "in the Modelfile, run by Ollama's Go text/template", differences=differences, modes=modes)
     result.proof = ("rendered with Ollama's template data (.Messages, .Tools, .Think, currentDate) and compared with "
-                    f"transformers' apply_chat_template on {len(reference.probes)} conversations "
-                    f"({', '.join(reference.probes)})")
+                    f"transformers' apply_chat_template on {len(probes)} conversations "
+                    f"({', '.join(probes)}; prefill: a final assistant turn Ollama continues, as "
+                    "transformers' continue_final_message)")
     return result
 
 
