@@ -33,7 +33,8 @@ FAMILIES = {
     # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
     # the system prompt: written (the padding is named), never exact.
     "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
-                                 {"padded", "system_several_turns", "thinking_system_on", "thinking_system_off"}, "lstrip of assistant"),
+                                 {"padded", "system_several_turns", "thinking_system_on", "thinking_system_off"},
+                                 "lstrip of assistant"),
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", EXACT_NT, set(), ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
     "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
@@ -106,8 +107,8 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
         assert any(d.startswith("padded: the template trims whitespace") and trims in d for d in go.differences)
 
     jobs = [(conv, think) for conv in CONVERSATIONS for think in (None, True, False)]
-    outs = render_go(go_renderer, [{"template": report.go_template, "messages": [go_payload(m) for m in CONVERSATIONS[c]],
-                                    "think": think} for c, think in jobs])
+    outs = render_go(go_renderer, [{"template": report.go_template, "think": think,
+                                    "messages": [go_payload(m) for m in CONVERSATIONS[c]]} for c, think in jobs])
     wants = hf_many(template, [(CONVERSATIONS[c], think) for c, think in jobs])
     mismatched = set()
     for (conv, think), out, want in zip(jobs, outs, wants):
@@ -215,4 +216,5 @@ def test_the_go_proof_covers_a_continued_final_turn_with_thinking():
     result = prove_go(reference, without, TOKENS, False, False)
     assert result.status == "differs"
     # Qwen3 opens an empty think block on a continued turn without thinking, too.
-    assert {d.split(":")[0] for d in result.differences} == {"prefill", "prefill_thinking", "prefill_thinking_on", "tools"}
+    differing = {d.split(":")[0] for d in result.differences}
+    assert differing == {"prefill", "prefill_thinking", "prefill_thinking_on", "tools"}

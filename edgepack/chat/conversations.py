@@ -61,7 +61,9 @@ class Probe:
     prefill: bool = False
 
     def hf_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"add_generation_prompt": False, "continue_final_message": True} if self.prefill else {}
+        kwargs: dict[str, Any] = {}
+        if self.prefill:
+            kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
         if self.think is not None:
             kwargs["enable_thinking"] = self.think
         if self.tools:

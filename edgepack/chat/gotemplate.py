@@ -417,7 +417,8 @@ def inferred_thinking_tags(source: str) -> tuple[str, str]:
                         take()
                     visit(body, in_messages)
             elif isinstance(node, _Range):
-                messages = any(k == "field" and v.split(".")[1] == "Messages" for k, v in node.tokens)  # the nearest range
+                # the nearest range decides
+                messages = any(k == "field" and v.split(".")[1] == "Messages" for k, v in node.tokens)
                 visit(node.body, messages)
                 visit(node.else_body, messages)
 
