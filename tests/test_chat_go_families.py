@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgepack.chat.conversations import PROOF_PROBES, Message
-from edgepack.chat.gotemplate import inferred_thinking_tags
+from edgepack.chat.capabilities import inferred_thinking_tags
 from edgepack.chat.report import GO_TEMPLATE, analyze_chat
 from edgepack.chat.sandbox import RenderJob, SpecialTokens, render_many
 from edgepack.chat.translate import CHOICE_KWARGS, CHOICE_PROBES, render_ollama

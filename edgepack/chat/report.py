@@ -123,7 +123,9 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                  template_source: str = "gguf", prove_llama_cpp_path: bool = True,
                  server_binary=None) -> ChatReport:
     """The chat stage. Never raises for a bad template; see the module doc."""
-    from edgepack.chat.translate import SourceRenders, frozen_date, go_template_capabilities, translate
+    from edgepack.chat.capabilities import go_template_capabilities
+    from edgepack.chat.dates import frozen_date
+    from edgepack.chat.translate import SourceRenders, translate
 
     if not chat_template or not chat_template.strip():
         report = ChatReport(None, "none")

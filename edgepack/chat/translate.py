@@ -4,26 +4,28 @@ A chat template is never guessed. Each known prompt format (edgepack.chat.format
 family variant) is turned into a Go template (modelfiles/chat/turns.gotmpl.j2), and a format
 is chosen only when, for every conversation in CHOICE_PROBES, that Go template filled the way Ollama
 fills it renders exactly the text the Hugging Face template renders (transformers' Jinja, in
-edgepack.chat.sandbox). Whether the choice holds for real chats (padding, thinking, tools) is
-proven separately, on other conversations, by edgepack.chat.proof.
+edgepack.chat.sandbox). What follows the generation prompt with thinking unset/on/off and how an
+assistant turn's thinking is written (ThinkingLayout) are read from the template's own renders,
+then checked like the rest. Whether the choice holds for real chats (padding, thinking, tools)
+is proven separately, on other conversations, by edgepack.chat.proof.
 
 Pure apart from the bounded render child: no files are written.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import jinja2
 
+from edgepack.chat.capabilities import advertise_thinking
 from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
-from edgepack.chat.gotemplate import TODAY, GoTemplate, inferred_thinking_tags
+from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
+from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
@@ -60,78 +62,6 @@ def _go_environment() -> jinja2.Environment:
     return env
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
-# strftime directives as Go operands over currentDate ("YYYY-MM-DD"): text/template can slice a
-# string and compare it, so month names and unpadded days come from a prologue of if/else.
-_DATE_DIRECTIVES = {"%Y": "(slice currentDate 0 4)", "%m": "(slice currentDate 5 7)", "%d": "(slice currentDate 8 10)",
-                    "%B": "$todayMonthName", "%b": "$todayMonthAbbr", "%-d": "$todayDay"}
-_STRFTIME = re.compile(r"""strftime_now\(\s*(["'])(.*?)\1\s*\)""")
-
-
-def source_date_formats(chat_template: str) -> tuple[str, ...]:
-    """The strftime formats the template writes today's date with (strftime_now calls)."""
-    return tuple(dict.fromkeys(m.group(2) for m in _STRFTIME.finditer(chat_template)))
-
-
-def _date_operands(fmt: str) -> list[str] | None:
-    """Go operands writing today's date in strftime format `fmt` (None: a directive Go cannot write)."""
-    operands = []
-    for part in re.split(r"(%-?[A-Za-z])", fmt):
-        if part.startswith("%"):
-            if part not in _DATE_DIRECTIVES:
-                return None
-            operands.append(_DATE_DIRECTIVES[part])
-        elif part:
-            operands.append(json.dumps(part, ensure_ascii=False))
-    return operands
-
-
-def _go_fixed(text: str, date_formats: tuple[str, ...] = ()) -> str:
-    """A Go expression for text taken from the template, with today's/yesterday's date written by
-    Ollama's currentDate/yesterdayDate (ISO) or, in the template's own strftime format, built from
-    currentDate; so that the build day is never frozen into the file."""
-    today = TODAY.get()
-    dates = {today.isoformat(): ["currentDate"], (today - datetime.timedelta(days=1)).isoformat(): ["yesterdayDate"]}
-    for fmt in date_formats:
-        operands = _date_operands(fmt)
-        if operands:
-            dates.setdefault(today.strftime(fmt), operands)
-    parts = re.split("(" + "|".join(map(re.escape, sorted(dates, key=len, reverse=True))) + ")", text)
-    if len(parts) == 1:
-        return json.dumps(text, ensure_ascii=False)
-    operands = [o for p in parts if p for o in (dates[p] if p in dates else [json.dumps(p, ensure_ascii=False)])]
-    return "(print " + " ".join(operands) + ")"
-
-
-def _date_prologue(expression: str) -> str:
-    """Go statements setting the month-name / unpadded-day variables `expression` uses ("" if none)."""
-    if not any(v in expression for v in ("$todayMonthName", "$todayMonthAbbr", "$todayDay")):
-        return ""
-    months = "{{ else if ".join(f'eq $todayMonth "{i:02d}" }}}}{{{{ $todayMonthName = "{name}" }}}}'
-                                f'{{{{ $todayMonthAbbr = "{name[:3]}" }}}}' for i, name in enumerate(_MONTHS, 1))
-    return ('{{- $todayMonth := slice currentDate 5 7 }}{{- $todayMonthName := "" }}{{- $todayMonthAbbr := "" }}'
-            "{{- if " + months + "{{ end }}"
-            '{{- $todayDay := slice currentDate 8 10 }}{{- if eq (slice currentDate 8 9) "0" }}'
-            "{{ $todayDay = slice currentDate 9 10 }}{{ end }}")
-
-
-def frozen_date(go_template: str | None, date_formats: tuple[str, ...] = ()) -> str | None:
-    """Today's date written literally into a Go template (None: none), so it would hold the build day.
-
-    date_formats: the template's own strftime formats (source_date_formats), checked first.
-    """
-    if not go_template:
-        return None
-    today = TODAY.get()
-    for fmt in (*date_formats, "%Y-%m-%d", "%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y",
-                "%d/%m/%Y", "%m/%d/%Y"):
-        written = today.strftime(fmt)
-        if written in go_template:
-            return written
-    return None
-
-
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
                     think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
                     thinking: ThinkingLayout | None = None, thinking_tags: bool = True) -> str:
@@ -146,9 +76,9 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
     thinking capability; False writes them as string actions, which it does not see.
     """
-    fixed = _go_fixed(fixed_text or "", date_formats)
+    fixed = go_date_expression(fixed_text or "", date_formats)
     text = _go_environment().get_template("turns.gotmpl.j2").render(
-        f=fmt, fixed=fixed, date_prologue=_date_prologue(fixed), leading_text=leading_text,
+        f=fmt, fixed=fixed, date_prologue=date_prologue(fixed), leading_text=leading_text,
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
@@ -360,28 +290,6 @@ def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, s
     return tails if any(tails) else None
 
 
-def _advertise_thinking(chat_template: str) -> bool:
-    """Whether the Go TEMPLATE may show Ollama its thinking tags (the thinking capability).
-
-    Current Ollama prefers the GGUF's own template only when it has more capabilities than the Go
-    TEMPLATE (server/images.go shouldPreferChatTemplate). A GGUF template with tools but no thinking
-    Ollama sees would tie with a Go TEMPLATE showing thinking, and lose its tools: hide the tags then.
-    """
-    from edgepack.chat.proof import template_capabilities
-
-    gguf = template_capabilities(chat_template)
-    return not ("tools" in gguf and "thinking" not in gguf)
-
-
-def go_template_capabilities(go_template: str) -> list[str]:
-    """"tools" / "thinking" as ollama infers them from a Go TEMPLATE (server/images.go): .Tools, and
-    the thinking tags around {{ .Thinking }} (edgepack.chat.gotemplate.inferred_thinking_tags)."""
-    caps = ["tools"] if ".Tools" in go_template else []
-    if all(inferred_thinking_tags(go_template)):
-        caps.append("thinking")
-    return caps
-
-
 def system_handling(fmt: ChatFormat) -> str:
     if fmt.rejects_system:
         return ("the source template rejects system messages; edgepack puts the system prompt "
@@ -429,7 +337,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             continue
         go, fixed, tails, thinking = found
         leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
-        tags = _advertise_thinking(chat_template)
+        tags = advertise_thinking(chat_template)
         if leading or (thinking and not tags):
             go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
                                  date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags)
