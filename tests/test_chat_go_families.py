@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.chat.conversations import PROOF_PROBES, Message
+from edgepack.chat.conversations import PROBES, PROOF_PROBES, Message
 from edgepack.chat.capabilities import inferred_thinking_tags
 from edgepack.chat.report import GO_TEMPLATE, analyze_chat
 from edgepack.chat.sandbox import RenderJob, SpecialTokens, render_many
@@ -33,7 +33,8 @@ FAMILIES = {
     # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
     # the system prompt: written (the padding is named), never exact.
     "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
-                                 {"padded", "system_several_turns", "thinking_system_on", "thinking_system_off"},
+                                 {"padded", "system_user", "system_multi_turn", "system_several_turns",
+                                  "thinking_system_on", "thinking_system_off"},
                                  "lstrip of assistant"),
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", EXACT_NT, set(), ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
@@ -55,7 +56,7 @@ _THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
 _PREFILL = (Message("user", "Next prime after 7?"), Message("assistant", "It is", thinking="8 is even, so 11?"))
 # Every conversation without tools, each with thinking unset, on and off; and final assistant turns
 # (Ollama's prefill) with and without thinking, compared with transformers' continue_final_message.
-CONVERSATIONS = {name: p.messages for name, p in PROOF_PROBES.items() if p.mode != "tools"} | {
+CONVERSATIONS = PROBES | {name: p.messages for name, p in PROOF_PROBES.items() if p.mode != "tools"} | {
     "thinking_history": _THINKING_HISTORY,
     "prefill": _PREFILL[:1] + (Message("assistant", "It is"),),
     "prefill_thinking": _PREFILL,
