@@ -198,24 +198,30 @@ def test_thinking_tags_are_inferred_as_ollama_infers_them(template, tags):
     assert inferred_thinking_tags(template) == tags
 
 
-def test_the_go_proof_covers_a_continued_final_turn_with_thinking():
-    """prove_go compares a final assistant turn Ollama continues (prefill) too: a Qwen3 TEMPLATE that
-    drops that turn's thinking is caught there, though every other proof conversation agrees."""
+@pytest.mark.parametrize("name, caught", [
+    # Qwen3 opens an empty think block on a continued turn without thinking, too.
+    ("Qwen-Qwen3-0.6B", {"prefill", "prefill_thinking", "prefill_thinking_on"}),
+    # Cohere2 keeps every turn's thinking; Ollama does not see it as a thinking model.
+    ("Cohere2MoE", {"earlier_thinking", "prefill_thinking"}),
+])
+def test_the_go_proof_covers_thinking_in_earlier_and_continued_turns(name, caught):
+    """prove_go compares an earlier turn's thinking and a final assistant turn Ollama continues
+    (prefill): a TEMPLATE that drops the thinking the template keeps is caught there, though every
+    other proof conversation agrees."""
     from dataclasses import replace
 
     from edgepack.chat.formats import FORMATS
     from edgepack.chat.proof import ReferenceRenders, prove_go, template_capabilities
     from edgepack.chat.translate import go_template_for, translate
 
-    template = pinned("Qwen-Qwen3-0.6B")
+    template = pinned(name)
     translation = translate(template, TOKENS)
     assert translation.thinking is not None
     fmt = next(f for f in FORMATS if f.name == f"{translation.family}/{translation.variant}").with_tokens(TOKENS)
-    without = replace(translation, go_template=go_template_for(fmt, think_tails=translation.think_tails))
+    without = replace(translation, go_template=go_template_for(fmt, fixed_text=translation.fixed_text,
+                                                                think_tails=translation.think_tails))
     reference = ReferenceRenders(template, TOKENS, template_capabilities(template))
-    assert prove_go(reference, translation, TOKENS, False, False).status == EXACT_NT
-    result = prove_go(reference, without, TOKENS, False, False)
+    assert prove_go(reference, translation, TOKENS, True, False).status == EXACT_NT
+    result = prove_go(reference, without, TOKENS, True, False)
     assert result.status == "differs"
-    # Qwen3 opens an empty think block on a continued turn without thinking, too.
-    differing = {d.split(":")[0] for d in result.differences}
-    assert differing == {"prefill", "prefill_thinking", "prefill_thinking_on", "tools"}
+    assert {d.split(":")[0] for d in result.differences} == caught | {"tools"}

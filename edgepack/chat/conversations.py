@@ -159,9 +159,11 @@ PROOF_PROBES: dict[str, Probe] = {
 
 
 # Path 2 only (llama-server's /apply-template has no prefill to compare): a final assistant turn
-# that Ollama continues, with thinking (how the template writes a turn's thinking) and without.
+# that Ollama continues, with thinking (how the template writes a turn's thinking) and without;
+# and an earlier turn's thinking for templates Ollama does not see as thinking (Cohere2 keeps it).
 _PREFILL_USER = Message("user", "Name a prime below 10.")
 GO_PROOF_PROBES: dict[str, Probe] = {
+    "earlier_thinking": Probe(_THINKING_HISTORY),
     "prefill": Probe((_PREFILL_USER, Message("assistant", "Seven, because")), prefill=True),
     "prefill_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
                               prefill=True),
