@@ -386,4 +386,3 @@ def _fields(value: Any, path: list[str]) -> Any:
             raise GoTemplateError(f"no field {name!r}")
         value = value[name]
     return value
-
