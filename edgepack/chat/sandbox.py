@@ -116,8 +116,7 @@ def _context():
 
 def render_many(template: str, jobs: Iterable[RenderJob], tokens: SpecialTokens,
                 *, time_limit_s: float | None = None) -> list[str | RenderError]:
-    """Render `template` for every job (add_generation_prompt=True unless a job says otherwise), in one
-    bounded child process.
+    """Render `template` for every job (add_generation_prompt=True unless a job says otherwise), in one bounded child process.
 
     Returns, per job, the text or the RenderError the template raised for it. Raises
     TemplateBoundError when the template ran out of time or memory as a whole.
