@@ -225,3 +225,15 @@ def test_the_go_proof_covers_thinking_in_earlier_and_continued_turns(name, caugh
     result = prove_go(reference, without, TOKENS, True, False)
     assert result.status == "differs"
     assert {d.split(":")[0] for d in result.differences} == caught | {"tools"}
+
+
+def test_a_trimming_template_with_a_date_go_cannot_write_is_left_out_not_frozen():
+    """Llama 3.2 differs only by trimming, so its TEMPLATE is written with that named; with a date
+    format currentDate cannot build (a weekday) it is left out: the build day is never written."""
+    template = pinned("meta-llama-Llama-3.2-3B-Instruct").replace('strftime_now("%d %b %Y")',
+                                                                  'strftime_now("%A %d %b %Y")')
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status == "differs" and go.differences[0].startswith("date:")
+    assert any("trims whitespace" in d for d in go.differences)
+    assert report.go_template is None and any("TEMPLATE left out" in w and "date" in w for w in report.warnings)

@@ -178,7 +178,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         # A stop inside a thinking marker would end the reply in the middle of its thinking.
         report.stops = [s for s in translation.stops if not any(s in tag for tag in THINK_TAGS)]
         plain = [d for d in go.differences if d.split(":")[0] in PLAIN_PROBES]
-        if go.modes.get("plain") == EXACT or (plain and all("trims whitespace" in d for d in plain)):
+        # Never written with the build day in it, even where it would be written with a named difference.
+        if not frozen and (go.modes.get("plain") == EXACT or (plain and all("trims whitespace" in d for d in plain))):
             report.go_template = translation.go_template
             for d in go.differences:
                 if d.startswith("tools: the TEMPLATE has no .Tools"):
@@ -187,7 +188,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                        f"the model's template: {d}")
         else:
             report.warnings.append(f"the Go TEMPLATE ({translation.family}/{translation.variant}) differs from the "
-                                   f"model's template ({(plain or go.differences)[0]}): TEMPLATE left out")
+                                   f"model's template ({(plain if not frozen and plain else go.differences)[0]}): "
+                                   "TEMPLATE left out")
 
     # Path 1: llama.cpp Jinja.
     if prove_llama_cpp_path:
