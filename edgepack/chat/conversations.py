@@ -167,6 +167,9 @@ GO_PROOF_PROBES: dict[str, Probe] = {
     "prefill": Probe((_PREFILL_USER, Message("assistant", "Seven, because")), prefill=True),
     "prefill_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
                               prefill=True),
+    # Thinking padded with newlines, as models write it: Qwen3 strips them, a Go template cannot.
+    "prefill_padded_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="\nPrimes: 2, 3, 5.\n")),
+                                     prefill=True),
     "prefill_thinking_on": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
                                  mode="thinking", think=True, prefill=True),
 }

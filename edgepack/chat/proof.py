@@ -167,24 +167,30 @@ _TRIMS = {"strip": str.strip, "lstrip": str.lstrip, "rstrip": str.rstrip}
 
 
 def _trimming(probe: Probe, want: str, go_template: str) -> str:
-    """Which trimming of which roles' content turns the Go render into the template's ("" if none)."""
+    """Which trimming of which roles' content (or of thinking) turns the Go render into the
+    template's ("" if none)."""
     from itertools import product
 
     from edgepack.chat.translate import render_ollama
 
     roles = sorted({m.role for m in probe.messages})
-    # Trimming every role first (the common case), then each role's own choice.
-    for choice in [("strip",) * len(roles)] + list(product(("", *_TRIMS), repeat=len(roles))):
-        if not any(choice):
-            continue
-        how = dict(zip(roles, choice))
-        messages = tuple(replace(m, content=_TRIMS[how[m.role]](m.content)) if how[m.role] else m
-                         for m in probe.messages)
-        try:
-            if render_ollama(go_template, messages) == want:
-                return ", ".join(f"{trim} of {role}" for role, trim in how.items() if trim)
-        except (GoTemplateError, ChatTemplateError):
-            continue
+    thinking = ("", "strip") if any(m.thinking for m in probe.messages) else ("",)
+    # Thinking alone, then trimming every role (the common case), then each role's own choice.
+    choices = [("",) * len(roles), ("strip",) * len(roles)] + list(product(("", *_TRIMS), repeat=len(roles)))
+    for choice in choices:
+        for think_trim in thinking[::-1] if not any(choice) else thinking:
+            if not any(choice) and not think_trim:
+                continue
+            how = dict(zip(roles, choice))
+            messages = tuple(replace(m, content=_TRIMS[how[m.role]](m.content) if how[m.role] else m.content,
+                                     thinking=m.thinking.strip() if think_trim else m.thinking)
+                             for m in probe.messages)
+            try:
+                if render_ollama(go_template, messages, think=probe.think) == want:
+                    named = [f"{trim} of {role}" for role, trim in how.items() if trim]
+                    return ", ".join(named + (["strip of thinking"] if think_trim else []))
+            except (GoTemplateError, ChatTemplateError):
+                continue
     return ""
 
 

@@ -20,14 +20,14 @@ from edgepack.chat.proof import (
 )
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
-from edgepack.chat.conversations import PROOF_PROBES, Message
+from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Message
 from edgepack.errors import ChatTemplateError
 
 LLAMA_CPP, GO_TEMPLATE, RENDERER = "llama_cpp_jinja", "ollama_go_template", "ollama_renderer"
 PATH_TITLES = {LLAMA_CPP: "llama.cpp Jinja", GO_TEMPLATE: "Ollama Go TEMPLATE", RENDERER: "Ollama RENDERER/PARSER"}
 SCHEMA = 1
 THINK_TAGS = ("<think>", "</think>")
-PLAIN_PROBES = {name for name, p in PROOF_PROBES.items() if p.mode == "plain"}
+PLAIN_PROBES = {name for name, p in {**PROOF_PROBES, **GO_PROOF_PROBES}.items() if p.mode == "plain"}
 
 
 @dataclass
