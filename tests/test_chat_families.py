@@ -57,6 +57,10 @@ FAMILIES = {
 TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
     "MiniMax-M1", "ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1",
     "poolside-Laguna-XS.2", "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
+# ... and these strip the thinking of a final turn Ollama continues (the prefill probe pads it with newlines).
+for _name in ("ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1",
+              "poolside-Laguna-XS.2"):
+    TRIMMING.setdefault(_name, set()).add("prefill_padded_thinking")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
 # must differ from transformers here, so that the difference the report names is a real one.

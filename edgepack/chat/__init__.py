@@ -1,9 +1,10 @@
 """Chat: how each runtime renders a model's chat template, proven by rendering, and Modelfiles.
 
 conversations (probe chats) -> sandbox (bounded Jinja, transformers) -> gotemplate (Go's
-text/template, modelled) -> formats (the family table) -> translate (Jinja -> Go) -> proof
-(per runtime, incl. llama_server for llama.cpp's Jinja) -> renderers (Ollama's built-in ones)
--> report (the chat stage, ChatReport) -> modelfile (writing) -> ollama (running `ollama`);
+text/template, modelled) -> formats (the family table) -> dates (today's date in Go) -> translate
+(Jinja -> Go) -> proof (per runtime, incl. llama_server for llama.cpp's Jinja) -> capabilities
+(what Ollama infers from templates) -> renderers (Ollama's built-in ones) -> report (the chat
+stage, ChatReport) -> modelfile (writing) -> ollama (running `ollama`);
 ollama_import (what Ollama's own import does, for scripts/bench_templates.py).
 """
 

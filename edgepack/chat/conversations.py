@@ -57,9 +57,13 @@ class Probe:
     mode: str = "plain"  # "plain", "thinking" or "tools"
     think: bool | None = None  # enable_thinking / Ollama's think; None: not set
     tools: tuple[dict, ...] = ()
+    # The final assistant message is continued (Ollama's prefill; transformers' continue_final_message).
+    prefill: bool = False
 
     def hf_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
+        if self.prefill:
+            kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
         if self.think is not None:
             kwargs["enable_thinking"] = self.think
         if self.tools:
@@ -146,6 +150,9 @@ PROOF_PROBES: dict[str, Probe] = {
     "system_several_turns": Probe(_SYSTEM_SEVERAL_TURNS),
     "thinking_on": Probe(_THINKING_HISTORY, mode="thinking", think=True),
     "thinking_off": Probe(_THINKING_HISTORY, mode="thinking", think=False),
+    # Thinking can change the system turn (an added instruction, another default): with a system prompt.
+    "thinking_system_on": Probe((Message("system", "Be brief."), *_THINKING_HISTORY), mode="thinking", think=True),
+    "thinking_system_off": Probe((Message("system", "Be brief."), *_THINKING_HISTORY), mode="thinking", think=False),
     "tools": Probe(_TOOL_ROUND_TRIP, mode="tools", tools=(WEATHER_TOOL,)),
     "tools_offered": Probe(_conversation(("user", "Any tools?")), mode="tools", tools=(WEATHER_TOOL,)),
 }
@@ -193,6 +200,23 @@ def ollama_sent_tools(tools: Iterable[dict]) -> tuple[dict, ...]:
         out.append(_omit_empty((("type", tool.get("type", "")), ("items", tool.get("items")),
                                 ("function", function)), keep=("type", "function")))
     return tuple(out)
+
+
+# Path 2 only (llama-server's /apply-template has no prefill to compare): a final assistant turn
+# that Ollama continues, with thinking (how the template writes a turn's thinking) and without;
+# and an earlier turn's thinking for templates Ollama does not see as thinking (Cohere2 keeps it).
+_PREFILL_USER = Message("user", "Name a prime below 10.")
+GO_PROOF_PROBES: dict[str, Probe] = {
+    "earlier_thinking": Probe(_THINKING_HISTORY),
+    "prefill": Probe((_PREFILL_USER, Message("assistant", "Seven, because")), prefill=True),
+    "prefill_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
+                              prefill=True),
+    # Thinking padded with newlines, as models write it: Qwen3 strips them, a Go template cannot.
+    "prefill_padded_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="\nPrimes: 2, 3, 5.\n")),
+                                     prefill=True),
+    "prefill_thinking_on": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
+                                 mode="thinking", think=True, prefill=True),
+}
 
 
 def ollama_tools(tools: Iterable[dict]) -> list[dict[str, Any]]:

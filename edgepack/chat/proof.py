@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgepack.chat.conversations import PROOF_PROBES, Message, Probe, has_system, ollama_sent_tools
+from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Message, Probe, has_system, ollama_sent_tools
 from edgepack.chat.renderers import OLLAMA_VERSION
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError, GoTemplateError
@@ -109,9 +109,12 @@ class ReferenceRenders:
         ollama = {n: replace(p, think=_ollama_think(p, ollama_thinks)) for n, p in ollama.items()
                   if not _ollama_refuses_think(p, ollama_thinks)}
         dated = llama_cpp_date_variables()
+        # Path 2 only: final assistant turns Ollama continues (prefill).
+        self.go_probes = {n: p for n, p in GO_PROOF_PROBES.items() if p.mode == "plain" or p.mode in capabilities}
         jobs = [RenderJob.of(p) for p in {**self.probes, **candidates}.values()]
         jobs += [RenderJob(p.messages, tuple({**p.hf_kwargs(), **dated}.items())) for p in ollama.values()]
-        names = [*self.probes, *candidates, *ollama]
+        jobs += [RenderJob.of(p) for p in self.go_probes.values()]
+        names = [*self.probes, *candidates, *ollama, *self.go_probes]
         self.results = dict(zip(names, render_many(chat_template, jobs, tokens)))
         on, off = (self.results.get(n) for n in ("thinking_on", "thinking_off"))
         switches = bool(candidates) and isinstance(on, str) and isinstance(off, str) and on != off
@@ -168,7 +171,8 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     modes: dict[str, str] = {}
     differences: list[str] = []
     takes_tools = ".Tools" in translation.go_template
-    for name, probe in reference.probes.items():
+    probes = {**reference.probes, **reference.go_probes}
+    for name, probe in probes.items():
         if probe.mode == "tools" and not takes_tools:
             # Ollama refuses a request with tools for a model whose template has no .Tools
             # (server/images.go capabilities): nothing is rendered wrongly, tools are unavailable.
@@ -176,8 +180,10 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
             continue
         want = reference.results[name]
         if isinstance(want, RenderError):
-            if rejects_system and has_system(probe.messages):
-                continue  # the source refuses system prompts; edgepack's placement is stated instead
+            if probe.prefill or (rejects_system and has_system(probe.messages)):
+                # the source cannot continue a final turn, or refuses system prompts (edgepack's
+                # placement is stated instead): nothing to compare
+                continue
             differences.append(f"{name}: the source template refuses it ({want}); the Go template renders it")
             _mode_update(modes, probe.mode, False)
             continue
@@ -196,8 +202,9 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     result = PathResult(_status(modes), f"Ollama TEMPLATE ({translation.family}/{translation.variant}) "
                         "in the Modelfile, run by Ollama's Go text/template", differences=differences, modes=modes)
     result.proof = ("rendered with Ollama's template data (.Messages, .Tools, .Think, currentDate) and compared with "
-                    f"transformers' apply_chat_template on {len(reference.probes)} conversations "
-                    f"({', '.join(reference.probes)})")
+                    f"transformers' apply_chat_template on {len(probes)} conversations "
+                    f"({', '.join(probes)}; prefill: a final assistant turn Ollama continues, as "
+                    "transformers' continue_final_message)")
     return result
 
 
@@ -211,13 +218,42 @@ def _explain_go(name: str, probe: Probe, want: str, got: str, go_template: str) 
                 f"({first_difference(want, got)})")
     if probe.mode == "thinking":
         return f"{name}: thinking is written differently ({first_difference(want, got)})"
-    stripped = tuple(replace(m, content=m.content.strip()) for m in probe.messages)
-    try:
-        if render_ollama(go_template, stripped) == want:
-            return f"{name}: the template trims whitespace around message content, which a Go template cannot do"
-    except (GoTemplateError, ChatTemplateError):
-        pass
+    trimmed = _trimming(probe, want, go_template)
+    if trimmed:
+        return (f"{name}: the template trims whitespace around message content ({trimmed}), "
+                "which a Go template cannot do")
     return f"{name}: {first_difference(want, got)}"
+
+
+_TRIMS = {"strip": str.strip, "lstrip": str.lstrip, "rstrip": str.rstrip}
+
+
+def _trimming(probe: Probe, want: str, go_template: str) -> str:
+    """Which trimming of which roles' content (or of thinking) turns the Go render into the
+    template's ("" if none)."""
+    from itertools import product
+
+    from edgepack.chat.translate import render_ollama
+
+    roles = sorted({m.role for m in probe.messages})
+    thinking = ("", "strip") if any(m.thinking for m in probe.messages) else ("",)
+    # Thinking alone, then trimming every role (the common case), then each role's own choice.
+    choices = [("",) * len(roles), ("strip",) * len(roles)] + list(product(("", *_TRIMS), repeat=len(roles)))
+    for choice in choices:
+        for think_trim in thinking[::-1] if not any(choice) else thinking:
+            if not any(choice) and not think_trim:
+                continue
+            how = dict(zip(roles, choice))
+            messages = tuple(replace(m, content=_TRIMS[how[m.role]](m.content) if how[m.role] else m.content,
+                                     thinking=m.thinking.strip() if think_trim else m.thinking)
+                             for m in probe.messages)
+            try:
+                if render_ollama(go_template, messages, think=probe.think) == want:
+                    named = [f"{trim} of {role}" for role, trim in how.items() if trim]
+                    return ", ".join(named + (["strip of thinking"] if think_trim else []))
+            except (GoTemplateError, ChatTemplateError):
+                continue
+    return ""
 
 
 # --------------------------------------------------------------------------- path 1: llama.cpp Jinja

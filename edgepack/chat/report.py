@@ -20,14 +20,14 @@ from edgepack.chat.proof import (
 )
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
-from edgepack.chat.conversations import PROOF_PROBES, Message
+from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Message
 from edgepack.errors import ChatTemplateError
 
 LLAMA_CPP, GO_TEMPLATE, RENDERER = "llama_cpp_jinja", "ollama_go_template", "ollama_renderer"
 PATH_TITLES = {LLAMA_CPP: "llama.cpp Jinja", GO_TEMPLATE: "Ollama Go TEMPLATE", RENDERER: "Ollama RENDERER/PARSER"}
 SCHEMA = 1
 THINK_TAGS = ("<think>", "</think>")
-PLAIN_PROBES = {name for name, p in PROOF_PROBES.items() if p.mode == "plain"}
+PLAIN_PROBES = {name for name, p in {**PROOF_PROBES, **GO_PROOF_PROBES}.items() if p.mode == "plain"}
 
 
 @dataclass
@@ -136,7 +136,9 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                  template_source: str = "gguf", prove_llama_cpp_path: bool = True,
                  server_binary=None) -> ChatReport:
     """The chat stage. Never raises for a bad template; see the module doc."""
-    from edgepack.chat.translate import SourceRenders, frozen_date, translate
+    from edgepack.chat.capabilities import go_template_capabilities
+    from edgepack.chat.dates import frozen_date
+    from edgepack.chat.translate import SourceRenders, translate
 
     if not chat_template or not chat_template.strip():
         report = ChatReport(None, "none")
@@ -177,7 +179,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
 
         fmt = next(f for f in FORMATS if (f.family, f.variant) == (translation.family, translation.variant))
         go = prove_go(reference, translation, tokens, renders.emits_bos, fmt.rejects_system)
-        frozen = frozen_date(translation.fixed_text)
+        frozen = frozen_date(translation.go_template, renders.date_formats)
         if frozen:  # equal today, different tomorrow: never exact
             go.modes["plain"] = "differs"
             go.status = "differs"
@@ -193,7 +195,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         # A stop inside a thinking marker would end the reply in the middle of its thinking.
         report.stops = [s for s in translation.stops if not any(s in tag for tag in THINK_TAGS)]
         plain = [d for d in go.differences if d.split(":")[0] in PLAIN_PROBES]
-        if proven_plain or (plain and all("trims whitespace" in d for d in plain)):
+        # Never written with the build day in it, even where it would be written with a named difference.
+        if not frozen and (proven_plain or (plain and all("trims whitespace" in d for d in plain))):
             report.go_template = translation.go_template
             for d in go.differences:
                 if d.startswith("tools: the TEMPLATE has no .Tools"):
@@ -202,7 +205,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                        f"the model's template: {d}")
         else:
             report.warnings.append(f"the Go TEMPLATE ({translation.family}/{translation.variant}) differs from the "
-                                   f"model's template ({(plain or go.differences)[0]}): TEMPLATE left out")
+                                   f"model's template ({(plain if not frozen and plain else go.differences)[0]}): "
+                                   "TEMPLATE left out")
 
     # SYSTEM: a default system prompt the Go template cannot write itself (before path 1: current
     # Ollama sends it to llama.cpp as a system message).
@@ -246,15 +250,17 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             report.paths[RENDERER].proof += ("; not written into the Modelfile (only a template identical to "
                                              "ollama's reference is)")
 
-    _choose_ollama_paths(report)
+    _choose_ollama_paths(report, go_template_capabilities(report.go_template) if report.go_template else [])
     return report
 
 
-def _choose_ollama_paths(report: ChatReport) -> None:
+def _choose_ollama_paths(report: ChatReport, go_capabilities: list[str]) -> None:
     """Which path Ollama takes with edgepack's Modelfile (ollama's server/images.go order)."""
     if report.renderer:
         report.current_ollama = f"RENDERER {report.renderer} / PARSER {report.parser}"
-    elif report.go_template and not ("tools" in report.capabilities or "thinking" in report.capabilities):
+    elif report.go_template and len(report.capabilities) <= len(go_capabilities):
+        # shouldPreferChatTemplate: only a GGUF template with more capabilities wins (the Go
+        # templates edgepack writes have no tool round trip).
         report.current_ollama = "the Go TEMPLATE"
     elif report.go_template:
         # The GGUF's template has capabilities (tools, thinking) the Go template lacks: Ollama prefers it.

@@ -2,27 +2,30 @@
 
 A chat template is never guessed. Each known prompt format (edgepack.chat.formats, one row per
 family variant) is turned into a Go template (modelfiles/chat/turns.gotmpl.j2), and a format
-is chosen only when, for every conversation in PROBES, that Go template filled the way Ollama
+is chosen only when, for every conversation in CHOICE_PROBES, that Go template filled the way Ollama
 fills it renders exactly the text the Hugging Face template renders (transformers' Jinja, in
-edgepack.chat.sandbox). Whether the choice holds for real chats (padding, thinking, tools) is
-proven separately, on other conversations, by edgepack.chat.proof.
+edgepack.chat.sandbox). What follows the generation prompt with thinking unset/on/off and how an
+assistant turn's thinking is written (ThinkingLayout) are read from the template's own renders,
+then checked like the rest. Whether the choice holds for real chats (padding, thinking, tools)
+is proven separately, on other conversations, by edgepack.chat.proof.
 
 Pure apart from the bounded render child: no files are written.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import re
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import jinja2
 
-from edgepack.chat.conversations import PROBES, has_system, ollama_template_data
-from edgepack.chat.formats import FORMATS, ChatFormat
-from edgepack.chat.gotemplate import TODAY, GoTemplate
+from edgepack.chat.capabilities import advertise_thinking
+from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
+from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
+from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
+from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
@@ -37,9 +40,9 @@ def render_ollama(go_template: str, messages, **data) -> str:
 
 # --------------------------------------------------------------------------- Go templates
 
-def _go_text(text: str) -> str:
-    """Text for a Go template: verbatim when safe, else a Go string literal action."""
-    if text and ("{{" in text or "}}" in text or text[-1] == "{" or text[0] == "}"):
+def _go_text(text: str, action: bool = False) -> str:
+    """Text for a Go template: verbatim when safe, else (or when `action`) a Go string literal action."""
+    if text and (action or "{{" in text or "}}" in text or text[-1] == "{" or text[0] == "}"):
         return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
     return text
 
@@ -56,49 +59,42 @@ def _go_environment() -> jinja2.Environment:
     )
     env.filters["go_text"] = _go_text
     env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
-    env.filters["go_fixed"] = _go_fixed
     return env
 
 
-def _go_fixed(text: str) -> str:
-    """A Go expression for text taken from the template, with today's/yesterday's ISO date as
-    Ollama's currentDate/yesterdayDate, so that the build day is never frozen into the file."""
-    today = TODAY.get()
-    dates = {today.isoformat(): "currentDate", (today - datetime.timedelta(days=1)).isoformat(): "yesterdayDate"}
-    parts = re.split("(" + "|".join(map(re.escape, dates)) + ")", text)
-    if len(parts) == 1:
-        return json.dumps(text, ensure_ascii=False)
-    operands = [dates[p] if p in dates else json.dumps(p, ensure_ascii=False) for p in parts if p]
-    return "(print " + " ".join(operands) + ")"
-
-
-def frozen_date(text: str | None) -> str | None:
-    """Today's date as the template wrote it, in a form currentDate cannot write (None: none)."""
-    if not text:
-        return None
-    today = TODAY.get()
-    for fmt in ("%d %b %Y", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%B %-d, %Y", "%d/%m/%Y", "%m/%d/%Y"):
-        written = today.strftime(fmt)
-        if written in text:
-            return written
-    return None
-
-
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
-                    think_tails: tuple[str, str, str] | None = None) -> str:
+                    think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
+                    thinking: ThinkingLayout | None = None, thinking_tags: bool = True) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
     leading_text: written first (the BOS text, when the tokenizer does not add BOS itself).
     think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
     .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
+    date_formats: the strftime formats of the template's dates (source_date_formats).
+    thinking: how assistant turns keep their thinking (None: dropped).
+    thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
+    thinking capability; False writes them as string actions, which it does not see.
     """
+    fixed = go_date_expression(fixed_text or "", date_formats)
     name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"  # a family's own template
     text = _go_environment().get_template(name).render(
-        f=fmt, fixed_text=fixed_text or "", fixed=_go_fixed(fixed_text or ""), leading_text=leading_text,
+        f=fmt, fixed_text=fixed_text or "", fixed=fixed, date_prologue=date_prologue(fixed), leading_text=leading_text,
+        thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
+
+
+def _thinking_condition(thinking: ThinkingLayout | None) -> str:
+    """The Go condition under which an assistant turn's thinking block is written."""
+    if thinking is None:
+        return ""
+    conds = ["$.Think"] if thinking.think_only else []
+    if thinking.kept == "after_last_user":
+        conds.append("(gt $i $lastUser)")
+    conds.append("(or .Thinking (eq (len (slice $.Messages $i)) 1))" if thinking.always_last else ".Thinking")
+    return "and " + " ".join(conds) if len(conds) > 1 else conds[0]
 
 
 # --------------------------------------------------------------------------- translation
@@ -113,11 +109,41 @@ class Translation:
     notes: list[str] = field(default_factory=list)
     fixed_text: str | None = None  # text taken from the template (default system prompt, header)
     think_tails: tuple[str, str, str] | None = None  # after the generation prompt: thinking unset/on/off
+    thinking: ThinkingLayout | None = None  # how assistant turns keep their thinking (None: dropped)
+    thinking_tags: bool = True  # the block's tags are text, so Ollama infers the thinking capability
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
 
 
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
+# Chosen on as well: an earlier assistant turn with thinking (Ollama's .Thinking), so that a format
+# is chosen only when it keeps or drops that thinking as the template does.
+# And a final assistant turn (Ollama's prefill: the TEMPLATE leaves it open; transformers'
+# continue_final_message) with and without thinking, which shows how a turn's thinking is written.
+_THOUGHT, _PREFILL_TEXT = "17 * 3 = 51.", "The answer is"
+CHOICE_PROBES: dict[str, tuple[Message, ...]] = {
+    **PROBES,
+    "thinking_history": (Message("user", "Hi!"), Message("assistant", "Hello!", thinking="Greet back."),
+                         Message("user", "Bye.")),
+    "prefill": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT)),
+    "prefill_thinking": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT, thinking=_THOUGHT)),
+}
+_THINK_ON = "/think=True"  # suffix of a choice probe rendered with thinking on (Ollama's .Think)
+for _name in ("thinking_history", "prefill", "prefill_thinking"):
+    CHOICE_PROBES[_name + _THINK_ON] = CHOICE_PROBES[_name]
+_PREFILL_KWARGS = (("add_generation_prompt", False), ("continue_final_message", True))
+CHOICE_KWARGS = {name: _PREFILL_KWARGS for name in CHOICE_PROBES if name.startswith("prefill")}
+# A template may refuse to continue a final message: then it is not compared.
+_OPTIONAL = set(CHOICE_KWARGS)
+
+
+def _choice_job(name: str) -> RenderJob:
+    think = (("enable_thinking", True),) if name.endswith(_THINK_ON) else ()
+    return RenderJob(CHOICE_PROBES[name], CHOICE_KWARGS.get(name, ()) + think)
+
+
+def _choice_think(name: str) -> bool | None:
+    return True if name.endswith(_THINK_ON) else None
 _BOS_SENTINEL = "\u2063EDGEPACK-BOS\u2063"
 
 
@@ -126,9 +152,10 @@ class SourceRenders:
 
     def __init__(self, chat_template: str, tokens: SpecialTokens):
         self.tokens = tokens
-        names = list(PROBES)
+        self.date_formats = source_date_formats(chat_template)
+        names = list(CHOICE_PROBES)
         marked = SpecialTokens(_BOS_SENTINEL, tokens.eos)
-        jobs = [RenderJob.of(PROBES[n]) for n in names]
+        jobs = [_choice_job(n) for n in names]
         for think in (True, False):  # the generation prompt with thinking on / off
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
@@ -160,14 +187,17 @@ def _fixed_text(fmt: ChatFormat, expected_user_only: str) -> str | None | bool:
     ours = render_ollama(go_template_for(fmt, fixed_text=_SENTINEL), PROBES["user"])
     before, _, after = ours.partition(_SENTINEL)
     text = expected_user_only
-    if not (text.startswith(before) and text.endswith(after) and len(text) >= len(before) + len(after)):
+    # The template may write more after the generation prompt (a think tail, found later).
+    end = text.rfind(after)
+    if not (text.startswith(before) and end >= len(before)):
         return False
-    return text[len(before):len(text) - len(after)]
+    return text[len(before):end]
 
 
 def _matches(renders: SourceRenders, fmt: ChatFormat):
-    """(go_template_without_bos, fixed_text) when `fmt` reproduces the template on every probe."""
-    expected = {name: renders.expected(name) for name in PROBES}
+    """(go_template_without_bos, fixed_text, think_tails, thinking) when `fmt` reproduces the template
+    on every probe."""
+    expected = {name: renders.expected(name) for name in CHOICE_PROBES}
     if expected["user"] is None or expected["multi_turn"] is None:
         return None
     fixed = _fixed_text(fmt, expected["user"])
@@ -176,36 +206,93 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
     tails = _think_tails(renders, fmt, fixed)
     if tails is False:
         return None
-    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails)
-    for name, conv in PROBES.items():
+    thinking = _thinking_layout(renders, fmt, fixed, tails)
+    if thinking is False:
+        return None
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
+                         thinking=thinking)
+    for name, conv in CHOICE_PROBES.items():
         want = expected[name]
         if want is None:
-            if not (fmt.rejects_system and has_system(conv)):
-                return None
-            continue
+            if name in _OPTIONAL or (fmt.rejects_system and has_system(conv)):
+                continue
+            return None
         if fmt.rejects_system and has_system(conv):
             return None  # the format says the template rejects system messages; it did not
-        if render_ollama(go, conv) != want:
+        if render_ollama(go, conv, think=_choice_think(name)) != want:
             return None
-    return go, fixed, tails
+    return go, fixed, tails, thinking
+
+
+def _thinking_layout(renders: SourceRenders, fmt: ChatFormat, fixed, tails) -> ThinkingLayout | None | bool:
+    """How the template writes an assistant turn's thinking, read from the final-turn probes:
+    as they render with thinking unset, else (DeepSeek V3.2) only with thinking on.
+
+    None: the template drops thinking (or cannot continue a final turn); False: it writes
+    thinking in a way this format cannot.
+    """
+    if fmt.go_file:  # a family's own template writes its thinking itself
+        return None
+    layout = _layout_in_mode(renders, fmt, fixed, tails, think=None)
+    return _layout_in_mode(renders, fmt, fixed, tails, think=True) if layout is None else layout
+
+
+def _layout_in_mode(renders: SourceRenders, fmt: ChatFormat, fixed, tails, think: bool | None):
+    mode = _THINK_ON if think else ""
+    plain, thought = renders.expected("prefill" + mode), renders.expected("prefill_thinking" + mode)
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats)
+    ours = render_ollama(go, CHOICE_PROBES["prefill"], think=think)
+    if plain is None or thought is None or plain == thought == ours:
+        return None
+    tail = fmt.content_open + _PREFILL_TEXT
+    if not (ours.endswith(tail) and thought.endswith(tail)) or thought[:-len(tail)].count(_THOUGHT) != 1:
+        return False
+    head = ours[:-len(tail)]
+    before, closing = thought[:-len(tail)].split(_THOUGHT)
+    # The block goes after the assistant prefix, or in place of its end (what closes an empty block):
+    # where the two part, moved back to the start of a tag cut there.
+    split = len(os.path.commonprefix([head, before]))
+    tag = head.rfind("<", 0, split)
+    if tag > head.rfind(">", 0, split):
+        split = tag
+    if split < len(head) - len(fmt.assistant[0]):
+        return False
+    kept_head, replaces, opening = head[:split], head[split:], before[split:]
+    if plain == ours:
+        always_last = False
+    elif plain == kept_head + opening + closing + tail:
+        always_last = True
+    else:
+        return False
+    history = renders.expected("thinking_history" + mode)
+    for kept in ("all", "after_last_user"):
+        layout = ThinkingLayout(opening, closing, kept, always_last, think_only=bool(think), replaces=replaces)
+        go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
+                             thinking=layout)
+        if history is None or render_ollama(go, CHOICE_PROBES["thinking_history"], think=think) == history:
+            return layout
+    return False
 
 
 def _think_tails(renders: SourceRenders, fmt: ChatFormat, fixed) -> tuple[str, str, str] | None | bool:
-    """What the template writes after the generation prompt with thinking unset / on / off.
+    """What the template writes after the format's generation prompt with thinking unset / on / off.
 
-    None when thinking changes nothing there; False when it changes something elsewhere.
+    The three may be equal (a think block always opened, e.g. "<think>\n"). None when nothing is
+    written there; False when thinking changes something elsewhere.
     """
     if fmt.go_file:  # a family template writes its own thinking
         return _family_thinking(renders, fmt, fixed)
     wanted = [renders.expected("user"), renders.expected("user/think=True"), renders.expected("user/think=False")]
-    if wanted[1] is None or wanted[2] is None or wanted[0] == wanted[1] == wanted[2]:
+    if None in wanted:
         return None
+    same = wanted[0] == wanted[1] == wanted[2]
     if not fmt.generation:
-        return False
-    base = render_ollama(go_template_for(fmt, fixed_text=fixed), PROBES["user"])
+        return None if same else False
+    base = render_ollama(go_template_for(fmt, fixed_text=fixed, date_formats=renders.date_formats), PROBES["user"])
     if not all(w.startswith(base) for w in wanted):
-        return False
-    return tuple(w[len(base):] for w in wanted)
+        return None if same else False
+    tails = tuple(w[len(base):] for w in wanted)
+    return tails if any(tails) else None
 
 
 def system_handling(fmt: ChatFormat) -> str:
@@ -233,7 +320,7 @@ def template_emits_bos(chat_template: str, tokens: SpecialTokens) -> bool:
 
 def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: bool = True,
               renders: SourceRenders | None = None) -> Translation:
-    """The Ollama TEMPLATE and stops for a Hugging Face chat template, chosen on PROBES.
+    """The Ollama TEMPLATE and stops for a Hugging Face chat template, chosen on CHOICE_PROBES.
 
     Raises ChatTemplateError (one line) when the template cannot be rendered or no known format
     reproduces it exactly.
@@ -253,16 +340,22 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         found = _matches(renders, concrete)
         if found is None:
             continue
-        go, fixed, tails = found
-        if renders.emits_bos and not tokenizer_adds_bos:
-            go = go_template_for(concrete, fixed_text=fixed, leading_text=tokens.bos or "", think_tails=tails)
+        go, fixed, tails, thinking = found
+        leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
+        tags = advertise_thinking(chat_template)
+        if leading or (thinking and not tags):
+            go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
+                                 date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags)
         notes = [fmt.note] if fmt.note else []
+        if thinking:
+            notes.append(thinking.describe())
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
         return Translation(
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
             default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
+            thinking=thinking, thinking_tags=tags,
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))

@@ -54,6 +54,7 @@ type job struct {
 	Messages   []message `json:"messages"`
 	Think      *bool     `json:"think"`
 	ThinkLevel string    `json:"think_level"`
+	Today      string    `json:"today"` // YYYY-MM-DD for currentDate (default: time.Now, as Ollama)
 }
 
 type result struct {
@@ -136,7 +137,18 @@ func collate(msgs []message) (string, []*message) {
 }
 
 func render(j job) (string, error) {
-	tmpl, err := template.New("").Option("missingkey=zero").Funcs(funcs).Parse(j.Template)
+	tmpl := template.New("").Option("missingkey=zero").Funcs(funcs)
+	if j.Today != "" {
+		today, err := time.Parse("2006-01-02", j.Today)
+		if err != nil {
+			return "", err
+		}
+		tmpl = tmpl.Funcs(template.FuncMap{
+			"currentDate":   func(args ...string) string { return today.Format("2006-01-02") },
+			"yesterdayDate": func(args ...string) string { return today.AddDate(0, 0, -1).Format("2006-01-02") },
+		})
+	}
+	tmpl, err := tmpl.Parse(j.Template)
 	if err != nil {
 		return "", err
 	}

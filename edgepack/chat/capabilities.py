@@ -1,0 +1,71 @@
+"""What Ollama infers a model can do from its templates, and which template it then uses.
+
+Ollama reads "tools" and "thinking" from the GGUF's Jinja template (edgepack.chat.proof's
+template_capabilities) and from the Go TEMPLATE (.Tools; the text tags around {{ .Thinking }}),
+and current Ollama prefers the GGUF's template only when it has more of them
+(server/images.go shouldPreferChatTemplate). Modelled here, from ollama's source, for the
+TEMPLATEs edgepack writes.
+"""
+
+from __future__ import annotations
+
+from edgepack.chat.gotemplate import GoTemplate, _Action, _If, _Range, _Text
+from edgepack.chat.proof import template_capabilities
+
+
+def inferred_thinking_tags(source: str) -> tuple[str, str]:
+    """The thinking tags Ollama infers from a TEMPLATE (its thinking/template.go InferTags, modelled).
+
+    For each reference to .Thinking inside a range over .Messages, the nearest enclosing list of
+    nodes gives the tags: its first node's text (opening) and its last node's text (closing),
+    each trimmed and taken only when that node is text; later references override earlier ones.
+    ("", ""): Ollama sees no thinking support in the template.
+    """
+    tags = ["", ""]
+
+    def thinks(tokens) -> bool:
+        return any(kind == "field" and value.split(".")[1] == "Thinking" for kind, value in tokens or ())
+
+    def visit(nodes: list, in_messages: bool) -> None:
+        def take() -> None:
+            if isinstance(nodes[0], _Text):
+                tags[0] = nodes[0].text.strip()
+            if isinstance(nodes[-1], _Text):
+                tags[1] = nodes[-1].text.strip()
+
+        for node in nodes:
+            if isinstance(node, _Action) and in_messages and thinks(node.tokens):
+                take()
+            elif isinstance(node, _If):
+                for cond, body in node.branches:
+                    if in_messages and thinks(cond):
+                        take()
+                    visit(body, in_messages)
+            elif isinstance(node, _Range):
+                # the nearest range decides
+                messages = any(k == "field" and v.split(".")[1] == "Messages" for k, v in node.tokens)
+                visit(node.body, messages)
+                visit(node.else_body, messages)
+
+    visit(GoTemplate(source).nodes, False)
+    return tags[0], tags[1]
+
+
+def advertise_thinking(chat_template: str) -> bool:
+    """Whether the Go TEMPLATE may show Ollama its thinking tags (the thinking capability).
+
+    Current Ollama prefers the GGUF's own template only when it has more capabilities than the Go
+    TEMPLATE (server/images.go shouldPreferChatTemplate). A GGUF template with tools but no thinking
+    Ollama sees would tie with a Go TEMPLATE showing thinking, and lose its tools: hide the tags then.
+    """
+    gguf = template_capabilities(chat_template)
+    return not ("tools" in gguf and "thinking" not in gguf)
+
+
+def go_template_capabilities(go_template: str) -> list[str]:
+    """"tools" / "thinking" as ollama infers them from a Go TEMPLATE (server/images.go): .Tools, and
+    the thinking tags around {{ .Thinking }} (inferred_thinking_tags)."""
+    caps = ["tools"] if ".Tools" in go_template else []
+    if all(inferred_thinking_tags(go_template)):
+        caps.append("thinking")
+    return caps

@@ -1,0 +1,241 @@
+"""Path 2 (Ollama Go TEMPLATE) for the families of the pinned tree's templates that edgepack writes
+with its generic layouts: real templates from models/templates/ (unmodified copies in
+tests/data/chat_templates/pinned/), rendered by transformers, against the TEMPLATE edgepack
+writes, run by Go's real text/template (tests/go), with thinking unset, on and off and an
+earlier assistant turn that has thinking."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgepack.chat.conversations import GO_PROOF_PROBES, PROBES, PROOF_PROBES, Message
+from edgepack.chat.capabilities import inferred_thinking_tags
+from edgepack.chat.report import GO_TEMPLATE, analyze_chat
+from edgepack.chat.sandbox import RenderJob, SpecialTokens, render_many
+from edgepack.chat.translate import CHOICE_KWARGS, CHOICE_PROBES, render_ollama
+
+PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
+TOKENS = SpecialTokens("<s>", "</s>")
+EXACT_NT = "exact without tools"
+
+# pinned template -> (family/variant chosen, Go TEMPLATE status, conversations that differ, trimming named)
+FAMILIES = {
+    "StepFun3.5-Flash": ("chatml/plain", EXACT_NT, set(), ""),
+    # Both strip newlines around the thinking a continued final turn keeps: named, never exact.
+    "Qwen-Qwen3-0.6B": ("chatml/plain", "differs", {"prefill_padded_thinking"}, "strip of thinking"),
+    "openbmb-MiniCPM5-1B": ("chatml/plain", "differs", {"prefill_padded_thinking"}, "strip of thinking"),
+    "LFM2.5-8B-A1B": ("chatml/skip-empty-system", EXACT_NT, set(), ""),
+    # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
+    # the system prompt: written (the padding is named), never exact.
+    "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
+                                 {"padded", "system_user", "system_multi_turn", "system_several_turns",
+                                  "thinking_system_on", "thinking_system_off", "prefill_padded_thinking"},
+                                 "lstrip of assistant"),
+    "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", EXACT_NT, set(), ""),
+    "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), ""),
+    "ibm-granite-granite-4.1": ("granite/skip-empty-system", EXACT_NT, set(), ""),
+    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
+    "Cohere2MoE": ("command-r/cohere2", EXACT_NT, set(), ""),
+    "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
+    # Trims message content: written with the padding named, never exact.
+    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"padded"}, "strip of assistant, strip of user"),
+    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded"},
+                                         "strip of assistant, strip of system, strip of user"),
+}
+
+_THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
+_PREFILL = (Message("user", "Next prime after 7?"), Message("assistant", "It is", thinking="8 is even, so 11?"))
+# Every conversation without tools, each with thinking unset, on and off; and final assistant turns
+# (Ollama's prefill) with and without thinking, compared with transformers' continue_final_message.
+CONVERSATIONS = PROBES | {name: p.messages for name, p in PROOF_PROBES.items() if p.mode != "tools"} | {
+    "thinking_history": _THINKING_HISTORY,
+    "prefill": _PREFILL[:1] + (Message("assistant", "It is"),),
+    "prefill_thinking": _PREFILL,
+    "prefill_after_history": _THINKING_HISTORY + _PREFILL[1:],
+    "prefill_padded_thinking": GO_PROOF_PROBES["prefill_padded_thinking"].messages,
+}
+PREFILL_KWARGS = CHOICE_KWARGS["prefill"]
+
+
+def pinned(name: str) -> str:
+    return (PINNED / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+def go_payload(m: Message) -> dict:
+    return {"role": m.role, "content": m.content, "thinking": m.thinking}
+
+
+def render_go(binary: Path, jobs: list[dict]) -> list[str]:
+    proc = subprocess.run([str(binary)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    results = json.loads(proc.stdout)
+    for r in results:
+        assert "error" not in r, r["error"]
+    return [r["output"] for r in results]
+
+
+def hf(template: str, messages, think: bool | None) -> str:
+    return hf_many(template, [(messages, think)])[0]
+
+
+def hf_many(template: str, jobs) -> list[str]:
+    """transformers' renders (one bounded child), less the BOS llama.cpp's tokenizer adds itself."""
+    def kwargs(messages, think) -> tuple:
+        prefill = PREFILL_KWARGS if messages[-1].role == "assistant" else ()
+        return prefill + (() if think is None else (("enable_thinking", think),))
+
+    texts = render_many(template, [RenderJob(tuple(m), kwargs(m, t)) for m, t in jobs], TOKENS)
+    assert all(isinstance(t, str) for t in texts), texts
+    return [t.removeprefix(TOKENS.bos) for t in texts]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_renderer):
+    template = pinned(name)
+    family, status, differing, trims = FAMILIES[name]
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert (f"{report.family}/{report.variant}", go.status) == (family, status), go.differences
+    assert report.go_template is not None and ".Tools" not in report.go_template
+    if trims:
+        assert any("the template trims whitespace" in d and trims in d for d in go.differences)
+
+    jobs = [(conv, think) for conv in CONVERSATIONS for think in (None, True, False)]
+    outs = render_go(go_renderer, [{"template": report.go_template, "think": think,
+                                    "messages": [go_payload(m) for m in CONVERSATIONS[c]]} for c, think in jobs])
+    wants = hf_many(template, [(CONVERSATIONS[c], think) for c, think in jobs])
+    mismatched = set()
+    for (conv, think), out, want in zip(jobs, outs, wants):
+        # The Python model edgepack proves with agrees with Go itself.
+        assert render_ollama(report.go_template, CONVERSATIONS[conv], think=think) == out, (conv, think)
+        if out != want:
+            mismatched.add(conv)
+    assert mismatched == differing
+
+
+@pytest.mark.parametrize("name, history, block", [
+    # Shown to Ollama as string actions, not text: see the test below.
+    ("Cohere2MoE", True, '{{ "<|START_THINKING|>" }}{{ .Thinking }}{{ "<|END_THINKING|>" }}'),
+    ("Bielik-11B-v3.0-Instruct", True, "<think>\n{{ .Thinking }}\n</think>\n"),
+    ("Qwen-Qwen3-0.6B", False, "<think>\n{{ .Thinking }}\n</think>\n\n"),
+    ("deepseek-ai-DeepSeek-V3.2", False, "<think>{{ .Thinking }}</think>{{ else }}</think>"),
+    ("deepseek-ai-DeepSeek-V3.1", False, None),
+])
+def test_thinking_is_kept_or_dropped_as_the_template_does(name, history, block):
+    """An earlier turn's thinking is kept (Cohere2, Bielik) or dropped (Qwen3, DeepSeek); a final turn
+    (Ollama's prefill) keeps it where the template does. The block is written with the template's
+    own tags around {{ .Thinking }}, from which Ollama infers the model's thinking tags."""
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    out = render_ollama(report.go_template, _THINKING_HISTORY, think=True)
+    assert ("Greet back." in out) is history
+    assert out == hf(template, _THINKING_HISTORY, True)
+    prefill = render_ollama(report.go_template, CONVERSATIONS["prefill_thinking"], think=True)
+    assert prefill == hf(template, CONVERSATIONS["prefill_thinking"], True)
+    if block is None:
+        assert ".Thinking" not in report.go_template and "8 is even" not in prefill
+    else:
+        assert block in report.go_template and "8 is even" in prefill
+
+
+DATED = {"ibm-granite-granite-3.3-2B-Instruct": "%B %d, %Y", "meta-llama-Llama-3.2-3B-Instruct": "%d %b %Y"}
+
+
+@pytest.mark.parametrize("name", sorted(DATED))
+def test_a_date_in_the_templates_own_format_is_built_by_go_from_current_date(name, go_renderer):
+    """The TEMPLATE holds no date: on any day, real Go writes that day as the template's strftime does."""
+    template, fmt = pinned(name), DATED[name]
+    assert f"strftime_now({fmt!r})" in template.replace('"', "'")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    today = datetime.date.today()
+    go_template = report.go_template
+    assert go_template is not None and today.strftime(fmt) not in go_template
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", go_template)
+    messages = PROOF_PROBES["several_assistant_turns"].messages
+    rendered_today = hf(template, messages, None)
+    assert today.strftime(fmt) in rendered_today
+    days = [datetime.date(2027, m, d) for m in range(1, 13) for d in (1, 9, 28)] + [datetime.date(2028, 2, 29)]
+    outs = render_go(go_renderer, [{"template": go_template, "messages": [go_payload(m) for m in messages],
+                                    "today": day.isoformat()} for day in days])
+    for day, out in zip(days, outs):
+        assert out == rendered_today.replace(today.strftime(fmt), day.strftime(fmt)), day
+
+
+def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_gguf_template():
+    """Ollama infers thinking from the text around {{ .Thinking }} and prefers the GGUF's template only
+    when it has more capabilities. Qwen3's GGUF template (tools, thinking) keeps current Ollama;
+    Cohere2's (tools; no thinking Ollama sees) would tie with a Go TEMPLATE showing thinking and
+    lose its tools, so there the tags are string actions and the GGUF's template stays preferred."""
+    qwen = analyze_chat(pinned("Qwen-Qwen3-0.6B"), TOKENS, prove_llama_cpp_path=False)
+    assert "<think>\n{{ .Thinking }}" in qwen.go_template and "Jinja" in qwen.current_ollama
+    assert inferred_thinking_tags(qwen.go_template) == ("<think>", "</think>")
+    cohere = analyze_chat(pinned("Cohere2MoE"), TOKENS, prove_llama_cpp_path=False)
+    assert cohere.capabilities == ["tools"]
+    assert "<|START_THINKING|>{{ .Thinking" not in cohere.go_template and "Jinja" in cohere.current_ollama
+    assert not all(inferred_thinking_tags(cohere.go_template))
+    bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
+    assert bielik.capabilities == ["tools", "thinking"] and "<think>\n{{ .Thinking }}" in bielik.go_template
+
+
+@pytest.mark.parametrize("template, tags", [
+    ("{{ range .Messages }}{{ if .Thinking }}<think>\n{{ .Thinking }}\n</think>{{ end }}{{ .Content }}{{ end }}",
+     ("<think>", "</think>")),
+    # Only a field (.Thinking), inside a range over .Messages, counts; text must start and end the list.
+    ("{{ range $m := .Messages }}<t>{{ $m.Thinking }}</t>{{ end }}", ("", "")),
+    ("{{ range .Tools }}<t>{{ .Thinking }}</t>{{ end }}", ("", "")),
+    ('{{ range .Messages }}{{ if .Thinking }}{{ "<t>" }}{{ .Thinking }}{{ "</t>" }}{{ end }}{{ end }}', ("", "")),
+    ("{{ range .Messages }}[{{ if .Thinking }}x{{ end }}]{{ .Content }}{{ end }}", ("[", "")),
+])
+def test_thinking_tags_are_inferred_as_ollama_infers_them(template, tags):
+    """Hand-checked against ollama's thinking/template.go InferTags (nearest list, text first and last)."""
+    assert inferred_thinking_tags(template) == tags
+
+
+@pytest.mark.parametrize("name, caught", [
+    # Qwen3 opens an empty think block on a continued turn without thinking, too.
+    ("Qwen-Qwen3-0.6B", {"prefill", "prefill_thinking", "prefill_thinking_on"}),
+    # Cohere2 keeps every turn's thinking; Ollama does not see it as a thinking model.
+    ("Cohere2MoE", {"earlier_thinking", "prefill_thinking", "prefill_padded_thinking"}),
+])
+def test_the_go_proof_covers_thinking_in_earlier_and_continued_turns(name, caught):
+    """prove_go compares an earlier turn's thinking and a final assistant turn Ollama continues
+    (prefill): a TEMPLATE that drops the thinking the template keeps is caught there, though every
+    other proof conversation agrees."""
+    from dataclasses import replace
+
+    from edgepack.chat.formats import FORMATS
+    from edgepack.chat.proof import ReferenceRenders, prove_go, template_capabilities
+    from edgepack.chat.translate import go_template_for, translate
+
+    template = pinned(name)
+    translation = translate(template, TOKENS)
+    assert translation.thinking is not None
+    fmt = next(f for f in FORMATS if f.name == f"{translation.family}/{translation.variant}").with_tokens(TOKENS)
+    without = replace(translation, go_template=go_template_for(fmt, fixed_text=translation.fixed_text,
+                                                                think_tails=translation.think_tails))
+    reference = ReferenceRenders(template, TOKENS, template_capabilities(template))
+    names = lambda result: {d.split(":")[0] for d in result.differences}  # noqa: E731
+    proven = names(prove_go(reference, translation, TOKENS, True, False))
+    result = prove_go(reference, without, TOKENS, True, False)
+    assert result.status == "differs" and names(result) - proven == caught
+
+
+def test_a_trimming_template_with_a_date_go_cannot_write_is_left_out_not_frozen():
+    """Llama 3.2 differs only by trimming, so its TEMPLATE is written with that named; with a date
+    format currentDate cannot build (a weekday) it is left out: the build day is never written."""
+    template = pinned("meta-llama-Llama-3.2-3B-Instruct").replace('strftime_now("%d %b %Y")',
+                                                                  'strftime_now("%A %d %b %Y")')
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status == "differs" and go.differences[0].startswith("date:")
+    assert any("trims whitespace" in d for d in go.differences)
+    assert report.go_template is None and any("TEMPLATE left out" in w and "date" in w for w in report.warnings)
