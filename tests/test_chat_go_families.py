@@ -239,3 +239,27 @@ def test_a_trimming_template_with_a_date_go_cannot_write_is_left_out_not_frozen(
     assert go.status == "differs" and go.differences[0].startswith("date:")
     assert any("trims whitespace" in d for d in go.differences)
     assert report.go_template is None and any("TEMPLATE left out" in w and "date" in w for w in report.warnings)
+
+
+def test_hidden_thinking_tags_render_the_same_in_real_go_and_ollama_sees_no_thinking(go_renderer):
+    """A family template whose tags would make current Ollama take it over a GGUF template with tools
+    (gpt-oss, Seed-OSS, Hy3, ...): its tags become string actions; Go renders the same bytes."""
+    from edgepack.chat.capabilities import go_template_capabilities, hide_thinking_tags, inferred_thinking_tags
+
+    shown = ('{{- range $i, $_ := .Messages }}{{ "}} braces {{" }}<|{{ .Role }}|>{{ if .Thinking }}<think>\n'
+             '{{ .Thinking }}\n</think>{{ end }}{{ .Content }}<think>not a tag here</think>{{ end }}')
+    hidden = hide_thinking_tags(shown)
+    assert inferred_thinking_tags(shown) == ("<think>", "</think>") and go_template_capabilities(shown) == ["thinking"]
+    assert inferred_thinking_tags(hidden) == ("", "") and go_template_capabilities(hidden) == []
+    messages = [Message("user", "Hi"), Message("assistant", "Hello", thinking="hmm"), Message("user", "Bye")]
+    outs = render_go(go_renderer, [{"template": t, "messages": [go_payload(m) for m in messages]}
+                                   for t in (shown, hidden)])
+    assert outs[0] == outs[1] and "<think>\nhmm\n</think>Hello" in outs[0] and "}} braces {{" in outs[0]
+
+
+@pytest.mark.parametrize("name", ["openai-gpt-oss-120b", "tencent-Hy3"])
+def test_a_family_template_never_takes_tools_away_from_current_ollama(name):
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    assert "tools" in report.capabilities and report.go_template is not None
+    assert report.current_ollama.startswith("the GGUF's template")  # the GGUF's template keeps its tools

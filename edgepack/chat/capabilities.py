@@ -69,3 +69,52 @@ def go_template_capabilities(go_template: str) -> list[str]:
     if all(inferred_thinking_tags(go_template)):
         caps.append("thinking")
     return caps
+
+
+def _segments(go_template: str) -> list[tuple[bool, str]]:
+    """(is_action, text) pieces of a Go template; string literals inside actions are skipped over."""
+    out, i, n = [], 0, len(go_template)
+    while i < n:
+        start = go_template.find("{{", i)
+        if start < 0:
+            out.append((False, go_template[i:]))
+            break
+        if start > i:
+            out.append((False, go_template[i:start]))
+        j, quote = start + 2, None
+        while j < n:
+            c = go_template[j]
+            if quote:
+                if c == "\\" and quote == '"':
+                    j += 1
+                elif c == quote:
+                    quote = None
+            elif c in "\"`'":
+                quote = c
+            elif go_template.startswith("}}", j):
+                break
+            j += 1
+        out.append((True, go_template[start:j + 2]))
+        i = j + 2
+    return out
+
+
+def hide_thinking_tags(go_template: str) -> str:
+    """The same template with the thinking tags Ollama would infer written as string actions
+    (`{{ "<think>" }}`): the output is unchanged, but Ollama no longer sees the thinking capability
+    (its InferTags reads only text nodes). Used where advertising thinking would make current Ollama
+    take this TEMPLATE over a GGUF template with tools (see advertise_thinking)."""
+    import json
+
+    tags = [t for t in inferred_thinking_tags(go_template) if t]
+    if not tags:
+        return go_template
+    pieces = []
+    for is_action, text in _segments(go_template):
+        if not is_action:
+            for tag in sorted(set(tags), key=len, reverse=True):
+                text = text.replace(tag, "\0" + tag + "\0")
+            text = "".join(("{{ " + json.dumps(part, ensure_ascii=False) + " }}") if part in tags else part
+                           for part in text.split("\0"))
+        pieces.append(text)
+    return "".join(pieces)

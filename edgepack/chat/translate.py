@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import jinja2
 
-from edgepack.chat.capabilities import advertise_thinking
+from edgepack.chat.capabilities import advertise_thinking, hide_thinking_tags
 from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
@@ -346,6 +346,8 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         if leading or (thinking and not tags):
             go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
                                  date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags)
+        if fmt.go_file and not tags:  # a family's own template writes its tags as text: hide them the same way
+            go = hide_thinking_tags(go)
         notes = [fmt.note] if fmt.note else []
         if thinking:
             notes.append(thinking.describe())
