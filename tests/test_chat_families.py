@@ -61,6 +61,15 @@ TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
 for _name in ("ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1",
               "poolside-Laguna-XS.2"):
     TRIMMING.setdefault(_name, set()).add("prefill_padded_thinking")
+# ... these trim user or assistant text too, so the padded conversation without its system message differs
+# (Laguna S trims only the system prompt) ...
+for _name in ("ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "MiniMax-M1", "google-gemma-4-31B-it",
+              "google-gemma-4-31B-it-interleaved", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2"):
+    TRIMMING[_name].add("padded_no_system")
+# ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
+for _name in ("GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",
+              "MiniMax-M2", "Reka-Edge"):
+    TRIMMING.setdefault(_name, set()).add("thinking_in_content")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
 # must differ from transformers here, so that the difference the report names is a real one.

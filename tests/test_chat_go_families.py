@@ -26,21 +26,27 @@ EXACT_NT = "exact without tools"
 
 # pinned template -> (family/variant chosen, Go TEMPLATE status, conversations that differ, trimming named)
 FAMILIES = {
-    "StepFun3.5-Flash": ("chatml/plain", EXACT_NT, set(), ""),
+    # These cut an earlier answer's text at </think> (as clients that do not split thinking send it):
+    # named, never exact; the real-Go comparison below includes that conversation.
+    "StepFun3.5-Flash": ("chatml/plain", "differs", {"thinking_in_content"}, ""),
     # Both strip newlines around the thinking a continued final turn keeps: named, never exact.
-    "Qwen-Qwen3-0.6B": ("chatml/plain", "differs", {"prefill_padded_thinking"}, "strip of thinking"),
-    "openbmb-MiniCPM5-1B": ("chatml/plain", "differs", {"prefill_padded_thinking"}, "strip of thinking"),
-    "LFM2.5-8B-A1B": ("chatml/skip-empty-system", EXACT_NT, set(), ""),
+    # (and cut an earlier answer's text at </think>)
+    "Qwen-Qwen3-0.6B": ("chatml/plain", "differs", {"prefill_padded_thinking", "thinking_in_content"},
+                        "strip of thinking"),
+    "openbmb-MiniCPM5-1B": ("chatml/plain", "differs", {"prefill_padded_thinking", "thinking_in_content"},
+                            "strip of thinking"),
+    "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "differs", {"thinking_in_content"}, ""),
     # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
     # the system prompt: written (the padding is named), never exact.
     "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
                                  {"padded", "system_user", "system_multi_turn", "system_several_turns",
-                                  "thinking_system_on", "thinking_system_off", "prefill_padded_thinking"},
+                                  "thinking_system_on", "thinking_system_off", "prefill_padded_thinking",
+                                  "padded_no_system", "thinking_in_content"},
                                  "lstrip of assistant"),
-    "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", EXACT_NT, set(), ""),
+    "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
     "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
-    "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), ""),
+    "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", "differs", {"thinking_in_content"}, ""),
     "ibm-granite-granite-4.1": ("granite/skip-empty-system", EXACT_NT, set(), ""),
     "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
     "Cohere2MoE": ("command-r/cohere2", EXACT_NT, set(), ""),
@@ -48,8 +54,9 @@ FAMILIES = {
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     # Trims message content: written with the padding named, never exact.
-    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"padded"}, "strip of assistant, strip of user"),
-    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded"},
+    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"padded", "padded_no_system", "thinking_in_content"},
+                             "strip of assistant, strip of user"),
+    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded", "padded_no_system"},
                                          "strip of assistant, strip of system, strip of user"),
 }
 
@@ -63,6 +70,8 @@ CONVERSATIONS = PROBES | {name: p.messages for name, p in PROOF_PROBES.items() i
     "prefill_thinking": _PREFILL,
     "prefill_after_history": _THINKING_HISTORY + _PREFILL[1:],
     "prefill_padded_thinking": GO_PROOF_PROBES["prefill_padded_thinking"].messages,
+    "thinking_in_content": GO_PROOF_PROBES["thinking_in_content"].messages,
+    "padded_no_system": GO_PROOF_PROBES["padded_no_system"].messages,
 }
 PREFILL_KWARGS = CHOICE_KWARGS["prefill"]
 

@@ -216,6 +216,14 @@ GO_PROOF_PROBES: dict[str, Probe] = {
                                      prefill=True),
     "prefill_thinking_on": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
                                  mode="thinking", think=True, prefill=True),
+    # The padded conversation without its system message, so that a template refusing system
+    # messages (Gemma 2) is still checked on padded content.
+    "padded_no_system": Probe(tuple(m for m in _PADDED if m.role != "system")),
+    # An earlier answer with its thinking left in the text, as clients that do not split it send it
+    # back: many templates cut the text at </think>, which a Go template cannot do.
+    "thinking_in_content": Probe((Message("user", "What is 17 * 3?"),
+                                  Message("assistant", "<think>\n17 * 3 = 51.\n</think>\n\n51"),
+                                  Message("user", "And 17 * 4?"))),
 }
 
 

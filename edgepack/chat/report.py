@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,11 @@ def _default_system_prompt(chat_template: str, tokens: SpecialTokens) -> str | N
     return None
 
 
+# Differences a Go template cannot avoid, named in the report: such a TEMPLATE is still written,
+# with a warning (older Ollama has no other chat format).
+_NAMED_GO_LIMITS = re.compile(r"trims whitespace|rewrites an assistant text that carries its thinking")
+
+
 def _same_as_explicit(chat_template: str, tokens: SpecialTokens, default: str) -> bool:
     """Whether giving the default system prompt as a system message renders exactly like giving none."""
     user = Message("user", "Hello there.")
@@ -196,7 +202,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         report.stops = [s for s in translation.stops if not any(s in tag for tag in THINK_TAGS)]
         plain = [d for d in go.differences if d.split(":")[0] in PLAIN_PROBES]
         # Never written with the build day in it, even where it would be written with a named difference.
-        if not frozen and (proven_plain or (plain and all("trims whitespace" in d for d in plain))):
+        if not frozen and (proven_plain or (plain and all(_NAMED_GO_LIMITS.search(d) for d in plain))):
             report.go_template = translation.go_template
             for d in go.differences:
                 if d.startswith("tools: the TEMPLATE has no .Tools"):
