@@ -78,6 +78,7 @@ class EarlyChat:
                 os.close(read_fd)
                 die_with_parent(parent)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build handles Ctrl-C and kills us
+                os.nice(10)  # the converter beside it (and the build's own hashing) come first
                 try:
                     payload = pickle.dumps(("ok", _work(self.source_dir)))
                 except BaseException as exc:  # noqa: BLE001  handed to the build, which raises it
