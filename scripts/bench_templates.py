@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from edgepack.chat import ollama_import
-from edgepack.chat.proof import AS_OLLAMA, FIXED_BY, ReferenceRenders, template_capabilities
+from edgepack.chat.proof import AS_OLLAMA, ReferenceRenders, template_capabilities
+from edgepack.chat.proof_llama_cpp import FIXED_BY
 from edgepack.chat.renderers import match_renderer
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, analyze_chat
 from edgepack.chat.sandbox import SpecialTokens, TemplateBoundError

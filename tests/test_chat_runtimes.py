@@ -17,7 +17,8 @@ import pytest
 
 from edgepack.chat import sandbox
 from edgepack.chat.conversations import PROOF_PROBES, Message, ToolCall
-from edgepack.chat.proof import ReferenceRenders, prove_llama_cpp, template_capabilities
+from edgepack.chat.proof import ReferenceRenders, template_capabilities
+from edgepack.chat.proof_llama_cpp import prove_llama_cpp
 from edgepack.chat.report import GO_TEMPLATE, LLAMA_CPP, RENDERER, ChatReport, analyze_chat
 from edgepack.chat.sandbox import SpecialTokens, render_hf
 from edgepack.chat.translate import render_ollama

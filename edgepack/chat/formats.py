@@ -7,6 +7,7 @@ modelfiles/chat/turns.gotmpl.j2), then a real template to tests/data/chat_templa
 A layout no generic row can express (harmony, per-turn thinking rules, header blocks) gets a
 hand-written Go template of its own under modelfiles/chat/families/, named by the row's go_file;
 it is chosen and proven exactly like a generic row.
+Longer than ~400 lines as one job: it is one table, and a family is found in one place.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from edgepack.chat.conversations import Probe, has_system, ollama_template_data
 from edgepack.chat.gotemplate import GoTemplate, _Action, _If, _Range, _Text
-from edgepack.chat.proof import AS_OLLAMA, DIFFERS, EXACT, NOT_CHECKED, ReferenceRenders, first_difference
+from edgepack.chat.proof import (AS_OLLAMA, DIFFERS, EXACT, NOT_CHECKED, ReferenceRenders, first_difference,
+                                 template_capabilities)
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, render_many
 from edgepack.errors import ChatTemplateError, GoTemplateError
 
@@ -158,15 +159,8 @@ def named(chat_template: str, index: list[OllamaTemplate]) -> NamedMatch:
 # --------------------------------------------------------------------------- capabilities (server/images.go)
 
 def chat_template_capabilities(chat_template: str) -> list[str]:
-    """chatTemplateCapabilities: tools / thinking of a GGUF's Jinja template."""
-    caps = []
-    if "tools" in chat_template or "tool_call" in chat_template:
-        caps.append("tools")
-    if ("<think>" in chat_template and "</think>" in chat_template) or (
-            ("content.split('</think>')" in chat_template or 'content.split("</think>")' in chat_template)
-            and "reasoning_content" not in chat_template and "<SPECIAL_12>" not in chat_template):
-        caps.append("thinking")
-    return caps
+    """chatTemplateCapabilities: tools / thinking of a GGUF's Jinja template (one model of it, in proof)."""
+    return template_capabilities(chat_template)
 
 
 def chat_template_has_tool_round_trip(chat_template: str) -> bool:

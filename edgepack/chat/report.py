@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgepack.chat.proof import (
-    EXACT, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, prove_llama_cpp,
-    template_capabilities,
+    EXACT, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, template_capabilities,
 )
+from edgepack.chat.proof_llama_cpp import prove_llama_cpp
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Message
@@ -99,16 +99,23 @@ class ChatReport:
 _SYSTEM_SENTINEL = "\u2063EDGEPACK-SYSTEM\u2063"
 
 
-def _default_system_prompt(chat_template: str, tokens: SpecialTokens) -> str | None:
-    """The system prompt the template writes when none is given (None when it writes none)."""
+def _without_and_with_system(chat_template: str, tokens: SpecialTokens, system: str) -> tuple | None:
+    """One user message rendered alone and after a system message `system` (None: not rendered)."""
     user = Message("user", "Hello there.")
     try:
-        bare, marked = render_many(chat_template, [RenderJob((user,)),
-                                                   RenderJob((Message("system", _SYSTEM_SENTINEL), user))], tokens)
+        bare, given = render_many(chat_template, [RenderJob((user,)), RenderJob((Message("system", system), user))],
+                                  tokens)
     except TemplateBoundError:
         return None
-    if isinstance(bare, RenderError) or isinstance(marked, RenderError) or _SYSTEM_SENTINEL not in marked:
+    return None if isinstance(bare, RenderError) or isinstance(given, RenderError) else (bare, given)
+
+
+def _default_system_prompt(chat_template: str, tokens: SpecialTokens) -> str | None:
+    """The system prompt the template writes when none is given (None when it writes none)."""
+    renders = _without_and_with_system(chat_template, tokens, _SYSTEM_SENTINEL)
+    if renders is None or _SYSTEM_SENTINEL not in renders[1]:
         return None
+    bare, marked = renders
     before, _, after = marked.partition(_SYSTEM_SENTINEL)
     if before and bare.startswith(before) and bare.endswith(after) and len(bare) > len(before) + len(after):
         text = bare[len(before):len(bare) - len(after)]
@@ -123,13 +130,8 @@ _NAMED_GO_LIMITS = re.compile(r"trims whitespace|rewrites an assistant text that
 
 def _same_as_explicit(chat_template: str, tokens: SpecialTokens, default: str) -> bool:
     """Whether giving the default system prompt as a system message renders exactly like giving none."""
-    user = Message("user", "Hello there.")
-    try:
-        bare, explicit = render_many(chat_template, [RenderJob((user,)),
-                                                     RenderJob((Message("system", default), user))], tokens)
-    except TemplateBoundError:
-        return False
-    return isinstance(bare, str) and bare == explicit
+    renders = _without_and_with_system(chat_template, tokens, default)
+    return renders is not None and renders[0] == renders[1]
 
 
 def _dated(text: str) -> bool:
