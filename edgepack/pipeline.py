@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,8 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
     early_chat = None if plan.dry_run else EarlyChat(src.path if src.path.is_dir() else None)
     early = None if plan.dry_run or plan.companions.merge_adapter else start_early_conversion(
         src, plan.outtype, toolchain, checked.reference_dir, trust_remote_code=plan.trust_remote_code)
+    if early is not None:
+        early.idle_work += _AFTER_CONVERSION_IMPORTS
     try:
         if not plan.dry_run:  # disk space for everything the build writes, before the first slow step
             out_dir = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
@@ -183,6 +186,21 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
 
         result.ollama = create(plan.ollama_name, result.bundle_dir / (result.manifest.default_modelfile or "Modelfile"))
     return result
+
+
+def _import(name: str):
+    return lambda: importlib.import_module(name)
+
+
+def _load_llama_cpp() -> None:
+    from edgepack.runtime.llama import llama_module
+
+    llama_module()
+
+
+# What a build imports only after the reference exists (the quantizer, the model card's hub
+# client): imported while the converter runs, when this thread has nothing else to do.
+_AFTER_CONVERSION_IMPORTS = [_load_llama_cpp, _import("huggingface_hub.repocard")]
 
 
 def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), **settings) -> BuildResult | DryRunResult:

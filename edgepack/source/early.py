@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 from edgepack import paths, procs, progress
 from edgepack.atomic import temp_name
@@ -46,6 +47,9 @@ class EarlyConversion:
              "--outtype", outtype], env=converter_env(toolchain), text=True,
             stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE if quiet else None)
         self._output: tuple[str | None, str | None] = (None, None)
+        # Work for this thread while it only waits for the converter (e.g. imports the build needs
+        # afterwards); run once the converter is under way, in this thread, errors ignored.
+        self.idle_work: list[Callable[[], object]] = []
         # Drain the pipes from the start, so a talkative converter never blocks on a full pipe.
         self._reader = threading.Thread(target=self._communicate, daemon=True)
         self._reader.start()
@@ -71,6 +75,11 @@ class EarlyConversion:
                                       self.expected):
                 while self._reader.is_alive():
                     self._reader.join(0.2)  # short waits, so Ctrl-C is taken at once
+                    while self.idle_work and self._reader.is_alive():
+                        try:
+                            self.idle_work.pop(0)()
+                        except Exception:  # noqa: BLE001  only a head start: the build does it again where needed
+                            pass
             code = self.proc.returncode
             if code != 0:
                 if code is None or code < 0 or code == 130:
