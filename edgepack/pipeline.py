@@ -15,21 +15,15 @@ import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgepack import progress
 from edgepack.atomic import make_staging_dir, remove_stale_partials
-from edgepack.bundle import BundleFile, ChatTemplateInfo, Manifest, PlanRecord
 from edgepack.bundle.lock import bundle_lock
-from edgepack.bundle.output import (carry_over, check_inside, check_output_dir, check_same_build, check_source_kept,
-                                    check_writable)
 from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
-from edgepack.bundle.writer import finish_bundle, make_quant, new_manifest, write_quant_modelfile
-from edgepack.chat.early import EarlyChat
 from edgepack.errors import BuildInterrupted, OutputError
-from edgepack.gguf_file import read_gguf
 from edgepack.paths import reference_cache_dir
 from edgepack.procs import signals_deferred, sigterm_as_interrupt
-from edgepack.quantize.cache import cache_entry, remove_stale_cache_partials
 from edgepack.quantize.engine import QuantOptions
 from edgepack.quantize.prepare import (DryRunResult, DryRunSize, check_calibration_plan, check_tensor_options,
                                        dry_run_sizes, estimate_quant_bytes, settle_imatrix)
@@ -41,6 +35,13 @@ from edgepack.bundle.companions import CompanionRequest
 from edgepack.source.convert import reference_is_cached
 from edgepack.source.early import start_early_conversion
 from edgepack.source.space import plan_build_space
+
+if TYPE_CHECKING:
+    from edgepack.bundle import BundleFile, Manifest, PlanRecord
+    from edgepack.chat.early import EarlyChat
+# The bundle writer, the manifest's models, the chat stage and the quant cache are imported where
+# they are used: a build starts its converter first (edgepack.source.early) and imports them while
+# it waits.
 
 DEFAULT_QUANT = "Q4_K_M"
 __all__ = ["BuildPlan", "BuildResult", "DryRunResult", "DryRunSize", "build", "run_build"]
@@ -119,6 +120,8 @@ def check_plan(plan: BuildPlan) -> _Checked:
 
         parse_model_name(plan.ollama_name)
     if plan.output_dir is not None and not plan.dry_run:
+        from edgepack.bundle.output import check_output_dir, check_writable
+
         check_output_dir(Path(plan.output_dir), replace=plan.replace)
         check_writable(Path(plan.output_dir))
     profile = None
@@ -144,6 +147,8 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
     comp_stage.check_request(plan.companions, src)
     # The chat stage and the converter start now, beside the checks below (edgepack.chat.early,
     # edgepack.source.early); both are cancelled when the build stops or does not need them.
+    from edgepack.chat.early import EarlyChat
+
     early_chat = None if plan.dry_run else EarlyChat(src.path if src.path.is_dir() else None)
     early = None if plan.dry_run or plan.companions.merge_adapter else start_early_conversion(
         src, plan.outtype, toolchain, checked.reference_dir, trust_remote_code=plan.trust_remote_code)
@@ -166,6 +171,8 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
             reference, ref_info, imatrix, _ = _reference_stage(checked, src, toolchain)
             return dry_run_sizes(src.name, reference, checked.wanted, imatrix.options)
         out = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
+        from edgepack.bundle.output import check_writable
+
         check_writable(out)  # the lock file goes beside it
         with bundle_lock(out) as lock_file:
             try:
@@ -216,6 +223,8 @@ def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), *
 
 def _reference_stage(checked: _Checked, src: Source, toolchain, early=None, early_chat: EarlyChat | None = None):
     """The reference, its metadata, the imatrix settled for it, and (with `early_chat`) the chat report."""
+    from edgepack.gguf_file import read_gguf
+
     plan = checked.plan
     reference = make_reference(src, plan.outtype, toolchain=toolchain, trust_remote_code=plan.trust_remote_code,
                                cache_dir=checked.reference_dir, early=early)
@@ -230,6 +239,8 @@ def _reference_stage(checked: _Checked, src: Source, toolchain, early=None, earl
 
 def _remove_debris(out: Path) -> None:
     """Staging dirs and partial files of builds that were killed (their pid is gone)."""
+    from edgepack.quantize.cache import remove_stale_cache_partials
+
     restore_interrupted_swap(out)
     remove_stale_partials(out.parent, out.name)
     remove_stale_cache_partials()
@@ -238,6 +249,11 @@ def _remove_debris(out: Path) -> None:
 
 def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float, early=None,
                   early_chat: EarlyChat | None = None) -> BuildResult:
+    from edgepack.bundle.output import carry_over, check_inside, check_output_dir, check_same_build, check_source_kept
+    from edgepack.bundle.writer import finish_bundle
+    from edgepack.chat.early import EarlyChat
+    from edgepack.quantize.cache import cache_entry
+
     plan = checked.plan
     _remove_debris(out)
     state = check_output_dir(out, replace=plan.replace)  # again, now that no other build can change it
@@ -294,6 +310,10 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
 
 def _quantize_stage(checked: _Checked, src: Source, reference, ref_info, imatrix, toolchain, staging: Path,
                     carry, out: Path, chat, comp) -> tuple[Manifest, BuildResult]:
+    from edgepack.bundle import ChatTemplateInfo, PlanRecord
+    from edgepack.bundle.writer import make_quant, new_manifest, write_quant_modelfile
+    from edgepack.quantize.cache import cache_entry
+
     plan = checked.plan
     warnings = list(reference.warnings) + comp.warnings
     reused: dict[str, str] = {}

@@ -1,15 +1,29 @@
 """Stage 5: the bundle: GGUFs, Modelfiles, manifest.json, model card; checking one, and recording
-later stages' results (evaluation, tuning) into it."""
+later stages' results (evaluation, tuning) into it.
 
-from edgepack.bundle.card import render_model_card
-from edgepack.bundle.manifest import (MANIFEST, MANIFEST_SCHEMA, BundleFile, ChatTemplateInfo, Evaluation,
-                                      EvaluationResult, Manifest, PlanRecord, TunedSettings, Tuning, file_entry,
-                                      load_manifest, now_utc, write_manifest)
-from edgepack.bundle.verify import FileCheck, ModelfileCheck, VerifyResult, require_verified, verify_bundle
-from edgepack.bundle.output import check_output_dir
-from edgepack.bundle.writer import rewrite_modelfiles
+The names below are loaded on first use (PEP 562), so that importing one light submodule (the
+lock, the swap) does not load the manifest's pydantic models and the card: a build starts its
+converter before it needs them.
+"""
 
-__all__ = ["MANIFEST", "MANIFEST_SCHEMA", "BundleFile", "ChatTemplateInfo", "Evaluation", "EvaluationResult",
-           "FileCheck", "Manifest", "ModelfileCheck", "PlanRecord", "TunedSettings", "Tuning", "VerifyResult",
-           "check_output_dir", "file_entry", "load_manifest", "now_utc", "render_model_card", "require_verified",
-           "rewrite_modelfiles", "verify_bundle", "write_manifest"]
+import importlib
+
+_EXPORTS = {
+    "render_model_card": "card",
+    **dict.fromkeys(("MANIFEST", "MANIFEST_SCHEMA", "BundleFile", "ChatTemplateInfo", "Evaluation", "EvaluationResult",
+                     "Manifest", "PlanRecord", "TunedSettings", "Tuning", "file_entry", "load_manifest", "now_utc",
+                     "write_manifest"), "manifest"),
+    **dict.fromkeys(("FileCheck", "ModelfileCheck", "VerifyResult", "require_verified", "verify_bundle"), "verify"),
+    "check_output_dir": "output",
+    "rewrite_modelfiles": "writer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -12,10 +12,10 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgepack import paths
 from edgepack.atomic import write_text_atomic
-from edgepack.bundle.manifest import AdapterRecord, BundleFile, PartRecord, ProjectorRecord, SplitRecord
 from edgepack.errors import AdapterError, ProjectorError
 from edgepack.hashing import sha256_file, sha256_text
 from edgepack.source.split import SplitSettings, split_gguf
@@ -23,6 +23,9 @@ from edgepack.source.adapter import (AdapterEffect, AdapterGGUF, AdapterInfo, ad
                                      convert_adapter, merge_adapter, read_adapter)
 from edgepack.source.model import Reference, Source
 from edgepack.source.projector import Projector, check_projector_fits, has_projector, make_projector, read_projector
+
+if TYPE_CHECKING:
+    from edgepack.bundle.manifest import BundleFile
 
 SERVER_PRESETS = "llama-server.ini"
 
@@ -157,6 +160,8 @@ def _presets(comp: Companions, files: list[BundleFile], slug: str) -> str:
 def write_into(comp: Companions, staging: Path, files: list[BundleFile], slug: str) -> dict:
     """Copy the projector and adapter into the bundle, write the llama-server presets; the manifest's
     sections (keyword arguments of Manifest)."""
+    from edgepack.bundle.manifest import AdapterRecord, PartRecord, ProjectorRecord, SplitRecord
+
     fields: dict = {}
     if comp.projector is not None:
         p = comp.projector

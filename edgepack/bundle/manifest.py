@@ -21,12 +21,11 @@ from typing_extensions import Required, TypedDict  # pydantic needs typing_exten
 
 from edgepack import progress
 from edgepack.atomic import write_text_atomic
-from edgepack.bundle.names import check_bundle_paths
+from edgepack.bundle.names import MANIFEST, check_bundle_paths
 from edgepack.errors import ManifestError
 from edgepack.gguf_file import read_gguf
 from edgepack.hashing import remember_sha256, sha256_file
 
-MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 2
 MODEL_CARD = "README.md"
 # What `edgepack eval` writes into a bundle besides the manifest and the card (0.1 wrote the same).

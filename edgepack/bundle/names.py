@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from edgepack.errors import ManifestError
 
+MANIFEST = "manifest.json"  # the bundle's record, at its top
+
 if TYPE_CHECKING:
     from edgepack.bundle.manifest import Manifest
 

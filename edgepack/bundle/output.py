@@ -16,11 +16,15 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgepack.atomic import link_or_copy
-from edgepack.bundle.manifest import MANIFEST, BundleFile, Evaluation, Manifest, PlanRecord, Tuning, load_manifest
+from edgepack.bundle.names import MANIFEST
 from edgepack.errors import EdgepackError, OutputError
 from edgepack.hashing import sha256_file
+
+if TYPE_CHECKING:  # the manifest's models are loaded only where a bundle's manifest is read
+    from edgepack.bundle.manifest import BundleFile, Evaluation, Manifest, PlanRecord, Tuning
 
 # What edgepack itself writes into a bundle besides the files a manifest names (eval, report, card).
 OWN_FILES = re.compile(r"(report\.(md|json|csv)|[^/]+\.png|eval-rows\.jsonl|Modelfile[^/]*|README\.md)\Z")
@@ -57,6 +61,8 @@ def check_output_dir(output_dir: Path, *, replace: bool = False) -> OutputState:
         return state
     if MANIFEST not in state.files:
         raise OutputError(f"{output_dir} is not empty and is not an edgepack bundle; choose another -o or empty it")
+    from edgepack.bundle.manifest import load_manifest
+
     try:
         manifest = load_manifest(output_dir)
     except EdgepackError as exc:
