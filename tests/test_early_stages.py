@@ -147,3 +147,24 @@ def test_the_early_chat_child_is_gone_after_cancel(tiny_hf_dir):
     early.cancel()
     assert not psutil.pid_exists(pid)  # killed and reaped
     early.cancel()  # twice is fine
+
+
+def test_a_converter_that_fails_is_one_line_with_its_reason_and_leaves_nothing(tiny_hf_dir, private_cache, tmp_path):
+    """The early converter fails the way a plain run does: SourceError with the converter's own last
+    error line, no partial file, no process, no output directory."""
+    import shutil
+
+    from edgepack.errors import SourceError
+    from edgepack.pipeline import build
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_hf_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # cut in half
+    out = tmp_path / "out"
+    with pytest.raises(SourceError) as err:
+        build(str(broken), ["Q8_0"], output_dir=out)
+    message = str(err.value)
+    assert message.startswith(f"llama.cpp's converter failed on {broken}") and "\n" not in message
+    assert "it wrote no file" not in message and len(message) > len(f"llama.cpp's converter failed on {broken}: ")
+    assert not out.exists() and _partials(private_cache) == [] and _converters() == []

@@ -217,12 +217,24 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
                      progress.elapsed(start), key)
 
 
+def reference_converter_args(source: Source, outfile: Path, outtype: str, toolchain: Toolchain) -> list[str]:
+    """convert_hf_to_gguf.py's arguments (after the interpreter) for a source's reference GGUF."""
+    return [str(toolchain.converter), str(source.path), "--outfile", str(outfile), "--outtype", outtype]
+
+
+def conversion_step(source: Source, outfile: Path, outtype: str, expected: int | None) -> ContextManager:
+    """The progress bar of a reference conversion, following the file it writes."""
+    return progress.file_growth(f"Converting {source.name} to {outtype.upper()}", outfile, expected)
+
+
+def conversion_failed(source: Source) -> str:
+    return f"llama.cpp's converter failed on {source.spec}"
+
+
 def _run_converter(source: Source, dest: Path, outtype: str, toolchain: Toolchain, expected: int | None) -> None:
     with atomic_output(dest) as tmp:
-        run_converter_script(
-            [str(toolchain.converter), str(source.path), "--outfile", str(tmp), "--outtype", outtype], toolchain,
-            progress.file_growth(f"Converting {source.name} to {outtype.upper()}", tmp, expected),
-            SourceError, f"llama.cpp's converter failed on {source.spec}")
+        run_converter_script(reference_converter_args(source, tmp, outtype, toolchain), toolchain,
+                             conversion_step(source, tmp, outtype, expected), SourceError, conversion_failed(source))
 
 
 def run_converter_script(args: list[str], toolchain: Toolchain, step: ContextManager, error: type[EdgepackError],
@@ -237,10 +249,17 @@ def run_converter_script(args: list[str], toolchain: Toolchain, step: ContextMan
         proc = procs.run([sys.executable, *args], env=converter_env(toolchain), text=True,
                          stdout=None if verbose else subprocess.PIPE,
                          stderr=None if verbose else subprocess.PIPE)
-    if proc.returncode != 0:
-        if proc.returncode < 0 or proc.returncode == 130:
-            raise KeyboardInterrupt
-        raise error(f"{failed}: {converter_reason(proc.stderr or '')}")
+    check_converter_exit(proc.returncode, proc.stderr, error, failed)
+
+
+def check_converter_exit(returncode: int | None, stderr: str | None, error: type[EdgepackError], failed: str) -> None:
+    """A converter that did not succeed: killed or Ctrl-C (no exit status, a signal, 130) as
+    KeyboardInterrupt, anything else as `error` "<failed>: <the converter's own last error line>"."""
+    if returncode == 0:
+        return
+    if returncode is None or returncode < 0 or returncode == 130:
+        raise KeyboardInterrupt
+    raise error(f"{failed}: {converter_reason(stderr or '')}")
 
 
 def converter_reason(stderr: str) -> str:

@@ -24,10 +24,12 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from edgepack import paths, procs, progress
+from edgepack import paths, procs
 from edgepack.atomic import temp_name
 from edgepack.errors import EdgepackError, SourceError
 from edgepack.runtime.toolchain import Toolchain, converter_env
+from edgepack.source.convert import (_check_architecture, _estimated_gguf_bytes, check_converter_exit, choose_outtype,
+                                     conversion_failed, conversion_step, reference_converter_args)
 from edgepack.source.model import Source
 
 
@@ -43,8 +45,8 @@ class EarlyConversion:
         self.tmp = temp_name(cache_dir / "early-reference.gguf")
         quiet = not is_verbose()
         self.proc = procs.popen(
-            [sys.executable, str(toolchain.converter), str(source.path), "--outfile", str(self.tmp),
-             "--outtype", outtype], env=converter_env(toolchain), text=True,
+            [sys.executable, *reference_converter_args(source, self.tmp, outtype, toolchain)],
+            env=converter_env(toolchain), text=True,
             stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE if quiet else None)
         self._output: tuple[str | None, str | None] = (None, None)
         # Work for this thread while it only waits for the converter (e.g. imports the build needs
@@ -68,11 +70,8 @@ class EarlyConversion:
     def wait_into(self, dest: Path) -> None:
         """Wait for the converter (with the same progress bar and errors as a plain run) and move
         its file to `dest`; on any failure or interrupt nothing is left behind."""
-        from edgepack.source.convert import converter_reason
-
         try:
-            with progress.file_growth(f"Converting {self.source.name} to {self.outtype.upper()}", self.tmp,
-                                      self.expected):
+            with conversion_step(self.source, self.tmp, self.outtype, self.expected):
                 while self._reader.is_alive():
                     self._reader.join(0.2)  # short waits, so Ctrl-C is taken at once
                     while self.idle_work and self._reader.is_alive():
@@ -80,14 +79,9 @@ class EarlyConversion:
                             self.idle_work.pop(0)()
                         except Exception:  # noqa: BLE001  only a head start: the build does it again where needed
                             pass
-            code = self.proc.returncode
-            if code != 0:
-                if code is None or code < 0 or code == 130:
-                    raise KeyboardInterrupt
-                raise SourceError(f"llama.cpp's converter failed on {self.source.spec}: "
-                                  f"{converter_reason(self._output[1] or '')}")
+            check_converter_exit(self.proc.returncode, self._output[1], SourceError, conversion_failed(self.source))
             if not self.tmp.exists():
-                raise SourceError(f"llama.cpp's converter failed on {self.source.spec}: it wrote no file")
+                raise SourceError(f"{conversion_failed(self.source)}: it wrote no file")
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.tmp, dest)
         finally:
@@ -105,8 +99,6 @@ def start_early_conversion(source: Source, outtype: str, toolchain: Toolchain, c
     """Start the converter for a Hugging Face directory source, or None where a build must not
     (not a directory; the architecture or its remote code is refused: the regular path raises
     that error; the disk may not hold the reference: the regular path reports it)."""
-    from edgepack.source.convert import _check_architecture, _estimated_gguf_bytes, choose_outtype
-
     if source.kind == "gguf" or not source.path.is_dir():
         return None
     cache_dir = Path(cache_dir) if cache_dir is not None else paths.reference_cache_dir()
