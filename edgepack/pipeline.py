@@ -247,11 +247,10 @@ def _remove_debris(out: Path) -> None:
     remove_stale_partials(reference_cache_dir(), recursive=True)
 
 
-def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float, early=None,
-                  early_chat: EarlyChat | None = None) -> BuildResult:
+def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: float, early,
+                  early_chat: EarlyChat) -> BuildResult:
     from edgepack.bundle.output import carry_over, check_inside, check_output_dir, check_same_build, check_source_kept
     from edgepack.bundle.writer import finish_bundle
-    from edgepack.chat.early import EarlyChat
     from edgepack.quantize.cache import cache_entry
 
     plan = checked.plan
@@ -260,8 +259,7 @@ def _build_locked(checked: _Checked, src: Source, out: Path, toolchain, start: f
     check_inside(src.path, state, plan.replace)
     # The chat stage: once per bundle, before quantizing (a bad template costs no quantization work),
     # started on the source's template while the converter runs (edgepack.chat.early).
-    reference, ref_info, imatrix, chat = _reference_stage(checked, src, toolchain, early,
-                                                          early_chat or EarlyChat(None))
+    reference, ref_info, imatrix, chat = _reference_stage(checked, src, toolchain, early, early_chat)
     check_same_build(state, reference.to_dict(), toolchain.to_dict())
     if checked.target_profile is not None:
         from edgepack.machine.plan import plan_deployment

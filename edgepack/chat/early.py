@@ -17,7 +17,6 @@ the stage simply runs after conversion.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import pickle
@@ -27,7 +26,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from edgepack.chat.modelfile import SourceChatInfo, chat_inputs, chat_report_for_gguf, read_source_chat_info
+from edgepack.chat.modelfile import SourceChatInfo, chat_inputs, read_source_chat_info
 from edgepack.chat.report import ChatReport, analyze_chat
 from edgepack.chat.sandbox import SpecialTokens
 from edgepack.gguf_file import GGUFInfo
@@ -124,9 +123,8 @@ class EarlyChat:
         source, inputs, report = early if early is not None else (None, None, None)
         template, tokens, adds_bos, origin, warnings = chat_inputs(info, self.source_dir, source)
         if report is None or inputs != (template, tokens, adds_bos, origin):
-            return chat_report_for_gguf(info, self.source_dir)
-        report = copy.deepcopy(report)
-        report.warnings[:0] = warnings
+            report = analyze_chat(template, tokens, tokenizer_adds_bos=adds_bos, template_source=origin)
+        report.warnings[:0] = warnings  # as chat_report_for_gguf does
         return report
 
     def cancel(self) -> None:
