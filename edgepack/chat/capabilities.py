@@ -9,7 +9,7 @@ TEMPLATEs edgepack writes.
 
 from __future__ import annotations
 
-from edgepack.chat.gotemplate import GoTemplate, _Action, _If, _Range, _Text
+from edgepack.chat.gotemplate import GoTemplate, _Action, _If, _Range, _Text, action_end
 from edgepack.chat.proof import template_capabilities
 
 
@@ -72,30 +72,15 @@ def go_template_capabilities(go_template: str) -> list[str]:
 
 
 def _segments(go_template: str) -> list[tuple[bool, str]]:
-    """(is_action, text) pieces of a Go template; string literals inside actions are skipped over."""
-    out, i, n = [], 0, len(go_template)
-    while i < n:
-        start = go_template.find("{{", i)
-        if start < 0:
-            out.append((False, go_template[i:]))
-            break
+    """(is_action, source text) pieces of a Go template, its actions found as GoTemplate finds them."""
+    out, i = [], 0
+    while (start := go_template.find("{{", i)) >= 0:
         if start > i:
             out.append((False, go_template[i:start]))
-        j, quote = start + 2, None
-        while j < n:
-            c = go_template[j]
-            if quote:
-                if c == "\\" and quote == '"':
-                    j += 1
-                elif c == quote:
-                    quote = None
-            elif c in "\"`'":
-                quote = c
-            elif go_template.startswith("}}", j):
-                break
-            j += 1
-        out.append((True, go_template[start:j + 2]))
-        i = j + 2
+        i = action_end(go_template, start + 2) + 2
+        out.append((True, go_template[start:i]))
+    if i < len(go_template):
+        out.append((False, go_template[i:]))
     return out
 
 

@@ -202,6 +202,21 @@ class _Continue(Exception):
     pass
 
 
+def action_end(source: str, pos: int) -> int:
+    """Where the `}}` closing the action whose text starts at `pos` begins (string literals skipped)."""
+    end = pos
+    while True:
+        if source.startswith("}}", end):
+            return end
+        if end >= len(source):
+            raise GoTemplateError("unclosed action")
+        if source[end] == '"':
+            end += 1
+            while source[end] != '"':
+                end += 2 if source[end] == "\\" else 1
+        end += 1
+
+
 class GoTemplate:
     def __init__(self, source: str):
         self.nodes = self._parse(self._split(source))
@@ -225,17 +240,7 @@ class GoTemplate:
                 text = text.rstrip(_GO_SPACE)
                 inner_start += 1
             parts.append(("text", text))
-            end = inner_start
-            while True:  # find the closing braces outside string literals
-                if source.startswith("}}", end):
-                    break
-                if end >= len(source):
-                    raise GoTemplateError("unclosed action")
-                if source[end] == '"':
-                    end += 1
-                    while source[end] != '"':
-                        end += 2 if source[end] == "\\" else 1
-                end += 1
+            end = action_end(source, inner_start)
             inner = source[inner_start:end]
             trim_next = inner.endswith(" -") or inner.endswith("\n-")
             if trim_next:
