@@ -17,7 +17,6 @@ the stage simply runs after conversion.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import select
@@ -32,22 +31,17 @@ from edgepack.chat.sandbox import SpecialTokens
 from edgepack.gguf_file import GGUFInfo
 
 
-def _predicted_inputs(source_dir: Path, source: SourceChatInfo) -> tuple | None:
+def _predicted_inputs(source: SourceChatInfo) -> tuple | None:
     """(template, tokens, adds_bos, origin) as the converter will write them, or None when unsure."""
     if not source.chat_template or source.bos_token is None and source.eos_token is None:
         return None
-    try:
-        config = json.loads((source_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
-    adds_bos = config.get("add_bos_token") if isinstance(config, dict) else None
     return (source.chat_template, SpecialTokens(bos=source.bos_token, eos=source.eos_token),
-            adds_bos if isinstance(adds_bos, bool) else False, "gguf")
+            bool(source.add_bos_token), "gguf")
 
 
 def _work(source_dir: Path) -> tuple:
     source = read_source_chat_info(source_dir)
-    inputs = _predicted_inputs(source_dir, source)
+    inputs = _predicted_inputs(source)
     report = None
     if inputs is not None:
         template, tokens, adds_bos, origin = inputs

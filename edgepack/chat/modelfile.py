@@ -181,6 +181,7 @@ class SourceChatInfo:
     chat_template: str | None = None
     bos_token: str | None = None
     eos_token: str | None = None
+    add_bos_token: bool | None = None
 
 
 def read_source_chat_info(source_dir: Path | None) -> SourceChatInfo:
@@ -190,7 +191,7 @@ def read_source_chat_info(source_dir: Path | None) -> SourceChatInfo:
     from edgepack.source.special import hf_chat_info
 
     found = hf_chat_info(source_dir)
-    return SourceChatInfo(found.chat_template, found.bos_token, found.eos_token)
+    return SourceChatInfo(found.chat_template, found.bos_token, found.eos_token, found.add_bos_token)
 
 
 def read_source_license(source_dir: Path | None) -> str | None:

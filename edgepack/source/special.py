@@ -20,6 +20,7 @@ class HFChatInfo:
     chat_template: str | None = None
     bos_token: str | None = None
     eos_token: str | None = None
+    add_bos_token: bool | None = None  # tokenizer_config.json's, when it says
 
 
 def _json(path: Path) -> dict:
@@ -63,4 +64,6 @@ def hf_chat_info(directory: str | Path) -> HFChatInfo:
         text = added.get(token_id) if token_id is not None else None
         return text if isinstance(text, str) else _token_text(config.get(f"{kind}_token"))
 
-    return HFChatInfo(template if isinstance(template, str) else None, token("bos"), token("eos"))
+    add_bos = config.get("add_bos_token")
+    return HFChatInfo(template if isinstance(template, str) else None, token("bos"), token("eos"),
+                      add_bos if isinstance(add_bos, bool) else None)
