@@ -287,3 +287,13 @@ def test_an_option_means_one_thing(tiny_bundle, tmp_path):
     b.write_text("{}")
     assert_one_line_error(run("report", a, b), "--bench")
     assert_one_line_error(run("report", tiny_bundle, "-o", tmp_path / "x.md"), "--bench")
+
+
+def test_the_ollama_hint_is_a_command_that_pastes_with_spaces_in_the_path(tiny_hf_dir, tmp_path):
+    import shlex
+
+    out = tmp_path / "my bundles" / "tiny one"
+    result = run("build", tiny_hf_dir, "--quant", "Q8_0", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("Ollama: "))
+    assert shlex.split(line.removeprefix("Ollama: ")) == ["ollama", "create", "<name>", "-f", str(out / "Modelfile")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -142,7 +144,8 @@ def build(
         _show(result.evaluation, [result.bundle_dir / "report.md"])
     created = result.ollama
     if created is None:
-        out.print(f"Ollama: ollama create <name> -f {result.bundle_dir / (m.default_modelfile or 'Modelfile')}")
+        modelfile = shlex.quote(str(result.bundle_dir / (m.default_modelfile or "Modelfile")))  # a command to paste
+        out.print(f"Ollama: ollama create <name> -f {modelfile}", markup=False, soft_wrap=True)
     elif created.ran:
         out.print(f"Ollama: created {created.name}; it answered: {(created.smoke_reply or '').strip()[:80]!r}")
     else:
