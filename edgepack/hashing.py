@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 from filelock import FileLock
@@ -42,6 +43,72 @@ def sha256_file(path: str | Path, *, memo: bool = True) -> str:
     if memo and path.stat().st_size >= _CHUNK:  # only worth remembering for large files
         remember_sha256(path, value)
     return value
+
+
+class GrowingFileHash:
+    """sha256 of a file another process is writing front to back, hashed while it grows.
+
+    For a writer that only appends (the pinned gguf-py's GGUFWriter writes header, metadata,
+    tensor index and tensor data in one forward pass), so the hash is ready when the writer is
+    done instead of costing a full read afterwards. A thread follows the file from its start;
+    `finish()`, called once the writer has exited, reads what is left and returns the digest.
+    Checked, not assumed: the file must be the inode followed, as long as the bytes hashed, and its
+    first MiB (where a writer that patched a header in place would have written) the bytes read
+    then; otherwise `finish()` hashes the whole file again. hashlib and reads release the GIL.
+    """
+
+    _POLL = 0.05  # seconds between looks at a file that has not grown
+    _HEAD = 1 << 20
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._digest = hashlib.sha256()
+        self._done = threading.Event()
+        self._head = b""
+        self._count = 0
+        self._ino: int | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._follow, name="edgepack-hash", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        try:
+            while not self.path.exists():
+                if self._done.wait(self._POLL):
+                    return
+            with self.path.open("rb", buffering=0) as fh:
+                self._ino = os.fstat(fh.fileno()).st_ino
+                while True:
+                    finishing = self._done.is_set()  # read after the writer ended: this pass reaches the end
+                    while chunk := fh.read(_CHUNK):
+                        self._digest.update(chunk)
+                        if len(self._head) < self._HEAD:
+                            self._head += chunk[:self._HEAD - len(self._head)]
+                        self._count += len(chunk)
+                    if finishing:
+                        return
+                    self._done.wait(self._POLL)
+        except BaseException as exc:  # noqa: BLE001  reported by finish(), which then hashes anew
+            self._error = exc
+
+    def finish(self) -> str:
+        """The file's sha256, once its writer has exited (the file complete at `self.path`)."""
+        self._done.set()
+        self._thread.join()
+        st = self.path.stat()
+        if (self._error is None and st.st_ino == self._ino and st.st_size == self._count
+                and _read_head(self.path, len(self._head)) == self._head):
+            return self._digest.hexdigest()
+        return sha256_file(self.path, memo=False)
+
+    def cancel(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _read_head(path: Path, n: int) -> bytes:
+    with path.open("rb", buffering=0) as fh:
+        return fh.read(n)
 
 
 def recall_sha256(path: str | Path) -> str | None:

@@ -205,9 +205,10 @@ def _load_llama_cpp() -> None:
     llama_module()
 
 
-# What a build imports only after the reference exists (the quantizer, the model card's hub
-# client): imported while the converter runs, when this thread has nothing else to do.
-_AFTER_CONVERSION_IMPORTS = [_load_llama_cpp, _import("huggingface_hub.repocard")]
+# What a build imports only after the reference exists (the chat stage's modules, the quantizer,
+# the model card's hub client): imported while the converter runs, when this thread has nothing
+# else to do.
+_AFTER_CONVERSION_IMPORTS = [_import("edgepack.chat.modelfile"), _load_llama_cpp, _import("huggingface_hub.repocard")]
 
 
 def build(source: str | None = None, quants: list[str] | tuple[str, ...] = (), **settings) -> BuildResult | DryRunResult:

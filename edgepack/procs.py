@@ -11,7 +11,6 @@ psutil has no parent-death hook and subprocess none either, hence the few lines 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -29,8 +28,9 @@ def _load_prctl():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl
+        # The C library the interpreter itself runs on (its symbols are global): no search for it,
+        # which ctypes.util.find_library does by running ldconfig.
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 

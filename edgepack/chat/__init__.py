@@ -6,13 +6,26 @@ text/template, modelled) -> formats (the family table) -> dates (today's date in
 (what Ollama infers from templates) -> renderers (Ollama's built-in ones) -> report (the chat
 stage, ChatReport) -> modelfile (writing) -> ollama (running `ollama`);
 ollama_import (what Ollama's own import does, for scripts/bench_templates.py).
+
+The names below are loaded on first use (PEP 562): a build forks its early chat stage
+(chat/early.py) before it has imported any of this, and imports it while the converter runs.
 """
 
-from edgepack.chat.conversations import Message
-from edgepack.chat.modelfile import Modelfile, chat_report_for_gguf, modelfile_for_gguf
-from edgepack.chat.report import ChatReport, analyze_chat
-from edgepack.chat.sandbox import SpecialTokens, render_hf
-from edgepack.chat.translate import translate
+import importlib
 
-__all__ = ["ChatReport", "Message", "Modelfile", "SpecialTokens", "analyze_chat", "chat_report_for_gguf",
-           "modelfile_for_gguf", "render_hf", "translate"]
+_EXPORTS = {
+    "Message": "conversations",
+    **dict.fromkeys(("Modelfile", "chat_report_for_gguf", "modelfile_for_gguf"), "modelfile"),
+    **dict.fromkeys(("ChatReport", "analyze_chat"), "report"),
+    **dict.fromkeys(("SpecialTokens", "render_hf"), "sandbox"),
+}  # the Jinja -> Go translation: edgepack.chat.translate.translate (a submodule of that name)
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -24,15 +24,20 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgepack.chat.modelfile import SourceChatInfo, chat_inputs, read_source_chat_info
-from edgepack.chat.report import ChatReport, analyze_chat
-from edgepack.chat.sandbox import SpecialTokens
-from edgepack.gguf_file import GGUFInfo
+if TYPE_CHECKING:
+    from edgepack.chat.modelfile import SourceChatInfo
+    from edgepack.chat.report import ChatReport
+    from edgepack.gguf_file import GGUFInfo
+# The stage's own modules are imported in the child (after the fork) and by `report_for`: the
+# build forks this child before it starts its converter and has imported none of them yet.
 
 
 def _predicted_inputs(source: SourceChatInfo) -> tuple | None:
     """(template, tokens, adds_bos, origin) as the converter will write them, or None when unsure."""
+    from edgepack.chat.sandbox import SpecialTokens
+
     if not source.chat_template or source.bos_token is None and source.eos_token is None:
         return None
     return (source.chat_template, SpecialTokens(bos=source.bos_token, eos=source.eos_token),
@@ -40,6 +45,9 @@ def _predicted_inputs(source: SourceChatInfo) -> tuple | None:
 
 
 def _work(source_dir: Path) -> tuple:
+    from edgepack.chat.modelfile import read_source_chat_info
+    from edgepack.chat.report import analyze_chat
+
     source = read_source_chat_info(source_dir)
     inputs = _predicted_inputs(source)
     report = None
@@ -113,6 +121,9 @@ class EarlyChat:
 
     def report_for(self, info: GGUFInfo) -> ChatReport:
         """The chat report for the converted GGUF: the early one when its inputs were right."""
+        from edgepack.chat.modelfile import chat_inputs
+        from edgepack.chat.report import analyze_chat
+
         early = self._collect()
         source, inputs, report = early if early is not None else (None, None, None)
         template, tokens, adds_bos, origin, warnings = chat_inputs(info, self.source_dir, source)

@@ -22,7 +22,7 @@ from edgepack import paths, procs, progress
 from edgepack.atomic import atomic_output, write_text_atomic
 from edgepack.errors import EdgepackError, OutputError, SourceError, UnsupportedArchitectureError
 from edgepack.gguf_file import read_gguf
-from edgepack.hashing import file_record, matches_record, sha256_file, sha256_text
+from edgepack.hashing import GrowingFileHash, file_record, matches_record, sha256_file, sha256_text
 from edgepack.quantize.types import get_quant
 from edgepack.source.model import Reference, Source
 from edgepack.source.trust import check_remote_code
@@ -170,8 +170,8 @@ def _checked_cache_entry(dest: Path) -> dict | None:
     return None
 
 
-def _record_cache_entry(dest: Path, entry: dict) -> str:
-    entry["file"] = file_record(dest)
+def _record_cache_entry(dest: Path, entry: dict, sha256: str | None = None) -> str:
+    entry["file"] = file_record(dest, sha256)
     write_text_atomic(_entry_file(dest), json.dumps(entry, indent=2))
     return entry["file"]["sha256"]
 
@@ -205,14 +205,15 @@ def make_reference(source: Source, outtype: str = "f16", *, toolchain: Toolchain
                          progress.elapsed(start), key)
     if early is not None and early.fits(source, outtype, dest.parent.parent):
         early.wait_into(dest)
+        sha256 = early.sha256
     else:
         if early is not None:
             early.cancel()
         expected = _estimated_gguf_bytes(source.path, outtype)
         ensure_free_space(dest.parent, int((expected or 0) * 1.05), "the 16-bit reference GGUF")
-        _run_converter(source, dest, outtype, toolchain, expected)
+        sha256 = _run_converter(source, dest, outtype, toolchain, expected)
     digest = _record_cache_entry(dest, {"source": source.to_dict(), "outtype": outtype,
-                                        "toolchain": toolchain.to_dict()})
+                                        "toolchain": toolchain.to_dict()}, sha256)
     return Reference(dest, outtype.upper(), digest, dest.stat().st_size, False,
                      progress.elapsed(start), key)
 
@@ -231,10 +232,16 @@ def conversion_failed(source: Source) -> str:
     return f"llama.cpp's converter failed on {source.spec}"
 
 
-def _run_converter(source: Source, dest: Path, outtype: str, toolchain: Toolchain, expected: int | None) -> None:
+def _run_converter(source: Source, dest: Path, outtype: str, toolchain: Toolchain, expected: int | None) -> str:
+    """Convert into `dest`; returns its sha256 (hashed while the converter wrote it)."""
     with atomic_output(dest) as tmp:
-        run_converter_script(reference_converter_args(source, tmp, outtype, toolchain), toolchain,
-                             conversion_step(source, tmp, outtype, expected), SourceError, conversion_failed(source))
+        follower = GrowingFileHash(tmp)
+        try:
+            run_converter_script(reference_converter_args(source, tmp, outtype, toolchain), toolchain,
+                                 conversion_step(source, tmp, outtype, expected), SourceError, conversion_failed(source))
+            return follower.finish()
+        finally:
+            follower.cancel()
 
 
 def run_converter_script(args: list[str], toolchain: Toolchain, step: ContextManager, error: type[EdgepackError],

@@ -27,6 +27,7 @@ from typing import Callable
 from edgepack import paths, procs
 from edgepack.atomic import temp_name
 from edgepack.errors import EdgepackError, SourceError
+from edgepack.hashing import GrowingFileHash
 from edgepack.runtime.toolchain import Toolchain, converter_env
 from edgepack.source.convert import (_check_architecture, _estimated_gguf_bytes, check_converter_exit, choose_outtype,
                                      conversion_failed, conversion_step, reference_converter_args)
@@ -49,6 +50,8 @@ class EarlyConversion:
             env=converter_env(toolchain), text=True,
             stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE if quiet else None)
         self._output: tuple[str | None, str | None] = (None, None)
+        self._hash = GrowingFileHash(self.tmp)  # the reference's sha256, ready when the converter is done
+        self.sha256: str | None = None  # set by wait_into
         # Work for this thread while it only waits for the converter (e.g. imports the build needs
         # afterwards); run once the converter is under way, in this thread, errors ignored.
         self.idle_work: list[Callable[[], object]] = []
@@ -82,6 +85,7 @@ class EarlyConversion:
             check_converter_exit(self.proc.returncode, self._output[1], SourceError, conversion_failed(self.source))
             if not self.tmp.exists():
                 raise SourceError(f"{conversion_failed(self.source)}: it wrote no file")
+            self.sha256 = self._hash.finish()
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.tmp, dest)
         finally:
@@ -91,6 +95,7 @@ class EarlyConversion:
         """Kill the converter if it still runs and remove its partial file (idempotent)."""
         procs.kill(self.proc)
         self._reader.join()
+        self._hash.cancel()
         self.tmp.unlink(missing_ok=True)
 
 
