@@ -24,25 +24,22 @@ PINNED = Path(__file__).parent / "data" / "chat_templates" / "pinned"
 TOKENS = SpecialTokens("<s>", "</s>")
 EXACT_NT = "exact without tools"
 
-# pinned template -> (family/variant chosen, Go TEMPLATE status, conversations that differ, trimming named)
+# pinned template -> (family/variant chosen, Go TEMPLATE status, conversations that differ, trims the TEMPLATE does)
 FAMILIES = {
     # These cut an earlier answer's text at </think> (as clients that do not split thinking send it):
     # named, never exact; the real-Go comparison below includes that conversation.
     "StepFun3.5-Flash": ("chatml/plain", "differs", {"thinking_in_content"}, ""),
-    # Both strip newlines around the thinking a continued final turn keeps: named, never exact.
-    # (and cut an earlier answer's text at </think>)
-    "Qwen-Qwen3-0.6B": ("chatml/plain", "differs", {"prefill_padded_thinking", "thinking_in_content"},
-                        "strip of thinking"),
-    "openbmb-MiniCPM5-1B": ("chatml/plain", "differs", {"prefill_padded_thinking", "thinking_in_content"},
-                            "strip of thinking"),
+    # Both strip newlines around the thinking a continued final turn keeps (so does the TEMPLATE),
+    # and cut an earlier answer's text at </think> (named, never exact).
+    "Qwen-Qwen3-0.6B": ("chatml/plain", "differs", {"thinking_in_content"}, "strip('\\n') of thinking"),
+    "openbmb-MiniCPM5-1B": ("chatml/plain", "differs", {"thinking_in_content"}, "strip('\\n') of thinking"),
     "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "differs", {"thinking_in_content"}, ""),
-    # Bielik strips an assistant turn's leading space, and with thinking on adds an instruction to
-    # the system prompt: written (the padding is named), never exact.
+    # Bielik strips an assistant turn's leading space (so does the TEMPLATE), and with thinking on
+    # adds an instruction to the system prompt: written, never exact.
     "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
                                  {"padded", "system_user", "system_multi_turn", "system_several_turns",
-                                  "thinking_system_on", "thinking_system_off", "prefill_padded_thinking",
-                                  "padded_no_system", "thinking_in_content"},
-                                 "lstrip of assistant"),
+                                  "thinking_system_on", "thinking_system_off", "thinking_in_content"},
+                                 "lstrip() of assistant, strip() of thinking"),
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
     "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
@@ -53,11 +50,10 @@ FAMILIES = {
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
-    # Trims message content: written with the padding named, never exact.
-    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"padded", "padded_no_system", "thinking_in_content"},
-                             "strip of assistant, strip of user"),
-    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "differs", {"padded", "padded_no_system"},
-                                         "strip of assistant, strip of system, strip of user"),
+    # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
+    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"thinking_in_content"}, "strip() of user, strip() of assistant"),
+    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", EXACT_NT, set(),
+                                         "strip() of system, strip() of user, strip() of assistant"),
 }
 
 _THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
@@ -115,8 +111,10 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
     go = report.paths[GO_TEMPLATE]
     assert (f"{report.family}/{report.variant}", go.status) == (family, status), go.differences
     assert report.go_template is not None and ".Tools" not in report.go_template
-    if trims:
-        assert any("the template trims whitespace" in d and trims in d for d in go.differences)
+    # Text the template trims is trimmed by the TEMPLATE too (edgepack.chat.gohelpers), and said so.
+    assert not any("trims whitespace" in d for d in go.differences), go.differences
+    assert [n for n in go.notes if n.startswith("text trimmed")] == ([f"text trimmed as the template trims it "
+                                                                      f"(Go helpers): {trims}"] if trims else [])
 
     jobs = [(conv, think) for conv in CONVERSATIONS for think in (None, True, False)]
     outs = render_go(go_renderer, [{"template": report.go_template, "think": think,
@@ -134,8 +132,9 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
 @pytest.mark.parametrize("name, history, block", [
     # Shown to Ollama as string actions, not text: see the test below.
     ("Cohere2MoE", True, '{{ "<|START_THINKING|>" }}{{ .Thinking }}{{ "<|END_THINKING|>" }}'),
-    ("Bielik-11B-v3.0-Instruct", True, "<think>\n{{ .Thinking }}\n</think>\n"),
-    ("Qwen-Qwen3-0.6B", False, "<think>\n{{ .Thinking }}\n</think>\n\n"),
+    # (trimmed as the template trims it: edgepack.chat.gohelpers)
+    ("Bielik-11B-v3.0-Instruct", True, '<think>\n{{ template "ep.strip" .Thinking }}\n</think>\n'),
+    ("Qwen-Qwen3-0.6B", False, '<think>\n{{ template "ep.strip_nl" .Thinking }}\n</think>\n\n'),
     ("deepseek-ai-DeepSeek-V3.2", False, "<think>{{ .Thinking }}</think>{{ else }}</think>"),
     ("deepseek-ai-DeepSeek-V3.1", False, None),
 ])
@@ -185,14 +184,15 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
     Cohere2's (tools; no thinking Ollama sees) would tie with a Go TEMPLATE showing thinking and
     lose its tools, so there the tags are string actions and the GGUF's template stays preferred."""
     qwen = analyze_chat(pinned("Qwen-Qwen3-0.6B"), TOKENS, prove_llama_cpp_path=False)
-    assert "<think>\n{{ .Thinking }}" in qwen.go_template and "Jinja" in qwen.current_ollama
+    assert '<think>\n{{ template "ep.strip_nl" .Thinking }}' in qwen.go_template and "Jinja" in qwen.current_ollama
     assert inferred_thinking_tags(qwen.go_template) == ("<think>", "</think>")
     cohere = analyze_chat(pinned("Cohere2MoE"), TOKENS, prove_llama_cpp_path=False)
     assert cohere.capabilities == ["tools"]
     assert "<|START_THINKING|>{{ .Thinking" not in cohere.go_template and "Jinja" in cohere.current_ollama
     assert not all(inferred_thinking_tags(cohere.go_template))
     bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
-    assert bielik.capabilities == ["tools", "thinking"] and "<think>\n{{ .Thinking }}" in bielik.go_template
+    assert bielik.capabilities == ["tools", "thinking"] and '<think>\n{{ template "ep.strip" .Thinking }}' in bielik.go_template
+    assert inferred_thinking_tags(bielik.go_template) == ("<think>", "</think>")
 
 
 @pytest.mark.parametrize("template, tags", [
@@ -210,8 +210,9 @@ def test_thinking_tags_are_inferred_as_ollama_infers_them(template, tags):
 
 
 @pytest.mark.parametrize("name, caught", [
-    # Qwen3 opens an empty think block on a continued turn without thinking, too.
-    ("Qwen-Qwen3-0.6B", {"prefill", "prefill_thinking", "prefill_thinking_on"}),
+    # Qwen3 opens an empty think block on a continued turn without thinking, too (and strips the
+    # newlines around thinking, which the TEMPLATE without its thinking layout cannot show).
+    ("Qwen-Qwen3-0.6B", {"prefill", "prefill_thinking", "prefill_thinking_on", "prefill_padded_thinking"}),
     # Cohere2 keeps every turn's thinking; Ollama does not see it as a thinking model.
     ("Cohere2MoE", {"earlier_thinking", "prefill_thinking", "prefill_padded_thinking"}),
 ])
@@ -238,15 +239,14 @@ def test_the_go_proof_covers_thinking_in_earlier_and_continued_turns(name, caugh
     assert result.status == "differs" and names(result) - proven == caught
 
 
-def test_a_trimming_template_with_a_date_go_cannot_write_is_left_out_not_frozen():
-    """Llama 3.2 differs only by trimming, so its TEMPLATE is written with that named; with a date
-    format currentDate cannot build (a weekday) it is left out: the build day is never written."""
+def test_a_template_with_a_date_go_cannot_write_is_left_out_not_frozen():
+    """Llama 3.2's TEMPLATE is exact without tools (trimming included); with a date format
+    currentDate cannot build (a weekday) it is left out: the build day is never written."""
     template = pinned("meta-llama-Llama-3.2-3B-Instruct").replace('strftime_now("%d %b %Y")',
                                                                   'strftime_now("%A %d %b %Y")')
     report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
     assert go.status == "differs" and go.differences[0].startswith("date:")
-    assert any("trims whitespace" in d for d in go.differences)
     assert report.go_template is None and any("TEMPLATE left out" in w and "date" in w for w in report.warnings)
 
 

@@ -78,18 +78,24 @@ def test_go_model_agrees_with_go_on_thinking_tool_calls_tool_role_think_and_curr
     assert "think=true" in expected[1] and "think=" not in expected[0]
 
 
-def test_a_trimming_template_is_never_exact_in_go_and_go_itself_confirms_it(go_renderer):
+def test_a_trimming_template_is_trimmed_in_go_and_real_go_confirms_it(go_renderer):
+    """Llama 3.1 trims every message; its TEMPLATE does too (edgepack.chat.gohelpers). Real Go on
+    the padded probe: with the trims it equals transformers, without them it does not."""
+    import re
+
     template = pinned("meta-llama-Llama-3.1-8B-Instruct")
-    report = analyze_chat(template, SpecialTokens("<|begin_of_text|>", "<|eot_id|>"), prove_llama_cpp_path=False)
+    tokens = SpecialTokens("<|begin_of_text|>", "<|eot_id|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
-    assert go.status != "exact" and go.modes["plain"] == "differs"
-    assert any("trims whitespace" in d for d in go.differences)
-    assert any("trims whitespace" in w for w in report.warnings)
-    # Real Go, on the padded probe, differs from transformers: the "differs" is not an artifact.
+    assert go.modes["plain"] == "exact" and not any("trims whitespace" in d for d in go.differences)
+    assert go.notes == ["text trimmed as the template trims it (Go helpers): "
+                        "strip() of system, strip() of user, strip() of assistant"]
     padded = PROOF_PROBES["padded"].messages
-    [out] = render_go(go_renderer, [(report.go_template, padded, None)])
-    want = render_hf(template, padded, SpecialTokens("<|begin_of_text|>", "<|eot_id|>"))
-    assert out != want.removeprefix("<|begin_of_text|>")
+    untrimmed = re.sub(r'\{\{ template "ep\.strip" (.+?) \}\}', r"{{ \1 }}", report.go_template)
+    assert untrimmed != report.go_template
+    out, plain = render_go(go_renderer, [(report.go_template, padded, None), (untrimmed, padded, None)])
+    want = render_hf(template, padded, tokens).removeprefix("<|begin_of_text|>")
+    assert out == want and plain != want
 
 
 def test_qwen3_thinking_on_and_off_in_go_matches_transformers_and_real_go(go_renderer):
@@ -98,11 +104,11 @@ def test_qwen3_thinking_on_and_off_in_go_matches_transformers_and_real_go(go_ren
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     assert report.capabilities == ["tools", "thinking"]
     go = report.paths[GO_TEMPLATE]
-    # Thinking on/off is exact. Qwen3 strips newlines around the thinking it keeps (a final turn
-    # Ollama continues): a Go template cannot, so that is named and the status is "differs".
+    # Thinking on/off is exact, and the newlines Qwen3 strips around the thinking it keeps are
+    # stripped by the TEMPLATE too. An earlier answer carrying <think>...</think> in its text is
+    # cut by Qwen3 and not by the TEMPLATE: named, and the status is "differs".
     assert go.modes == {"plain": "differs", "thinking": "exact", "tools": "not handled"}
-    assert [d.split(":")[0] for d in go.differences] == ["prefill_padded_thinking", "thinking_in_content", "tools"]
-    assert "strip of thinking" in go.differences[0]
+    assert [d.split(":")[0] for d in go.differences] == ["thinking_in_content", "tools"]
     assert go.status == "differs" and ".Tools" not in report.go_template
     # Ollama prefers the GGUF's template when it has capabilities the Go template lacks.
     assert "Jinja" in report.current_ollama
@@ -199,10 +205,11 @@ def test_chat_report_round_trips_through_json():
     again = ChatReport.from_dict(data)
     assert again.to_dict() == report.to_dict()
     assert set(data["paths"]) == {LLAMA_CPP, GO_TEMPLATE, RENDERER}
-    # Gemma 2 trims message content (checked on padded text without a system message, which it refuses):
-    # written with the trimming named, not exact.
-    assert data["paths"][GO_TEMPLATE]["status"] == "differs" and report.go_template is not None
-    assert any(d.startswith("padded_no_system") and "trims whitespace" in d for d in data["paths"][GO_TEMPLATE]["differences"])
+    # Gemma 2 trims message content (checked on padded text without a system message, which it
+    # refuses); its TEMPLATE trims it too, and the JSON says how.
+    assert data["paths"][GO_TEMPLATE]["status"] == "exact" and report.go_template is not None
+    assert data["paths"][GO_TEMPLATE]["notes"] == ["text trimmed as the template trims it (Go helpers): "
+                                                   "strip() of user, strip() of assistant"]
 
 
 def test_capabilities_are_detected_as_ollama_detects_them():
@@ -234,10 +241,10 @@ def test_inspect_chat_shows_each_runtime(tmp_path):
     result = CliRunner().invoke(app, ["inspect", str(gguf), "--chat", "--json"])
     assert result.exit_code == 0, result.output
     chat = json.loads(result.output)["chat"]
-    assert chat["paths"][GO_TEMPLATE]["status"] == "differs" and chat["family"] == "gemma"  # it trims content
+    assert chat["paths"][GO_TEMPLATE]["status"] == "exact" and chat["family"] == "gemma"  # trimmed in Go too
     assert chat["paths"][LLAMA_CPP]["status"] in ("differs", "not checked")  # llama.cpp renders system turns
     text = CliRunner().invoke(app, ["inspect", str(gguf), "--chat"]).output
-    assert "Ollama Go TEMPLATE: differs" in " ".join(text.split())
+    assert "Ollama Go TEMPLATE: exact" in " ".join(text.split())
 
 
 def test_a_hanging_template_costs_the_build_one_warning_not_a_hang(tiny_hf_dir, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ TEMPLATEs edgepack writes.
 
 from __future__ import annotations
 
-from edgepack.chat.gotemplate import GoTemplate, _Action, _If, _Range, _Text, action_end
+from edgepack.chat.gotemplate import GoTemplate, _Action, _Call, _If, _Range, _Text, action_end
 from edgepack.chat.proof import template_capabilities
 
 
@@ -34,8 +34,8 @@ def inferred_thinking_tags(source: str) -> tuple[str, str]:
                 tags[1] = nodes[-1].text.strip()
 
         for node in nodes:
-            if isinstance(node, _Action) and in_messages and thinks(node.tokens):
-                take()
+            if isinstance(node, (_Action, _Call)) and in_messages and thinks(node.tokens):
+                take()  # Ollama visits a {{ template }} call's pipeline too
             elif isinstance(node, _If):
                 for cond, body in node.branches:
                     if in_messages and thinks(cond):

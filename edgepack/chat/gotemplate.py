@@ -3,8 +3,10 @@
 Hand-written because no Python library executes Go templates; it covers text, trim markers,
 comments, if/else if/else, range (with else, variables, break and continue), variables and
 assignment, fields, string/number literals, parentheses, the builtins below (printf with the
-%s, %v, %d verbs) and Ollama's own functions (json, currentDate). Anything else raises
-GoTemplateError, so a template is never half-run. Go's real text/template is the oracle in
+%s, %v, %d verbs), Ollama's own functions (json, currentDate), and named templates ({{ define }}
+at the top level, {{ template "name" pipeline }}; edgepack's own helpers, edgepack.chat.gohelpers,
+run as the Python functions they are proven equal to). Anything else raises GoTemplateError, so a
+template is never half-run. Go's real text/template is the oracle in
 tests/test_chat_templates.py (tests/go).
 Longer than ~400 lines as one job: the lexer, parser and evaluator share the node types.
 """
@@ -55,17 +57,31 @@ def _go_eq(a: Any, *others: Any) -> bool:
     return any(type(a) is type(b) and a == b for b in others)
 
 
+# Go strings are bytes: len, slice and index count UTF-8 bytes. A string cut inside a character
+# is kept with the cut bytes as surrogate escapes, so that it compares unequal to any whole
+# character and turns back into the same bytes when sliced again or printed.
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _go_len(value: Any) -> int:
+    return len(_bytes(value)) if isinstance(value, str) else len(value)
+
+
 def _go_slice(seq: Any, *idx: int) -> Any:
-    if len(idx) == 1:
-        return seq[idx[0]:]
-    if len(idx) == 2:
-        return seq[idx[0]:idx[1]]
-    raise GoTemplateError("slice takes one or two indexes here")
+    if len(idx) not in (1, 2):
+        raise GoTemplateError("slice takes one or two indexes here")
+    raw = _bytes(seq) if isinstance(seq, str) else seq
+    start, end = idx[0], idx[1] if len(idx) == 2 else len(raw)
+    if not 0 <= start <= end <= len(raw):
+        raise GoTemplateError(f"slice: index out of range: {start}:{end} of {len(raw)}")
+    part = raw[start:end]
+    return part.decode("utf-8", "surrogateescape") if isinstance(seq, str) else part
 
 
 def _go_index(seq: Any, *keys: Any) -> Any:
     for k in keys:
-        seq = seq[k]
+        seq = _bytes(seq)[k] if isinstance(seq, str) else seq[k]
     return seq
 
 
@@ -102,7 +118,7 @@ _GO_FUNCS = {
     "le": lambda a, b: a <= b,
     "gt": lambda a, b: a > b,
     "ge": lambda a, b: a >= b,
-    "len": len,
+    "len": _go_len,
     "index": _go_index,
     "slice": _go_slice,
     # Ollama's own functions (template/template.go)
@@ -190,6 +206,18 @@ class _Range:
 
 
 @dataclass
+class _Call:
+    name: str
+    tokens: list  # the pipeline whose value the named template runs on
+
+
+@dataclass
+class _Define:
+    name: str
+    body: list
+
+
+@dataclass
 class _LoopControl:
     kind: str  # "break" or "continue"
 
@@ -219,7 +247,16 @@ def action_end(source: str, pos: int) -> int:
 
 class GoTemplate:
     def __init__(self, source: str):
+        from edgepack.chat import gohelpers
+
+        self.defines: dict[str, list] = {}
         self.nodes = self._parse(self._split(source))
+        # edgepack's helpers, defined exactly as gohelpers writes them, run natively (their Go
+        # text is proven equal to the Python function in tests/test_go_helpers.py).
+        self.native = {name: gohelpers.NATIVE[name] for name, text in gohelpers.HELPERS.items()
+                       if name in self.defines and source.count(text) == 1
+                       and source.count(f"define {json.dumps(name)}") == 1}
+        self._depth = 0
 
     # lexing into text and actions, applying trim markers
     @staticmethod
@@ -290,7 +327,22 @@ class GoTemplate:
                 if not any(isinstance(node, _Range) for node, _ in stack):
                     raise GoTemplateError(f"{{{{ {head} }}}} outside of a range")
                 body.append(_LoopControl(head))
-            elif head in ("with", "define", "template", "block"):
+            elif head == "define":
+                if stack or len(tokens) != 2 or tokens[1][0] != "str":
+                    raise GoTemplateError("{{ define }} is supported only at the top level, with a name")
+                name = json.loads(tokens[1][1])
+                if name in self.defines:
+                    raise GoTemplateError(f"template {name!r} defined twice")
+                node = _Define(name, [])
+                self.defines[name] = node.body
+                stack.append((node, body))
+                body = node.body
+            elif head == "template":
+                if len(tokens) < 3 or tokens[1][0] != "str":
+                    # Ollama's Identifiers refuses a {{ template }} without a pipeline
+                    raise GoTemplateError("{{ template }} needs a name and a pipeline here")
+                body.append(_Call(json.loads(tokens[1][1]), tokens[2:]))
+            elif head in ("with", "block"):
                 raise GoTemplateError(f"unsupported Go template action {head!r}")
             else:
                 body.append(_Action(tokens))
@@ -302,7 +354,7 @@ class GoTemplate:
     def execute(self, data: dict[str, Any]) -> str:
         out: list[str] = []
         self._run(self.nodes, data, [{"$": data}], out)
-        return "".join(out)
+        return _bytes("".join(out)).decode("utf-8", "replace")  # cut characters print as Go's bytes would
 
     def _run(self, nodes: list, dot: Any, scopes: list[dict], out: list[str]) -> None:
         for node in nodes:
@@ -341,6 +393,31 @@ class GoTemplate:
                         break
             elif isinstance(node, _LoopControl):
                 raise _Break() if node.kind == "break" else _Continue()
+            elif isinstance(node, _Call):
+                self._call(node, dot, scopes, out)
+
+    def _call(self, node: _Call, dot: Any, scopes: list[dict], out: list[str]) -> None:
+        from edgepack.chat.gohelpers import MAX_DEPTH, depth
+
+        if node.name not in self.defines:
+            raise GoTemplateError(f"no such template {node.name!r}")
+        value = self._pipeline(node.tokens, dot, scopes)[0]
+        if node.name in self.native:
+            if not isinstance(value, str):
+                raise GoTemplateError(f"{node.name} takes a string")
+            if self._depth + depth(node.name, value) > MAX_DEPTH:
+                raise GoTemplateError(f"exceeded maximum template depth ({MAX_DEPTH})")
+            out.append(self.native[node.name](value))
+            return
+        if self._depth >= MAX_DEPTH:
+            raise GoTemplateError(f"exceeded maximum template depth ({MAX_DEPTH})")
+        self._depth += 1
+        try:
+            self._run(self.defines[node.name], value, [{"$": value}], out)
+        except RecursionError:
+            raise GoTemplateError(f"template {node.name!r} nests deeper than this model follows") from None
+        finally:
+            self._depth -= 1
 
     def _pipeline(self, tokens: list, dot: Any, scopes: list[dict]) -> tuple[Any, bool]:
         """Evaluate `$x := ...`, `$x = ...` or a plain command; returns (value, was_assignment)."""

@@ -215,7 +215,7 @@ def _explain_go(name: str, probe: Probe, want: str, got: str, go_template: str) 
     trimmed = _trimming(probe, want, go_template)
     if trimmed:
         return (f"{name}: the template trims whitespace around message content ({trimmed}), "
-                "which a Go template cannot do")
+                "which this Go TEMPLATE does not reproduce")
     return f"{name}: {first_difference(want, got)}"
 
 

@@ -187,6 +187,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
 
         fmt = next(f for f in FORMATS if (f.family, f.variant) == (translation.family, translation.variant))
         go = prove_go(reference, translation, tokens, renders.emits_bos, fmt.rejects_system)
+        go.notes += [n for n in translation.notes if n.startswith("text trimmed")]  # how the Go TEMPLATE trims
         frozen = frozen_date(translation.go_template, renders.date_formats)
         if frozen:  # equal today, different tomorrow: never exact
             go.modes["plain"] = "differs"

@@ -27,6 +27,7 @@ from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
+from edgepack.chat import gohelpers
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
 
@@ -64,7 +65,8 @@ def _go_environment() -> jinja2.Environment:
 
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
                     think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
-                    thinking: ThinkingLayout | None = None, thinking_tags: bool = True) -> str:
+                    thinking: ThinkingLayout | None = None, thinking_tags: bool = True,
+                    trims: dict[str, str] | None = None) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
@@ -75,13 +77,18 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     thinking: how assistant turns keep their thinking (None: dropped).
     thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
     thinking capability; False writes them as string actions, which it does not see.
+    trims: per role ("system", "user", "assistant", "thinking"), "strip"/"lstrip"/"rstrip" when the
+    template trims that text as Python does (edgepack.chat.gohelpers; read from renders: _trims).
     """
+    trims = trims or {}
     fixed = go_date_expression(fixed_text or "", date_formats)
     name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"  # a family's own template
     text = _go_environment().get_template(name).render(
         f=fmt, fixed_text=fixed_text or "", fixed=fixed, date_prologue=date_prologue(fixed), leading_text=leading_text,
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
+        content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
+        go_defines=gohelpers.defines(trims.values()),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
 
@@ -137,6 +144,21 @@ CHOICE_KWARGS = {name: _PREFILL_KWARGS for name in CHOICE_PROBES if name.startsw
 _OPTIONAL = set(CHOICE_KWARGS)
 
 
+# Conversations that show whether (and how) the template trims each kind of text, one kind
+# padded per conversation, so each is read on its own. Padded with newlines outermost and other
+# whitespace inside, which tells strip() from strip("\n") and one side from both; other padding
+# than the proof's padded conversations (edgepack.chat.conversations), which then check the choice.
+_PAD = "\n \t{}\t \n"
+TRIM_PROBES: dict[str, tuple[tuple[Message, ...], tuple, str]] = {  # name: (messages, kwargs, role)
+    "trim/system": ((Message("system", _PAD.format("Be brief.")), Message("user", "Name a colour.")), (), "system"),
+    "trim/user": ((Message("user", _PAD.format("Name a colour.")),), (), "user"),
+    "trim/assistant": ((Message("user", "Name a colour."), Message("assistant", _PAD.format("Blue.")),
+                        Message("user", "Another?")), (), "assistant"),
+    "trim/thinking": ((Message("user", "What is 2 + 2?"), Message("assistant", "Four.", thinking=_PAD.format("Add."))),
+                      _PREFILL_KWARGS, "thinking"),
+}
+
+
 def _choice_job(name: str) -> RenderJob:
     think = (("enable_thinking", True),) if name.endswith(_THINK_ON) else ()
     return RenderJob(CHOICE_PROBES[name], CHOICE_KWARGS.get(name, ()) + think)
@@ -159,6 +181,9 @@ class SourceRenders:
         for think in (True, False):  # the generation prompt with thinking on / off
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
+        for name, (messages, kwargs, _) in TRIM_PROBES.items():
+            names.append(name)
+            jobs.append(RenderJob(messages, kwargs))
         try:
             results = render_many(chat_template, jobs, tokens)
             [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
@@ -343,9 +368,12 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         go, fixed, tails, thinking = found
         leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
         tags = advertise_thinking(chat_template)
-        if leading or (thinking and not tags):
+        trims = {} if fmt.go_file else _trims(renders, lambda t: go_template_for(
+            concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
+            trims=t))
+        if leading or (thinking and not tags) or trims:
             go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
-                                 date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags)
+                                 date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags, trims=trims)
         if fmt.go_file and not tags:  # a family's own template writes its tags as text: hide them the same way
             go = hide_thinking_tags(go)
         notes = [fmt.note] if fmt.note else []
@@ -353,6 +381,9 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             notes.append(thinking.describe())
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
+        if trims:
+            notes.append("text trimmed as the template trims it (Go helpers): "
+                         + ", ".join(f"{gohelpers.describe(how)} of {role}" for role, how in trims.items()))
         return Translation(
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
@@ -366,6 +397,32 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             "translation of it (tools, content rewriting or another variant)"
         )
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
+
+
+def _trims(renders: SourceRenders, build) -> dict[str, str]:
+    """Per role, the trim (gohelpers.TRIMS) under which the Go template `build(trims)` renders
+    that role's TRIM_PROBES conversation as the template does; roles it leaves alone are absent.
+    Kept only if the CHOICE_PROBES still render exactly with them."""
+    trims: dict[str, str] = {}
+    for name, (messages, _, role) in TRIM_PROBES.items():
+        want = renders.expected(name)
+        if want is None:
+            continue
+        for how in ("", *gohelpers.TRIMS):
+            candidate = trims | ({role: how} if how else {})
+            try:
+                if render_ollama(build(candidate), messages) == want:
+                    trims = candidate
+                    break
+            except ChatTemplateError:
+                continue
+    if trims:
+        go = build(trims)
+        for name in CHOICE_PROBES:
+            want = renders.expected(name)
+            if want is not None and render_ollama(go, CHOICE_PROBES[name], think=_choice_think(name)) != want:
+                return {}
+    return trims
 
 
 def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:
