@@ -75,3 +75,63 @@ def test_go_depth_limit_is_modelled(go_renderer):
     assert "maximum template depth" in got.get("error", "")
     with pytest.raises(GoTemplateError, match="maximum template depth"):
         GoTemplate(template).execute({"Messages": [{"Role": "user", "Content": big}]})
+
+
+AFTER = [gohelpers.after_name(marker, trim, only_if)
+         for marker in ("</think>", "</mm:think>", "[BEGIN FINAL RESPONSE]")
+         for trim in ("", "lstrip_nl", "strip") for only_if in (False, True)] + [
+    gohelpers.tail_name(marker) for marker in ("</think>", "</mm:think>", "[BEGIN FINAL RESPONSE]")]
+
+
+def _texts_with_markers() -> list[str]:
+    rng = random.Random(7)
+    pieces = ["</think>", "</mm:think>", "[BEGIN FINAL RESPONSE]", "<think>", "</thin", "\n", " ", "\t", "a", "é",
+              "日", "🙂", "\u3000", "> ", "</think"]
+    return ["", "</think>", "x</think>", "</think>\n\n y \n", "a</think>b</think>\n c"] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10))) for _ in range(200)] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(20, 60))) for _ in range(40)]  # many 16-byte steps
+
+
+def test_text_after_a_marker_is_pythons_split_in_real_go(go_renderer):
+    """`text.split(marker)[-1]`, then a trim (always, or only when the marker occurred): Go's
+    range over the text's offsets (Go 1.24+) against Python, and the model's native and Go paths."""
+    texts = _texts_with_markers()
+    for name in AFTER:
+        calls = f"{{{{ range .Messages }}}}{{{{ template {json.dumps(name, ensure_ascii=False)} .Content }}}}\x01{{{{ end }}}}"
+        template = calls + gohelpers.defines([name[3:]])
+        jobs = [{"template": template, "messages": [{"role": "user", "content": t}]} for t in texts]
+        proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+        if name.startswith("ep.tail:"):
+            marker, trim, only_if = name[len("ep.tail:"):], "", False
+        else:
+            marker, trim, only_if = name.split(":", 3)[3], name.split(":")[1], name.split(":")[2] == "if"
+        renamed = GoTemplate(template.replace('"ep.', '"my.'))
+        assert GoTemplate(template).native and not renamed.native
+        for text, got in zip(texts, json.loads(proc.stdout)):
+            assert "error" not in got, (name, text, got)
+            kept = text.split(marker)[-1]
+            strip = {"": None, "lstrip_nl": lambda s: s.lstrip("\n"), "strip": str.strip}[trim.replace("-", "")]
+            want = strip(kept) if strip and (marker in text or not only_if) else kept
+            assert got["output"] == want + "\x01", (name, text)
+            data = {"Messages": [{"Role": "user", "Content": text}]}
+            assert GoTemplate(template).execute(data) == got["output"] == renamed.execute(data), (name, text)
+
+
+def test_the_tail_helpers_depth_is_modelled(go_renderer):
+    """The loop-free cut makes one call per 16 bytes after the last marker: Go refuses 1.6 MB of
+    text without a marker, and so does the model; just under it, both write the text."""
+    name = gohelpers.tail_name("</think>")
+    template = f"{{{{ range .Messages }}}}{{{{ template {json.dumps(name)} .Content }}}}{{{{ end }}}}" + gohelpers.defines([name[3:]])
+    over, under = "ab" * 800_010, "a</think>" + "ab" * 799_990
+    proc = subprocess.run([str(go_renderer)], input=json.dumps([{"template": template, "messages": [
+        {"role": "user", "content": t}]} for t in (over, under)]), capture_output=True, text=True, check=True)
+    got_over, got_under = json.loads(proc.stdout)
+    assert "maximum template depth" in got_over.get("error", "") and got_under["output"] == "ab" * 799_990
+    with pytest.raises(GoTemplateError, match="maximum template depth"):
+        GoTemplate(template).execute({"Messages": [{"Role": "user", "Content": over}]})
+    assert GoTemplate(template).execute({"Messages": [{"Role": "user", "Content": under}]}) == "ab" * 799_990
+
+
+def test_a_marker_that_overlaps_itself_is_refused():
+    with pytest.raises(ValueError):
+        gohelpers.after_name("aa")

@@ -211,7 +211,7 @@ GO_PROOF_PROBES: dict[str, Probe] = {
     "prefill": Probe((_PREFILL_USER, Message("assistant", "Seven, because")), prefill=True),
     "prefill_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
                               prefill=True),
-    # Thinking padded with newlines, as models write it: Qwen3 strips them, a Go template cannot.
+    # Thinking padded with newlines, as models write it: Qwen3 strips them (so must the TEMPLATE).
     "prefill_padded_thinking": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="\nPrimes: 2, 3, 5.\n")),
                                      prefill=True),
     "prefill_thinking_on": Probe((_PREFILL_USER, Message("assistant", "Seven", thinking="Primes: 2, 3, 5, 7.")),
@@ -220,7 +220,8 @@ GO_PROOF_PROBES: dict[str, Probe] = {
     # messages (Gemma 2) is still checked on padded content.
     "padded_no_system": Probe(tuple(m for m in _PADDED if m.role != "system")),
     # An earlier answer with its thinking left in the text, as clients that do not split it send it
-    # back: many templates cut the text at </think>, which a Go template cannot do.
+    # back: many templates cut the text at </think>; edgepack's TEMPLATE does too (chat.gohelpers)
+    # where it can, else the difference is named.
     "thinking_in_content": Probe((Message("user", "What is 17 * 3?"),
                                   Message("assistant", "<think>\n17 * 3 = 51.\n</think>\n\n51"),
                                   Message("user", "And 17 * 4?"))),

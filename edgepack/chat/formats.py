@@ -55,7 +55,7 @@ class ChatFormat:
     # A family's own Go template (modelfiles/chat/families/<go_file>) instead of turns.gotmpl.j2;
     # it writes its own thinking (.Think/.IsThinkSet/.ThinkLevel), so no think tails are added.
     go_file: str = ""
-    # What the source template does to message text that a Go template cannot (read from the
+    # What the source template does to message text that this row's Go template does not (read from the
     # source; the proof conversations need not hold such text): the Go path is then "differs".
     text_rewrites: str = ""
 

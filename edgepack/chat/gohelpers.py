@@ -82,29 +82,178 @@ def describe(trim: str) -> str:
     return f"{trim[:-3]}('\\n')" if trim.endswith("_nl") else f"{trim}()"
 
 
+# ----------------------------------------------------------------- text after a marker
+# `text.split(marker)[-1]` (what follows the last marker, the whole text when there is none), then
+# optionally a trim, always or only when the marker occurred. Spelled as one helper name,
+# "ep.after:<trim or ->:<always|if>:<marker>". It loops over the text's byte offsets with
+# {{ range $i := len $ }}, which text/template has since Go 1.24: used only in TEMPLATEs that read
+# .Thinking, which Ollama has only since 0.9 (built with Go 1.24); see edgepack.chat.translate.
+_AFTER = "ep.after:"
+
+
+def after_name(marker: str, trim: str = "", only_if_found: bool = False) -> str:
+    if trim and trim not in TRIMS:
+        raise ValueError(f"unknown trim {trim!r}")
+    if not marker or _overlaps(marker):
+        raise ValueError(f"marker {marker!r} cannot be cut by this helper")
+    return f"{_AFTER}{trim or '-'}:{'if' if only_if_found else 'always'}:{marker}"
+
+
+def _overlaps(marker: str) -> bool:
+    """Whether the marker can overlap itself ("aa"), where split() and a scan of every offset differ."""
+    return any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
+
+
+def _parse_after(name: str) -> tuple[str, str, bool]:
+    trim, when, marker = name[len(_AFTER):].split(":", 2)
+    return marker, "" if trim == "-" else trim, when == "if"
+
+
+def _after_text(name: str) -> str:
+    marker, trim, only_if_found = _parse_after(name)
+    n, literal = len(marker.encode("utf-8")), json.dumps(marker, ensure_ascii=False)
+    if not trim:
+        emit = "{{ $kept }}"
+    elif only_if_found:
+        emit = f'{{{{ if $found }}}}{{{{ template "ep.{trim}" $kept }}}}{{{{ else }}}}{{{{ $kept }}}}{{{{ end }}}}'
+    else:
+        emit = f'{{{{ template "ep.{trim}" $kept }}}}'
+    return (f"{{{{- define {json.dumps(name, ensure_ascii=False)} }}}}{{{{ $kept := $ }}}}{{{{ $found := false }}}}"
+            f"{{{{ range $i := len $ }}}}{{{{ $rest := slice $ $i }}}}"
+            f"{{{{ if and (ge (len $rest) {n}) (eq (slice $rest 0 {n}) {literal}) }}}}"
+            f"{{{{ $kept = slice $rest {n} }}}}{{{{ $found = true }}}}{{{{ end }}}}{{{{ end }}}}{emit}{{{{ end }}}}")
+
+
+def _after_native(name: str):
+    marker, trim, only_if_found = _parse_after(name)
+    strip = NATIVE[f"ep.{trim}"] if trim else None
+
+    def run(text: str) -> str:
+        kept = text.split(marker)[-1]
+        return strip(kept) if strip and (marker in text or not only_if_found) else kept
+    return run
+
+
+# `text.split(marker)[-1]` without a loop, for TEMPLATEs any Ollama runs (Go before 1.24 too):
+# "ep.tail:<marker>" calls itself on the text without its last 16 bytes unless a marker ends in
+# them, and writes those bytes after the call returns, so what follows the last marker comes out
+# in order. One call per 16 bytes after the last marker: Go's 100,000 calls allow 1.6 MB.
+_TAIL = "ep.tail:"
+_CHUNK = 16
+
+
+def tail_name(marker: str) -> str:
+    if not marker or _overlaps(marker):
+        raise ValueError(f"marker {marker!r} cannot be cut by this helper")
+    return _TAIL + marker
+
+
+def _tail_text(name: str) -> str:
+    """Flat ifs that note where the latest marker in the last 16 bytes ends, then one if: Go
+    nests an `else if` chain as ifs inside ifs, and 16 of them per call overflowed Go's stack
+    (a fatal error, not a template error) before its 100,000-call limit."""
+    marker = name[len(_TAIL):]
+    n, literal, quoted = len(marker.encode("utf-8")), json.dumps(marker, ensure_ascii=False), json.dumps(name, ensure_ascii=False)
+    parts = ["{{ $j := -1 }}"]
+    for j in range(_CHUNK):  # a marker ending j bytes before the end, the smallest j first
+        end = f"(len (slice . {j}))" if j else "(len .)"
+        parts.append(f"{{{{ if and (lt $j 0) (ge (len .) {n + j}) (eq (slice . (len (slice . {n + j})) {end}) {literal}) }}}}"
+                     f"{{{{ $j = {j} }}}}{{{{ end }}}}")
+    parts.append(f"{{{{ if ge $j 0 }}}}{{{{ slice . (len (slice . $j)) }}}}"
+                 f"{{{{ else if ge (len .) {_CHUNK} }}}}{{{{ template {quoted} (slice . 0 (len (slice . {_CHUNK}))) }}}}"
+                 f"{{{{ slice . (len (slice . {_CHUNK})) }}}}{{{{ else }}}}{{{{ . }}}}{{{{ end }}}}")
+    return f"{{{{- define {quoted} }}}}" + "".join(parts) + "{{ end }}"
+
+
+def _tail_depth(marker: str, value: str) -> int:
+    raw, mark = value.encode("utf-8"), marker.encode("utf-8")
+    at = raw.rfind(mark)
+    end = at + len(mark) if at >= 0 else None
+    length, calls = len(raw), 1
+    while not (end is not None and 0 <= length - end < _CHUNK) and length >= _CHUNK:
+        length -= _CHUNK
+        calls += 1
+    return calls
+
+
+def text_of(name: str) -> str | None:
+    """The Go define block of helper `name` ("ep.strip", "ep.after:..."), None if it is not one."""
+    if name in HELPERS:
+        return HELPERS[name]
+    if name.startswith(_TAIL):
+        try:
+            return _tail_text(tail_name(name[len(_TAIL):]))
+        except ValueError:
+            return None
+    if name.startswith(_AFTER) and name.count(":") >= 3:
+        marker, trim, only_if_found = _parse_after(name)
+        try:
+            if after_name(marker, trim, only_if_found) != name:
+                return None
+        except ValueError:
+            return None
+        return _after_text(name)
+    return None
+
+
+def native_of(name: str):
+    """The Python function helper `name` is proven equal to."""
+    if name.startswith(_TAIL):
+        marker = name[len(_TAIL):]
+        return lambda text: text.split(marker)[-1]
+    return NATIVE[name] if name in NATIVE else _after_native(name)
+
+
+def _needs(name: str) -> tuple[str, ...]:
+    if name.startswith(_AFTER):
+        trim = _parse_after(name)[1]
+        return (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())) if trim else ()
+    return NEEDS.get(name, ())
+
+
+def describe_spec(spec: str) -> str:
+    """A transform (a trim, or after:...) in Python's words."""
+    if spec.startswith(_TAIL[3:]):
+        return f"split({spec[len(_TAIL) - 3:]!r})[-1]"
+    if spec.startswith(_AFTER[3:]):
+        marker, trim, only_if_found = _parse_after("ep." + spec)
+        cut = f"split({marker!r})[-1]"
+        if not trim:
+            return cut
+        return f"{cut}.{describe(trim)}" + (f" when it contains {marker!r}" if only_if_found else "")
+    return describe(spec)
+
+
 def call(trim: str, expression: str) -> str:
-    """The Go action writing `expression` (a Go pipeline) trimmed as Python's str.<trim>() does."""
+    """The Go action writing `expression` (a Go pipeline) transformed by `trim`: a name of TRIMS
+    (Python's str.<trim>()) or an after_name() without its "ep." (edgepack.chat.translate's spec)."""
     if not trim:
         return f"{{{{ {expression} }}}}"
-    if trim not in TRIMS:
+    if text_of(f"ep.{trim}") is None:
         raise ValueError(f"unknown trim {trim!r}")
-    return f'{{{{ template "ep.{trim}" {expression} }}}}'
+    return f'{{{{ template {json.dumps("ep." + trim, ensure_ascii=False)} {expression} }}}}'
 
 
 def defines(trims) -> str:
-    """The {{ define }} blocks the given trims need, to append after a template's last action."""
+    """The {{ define }} blocks the given transforms need, to append after a template's last action."""
     names: list[str] = []
     for trim in trims:
         if trim:
-            for name in (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())):
+            for name in (f"ep.{trim}", *_needs(f"ep.{trim}")):
                 if name not in names:
                     names.append(name)
-    return "".join(HELPERS[n] for n in sorted(names))
+    return "".join(text_of(n) for n in sorted(names))
 
 
 def depth(name: str, value: str) -> int:
     """How deep Go's calls nest when helper `name` runs on `value` (one call per character removed,
-    plus the first; "ep.strip" continues into "ep.rstrip")."""
+    plus the first; "ep.strip" continues into "ep.rstrip"; "ep.after:..." loops, then trims)."""
+    if name.startswith(_TAIL):
+        return _tail_depth(name[len(_TAIL):], value)
+    if name.startswith(_AFTER):
+        marker, trim, only_if_found = _parse_after(name)
+        kept = value.split(marker)[-1]
+        return 1 + (depth(f"ep.{trim}", kept) if trim and (marker in value or not only_if_found) else 0)
     if name in ("ep.strip", "ep.strip_nl"):
         left = NATIVE["ep.l" + name[3:]](value)
         return len(value) - len(left) + depth("ep.r" + name[3:], left)

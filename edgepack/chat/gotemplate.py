@@ -253,9 +253,11 @@ class GoTemplate:
         self.nodes = self._parse(self._split(source))
         # edgepack's helpers, defined exactly as gohelpers writes them, run natively (their Go
         # text is proven equal to the Python function in tests/test_go_helpers.py).
-        self.native = {name: gohelpers.NATIVE[name] for name, text in gohelpers.HELPERS.items()
-                       if name in self.defines and source.count(text) == 1
-                       and source.count(f"define {json.dumps(name)}") == 1}
+        self.native = {}
+        for name in self.defines:
+            text = gohelpers.text_of(name)
+            if text and source.count(text) == 1 and source.count(f"define {json.dumps(name, ensure_ascii=False)}") == 1:
+                self.native[name] = gohelpers.native_of(name)
         self._depth = 0
 
     # lexing into text and actions, applying trim markers
@@ -377,12 +379,14 @@ class GoTemplate:
                     names = [t[1] for t in tokens[:split] if t[0] == "var"]
                     tokens = tokens[split + 1:]
                 seq = self._pipeline(tokens, dot, scopes)[0] or []
+                if isinstance(seq, int) and not isinstance(seq, bool):
+                    seq = range(seq)  # Go 1.24: range over an integer yields 0..n-1
                 if not seq:
                     self._run(node.else_body, dot, scopes + [{}], out)
                 for i, item in enumerate(seq):
                     scope: dict[str, Any] = {}
                     if len(names) == 1:
-                        scope[names[0]] = item
+                        scope[names[0]] = item  # the element (for an integer range, the integer)
                     elif len(names) == 2:
                         scope[names[0]], scope[names[1]] = i, item
                     try:

@@ -211,7 +211,7 @@ def _explain_go(name: str, probe: Probe, want: str, got: str, go_template: str) 
         return f"{name}: thinking is written differently ({first_difference(want, got)})"
     if name == "thinking_in_content":
         return (f"{name}: the template rewrites an assistant text that carries its thinking as <think>...</think> "
-                f"(cut at </think>, or otherwise edited), which a Go template cannot do ({first_difference(want, got)})")
+                f"(cut at </think>, or otherwise edited), which this Go TEMPLATE does not do ({first_difference(want, got)})")
     trimmed = _trimming(probe, want, go_template)
     if trimmed:
         return (f"{name}: the template trims whitespace around message content ({trimmed}), "

@@ -123,7 +123,7 @@ def _default_system_prompt(chat_template: str, tokens: SpecialTokens) -> str | N
     return None
 
 
-# Differences a Go template cannot avoid, named in the report: such a TEMPLATE is still written,
+# Differences edgepack's Go template does not avoid, named in the report: such a TEMPLATE is still written,
 # with a warning (older Ollama has no other chat format).
 _NAMED_GO_LIMITS = re.compile(r"trims whitespace|rewrites an assistant text that carries its thinking")
 
@@ -187,7 +187,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
 
         fmt = next(f for f in FORMATS if (f.family, f.variant) == (translation.family, translation.variant))
         go = prove_go(reference, translation, tokens, renders.emits_bos, fmt.rejects_system)
-        go.notes += [n for n in translation.notes if n.startswith("text trimmed")]  # how the Go TEMPLATE trims
+        go.notes += [n for n in translation.notes if n.startswith("text edited")]  # how the Go TEMPLATE trims or cuts text
         frozen = frozen_date(translation.go_template, renders.date_formats)
         if frozen:  # equal today, different tomorrow: never exact
             go.modes["plain"] = "differs"
@@ -197,7 +197,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         proven_plain = go.modes.get("plain") == EXACT  # on every proof conversation, and no frozen date
         if fmt.text_rewrites:  # read from the source: such text need not occur in the proof conversations
             go.modes["plain"] = go.status = "differs"
-            go.differences.insert(0, f"text: the template {fmt.text_rewrites}, which a Go template cannot do")
+            go.differences.insert(0, f"text: the template {fmt.text_rewrites}, which edgepack's Go TEMPLATE for this family does not do")
         report.paths[GO_TEMPLATE] = go
         report.family, report.variant = translation.family, translation.variant
         report.system_handling = translation.system_handling

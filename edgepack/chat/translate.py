@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -159,6 +160,26 @@ TRIM_PROBES: dict[str, tuple[tuple[Message, ...], tuple, str]] = {  # name: (mes
 }
 
 
+_SPLIT_LAST = re.compile(r"""split\(\s*(['"])(.+?)\1\s*\)\s*\[\s*-1\s*\]""")
+
+
+def split_markers(chat_template: str) -> list[str]:
+    """Markers the template cuts text at, keeping what follows the last (`x.split('</think>')[-1]`)."""
+    found = []
+    for m in _SPLIT_LAST.finditer(chat_template):
+        marker = m.group(2).encode("utf-8").decode("unicode_escape") if "\\" in m.group(2) else m.group(2)
+        if marker not in found and not gohelpers._overlaps(marker):
+            found.append(marker)
+    return found
+
+
+def _cut_probe(marker: str) -> tuple[Message, ...]:
+    """An earlier answer whose text carries reasoning before `marker` (as clients that do not split
+    thinking send it), padded so that what follows the cut shows how it is trimmed."""
+    return (Message("user", "Name a colour."), Message("assistant", f"\n Pick one.\n{marker}\n\n Blue. \n"),
+            Message("user", "Another?"))
+
+
 def _choice_job(name: str) -> RenderJob:
     think = (("enable_thinking", True),) if name.endswith(_THINK_ON) else ()
     return RenderJob(CHOICE_PROBES[name], CHOICE_KWARGS.get(name, ()) + think)
@@ -184,6 +205,10 @@ class SourceRenders:
         for name, (messages, kwargs, _) in TRIM_PROBES.items():
             names.append(name)
             jobs.append(RenderJob(messages, kwargs))
+        self.markers = split_markers(chat_template)
+        for marker in self.markers:
+            names.append(f"cut/{marker}")
+            jobs.append(RenderJob.of(_cut_probe(marker)))
         try:
             results = render_many(chat_template, jobs, tokens)
             [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
@@ -382,8 +407,8 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
         if trims:
-            notes.append("text trimmed as the template trims it (Go helpers): "
-                         + ", ".join(f"{gohelpers.describe(how)} of {role}" for role, how in trims.items()))
+            notes.append("text edited as the template edits it (Go helpers): "
+                         + ", ".join(f"{gohelpers.describe_spec(how)} of {role}" for role, how in trims.items()))
         return Translation(
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
@@ -400,22 +425,32 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
 
 
 def _trims(renders: SourceRenders, build) -> dict[str, str]:
-    """Per role, the trim (gohelpers.TRIMS) under which the Go template `build(trims)` renders
-    that role's TRIM_PROBES conversation as the template does; roles it leaves alone are absent.
+    """Per role, how the template transforms that text, as a Go helper spec (edgepack.chat.gohelpers):
+    a trim of gohelpers.TRIMS, or for assistant text also "tail:..." (`split(marker)[-1]`) or
+    "after:..." (the same, then a trim), chosen so that the Go template `build(trims)` renders the role's TRIM_PROBES
+    conversation, and for the assistant each cut conversation, as the template does. Roles left
+    alone are absent. The "after:" helpers loop with range-over-int (Go 1.24), so they are tried
+    only for TEMPLATEs that read .Thinking (Ollama 0.9 and later, all built with Go 1.24 or newer).
     Kept only if the CHOICE_PROBES still render exactly with them."""
     trims: dict[str, str] = {}
+    reads_thinking = ".Thinking" in build({})
     for name, (messages, _, role) in TRIM_PROBES.items():
-        want = renders.expected(name)
-        if want is None:
-            continue
-        for how in ("", *gohelpers.TRIMS):
-            candidate = trims | ({role: how} if how else {})
-            try:
-                if render_ollama(build(candidate), messages) == want:
-                    trims = candidate
-                    break
-            except ChatTemplateError:
-                continue
+        checks = [(messages, renders.expected(name))]
+        specs = ["", *gohelpers.TRIMS]
+        if role == "assistant" and renders.markers:
+            checks += [(_cut_probe(m), renders.expected(f"cut/{m}")) for m in renders.markers]
+            specs += [gohelpers.tail_name(m)[3:] for m in renders.markers]  # any Go
+            if reads_thinking:  # Go 1.24, see above: the cut followed by a trim
+                specs += [gohelpers.after_name(m, trim, only_if)[3:] for m in renders.markers
+                          for trim in ("", *gohelpers.TRIMS) for only_if in (False, True)]
+        checks = [(conv, want) for conv, want in checks if want is not None]
+        # Every conversation if some helper renders them all; else the padded one alone (the
+        # cut then stays a named difference of the proof).
+        for wanted in (checks, checks[:1]):
+            found = _first_spec(build, trims, role, specs, wanted)
+            if found is not None:
+                trims = found
+                break
     if trims:
         go = build(trims)
         for name in CHOICE_PROBES:
@@ -423,6 +458,18 @@ def _trims(renders: SourceRenders, build) -> dict[str, str]:
             if want is not None and render_ollama(go, CHOICE_PROBES[name], think=_choice_think(name)) != want:
                 return {}
     return trims
+
+
+def _first_spec(build, trims: dict[str, str], role: str, specs: list[str], checks) -> dict[str, str] | None:
+    for how in specs if checks else ():
+        candidate = trims | ({role: how} if how else {})
+        try:
+            go = build(candidate)
+            if all(render_ollama(go, conv) == want for conv, want in checks):
+                return candidate
+        except ChatTemplateError:
+            continue
+    return None
 
 
 def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:
