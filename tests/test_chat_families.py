@@ -53,18 +53,15 @@ FAMILIES = {
     "google-gemma-4-31B-it": "gemma/4",
     "google-gemma-4-31B-it-interleaved": "gemma/4",
 }
-# Templates that trim message content: Go cannot, so only these conversations may differ.
+# Templates that trim message content where their family's Go template does not (MiniMax-M1,
+# Seed-OSS and Laguna trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.
 TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
-    "MiniMax-M1", "ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1",
-    "poolside-Laguna-XS.2", "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
+    "GLM-4.6", "GLM-4.7-Flash", "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
 # ... and these strip the thinking of a final turn Ollama continues (the prefill probe pads it with newlines).
-for _name in ("ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1",
-              "poolside-Laguna-XS.2"):
+for _name in ("GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash"):
     TRIMMING.setdefault(_name, set()).add("prefill_padded_thinking")
-# ... these trim user or assistant text too, so the padded conversation without its system message differs
-# (Laguna S trims only the system prompt) ...
-for _name in ("ByteDance-Seed-OSS", "GLM-4.6", "GLM-4.7-Flash", "MiniMax-M1", "google-gemma-4-31B-it",
-              "google-gemma-4-31B-it-interleaved", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2"):
+# ... these trim user or assistant text too, so the padded conversation without its system message differs.
+for _name in ("GLM-4.6", "GLM-4.7-Flash", "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"):
     TRIMMING[_name].add("padded_no_system")
 # ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
 for _name in ("GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",

@@ -393,7 +393,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         go, fixed, tails, thinking = found
         leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
         tags = advertise_thinking(chat_template)
-        trims = {} if fmt.go_file else _trims(renders, lambda t: go_template_for(
+        trims = _trims(renders, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
         if leading or (thinking and not tags) or trims:
