@@ -12,6 +12,11 @@ Ollama accepts them: its template.Parse keeps every defined template, and its Id
 (template/template.go) reads a {{ template }} call's pipeline, which these calls always have.
 Go stops a template at 100,000 nested calls, so a text with more whitespace than that at one end
 cannot be stripped; edgepack.chat.gotemplate evaluates the helpers with the same limit.
+
+Cost, in Go's text/template on this project's 2-core machine: the strips cost nothing measurable
+(one call per character removed). The cuts at a marker look at every byte of every assistant text
+on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "ep.tail:" (0.3 s and
+0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut.
 """
 
 from __future__ import annotations
