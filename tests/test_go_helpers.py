@@ -29,13 +29,15 @@ def _strings() -> list[str]:
 
 
 def _template(helpers: dict[str, str]) -> str:
-    assert list(gohelpers.HELPERS) == ["ep.lstrip", "ep.rstrip", "ep.strip", "ep.lstrip_nl", "ep.rstrip_nl", "ep.strip_nl"]
+    assert list(gohelpers.HELPERS) == ["ep.lstrip", "ep.rstrip", "ep.strip", "ep.lstrip_nl", "ep.rstrip_nl", "ep.strip_nl",
+                                       "ep.lstrip_nl_rstrip"]
     calls = "\x00".join(f"{{{{ template {json.dumps(name)} .Content }}}}" for name in gohelpers.HELPERS)
     return "{{ range .Messages }}" + calls + "{{ end }}" + "".join(helpers.values())
 
 
 def _python(s: str) -> list[str]:
-    return [s.lstrip(), s.rstrip(), s.strip(), s.lstrip("\n"), s.rstrip("\n"), s.strip("\n")]  # HELPERS' order
+    return [s.lstrip(), s.rstrip(), s.strip(), s.lstrip("\n"), s.rstrip("\n"), s.strip("\n"),
+            s.rstrip().lstrip("\n")]  # HELPERS' order
 
 
 def test_helpers_strip_what_python_strips_in_real_go(go_renderer):
@@ -80,6 +82,7 @@ def test_go_depth_limit_is_modelled(go_renderer):
 AFTER = [gohelpers.after_name(marker, trim, only_if)
          for marker in ("</think>", "</mm:think>", "[BEGIN FINAL RESPONSE]")
          for trim in ("", "lstrip_nl", "strip") for only_if in (False, True)] + [
+    gohelpers.after_name("</think>", "lstrip_nl_rstrip", True, "strip")] + [
     gohelpers.tail_name(marker) for marker in ("</think>", "</mm:think>", "[BEGIN FINAL RESPONSE]")]
 
 
@@ -105,18 +108,22 @@ def test_text_after_a_marker_is_pythons_split_in_real_go(go_renderer):
     proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
     outputs = iter(json.loads(proc.stdout))
     for name in AFTER:
+        otherwise = ""
         if name.startswith("ep.tail:"):
             marker, trim, only_if = name[len("ep.tail:"):], "", False
         else:
-            marker, trim, only_if = name.split(":", 3)[3], name.split(":")[1], name.split(":")[2] == "if"
+            marker, trim, when = name.split(":", 3)[3], name.split(":")[1], name.split(":")[2]
+            only_if, otherwise = when != "always", when[len("else-"):] if when.startswith("else-") else ""
         native, renamed = GoTemplate(templates[name]), GoTemplate(templates[name].replace('"ep.', '"my.'))
         assert native.native and not renamed.native
-        strip = {"": None, "lstrip_nl": lambda s: s.lstrip("\n"), "strip": str.strip}[trim.replace("-", "")]
+        trims = {"": None, "-": None, "lstrip_nl": lambda s: s.lstrip("\n"), "strip": str.strip,
+                 "lstrip_nl_rstrip": lambda s: s.rstrip().lstrip("\n")}
         for text in texts:
             got = next(outputs)
             assert "error" not in got, (name, text, got)
             kept = text.split(marker)[-1]
-            want = strip(kept) if strip and (marker in text or not only_if) else kept
+            strip = trims[trim] if marker in text or not only_if else trims[otherwise]
+            want = strip(kept) if strip else kept
             assert got["output"] == want + "\x01", (name, text)
             data = {"Messages": [{"Role": "user", "Content": text}]}
             assert native.execute(data) == got["output"] == renamed.execute(data), (name, text)

@@ -73,17 +73,21 @@ HELPERS: dict[str, str] = {
     "ep.lstrip_nl": _strip_from("ep.lstrip_nl", "left", "{{ . }}", newlines_only=True),
     "ep.rstrip_nl": _strip_from("ep.rstrip_nl", "right", "{{ . }}", newlines_only=True),
     "ep.strip_nl": _strip_from("ep.strip_nl", "left", '{{ template "ep.rstrip_nl" . }}', newlines_only=True),
+    # newlines from the start, whitespace from the end: Qwen3.5's strip() then, after a cut, lstrip("\n")
+    "ep.lstrip_nl_rstrip": _strip_from("ep.lstrip_nl_rstrip", "left", '{{ template "ep.rstrip" . }}', newlines_only=True),
 }
 NATIVE = {"ep.lstrip": str.lstrip, "ep.rstrip": str.rstrip, "ep.strip": str.strip,
           "ep.lstrip_nl": lambda s: s.lstrip("\n"), "ep.rstrip_nl": lambda s: s.rstrip("\n"),
-          "ep.strip_nl": lambda s: s.strip("\n")}
-NEEDS = {"ep.strip": ("ep.rstrip",), "ep.strip_nl": ("ep.rstrip_nl",)}
+          "ep.strip_nl": lambda s: s.strip("\n"), "ep.lstrip_nl_rstrip": lambda s: s.rstrip().lstrip("\n")}
+NEEDS = {"ep.strip": ("ep.rstrip",), "ep.strip_nl": ("ep.rstrip_nl",), "ep.lstrip_nl_rstrip": ("ep.rstrip",)}
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
 
 def describe(trim: str) -> str:
     """Python's spelling of a trim: strip() or strip('\\n')."""
+    if trim == "lstrip_nl_rstrip":
+        return "rstrip().lstrip('\\n')"
     return f"{trim[:-3]}('\\n')" if trim.endswith("_nl") else f"{trim}()"
 
 
@@ -96,12 +100,18 @@ def describe(trim: str) -> str:
 _AFTER = "ep.after:"
 
 
-def after_name(marker: str, trim: str = "", only_if_found: bool = False) -> str:
-    if trim and trim not in TRIMS:
-        raise ValueError(f"unknown trim {trim!r}")
+AFTER_TRIMS = (*TRIMS, "lstrip_nl_rstrip")
+
+
+def after_name(marker: str, trim: str = "", only_if_found: bool = False, otherwise: str = "") -> str:
+    """`trim` is applied to what follows the marker (always, or only when the marker occurred);
+    `otherwise` (with only_if_found) to the whole text when it did not."""
+    if trim and trim not in AFTER_TRIMS or otherwise and (otherwise not in AFTER_TRIMS or not only_if_found):
+        raise ValueError(f"unknown trim {trim!r} / {otherwise!r}")
     if not marker or _overlaps(marker):
         raise ValueError(f"marker {marker!r} cannot be cut by this helper")
-    return f"{_AFTER}{trim or '-'}:{'if' if only_if_found else 'always'}:{marker}"
+    when = f"else-{otherwise}" if otherwise else "if" if only_if_found else "always"
+    return f"{_AFTER}{trim or '-'}:{when}:{marker}"
 
 
 def _overlaps(marker: str) -> bool:
@@ -109,33 +119,42 @@ def _overlaps(marker: str) -> bool:
     return any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
 
 
-def _parse_after(name: str) -> tuple[str, str, bool]:
+def _parse_after(name: str) -> tuple[str, str, bool, str]:
+    """(marker, trim, only_if_found, otherwise)"""
     trim, when, marker = name[len(_AFTER):].split(":", 2)
-    return marker, "" if trim == "-" else trim, when == "if"
+    if when.startswith("else-"):
+        return marker, "" if trim == "-" else trim, True, when[len("else-"):]
+    return marker, "" if trim == "-" else trim, when == "if", ""
+
+
+def _emit(trim: str, value: str) -> str:
+    return f'{{{{ template "ep.{trim}" {value} }}}}' if trim else f"{{{{ {value} }}}}"
 
 
 def _after_text(name: str) -> str:
-    marker, trim, only_if_found = _parse_after(name)
+    marker, trim, only_if_found, otherwise = _parse_after(name)
     n, literal = len(marker.encode("utf-8")), json.dumps(marker, ensure_ascii=False)
-    if not trim:
-        emit = "{{ $kept }}"
-    elif only_if_found:
-        emit = f'{{{{ if $found }}}}{{{{ template "ep.{trim}" $kept }}}}{{{{ else }}}}{{{{ $kept }}}}{{{{ end }}}}'
+    if only_if_found and trim != otherwise:
+        emit = f"{{{{ if $found }}}}{_emit(trim, '$kept')}{{{{ else }}}}{_emit(otherwise, '$kept')}{{{{ end }}}}"
     else:
-        emit = f'{{{{ template "ep.{trim}" $kept }}}}'
+        emit = _emit(trim, "$kept")
     return (f"{{{{- define {json.dumps(name, ensure_ascii=False)} }}}}{{{{ $kept := $ }}}}{{{{ $found := false }}}}"
             f"{{{{ range $i := len $ }}}}{{{{ $rest := slice $ $i }}}}"
             f"{{{{ if and (ge (len $rest) {n}) (eq (slice $rest 0 {n}) {literal}) }}}}"
             f"{{{{ $kept = slice $rest {n} }}}}{{{{ $found = true }}}}{{{{ end }}}}{{{{ end }}}}{emit}{{{{ end }}}}")
 
 
-def _after_native(name: str):
-    marker, trim, only_if_found = _parse_after(name)
-    strip = NATIVE[f"ep.{trim}"] if trim else None
+def _after_trim(name: str, text: str) -> tuple[str, str]:
+    """(the trim applied, the text it is applied to) for helper `name` on `text`."""
+    marker, trim, only_if_found, otherwise = _parse_after(name)
+    kept = text.split(marker)[-1]
+    return (trim if marker in text or not only_if_found else otherwise), kept
 
+
+def _after_native(name: str):
     def run(text: str) -> str:
-        kept = text.split(marker)[-1]
-        return strip(kept) if strip and (marker in text or not only_if_found) else kept
+        trim, kept = _after_trim(name, text)
+        return NATIVE[f"ep.{trim}"](kept) if trim else kept
     return run
 
 
@@ -191,9 +210,8 @@ def text_of(name: str) -> str | None:
         except ValueError:
             return None
     if name.startswith(_AFTER) and name.count(":") >= 3:
-        marker, trim, only_if_found = _parse_after(name)
         try:
-            if after_name(marker, trim, only_if_found) != name:
+            if after_name(*_parse_after(name)) != name:
                 return None
         except ValueError:
             return None
@@ -211,8 +229,8 @@ def native_of(name: str):
 
 def _needs(name: str) -> tuple[str, ...]:
     if name.startswith(_AFTER):
-        trim = _parse_after(name)[1]
-        return (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())) if trim else ()
+        _, trim, _, otherwise = _parse_after(name)
+        return tuple(n for t in dict.fromkeys((trim, otherwise)) if t for n in (f"ep.{t}", *NEEDS.get(f"ep.{t}", ())))
     return NEEDS.get(name, ())
 
 
@@ -221,11 +239,11 @@ def describe_spec(spec: str) -> str:
     if spec.startswith(_TAIL[3:]):
         return f"split({spec[len(_TAIL) - 3:]!r})[-1]"
     if spec.startswith(_AFTER[3:]):
-        marker, trim, only_if_found = _parse_after("ep." + spec)
-        cut = f"split({marker!r})[-1]"
-        if not trim:
+        marker, trim, only_if_found, otherwise = _parse_after("ep." + spec)
+        cut = f"split({marker!r})[-1]" + (f".{describe(trim)}" if trim else "")
+        if not only_if_found:
             return cut
-        return f"{cut}.{describe(trim)}" + (f" when it contains {marker!r}" if only_if_found else "")
+        return f"{cut} when it contains {marker!r}" + (f", else {describe(otherwise)}" if otherwise else "")
     return describe(spec)
 
 
@@ -256,11 +274,10 @@ def depth(name: str, value: str) -> int:
     if name.startswith(_TAIL):
         return _tail_depth(name[len(_TAIL):], value)
     if name.startswith(_AFTER):
-        marker, trim, only_if_found = _parse_after(name)
-        kept = value.split(marker)[-1]
-        return 1 + (depth(f"ep.{trim}", kept) if trim and (marker in value or not only_if_found) else 0)
-    if name in ("ep.strip", "ep.strip_nl"):
-        left = NATIVE["ep.l" + name[3:]](value)
-        return len(value) - len(left) + depth("ep.r" + name[3:], left)
+        trim, kept = _after_trim(name, value)
+        return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
+    if name in ("ep.strip", "ep.strip_nl", "ep.lstrip_nl_rstrip"):
+        left = value.lstrip("\n") if "_nl" in name else value.lstrip()
+        return len(value) - len(left) + depth("ep.rstrip_nl" if name == "ep.strip_nl" else "ep.rstrip", left)
     kept = NATIVE[name](value)
     return len(value) - len(kept) + 1

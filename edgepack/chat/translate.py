@@ -441,8 +441,9 @@ def _trims(renders: SourceRenders, build) -> dict[str, str]:
             checks += [(_cut_probe(m), renders.expected(f"cut/{m}")) for m in renders.markers]
             specs += [gohelpers.tail_name(m)[3:] for m in renders.markers]  # any Go
             if reads_thinking:  # Go 1.24, see above: the cut followed by a trim
-                specs += [gohelpers.after_name(m, trim, only_if)[3:] for m in renders.markers
-                          for trim in ("", *gohelpers.TRIMS) for only_if in (False, True)]
+                specs += [gohelpers.after_name(m, trim, only_if, otherwise)[3:] for m in renders.markers
+                          for trim in ("", *gohelpers.AFTER_TRIMS)
+                          for only_if, otherwise in ((False, ""), (True, ""), *((True, t) for t in gohelpers.TRIMS))]
         checks = [(conv, want) for conv, want in checks if want is not None]
         # Every conversation if some helper renders them all; else the padded one alone (the
         # cut then stays a named difference of the proof).
