@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -28,6 +27,7 @@ from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
+from edgepack.chat.text_edits import PREFILL_KWARGS, edit_jobs, find_edits, split_markers
 from edgepack.chat import gohelpers
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
@@ -79,7 +79,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
     thinking capability; False writes them as string actions, which it does not see.
     trims: per role ("system", "user", "assistant", "thinking"), "strip"/"lstrip"/"rstrip" when the
-    template trims that text as Python does (edgepack.chat.gohelpers; read from renders: _trims).
+    template edits that text (edgepack.chat.gohelpers; read from renders by chat.text_edits).
     """
     trims = trims or {}
     fixed = go_date_expression(fixed_text or "", date_formats)
@@ -139,45 +139,9 @@ CHOICE_PROBES: dict[str, tuple[Message, ...]] = {
 _THINK_ON = "/think=True"  # suffix of a choice probe rendered with thinking on (Ollama's .Think)
 for _name in ("thinking_history", "prefill", "prefill_thinking"):
     CHOICE_PROBES[_name + _THINK_ON] = CHOICE_PROBES[_name]
-_PREFILL_KWARGS = (("add_generation_prompt", False), ("continue_final_message", True))
-CHOICE_KWARGS = {name: _PREFILL_KWARGS for name in CHOICE_PROBES if name.startswith("prefill")}
+CHOICE_KWARGS = {name: PREFILL_KWARGS for name in CHOICE_PROBES if name.startswith("prefill")}
 # A template may refuse to continue a final message: then it is not compared.
 _OPTIONAL = set(CHOICE_KWARGS)
-
-
-# Conversations that show whether (and how) the template trims each kind of text, one kind
-# padded per conversation, so each is read on its own. Padded with newlines outermost and other
-# whitespace inside, which tells strip() from strip("\n") and one side from both; other padding
-# than the proof's padded conversations (edgepack.chat.conversations), which then check the choice.
-_PAD = "\n \t{}\t \n"
-TRIM_PROBES: dict[str, tuple[tuple[Message, ...], tuple, str]] = {  # name: (messages, kwargs, role)
-    "trim/system": ((Message("system", _PAD.format("Be brief.")), Message("user", "Name a colour.")), (), "system"),
-    "trim/user": ((Message("user", _PAD.format("Name a colour.")),), (), "user"),
-    "trim/assistant": ((Message("user", "Name a colour."), Message("assistant", _PAD.format("Blue.")),
-                        Message("user", "Another?")), (), "assistant"),
-    "trim/thinking": ((Message("user", "What is 2 + 2?"), Message("assistant", "Four.", thinking=_PAD.format("Add."))),
-                      _PREFILL_KWARGS, "thinking"),
-}
-
-
-_SPLIT_LAST = re.compile(r"""split\(\s*(['"])(.+?)\1\s*\)\s*\[\s*-1\s*\]""")
-
-
-def split_markers(chat_template: str) -> list[str]:
-    """Markers the template cuts text at, keeping what follows the last (`x.split('</think>')[-1]`)."""
-    found = []
-    for m in _SPLIT_LAST.finditer(chat_template):
-        marker = m.group(2).encode("utf-8").decode("unicode_escape") if "\\" in m.group(2) else m.group(2)
-        if marker not in found and not gohelpers._overlaps(marker):
-            found.append(marker)
-    return found
-
-
-def _cut_probe(marker: str) -> tuple[Message, ...]:
-    """An earlier answer whose text carries reasoning before `marker` (as clients that do not split
-    thinking send it), padded so that what follows the cut shows how it is trimmed."""
-    return (Message("user", "Name a colour."), Message("assistant", f"\n Pick one.\n{marker}\n\n Blue. \n"),
-            Message("user", "Another?"))
 
 
 def _choice_job(name: str) -> RenderJob:
@@ -202,13 +166,10 @@ class SourceRenders:
         for think in (True, False):  # the generation prompt with thinking on / off
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
-        for name, (messages, kwargs, _) in TRIM_PROBES.items():
-            names.append(name)
-            jobs.append(RenderJob(messages, kwargs))
         self.markers = split_markers(chat_template)
-        for marker in self.markers:
-            names.append(f"cut/{marker}")
-            jobs.append(RenderJob.of(_cut_probe(marker)))
+        for name, job in edit_jobs(self.markers):
+            names.append(name)
+            jobs.append(job)
         try:
             results = render_many(chat_template, jobs, tokens)
             [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
@@ -216,6 +177,14 @@ class SourceRenders:
             raise ChatTemplateError(f"the chat template cannot be rendered: {exc}") from None
         self.results = dict(zip(names, results))
         self.emits_bos = isinstance(bos_probe, str) and bos_probe.startswith(_BOS_SENTINEL)
+
+    def choice_holds(self, go_template: str) -> bool:
+        """Whether `go_template` renders every choice conversation the template renders, exactly."""
+        for name in CHOICE_PROBES:
+            want = self.expected(name)
+            if want is not None and render_ollama(go_template, CHOICE_PROBES[name], think=_choice_think(name)) != want:
+                return False
+        return True
 
     def expected(self, name: str) -> str | None:
         """The HF rendering Ollama must reproduce (None: the template refuses this conversation)."""
@@ -393,7 +362,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         go, fixed, tails, thinking = found
         leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
         tags = advertise_thinking(chat_template)
-        trims = _trims(renders, lambda t: go_template_for(
+        trims = find_edits(renders, render_ollama, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
         if leading or (thinking and not tags) or trims:
@@ -422,55 +391,6 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             "translation of it (tools, content rewriting or another variant)"
         )
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
-
-
-def _trims(renders: SourceRenders, build) -> dict[str, str]:
-    """Per role, how the template transforms that text, as a Go helper spec (edgepack.chat.gohelpers):
-    a trim of gohelpers.TRIMS, or for assistant text also "tail:..." (`split(marker)[-1]`) or
-    "after:..." (the same, then a trim), chosen so that the Go template `build(trims)` renders the role's TRIM_PROBES
-    conversation, and for the assistant each cut conversation, as the template does. Roles left
-    alone are absent. The "after:" helpers loop with range-over-int (Go 1.24), so they are tried
-    only for TEMPLATEs that read .Thinking (Ollama 0.9 and later, all built with Go 1.24 or newer).
-    Kept only if the CHOICE_PROBES still render exactly with them."""
-    trims: dict[str, str] = {}
-    reads_thinking = ".Thinking" in build({})
-    for name, (messages, _, role) in TRIM_PROBES.items():
-        checks = [(messages, renders.expected(name))]
-        specs = ["", *gohelpers.TRIMS]
-        if role == "assistant" and renders.markers:
-            checks += [(_cut_probe(m), renders.expected(f"cut/{m}")) for m in renders.markers]
-            specs += [gohelpers.tail_name(m)[3:] for m in renders.markers]  # any Go
-            if reads_thinking:  # Go 1.24, see above: the cut followed by a trim
-                specs += [gohelpers.after_name(m, trim, only_if, otherwise)[3:] for m in renders.markers
-                          for trim in ("", *gohelpers.AFTER_TRIMS)
-                          for only_if, otherwise in ((False, ""), (True, ""), *((True, t) for t in gohelpers.TRIMS))]
-        checks = [(conv, want) for conv, want in checks if want is not None]
-        # Every conversation if some helper renders them all; else the padded one alone (the
-        # cut then stays a named difference of the proof).
-        for wanted in (checks, checks[:1]):
-            found = _first_spec(build, trims, role, specs, wanted)
-            if found is not None:
-                trims = found
-                break
-    if trims:
-        go = build(trims)
-        for name in CHOICE_PROBES:
-            want = renders.expected(name)
-            if want is not None and render_ollama(go, CHOICE_PROBES[name], think=_choice_think(name)) != want:
-                return {}
-    return trims
-
-
-def _first_spec(build, trims: dict[str, str], role: str, specs: list[str], checks) -> dict[str, str] | None:
-    for how in specs if checks else ():
-        candidate = trims | ({role: how} if how else {})
-        try:
-            go = build(candidate)
-            if all(render_ollama(go, conv) == want for conv, want in checks):
-                return candidate
-        except ChatTemplateError:
-            continue
-    return None
 
 
 def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:

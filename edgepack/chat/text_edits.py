@@ -1,0 +1,105 @@
+"""How a chat template edits message text, read from its renders, for the Go TEMPLATE to do the same.
+
+Templates trim text (`|trim`, `.strip('\\n')`) and cut earlier answers at a marker
+(`content.split('</think>')[-1]`); edgepack.chat.gohelpers writes each as a named Go template.
+Which one a role needs is not guessed from the template's source: a conversation padded in that
+role alone (and, for assistant text, one per `split(...)[-1]` marker the source names) is rendered
+by transformers with the other choice conversations, and the first helper under which the Go
+TEMPLATE renders them identically is taken. The proof (edgepack.chat.proof) then checks the
+choice on its own, differently padded conversations.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edgepack.chat import gohelpers
+from edgepack.chat.conversations import Message
+from edgepack.chat.sandbox import RenderJob
+from edgepack.errors import ChatTemplateError
+
+PREFILL_KWARGS = (("add_generation_prompt", False), ("continue_final_message", True))
+
+# Conversations that show whether (and how) the template trims each kind of text, one kind
+# padded per conversation, so each is read on its own. Padded with newlines outermost and other
+# whitespace inside, which tells strip() from strip("\n") and one side from both; other padding
+# than the proof's padded conversations (edgepack.chat.conversations), which then check the choice.
+_PAD = "\n \t{}\t \n"
+TRIM_PROBES: dict[str, tuple[tuple[Message, ...], tuple, str]] = {  # name: (messages, kwargs, role)
+    "trim/system": ((Message("system", _PAD.format("Be brief.")), Message("user", "Name a colour.")), (), "system"),
+    "trim/user": ((Message("user", _PAD.format("Name a colour.")),), (), "user"),
+    "trim/assistant": ((Message("user", "Name a colour."), Message("assistant", _PAD.format("Blue.")),
+                        Message("user", "Another?")), (), "assistant"),
+    "trim/thinking": ((Message("user", "What is 2 + 2?"), Message("assistant", "Four.", thinking=_PAD.format("Add."))),
+                      PREFILL_KWARGS, "thinking"),
+}
+
+
+_SPLIT_LAST = re.compile(r"""split\(\s*(['"])(.+?)\1\s*\)\s*\[\s*-1\s*\]""")
+
+
+def split_markers(chat_template: str) -> list[str]:
+    """Markers the template cuts text at, keeping what follows the last (`x.split('</think>')[-1]`)."""
+    found = []
+    for m in _SPLIT_LAST.finditer(chat_template):
+        marker = m.group(2).encode("utf-8").decode("unicode_escape") if "\\" in m.group(2) else m.group(2)
+        if marker not in found and not gohelpers._overlaps(marker):
+            found.append(marker)
+    return found
+
+
+def cut_probe(marker: str) -> tuple[Message, ...]:
+    """An earlier answer whose text carries reasoning before `marker` (as clients that do not split
+    thinking send it), padded so that what follows the cut shows how it is trimmed."""
+    return (Message("user", "Name a colour."), Message("assistant", f"\n Pick one.\n{marker}\n\n Blue. \n"),
+            Message("user", "Another?"))
+
+
+def edit_jobs(markers: list[str]) -> list[tuple[str, RenderJob]]:
+    """(name, render job) of every conversation find_edits reads, for one bounded render child."""
+    return ([(name, RenderJob(messages, kwargs)) for name, (messages, kwargs, _) in TRIM_PROBES.items()]
+            + [(f"cut/{m}", RenderJob.of(cut_probe(m))) for m in markers])
+
+
+def find_edits(renders, render, build) -> dict[str, str]:
+    """Per role, how the template transforms that text, as a Go helper spec (edgepack.chat.gohelpers):
+    a trim of gohelpers.TRIMS, or for assistant text also "tail:..." (`split(marker)[-1]`) or
+    "after:..." (the same, then a trim), chosen so that the Go template `build(trims)` renders the role's TRIM_PROBES
+    conversation, and for the assistant each cut conversation, as the template does. Roles left
+    alone are absent. The "after:" helpers loop with range-over-int (Go 1.24), so they are tried
+    only for TEMPLATEs that read .Thinking (Ollama 0.9 and later, all built with Go 1.24 or newer).
+    Kept only if the choice conversations still render exactly with them (`renders.choice_holds`).
+    `render(go_template, messages, think=None)` runs a TEMPLATE as Ollama does."""
+    trims: dict[str, str] = {}
+    reads_thinking = ".Thinking" in build({})
+    for name, (messages, _, role) in TRIM_PROBES.items():
+        checks = [(messages, renders.expected(name))]
+        specs = ["", *gohelpers.TRIMS]
+        if role == "assistant" and renders.markers:
+            checks += [(cut_probe(m), renders.expected(f"cut/{m}")) for m in renders.markers]
+            specs += [gohelpers.tail_name(m)[3:] for m in renders.markers]  # any Go
+            if reads_thinking:  # Go 1.24, see above: the cut followed by a trim
+                specs += [gohelpers.after_name(m, trim, only_if, otherwise)[3:] for m in renders.markers
+                          for trim in ("", *gohelpers.AFTER_TRIMS)
+                          for only_if, otherwise in ((False, ""), (True, ""), *((True, t) for t in gohelpers.TRIMS))]
+        checks = [(conv, want) for conv, want in checks if want is not None]
+        # Every conversation if some helper renders them all; else the padded one alone (the
+        # cut then stays a named difference of the proof).
+        for wanted in (checks, checks[:1]):
+            found = _first_spec(render, build, trims, role, specs, wanted)
+            if found is not None:
+                trims = found
+                break
+    return trims if not trims or renders.choice_holds(build(trims)) else {}
+
+
+def _first_spec(render, build, trims: dict[str, str], role: str, specs: list[str], checks) -> dict[str, str] | None:
+    for how in specs if checks else ():
+        candidate = trims | ({role: how} if how else {})
+        try:
+            go = build(candidate)
+            if all(render(go, conv) == want for conv, want in checks):
+                return candidate
+        except ChatTemplateError:
+            continue
+    return None
