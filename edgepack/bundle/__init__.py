@@ -6,7 +6,7 @@ lock, the swap) does not load the manifest's pydantic models and the card: a bui
 converter before it needs them.
 """
 
-import importlib
+from edgepack.lazy import lazy_exports
 
 _EXPORTS = {
     "render_model_card": "card",
@@ -20,10 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -11,7 +11,7 @@ The names below are loaded on first use (PEP 562): a build forks its early chat 
 (chat/early.py) before it has imported any of this, and imports it while the converter runs.
 """
 
-import importlib
+from edgepack.lazy import lazy_exports
 
 _EXPORTS = {
     "Message": "conversations",
@@ -22,10 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
