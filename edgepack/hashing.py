@@ -72,6 +72,9 @@ class GrowingFileHash:
         self._thread.start()
 
     def _follow(self) -> None:
+        from edgepack.procs import lower_this_thread
+
+        lower_this_thread()  # the writer comes first; finish() reads whatever is left
         try:
             while not self.path.exists():
                 if self._done.wait(self._POLL):

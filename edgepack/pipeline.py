@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgepack import progress
+from edgepack import procs, progress
 from edgepack.atomic import make_staging_dir, remove_stale_partials
 from edgepack.bundle.lock import bundle_lock
 from edgepack.bundle.swap import remove_tree, restore_interrupted_swap, swap_in
@@ -158,7 +158,10 @@ def _run(plan: BuildPlan, start: float) -> BuildResult | DryRunResult:
         if not plan.dry_run:  # disk space for everything the build writes, before the first slow step
             out_dir = Path(plan.output_dir) if plan.output_dir is not None else default_output_dir(src)
             merge = plan.companions.merge_adapter
-            cached = reference_is_cached(src, plan.outtype, toolchain, checked.reference_dir) and not merge
+            def is_cached() -> bool:
+                return reference_is_cached(src, plan.outtype, toolchain, checked.reference_dir)
+            # hashing the source beside the early converter: at lower priority than the converter
+            cached = (procs.in_lowered_thread(is_cached) if early is not None else is_cached()) and not merge
             if cached and early is not None:
                 early.cancel()
                 early = None

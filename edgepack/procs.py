@@ -17,11 +17,12 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import psutil
 
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 def _load_prctl():
@@ -86,6 +87,44 @@ def run(cmd: list[str], *, timeout: float | None = None, input: str | bytes | No
     if check:
         done.check_returncode()
     return done
+
+
+BESIDE_NICE = 19  # how much lower (the lowest priority) edgepack's own work runs beside a child it waits for (the converter)
+
+
+def lower_this_thread() -> None:
+    """Run the calling thread at BESIDE_NICE lower priority (Linux: a thread is its own task), so
+    that work a build does while its converter runs never takes CPU the converter wants. Only
+    threads started for that work call this; the main thread keeps its priority (an unprivileged
+    process cannot raise it back). Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BESIDE_NICE))
+    except OSError:
+        pass
+
+
+def in_lowered_thread(work: Callable[[], T]) -> T:
+    """`work()` in a thread of lower priority (lower_this_thread), this thread waiting for it in
+    short steps so that Ctrl-C is taken at once; its result, or its exception raised here."""
+    box: dict = {}
+
+    def run_it() -> None:
+        lower_this_thread()
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # noqa: BLE001  re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run_it, name="edgepack-beside", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def pid_alive(pid: int) -> bool:

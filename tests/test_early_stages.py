@@ -168,3 +168,24 @@ def test_a_converter_that_fails_is_one_line_with_its_reason_and_leaves_nothing(t
     assert message.startswith(f"llama.cpp's converter failed on {broken}") and "\n" not in message
     assert "it wrote no file" not in message and len(message) > len(f"llama.cpp's converter failed on {broken}: ")
     assert not out.exists() and _partials(private_cache) == [] and _converters() == []
+
+
+def test_work_beside_the_converter_runs_at_lower_priority_and_hands_back_its_result():
+    """procs.in_lowered_thread: the work runs in a thread niced below the caller (Linux), which
+    keeps its own priority; the result comes back, and so does an exception."""
+    import sys
+    import threading
+
+    from edgepack import procs
+
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = procs.in_lowered_thread(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    if sys.platform.startswith("linux"):
+        assert seen == min(19, main_nice + procs.BESIDE_NICE) > main_nice
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice
+
+    def fails():
+        raise OutputError("no room")
+
+    with pytest.raises(OutputError, match="no room"):
+        procs.in_lowered_thread(fails)

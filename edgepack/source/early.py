@@ -52,8 +52,8 @@ class EarlyConversion:
         self._output: tuple[str | None, str | None] = (None, None)
         self._hash = GrowingFileHash(self.tmp)  # the reference's sha256, ready when the converter is done
         self.sha256: str | None = None  # set by wait_into
-        # Work for this thread while it only waits for the converter (e.g. imports the build needs
-        # afterwards); run once the converter is under way, in this thread, errors ignored.
+        # Work while the build only waits for the converter (e.g. imports it needs afterwards): run
+        # once the converter is under way, in a thread of lower priority, errors ignored.
         self.idle_work: list[Callable[[], object]] = []
         # Drain the pipes from the start, so a talkative converter never blocks on a full pipe.
         self._reader = threading.Thread(target=self._communicate, daemon=True)
@@ -65,6 +65,15 @@ class EarlyConversion:
         except (OSError, ValueError):  # killed and closed by cancel()
             pass
 
+    def _idle(self) -> None:
+        """The idle work, in a thread of lower priority than the converter, while it runs."""
+        procs.lower_this_thread()
+        while self.idle_work and self._reader.is_alive():
+            try:
+                self.idle_work.pop(0)()
+            except Exception:  # noqa: BLE001  only a head start: the build does it again where needed
+                pass
+
     def fits(self, source: Source, outtype: str, cache_dir: Path) -> bool:
         """Whether this run makes the reference that make_reference wants now."""
         return (source.path == self.source.path and outtype == self.outtype
@@ -73,15 +82,14 @@ class EarlyConversion:
     def wait_into(self, dest: Path) -> None:
         """Wait for the converter (with the same progress bar and errors as a plain run) and move
         its file to `dest`; on any failure or interrupt nothing is left behind."""
+        idle = threading.Thread(target=self._idle, name="edgepack-idle", daemon=True)
         try:
             with conversion_step(self.source, self.tmp, self.outtype, self.expected):
+                idle.start()
                 while self._reader.is_alive():
                     self._reader.join(0.2)  # short waits, so Ctrl-C is taken at once
-                    while self.idle_work and self._reader.is_alive():
-                        try:
-                            self.idle_work.pop(0)()
-                        except Exception:  # noqa: BLE001  only a head start: the build does it again where needed
-                            pass
+                while idle.is_alive():  # (its imports finish before this thread imports anything)
+                    idle.join(0.2)
             check_converter_exit(self.proc.returncode, self._output[1], SourceError, conversion_failed(self.source))
             if not self.tmp.exists():
                 raise SourceError(f"{conversion_failed(self.source)}: it wrote no file")
