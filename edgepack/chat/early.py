@@ -68,7 +68,7 @@ class EarlyChat:
             self._start()
 
     def _start(self) -> None:
-        from edgepack.procs import die_with_parent
+        from edgepack.procs import BESIDE_NICE, die_with_parent
 
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
@@ -79,7 +79,7 @@ class EarlyChat:
                 os.close(read_fd)
                 die_with_parent(parent)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build handles Ctrl-C and kills us
-                os.nice(10)  # the converter beside it (and the build's own hashing) come first
+                os.nice(BESIDE_NICE)  # the converter beside it (and the build's own work) come first
                 try:
                     payload = pickle.dumps(("ok", _work(self.source_dir)))
                 except BaseException as exc:  # noqa: BLE001  handed to the build, which raises it
