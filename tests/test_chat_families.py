@@ -65,14 +65,13 @@ for _name in ("GLM-4.6", "GLM-4.7-Flash", "google-gemma-4-31B-it", "google-gemma
     TRIMMING[_name].add("padded_no_system")
 # ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
 for _name in ("GLM-4.6", "GLM-4.7-Flash", "inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",
-              "MiniMax-M2", "Reka-Edge"):
+              "Reka-Edge"):
     TRIMMING.setdefault(_name, set()).add("thinking_in_content")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
 # must differ from transformers here, so that the difference the report names is a real one.
 THINK_IN_TEXT = (Message("user", "Hi"), Message("assistant", "<think>\nhmm\n</think>\n\nHello"), Message("user", "Bye"))
 REWRITES: dict[str, tuple[Message, ...]] = {
-    "MiniMax-M2": THINK_IN_TEXT,
     "MiniMax-M3": (Message("user", "Hi"), Message("assistant", "<mm:think>hmm</mm:think>Hello"), Message("user", "Bye")),
     "Apriel-1.6-15b-Thinker-fixed": (Message("user", "Hi"), Message("assistant", "Steps.\n[BEGIN FINAL RESPONSE]\nHello"),
                                      Message("user", "Bye")),
@@ -89,6 +88,8 @@ REWRITES: dict[str, tuple[Message, ...]] = {
     "poolside-Laguna-XS-2.1": THINK_IN_TEXT,
 }
 REWRITES["google-gemma-4-31B-it-interleaved"] = REWRITES["google-gemma-4-31B-it"]
+# ... and text a family's template now edits the same way (edgepack.chat.gohelpers): real Go equals it.
+REWRITTEN_IN_GO: dict[str, tuple[Message, ...]] = {"MiniMax-M2": THINK_IN_TEXT}
 
 # A last assistant turn (Ollama's prefill: the TEMPLATE leaves it open, as transformers'
 # continue_final_message does), with and without thinking, which sources keep or drop.
@@ -225,3 +226,14 @@ def test_text_the_source_rewrites_really_differs_in_go(go_renderer, renders):
         assert got["output"] != want, f"{name}: said to differ on rewritten text, but Go renders it exactly"
     # every row that names a rewrite is shown here
     assert {f.name for f in FAMILY_FORMATS if f.text_rewrites} == {FAMILIES[n] for n in REWRITES}
+
+
+def test_text_a_family_template_rewrites_in_go_is_rendered_as_the_source_does(go_renderer, renders):
+    for name, messages in REWRITTEN_IN_GO.items():
+        template, translation, _ = renders[name]
+        assert not FORMATS_BY_NAME[FAMILIES[name]].text_rewrites and "ep.after:" in translation.go_template, name
+        proc = subprocess.run([str(go_renderer)], input=json.dumps([{"template": translation.go_template, "messages": [
+            go_payload(m) for m in messages]}]), capture_output=True, text=True, check=True)
+        [got] = json.loads(proc.stdout)
+        want = render_many(template, [RenderJob(messages)], TOKENS)[0]
+        assert got.get("output") == (want[len(TOKENS.bos):] if want.startswith(TOKENS.bos) else want), name

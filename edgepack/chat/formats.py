@@ -348,8 +348,6 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("minimax", "m2", markers=("]~b]ai", "[e~["), go_file="minimax-m2.gotmpl.j2", default_system=True,
                user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n<think>\n",
                stops=("[e~[", "]~b]"),
-               text_rewrites="cuts an assistant message's text at </think> (older Ollama hands thinking over "
-                             "inside the text)",
                note="an assistant turn's thinking is kept only after the last user turn, as the source does"),
     ChatFormat("minimax", "m3", markers=("]~!b[", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
                user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n",
