@@ -413,10 +413,8 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                generation="<seed:bos>assistant\n", stops=("<seed:eos>", "<seed:bos>"),
                note="every turn keeps its thinking, as the source does"),
     ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", ""),
-               text_rewrites="cuts assistant text at </think> and adds /nothink only to a user message that does not "
-                             "end with it"),
-    ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", ""),
-               text_rewrites="cuts assistant text at </think>"),
+               text_rewrites="adds /nothink (thinking off) only to a user message that does not end with it"),
+    ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", "")),
     ChatFormat("laguna", "s", **LAGUNA, user=("<user>", "</user>\n"), assistant=("<assistant>", "</assistant>\n"),
                generation="<assistant>", note="thinks unless Ollama's think is false, as the source does"),
     ChatFormat("laguna", "xs", **LAGUNA, **LAGUNA_XS),
