@@ -37,10 +37,6 @@ def _literals(n: int) -> str:
     return " ".join(json.dumps(c) for c in _SPACES[n])  # JSON's \uXXXX and \t, \n are Go literals too
 
 
-def _head(n: int) -> str:
-    return f"(slice . 0 {n})" if n else ""
-
-
 def _tail(n: int) -> str:
     """The last n bytes of `.`, and `.` without them (no arithmetic in Go templates: len-n is
     the length of `.` sliced from n)."""
@@ -65,21 +61,37 @@ def _strip_from(name: str, side: str, done: str, newlines_only: bool = False) ->
             + f"{{{{ else }}}}{done}{{{{ end }}}}{{{{ end }}}}")
 
 
-HELPERS: dict[str, str] = {
-    "ep.lstrip": _strip_from("ep.lstrip", "left", "{{ . }}"),
-    "ep.rstrip": _strip_from("ep.rstrip", "right", "{{ . }}"),
-    "ep.strip": _strip_from("ep.strip", "left", '{{ template "ep.rstrip" . }}'),
+# Each strip helper: the side it strips, whether only "\n", and the helper the rest goes to.
+_STRIPS: dict[str, tuple[str, bool, str | None]] = {
+    "ep.lstrip": ("left", False, None),
+    "ep.rstrip": ("right", False, None),
+    "ep.strip": ("left", False, "ep.rstrip"),
     # str.strip("\n") and its sides, which thinking-model templates apply to reasoning text
-    "ep.lstrip_nl": _strip_from("ep.lstrip_nl", "left", "{{ . }}", newlines_only=True),
-    "ep.rstrip_nl": _strip_from("ep.rstrip_nl", "right", "{{ . }}", newlines_only=True),
-    "ep.strip_nl": _strip_from("ep.strip_nl", "left", '{{ template "ep.rstrip_nl" . }}', newlines_only=True),
+    "ep.lstrip_nl": ("left", True, None),
+    "ep.rstrip_nl": ("right", True, None),
+    "ep.strip_nl": ("left", True, "ep.rstrip_nl"),
     # newlines from the start, whitespace from the end: Qwen3.5's strip() then, after a cut, lstrip("\n")
-    "ep.lstrip_nl_rstrip": _strip_from("ep.lstrip_nl_rstrip", "left", '{{ template "ep.rstrip" . }}', newlines_only=True),
+    "ep.lstrip_nl_rstrip": ("left", True, "ep.rstrip"),
 }
-NATIVE = {"ep.lstrip": str.lstrip, "ep.rstrip": str.rstrip, "ep.strip": str.strip,
-          "ep.lstrip_nl": lambda s: s.lstrip("\n"), "ep.rstrip_nl": lambda s: s.rstrip("\n"),
-          "ep.strip_nl": lambda s: s.strip("\n"), "ep.lstrip_nl_rstrip": lambda s: s.rstrip().lstrip("\n")}
-NEEDS = {"ep.strip": ("ep.rstrip",), "ep.strip_nl": ("ep.rstrip_nl",), "ep.lstrip_nl_rstrip": ("ep.rstrip",)}
+HELPERS: dict[str, str] = {
+    name: _strip_from(name, side, f"{{{{ template {json.dumps(then)} . }}}}" if then else "{{ . }}", newlines_only)
+    for name, (side, newlines_only, then) in _STRIPS.items()}
+NEEDS = {name: (then,) for name, (_, _, then) in _STRIPS.items() if then}
+
+
+def _strip_side(name: str, text: str) -> str:
+    """`text` with helper `name`'s own side stripped (before the helper it goes on to)."""
+    side, newlines_only, _ = _STRIPS[name]
+    chars = "\n" if newlines_only else None
+    return text.lstrip(chars) if side == "left" else text.rstrip(chars)
+
+
+def _native_strip(name: str):
+    then = _STRIPS[name][2]
+    return (lambda s: NATIVE[then](_strip_side(name, s))) if then else (lambda s: _strip_side(name, s))
+
+
+NATIVE = {name: _native_strip(name) for name in _STRIPS}
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
@@ -93,10 +105,11 @@ def describe(trim: str) -> str:
 
 # ----------------------------------------------------------------- text after a marker
 # `text.split(marker)[-1]` (what follows the last marker, the whole text when there is none), then
-# optionally a trim, always or only when the marker occurred. Spelled as one helper name,
-# "ep.after:<trim or ->:<always|if>:<marker>". It loops over the text's byte offsets with
-# {{ range $i := len $ }}, which text/template has since Go 1.24: used only in TEMPLATEs that read
-# .Thinking, which Ollama has only since 0.9 (built with Go 1.24); see edgepack.chat.translate.
+# optionally a trim: always, only when the marker occurred, or that one then and another trim of
+# the whole text otherwise. Spelled as one helper name, "ep.after:<trim or ->:<always|if|else-
+# <trim>>:<marker>". It loops over the text's byte offsets with {{ range $i := len $ }}, which
+# text/template has since Go 1.24: used only in TEMPLATEs that read .Thinking, which Ollama has
+# only since 0.9 (built with Go 1.24); see edgepack.chat.text_edits.
 _AFTER = "ep.after:"
 
 
@@ -108,15 +121,16 @@ def after_name(marker: str, trim: str = "", only_if_found: bool = False, otherwi
     `otherwise` (with only_if_found) to the whole text when it did not."""
     if trim and trim not in AFTER_TRIMS or otherwise and (otherwise not in AFTER_TRIMS or not only_if_found):
         raise ValueError(f"unknown trim {trim!r} / {otherwise!r}")
-    if not marker or _overlaps(marker):
+    if not can_cut(marker):
         raise ValueError(f"marker {marker!r} cannot be cut by this helper")
     when = f"else-{otherwise}" if otherwise else "if" if only_if_found else "always"
     return f"{_AFTER}{trim or '-'}:{when}:{marker}"
 
 
-def _overlaps(marker: str) -> bool:
-    """Whether the marker can overlap itself ("aa"), where split() and a scan of every offset differ."""
-    return any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
+def can_cut(marker: str) -> bool:
+    """Whether the cut helpers can cut at `marker`: not empty, and unable to overlap itself ("aa"),
+    where split() and a scan of every offset differ."""
+    return bool(marker) and not any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
 
 
 def _parse_after(name: str) -> tuple[str, str, bool, str]:
@@ -167,7 +181,7 @@ _CHUNK = 16
 
 
 def tail_name(marker: str) -> str:
-    if not marker or _overlaps(marker):
+    if not can_cut(marker):
         raise ValueError(f"marker {marker!r} cannot be cut by this helper")
     return _TAIL + marker
 
@@ -249,7 +263,7 @@ def describe_spec(spec: str) -> str:
 
 def call(trim: str, expression: str) -> str:
     """The Go action writing `expression` (a Go pipeline) transformed by `trim`: a name of TRIMS
-    (Python's str.<trim>()) or an after_name() without its "ep." (edgepack.chat.translate's spec)."""
+    (Python's str.<trim>()) or a tail_name()/after_name() without its "ep." (chat.text_edits' spec)."""
     if not trim:
         return f"{{{{ {expression} }}}}"
     if text_of(f"ep.{trim}") is None:
@@ -276,8 +290,6 @@ def depth(name: str, value: str) -> int:
     if name.startswith(_AFTER):
         trim, kept = _after_trim(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
-    if name in ("ep.strip", "ep.strip_nl", "ep.lstrip_nl_rstrip"):
-        left = value.lstrip("\n") if "_nl" in name else value.lstrip()
-        return len(value) - len(left) + depth("ep.rstrip_nl" if name == "ep.strip_nl" else "ep.rstrip", left)
-    kept = NATIVE[name](value)
-    return len(value) - len(kept) + 1
+    rest = _strip_side(name, value)
+    then = _STRIPS[name][2]
+    return len(value) - len(rest) + (depth(then, rest) if then else 1)

@@ -43,7 +43,7 @@ def split_markers(chat_template: str) -> list[str]:
     found = []
     for m in _SPLIT_LAST.finditer(chat_template):
         marker = m.group(2).encode("utf-8").decode("unicode_escape") if "\\" in m.group(2) else m.group(2)
-        if marker not in found and not gohelpers._overlaps(marker):
+        if marker not in found and gohelpers.can_cut(marker):
             found.append(marker)
     return found
 
@@ -70,8 +70,16 @@ def find_edits(renders, render, build) -> dict[str, str]:
     only for TEMPLATEs that read .Thinking (Ollama 0.9 and later, all built with Go 1.24 or newer).
     Kept only if the choice conversations still render exactly with them (`renders.choice_holds`).
     `render(go_template, messages, think=None)` runs a TEMPLATE as Ollama does."""
+    built: dict[frozenset, str] = {}  # the same trims build the same TEMPLATE: once
+
+    def build_once(trims: dict[str, str]) -> str:
+        key = frozenset(trims.items())
+        if key not in built:
+            built[key] = build(trims)
+        return built[key]
+
     trims: dict[str, str] = {}
-    reads_thinking = ".Thinking" in build({})
+    reads_thinking = ".Thinking" in build_once({})
     for name, (messages, _, role) in TRIM_PROBES.items():
         checks = [(messages, renders.expected(name))]
         specs = ["", *gohelpers.TRIMS]
@@ -86,11 +94,17 @@ def find_edits(renders, render, build) -> dict[str, str]:
         # Every conversation if some helper renders them all; else the padded one alone (the
         # cut then stays a named difference of the proof).
         for wanted in (checks, checks[:1]):
-            found = _first_spec(render, build, trims, role, specs, wanted)
+            found = _first_spec(render, build_once, trims, role, specs, wanted)
             if found is not None:
                 trims = found
                 break
-    return trims if not trims or renders.choice_holds(build(trims)) else {}
+    return trims if not trims or renders.choice_holds(build_once(trims)) else {}
+
+
+def describe_edits(edits: dict[str, str]) -> str:
+    """One line for a report: which text the TEMPLATE edits, and how, in Python's words."""
+    return "text edited as the template edits it (Go helpers): " + ", ".join(
+        f"{gohelpers.describe_spec(how)} of {role}" for role, how in edits.items())
 
 
 def _first_spec(render, build, trims: dict[str, str], role: str, specs: list[str], checks) -> dict[str, str] | None:
