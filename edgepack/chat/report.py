@@ -21,6 +21,7 @@ from edgepack.chat.proof import (
 from edgepack.chat.proof_llama_cpp import prove_llama_cpp
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
+from edgepack.chat.text_edits import describe_edits
 from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Message
 from edgepack.errors import ChatTemplateError
 
@@ -187,7 +188,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
 
         fmt = next(f for f in FORMATS if (f.family, f.variant) == (translation.family, translation.variant))
         go = prove_go(reference, translation, tokens, renders.emits_bos, fmt.rejects_system)
-        go.notes += [n for n in translation.notes if n.startswith("text edited")]  # how the Go TEMPLATE trims or cuts text
+        if translation.edits:  # how the Go TEMPLATE trims or cuts text
+            go.notes.append(describe_edits(translation.edits))
         frozen = frozen_date(translation.go_template, renders.date_formats)
         if frozen:  # equal today, different tomorrow: never exact
             go.modes["plain"] = "differs"

@@ -27,7 +27,7 @@ from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
-from edgepack.chat.text_edits import PREFILL_KWARGS, edit_jobs, find_edits, split_markers
+from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
 from edgepack.chat import gohelpers
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
@@ -78,8 +78,9 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     thinking: how assistant turns keep their thinking (None: dropped).
     thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
     thinking capability; False writes them as string actions, which it does not see.
-    trims: per role ("system", "user", "assistant", "thinking"), "strip"/"lstrip"/"rstrip" when the
-    template edits that text (edgepack.chat.gohelpers; read from renders by chat.text_edits).
+    trims: per role ("system", "user", "assistant", "thinking"), the Go helper (edgepack.chat.gohelpers:
+    a trim such as "strip", or a cut "tail:..."/"after:...") that edits that text as the template
+    does (read from renders by chat.text_edits).
     """
     trims = trims or {}
     fixed = go_date_expression(fixed_text or "", date_formats)
@@ -121,6 +122,7 @@ class Translation:
     thinking_tags: bool = True  # the block's tags are text, so Ollama infers the thinking capability
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
+    edits: dict[str, str] = field(default_factory=dict)  # per role, how the TEMPLATE edits its text (text_edits)
 
 
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
@@ -228,19 +230,16 @@ def _matches(renders: SourceRenders, fmt: ChatFormat):
     thinking = _thinking_layout(renders, fmt, fixed, tails)
     if thinking is False:
         return None
-    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
-                         thinking=thinking)
     for name, conv in CHOICE_PROBES.items():
-        want = expected[name]
-        if want is None:
+        if expected[name] is None:
             if name in _OPTIONAL or (fmt.rejects_system and has_system(conv)):
                 continue
             return None
         if fmt.rejects_system and has_system(conv):
             return None  # the format says the template rejects system messages; it did not
-        if render_ollama(go, conv, think=_choice_think(name)) != want:
-            return None
-    return go, fixed, tails, thinking
+    go = go_template_for(fmt, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
+                         thinking=thinking)
+    return (go, fixed, tails, thinking) if renders.choice_holds(go) else None
 
 
 def _thinking_layout(renders: SourceRenders, fmt: ChatFormat, fixed, tails) -> ThinkingLayout | None | bool:
@@ -376,13 +375,12 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         if fixed:
             notes.append(f"fixed text taken from the template: {fixed!r}")
         if trims:
-            notes.append("text edited as the template edits it (Go helpers): "
-                         + ", ".join(f"{gohelpers.describe_spec(how)} of {role}" for role, how in trims.items()))
+            notes.append(describe_edits(trims))
         return Translation(
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
             default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
-            thinking=thinking, thinking_tags=tags,
+            thinking=thinking, thinking_tags=tags, edits=trims,
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))
