@@ -72,6 +72,8 @@ class GrowingFileHash:
         self._thread.start()
 
     def _follow(self) -> None:
+        # edgepack.procs (psutil) is not imported at module level: hashing is on paths that never
+        # start a process. Its users (source.convert, source.early) have imported it already.
         from edgepack.procs import lower_this_thread
 
         lower_this_thread()  # the writer comes first; finish() reads whatever is left

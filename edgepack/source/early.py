@@ -65,14 +65,15 @@ class EarlyConversion:
         except (OSError, ValueError):  # killed and closed by cancel()
             pass
 
-    def _idle(self) -> None:
-        """The idle work, in a thread of lower priority than the converter, while it runs."""
-        procs.lower_this_thread()
+    def _idle_then_wait(self) -> None:
+        """The idle work while the converter runs, then the wait for it to end (procs.in_lowered_thread
+        runs this at lower priority; the caller keeps taking Ctrl-C)."""
         while self.idle_work and self._reader.is_alive():
             try:
                 self.idle_work.pop(0)()
             except Exception:  # noqa: BLE001  only a head start: the build does it again where needed
                 pass
+        self._reader.join()
 
     def fits(self, source: Source, outtype: str, cache_dir: Path) -> bool:
         """Whether this run makes the reference that make_reference wants now."""
@@ -82,14 +83,10 @@ class EarlyConversion:
     def wait_into(self, dest: Path) -> None:
         """Wait for the converter (with the same progress bar and errors as a plain run) and move
         its file to `dest`; on any failure or interrupt nothing is left behind."""
-        idle = threading.Thread(target=self._idle, name="edgepack-idle", daemon=True)
         try:
             with conversion_step(self.source, self.tmp, self.outtype, self.expected):
-                idle.start()
-                while self._reader.is_alive():
-                    self._reader.join(0.2)  # short waits, so Ctrl-C is taken at once
-                while idle.is_alive():  # (its imports finish before this thread imports anything)
-                    idle.join(0.2)
+                # this thread imports nothing until the idle work's imports are done
+                procs.in_lowered_thread(self._idle_then_wait)
             check_converter_exit(self.proc.returncode, self._output[1], SourceError, conversion_failed(self.source))
             if not self.tmp.exists():
                 raise SourceError(f"{conversion_failed(self.source)}: it wrote no file")
