@@ -49,7 +49,10 @@ def current_exact(report, *, tools_as_ollama_encodes: bool = False) -> bool:
     if report.renderer:
         return False  # a renderer is never proven by edgepack
     if report.current_ollama == "the Go TEMPLATE":
-        return report.paths[GO_TEMPLATE].status == "exact"
+        go = report.paths[GO_TEMPLATE]
+        if not tools_as_ollama_encodes and go.tools_as_requested:
+            return go.status == "exact" and go.tools_as_requested == "exact"
+        return go.status == "exact"
     jinja = report.paths[LLAMA_CPP]
     if tools_as_ollama_encodes and jinja.as_ollama_tools_reencoded:
         return jinja.as_ollama_tools_reencoded == "exact"

@@ -31,7 +31,8 @@ FAMILIES = {
     "StepFun3.5-Flash": ("chatml/plain", EXACT_NT, set(),
                          "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant"),
     # Both also strip newlines around the thinking a continued final turn keeps (so does the TEMPLATE).
-    "Qwen-Qwen3-0.6B": ("chatml/plain", EXACT_NT, set(),
+    # Qwen3's tools are written as it writes them (chat.tool_layouts): exact with tools too.
+    "Qwen-Qwen3-0.6B": ("chatml/plain", "exact", set(),
                         "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                         "strip('\\n') of thinking"),
     "openbmb-MiniCPM5-1B": ("chatml/plain", EXACT_NT, set(),
@@ -118,7 +119,8 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
     report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
     assert (f"{report.family}/{report.variant}", go.status) == (family, status), go.differences
-    assert report.go_template is not None and ".Tools" not in report.go_template
+    assert report.go_template is not None
+    assert (".Tools" in report.go_template) == (go.modes.get("tools") == "exact")  # tools written only when proven
     # Text the template trims is trimmed by the TEMPLATE too (edgepack.chat.gohelpers), and said so.
     assert not any("trims whitespace" in d for d in go.differences), go.differences
     assert [n for n in go.notes if n.startswith("text edited")] == ([f"text edited as the template edits it "
@@ -188,11 +190,12 @@ def test_a_date_in_the_templates_own_format_is_built_by_go_from_current_date(nam
 
 def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_gguf_template():
     """Ollama infers thinking from the text around {{ .Thinking }} and prefers the GGUF's template only
-    when it has more capabilities. Qwen3's GGUF template (tools, thinking) keeps current Ollama;
-    Cohere2's (tools; no thinking Ollama sees) would tie with a Go TEMPLATE showing thinking and
+    when it has more capabilities. Qwen3's TEMPLATE shows thinking and takes tools, as its GGUF
+    template does: current Ollama takes the TEMPLATE. Cohere2's (tools; no thinking Ollama sees) would tie with a Go TEMPLATE showing thinking and
     lose its tools, so there the tags are string actions and the GGUF's template stays preferred."""
     qwen = analyze_chat(pinned("Qwen-Qwen3-0.6B"), TOKENS, prove_llama_cpp_path=False)
-    assert '<think>\n{{ template "ep.strip_nl" .Thinking }}' in qwen.go_template and "Jinja" in qwen.current_ollama
+    assert '<think>\n{{ template "ep.strip_nl" .Thinking }}' in qwen.go_template and ".Tools" in qwen.go_template
+    assert qwen.current_ollama == "the Go TEMPLATE"
     assert inferred_thinking_tags(qwen.go_template) == ("<think>", "</think>")
     cohere = analyze_chat(pinned("Cohere2MoE"), TOKENS, prove_llama_cpp_path=False)
     assert cohere.capabilities == ["tools"]
@@ -233,14 +236,16 @@ def test_the_go_proof_covers_thinking_in_earlier_and_continued_turns(name, caugh
 
     from edgepack.chat.formats import FORMATS
     from edgepack.chat.proof import ReferenceRenders, prove_go, template_capabilities
+    from edgepack.chat.tool_layouts import LAYOUTS
     from edgepack.chat.translate import go_template_for, translate
 
     template = pinned(name)
     translation = translate(template, TOKENS)
     assert translation.thinking is not None
     fmt = next(f for f in FORMATS if f.name == f"{translation.family}/{translation.variant}").with_tokens(TOKENS)
+    tools = next((layout for layout in LAYOUTS if layout.name == translation.tools), None)
     without = replace(translation, go_template=go_template_for(fmt, fixed_text=translation.fixed_text,
-                                                                think_tails=translation.think_tails))
+                                                                think_tails=translation.think_tails, tools=tools))
     reference = ReferenceRenders(template, TOKENS, template_capabilities(template))
     names = lambda result: {d.split(":")[0] for d in result.differences}  # noqa: E731
     proven = names(prove_go(reference, translation, TOKENS, True, False))

@@ -106,11 +106,11 @@ def test_qwen3_thinking_on_and_off_in_go_matches_transformers_and_real_go(go_ren
     go = report.paths[GO_TEMPLATE]
     # Thinking on/off is exact; the newlines Qwen3 strips around the thinking it keeps, and an
     # earlier answer carrying <think>...</think> in its text, are edited by the TEMPLATE as by Qwen3.
-    assert go.modes == {"plain": "exact", "thinking": "exact", "tools": "not handled"}
-    assert [d.split(":")[0] for d in go.differences] == ["tools"]
-    assert go.status == "exact without tools" and ".Tools" not in report.go_template
-    # Ollama prefers the GGUF's template when it has capabilities the Go template lacks.
-    assert "Jinja" in report.current_ollama
+    assert go.modes == {"plain": "exact", "thinking": "exact", "tools": "exact"}
+    assert go.differences == []
+    assert go.status == "exact" and ".Tools" in report.go_template
+    # The Go template has every capability the GGUF's has: current Ollama takes it.
+    assert report.current_ollama == "the Go TEMPLATE"
     # Real Go, thinking unset / on / off, against transformers.
     messages = PROOF_PROBES["thinking_on"].messages
     outs = render_go(go_renderer, [(report.go_template, messages, think) for think in (None, True, False)])
@@ -398,3 +398,54 @@ def test_current_ollama_re_encodes_tool_definitions_and_that_is_named(llama_serv
     assert path1.as_ollama_sends == "differs" and path1.as_ollama_tools_reencoded == "exact"
     tool_diffs = [d for d in path1.differences if d.startswith("tools")]
     assert tool_diffs and all("re-encodes tool definitions" in d and '"required"' in d for d in tool_diffs)
+
+
+# ---- path 2: tools in the Go TEMPLATE (chat.tool_layouts), checked in Go's real text/template
+
+def render_go_tools(binary: Path, template: str, conversations, tools) -> list[str]:
+    payload = [{"template": template, "messages": [go_payload(m) for m in msgs], "tools": list(tools)}
+               for msgs in conversations]
+    proc = subprocess.run([str(binary)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    results = json.loads(proc.stdout)
+    assert all("error" not in r for r in results), results
+    return [r["output"] for r in results]
+
+
+@pytest.mark.parametrize("name, layout, current", [
+    ("Qwen-Qwen2.5-7B-Instruct", "hermes", "the Go TEMPLATE"), ("Qwen-Qwen3-0.6B", "hermes", "the Go TEMPLATE"),
+    ("MiMo-VL", "hermes", "the Go TEMPLATE"),
+    # QwQ's TEMPLATE writes no thinking Ollama can see (the template cuts it from earlier answers):
+    # the GGUF's template, which opens <think>, has a capability more and current Ollama takes it
+    ("Qwen-QwQ-32B", "hermes-qwq", "the GGUF's template through llama.cpp's Jinja (it has more capabilities)")])
+def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
+    """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
+    (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
+    template; given the request's own order (parameters' "properties" before "required") it
+    differs, which is why the reference is re-encoded, not the TEMPLATE bent to the probe."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert any(n.startswith(f"tools are written as the template writes them (layout {layout})") for n in go.notes)
+    assert go.modes.get("tools") == "exact", go.differences
+    assert ".Tools" in report.go_template and report.current_ollama == current
+    tricky = {"type": "function", "function": {"name": "search", "description": "Find <b> & \"quotes\" \u2028 é",
+              "parameters": {"type": "object", "properties": {"q": {"type": "string"}, "k": {"type": "integer"},
+                                                               "opts": {"type": "object", "properties": {
+                                                                   "z": {"type": "boolean"}, "a": {"type": "number"}}}},
+                             "required": ["q"]}}}
+    tools = (*CHOICE_TOOLS, tricky)
+    conversations = [*TOOL_CHOICE.values(), PROOF_PROBES["tools"].messages,
+                     (Message("user", "Find it"), Message("assistant", "Searching.", tool_calls=(
+                         ToolCall("search", {"q": "a<b", "k": 3, "opts": {"z": True, "a": 1.5}}),)),
+                      Message("tool", "{\"hits\": []}", tool_name="search"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, tools)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        assert out == want
+        as_sent = render_hf(template, messages, tokens, tools=list(tools))
+        assert out != as_sent  # the request's own key order is not what reaches a template
+    assert '"description": "Find <b> & \\"quotes\\" \u2028 é"' in outs[0]  # Python's tojson, not Go's escapes

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from edgepack.chat.gotemplate import GoStruct, JSONList, JSONMap, OrderedMap, PropertyType, go_json
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -228,19 +230,63 @@ GO_PROOF_PROBES: dict[str, Probe] = {
 }
 
 
-def ollama_tools(tools: Iterable[dict]) -> list[dict[str, Any]]:
-    """Ollama's templateTool values for OpenAI-style tool definitions (field order as Ollama's)."""
+_PROPERTY_TAGS = tuple((go, go[0].lower() + go[1:], True) for go in
+                       ("AnyOf", "Type", "Items", "Description", "Enum", "Properties", "Required"))
+_TOOL_TAGS = (("Type", "type", False), ("Items", "items", True), ("Function", "function", False))
+_FUNCTION_TAGS = (("Name", "name", False), ("Description", "description", False), ("Parameters", "parameters", False))
+_PARAMETERS_TAGS = (("Type", "type", False), ("Defs", "$defs", True), ("Items", "items", True),
+                    ("Required", "required", True), ("Properties", "properties", False))
+_CALL_TAGS = (("ID", "ID", False), ("Function", "Function", False))
+_CALL_FUNCTION_TAGS = (("Index", "Index", False), ("Name", "Name", False), ("Arguments", "Arguments", False))
+
+
+def _template_property(prop: Any) -> GoStruct:
+    """api.ToolProperty as a request decodes it: nested properties keep their order."""
+    prop = prop if isinstance(prop, dict) else {}
+    kind = prop.get("type")
+    nested = prop.get("properties")
+    return GoStruct(_PROPERTY_TAGS, {
+        # (nil slices as empty lists: Go prints both as [])
+        "AnyOf": [_template_property(p) for p in prop.get("anyOf") or []],
+        "Type": PropertyType([kind] if isinstance(kind, str) else kind or []),
+        "Items": prop.get("items"), "Description": prop.get("description", ""), "Enum": list(prop.get("enum") or []),
+        "Properties": OrderedMap((k, _template_property(v)) for k, v in nested.items()) if isinstance(nested, dict) else None,
+        "Required": list(prop.get("required") or [])})
+
+
+def ollama_tools(tools: Iterable[dict]) -> JSONList:
+    """.Tools as Ollama's template sees them (template/template.go's templateTool, converted from
+    the request's api.Tool): struct fields in Go's order, the description always written, the
+    top-level properties a plain Go map (written with sorted keys), nested ones in their order."""
     out = []
     for t in tools:
-        fn = t["function"]
-        params = fn.get("parameters", {})
-        p: dict[str, Any] = {"type": params.get("type", "")}
-        if params.get("required"):
-            p["required"] = params["required"]
-        p["properties"] = params.get("properties", {})
-        out.append({"type": t.get("type", "function"),
-                    "function": {"name": fn["name"], "description": fn.get("description", ""), "parameters": p}})
-    return out
+        fn = t.get("function") or {}
+        params = fn.get("parameters") or {}
+        props = params.get("properties")
+        parameters = GoStruct(_PARAMETERS_TAGS, {
+            "Type": params.get("type", ""), "Defs": params.get("$defs"), "Items": params.get("items"),
+            "Required": list(params.get("required") or []),
+            "Properties": JSONMap((k, _template_property(v)) for k, v in props.items()) if isinstance(props, dict) else None})
+        function = GoStruct(_FUNCTION_TAGS, {"Name": fn.get("name", ""), "Description": fn.get("description", ""),
+                                             "Parameters": parameters})
+        out.append(GoStruct(_TOOL_TAGS, {"Type": t.get("type", ""), "Items": t.get("items"), "Function": function},
+                            printable=True))
+    return JSONList(out)
+
+
+def template_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
+    """Messages as a Go template sees them through Ollama: tool-call arguments are a Go map
+    (templateArgs), so their keys come sorted, nested ones too, and numbers as Go writes them."""
+    from dataclasses import replace
+
+    return tuple(replace(m, tool_calls=tuple(replace(c, arguments=json.loads(go_json(dict(c.arguments))))
+                                             for c in m.tool_calls)) if m.tool_calls else m for m in messages)
+
+
+def template_tool_values(tools: Iterable[dict]) -> tuple[dict, ...]:
+    """The tool definitions a template sees through Ollama, as plain JSON values in the order
+    Go writes them: what transformers must be given to render the same tools."""
+    return tuple(json.loads(go_json(t)) for t in ollama_tools(tools))
 
 
 def ollama_template_data(messages: Iterable[Message], *, tools: Iterable[dict] = (), think: bool | None = None,
@@ -258,8 +304,8 @@ def ollama_template_data(messages: Iterable[Message], *, tools: Iterable[dict] =
         if collated and collated[-1]["Role"] == m.role and m.role != "tool":
             collated[-1]["Content"] += "\n\n" + m.content
             continue
-        calls = [{"ID": c.id, "Function": {"Index": i, "Name": c.name, "Arguments": c.arguments}}
-                 for i, c in enumerate(m.tool_calls)]
+        calls = [GoStruct(_CALL_TAGS, {"ID": c.id, "Function": GoStruct(_CALL_FUNCTION_TAGS, {
+                     "Index": i, "Name": c.name, "Arguments": JSONMap(c.arguments)})}) for i, c in enumerate(m.tool_calls)]
         collated.append({"Role": m.role, "Content": m.content, "Thinking": m.thinking, "Images": [],
                          "ToolCalls": calls or None, "ToolName": m.tool_name,
                          "ToolCallID": "call12345" if m.role == "tool" else ""})

@@ -218,6 +218,8 @@ def text_of(name: str) -> str | None:
     """The Go define block of helper `name` ("ep.strip", "ep.after:..."), None if it is not one."""
     if name in HELPERS:
         return HELPERS[name]
+    if name in JSON_HELPERS:
+        return JSON_HELPERS[name]
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
@@ -234,7 +236,12 @@ def text_of(name: str) -> str | None:
 
 
 def native_of(name: str):
-    """The Python function helper `name` is proven equal to."""
+    """The Python function helper `name` is proven equal to (None: it runs as Go text, only
+    called from a helper that runs natively)."""
+    if name == PYJSON:
+        return pyjson
+    if name == _PYJSON_IN:
+        return None
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]
         return lambda text: text.split(marker)[-1]
@@ -287,9 +294,88 @@ def depth(name: str, value: str) -> int:
     plus the first; "ep.strip" continues into "ep.rstrip"; "ep.after:..." loops, then trims)."""
     if name.startswith(_TAIL):
         return _tail_depth(name[len(_TAIL):], value)
+    if name == PYJSON:
+        return _pyjson_walk(value)[1]
     if name.startswith(_AFTER):
         trim, kept = _after_trim(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]
     return len(value) - len(rest) + (depth(then, rest) if then else 1)
+
+
+# ----------------------------------------------------------------- Python's JSON from Go's
+# Jinja's `tojson` in transformers is json.dumps(value, ensure_ascii=False): ", " and ": " between
+# items, and <, >, & and U+2028/U+2029 written as they are. Ollama's `json` is Go's json.Marshal:
+# compact, and those five escaped as \u003c, \u003e, \u0026, \u2028, \u2029. "ep.pyjson" writes
+# Go's output the Python way, byte by byte: outside strings a space after each , and :, inside
+# strings the five escapes undone; everything else (the other escapes, which both languages write
+# alike) is copied. "ep.pyjson" is the state outside a string, "ep.pyjson.s" inside one; a plain
+# run inside a string is copied up to 8 bytes per call, so Go's 100,000 calls allow about
+# 100 KB of JSON per call site (each tool is written by its own call). Numbers are Go's: a
+# float that is a whole number is written 18, where Python writes 18.0.
+PYJSON = "ep.pyjson"
+_PYJSON_IN = "ep.pyjson.s"
+_RUN = 8
+_UNESCAPE = {"\\u003c": "<", "\\u003e": ">", "\\u0026": "&", "\\u2028": "\u2028", "\\u2029": "\u2029"}
+
+
+def _pyjson_texts() -> dict[str, str]:
+    out = ('{{- define "ep.pyjson" }}{{ if . }}{{ $c := slice . 0 1 }}'
+           '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}{{ $c }}{{ end }}'
+           '{{ if eq $c "\\"" }}{{ template "ep.pyjson.s" (slice . 1) }}{{ else }}{{ template "ep.pyjson" (slice . 1) }}'
+           '{{ end }}{{ end }}{{ end }}')
+    run = ["{{ $n := 0 }}{{ $stop := false }}"]
+    for k in range(_RUN):  # flat ifs: the length of the plain run at the start, up to 8 bytes
+        run.append(f'{{{{ if and (not $stop) (gt (len .) {k}) (not (eq (slice . {k} {k + 1}) "\\"" "\\\\")) }}}}'
+                   f'{{{{ $n = {k + 1} }}}}{{{{ else }}}}{{{{ $stop = true }}}}{{{{ end }}}}')
+    unescape = "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
+                       for esc, char in _UNESCAPE.items())
+    inside = ('{{- define "ep.pyjson.s" }}{{ if . }}' + "".join(run)
+              + '{{ if $n }}{{ slice . 0 $n }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}'
+              + '{{ if not $n }}{{ $c := slice . 0 1 }}'
+              + '{{ if eq $c "\\"" }}"{{ template "ep.pyjson" (slice . 1) }}{{ end }}'
+              + '{{ if and (eq $c "\\\\") (ge (len .) 2) }}{{ $n = 2 }}{{ $e := slice . 0 2 }}'
+              + '{{ if ge (len .) 6 }}{{ $u := slice . 0 6 }}' + unescape + '{{ end }}'
+              + '{{ $e }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}{{ end }}{{ end }}{{ end }}')
+    return {PYJSON: out, _PYJSON_IN: inside}
+
+
+def _pyjson_walk(text: str) -> tuple[str, int]:
+    """What "ep.pyjson" writes for `text` (Go's compact JSON) and how many calls it nests."""
+    out: list[str] = []
+    i, calls, inside = 0, 1, False
+    while i < len(text):
+        c = text[i]
+        if not inside:
+            out.append(", " if c == "," else ": " if c == ":" else c)
+            inside = c == '"'
+            i += 1
+        else:
+            run = 0
+            while run < _RUN and i + run < len(text) and text[i + run] not in '"\\':
+                run += 1
+            if run:
+                out.append(text[i:i + run])
+                i += run
+            elif c == '"':
+                out.append(c)
+                inside = False
+                i += 1
+            elif i + 1 < len(text):  # a backslash escape
+                n = 6 if text[i:i + 6] in _UNESCAPE else 2
+                out.append(_UNESCAPE.get(text[i:i + 6], text[i:i + 2]))
+                i += n
+            else:
+                break  # a lone backslash at the end: Go writes nothing more
+        calls += 1
+    return "".join(out), calls
+
+
+def pyjson(text: str) -> str:
+    """Python's json.dumps(value, ensure_ascii=False) from Go's json.Marshal(value)."""
+    return _pyjson_walk(text)[0]
+
+
+JSON_HELPERS = _pyjson_texts()
+NEEDS.update({PYJSON: (_PYJSON_IN,), _PYJSON_IN: (PYJSON,)})

@@ -32,15 +32,100 @@ def _go_truth(value: Any) -> bool:
     if isinstance(value, (int, float)):
         return value != 0
     if isinstance(value, (str, list, tuple, dict)):
-        return len(value) > 0
+        return len(value) > 0 or isinstance(value, GoStruct)  # a struct is never empty
     return True
 
 
+class GoStruct(dict):
+    """A Go struct value in Ollama's template data: its fields by their Go names (what a template
+    reads), and how encoding/json writes it: `tags` gives, in field order, (Go name, JSON name,
+    omitempty). `printable`: the type has a String() method (Ollama's tool types print as JSON)."""
+
+    def __init__(self, tags: tuple[tuple[str, str, bool], ...], values: dict[str, Any], printable: bool = False):
+        super().__init__(values)
+        self.tags = tags
+        self.printable = printable
+
+
+class OrderedMap(dict):
+    """A map type that keeps and writes its keys in insertion order (Ollama's ToolPropertiesMap)."""
+
+
+class PropertyType(list):
+    """Ollama's api.PropertyType: a list of type names, written as a plain string when it has one."""
+
+    def __str__(self) -> str:  # its String()
+        return self[0] if len(self) == 1 else "[" + " ".join(self) + "]" if self else ""
+
+
+def _go_float(x: float) -> str:
+    """encoding/json's float64: shortest digits, fixed notation from 1e-6 to 1e21, else an
+    exponent without a leading zero (Python writes 18.0, 1e-05; Go writes 18, 0.00001)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        raise GoTemplateError("json: unsupported value")
+    if x == int(x) and abs(x) < 1e21:
+        return str(int(x))
+    if 1e-6 <= abs(x) < 1e21:
+        from decimal import Decimal
+        return format(Decimal(repr(x)), "f")
+    mantissa, _, exponent = repr(x).partition("e")
+    return f"{mantissa}e{exponent[0]}{exponent[1:].lstrip('0')}"
+
+
+def _go_marshal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, PropertyType) and len(value) == 1:
+        return _go_marshal(value[0])
+    if isinstance(value, GoStruct):
+        fields = [(name, value[go]) for go, name, omitempty in value.tags
+                  if not (omitempty and value[go] in (None, "", 0, False, [], {}))]
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_go_marshal(v)}" for k, v in fields) + "}"
+    if isinstance(value, dict):  # a Go map: keys sorted (an OrderedMap: as they are)
+        keys = list(value) if isinstance(value, OrderedMap) else sorted(value)
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_go_marshal(value[k])}" for k in keys) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_go_marshal(v) for v in value) + "]"
+    raise GoTemplateError(f"json of a {type(value).__name__} is not modelled")
+
+
 def go_json(value: Any) -> str:
-    """Go's json.Marshal of maps: compact, keys sorted, and <, >, & escaped as \\u003c, \\u003e, \\u0026."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """Go's json.Marshal: compact, map keys sorted, struct fields in order (GoStruct), and <, >, &,
+    U+2028, U+2029 escaped as \\u003c, \\u003e, \\u0026, \\u2028, \\u2029."""
+    text = _go_marshal(value)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+class JSONList(list):
+    """A Go slice type whose String() writes it as JSON (Ollama's templateTools)."""
+
+
+class JSONMap(dict):
+    """A Go map type whose String() writes it as JSON (Ollama's templateArgs, templateProperties)."""
+
+
+def _go_v(value: Any) -> str:
+    """fmt's %v of a value inside a slice or map (Go prints a nil there as <nil>)."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, float):  # %v of a float64: shortest digits, an exponent below 1e-4 and from 1e21
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
+        if value == 0 or 1e-4 <= abs(value) < 1e21:
+            from decimal import Decimal
+            return format(Decimal(repr(value)).normalize(), "f")
+        mantissa, _, exponent = repr(value).partition("e")
+        return f"{mantissa}e{exponent[0]}{exponent[1:].zfill(2)}"
+    return _go_print(value)
 
 
 def _go_print(value: Any) -> str:
@@ -48,8 +133,18 @@ def _go_print(value: Any) -> str:
         return "<no value>"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, dict)):
+    if isinstance(value, PropertyType):
+        return str(value)
+    if isinstance(value, (JSONList, JSONMap)) or isinstance(value, GoStruct) and value.printable:
         return go_json(value)  # Ollama's tool types print themselves as JSON (their String())
+    if isinstance(value, GoStruct):
+        raise GoTemplateError("printing a Go struct without a String method is not modelled")
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(_go_v(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_v(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, float):
+        return _go_v(value)
     return str(value)
 
 
@@ -257,7 +352,9 @@ class GoTemplate:
         for name in self.defines:
             text = gohelpers.text_of(name)
             if text and source.count(text) == 1 and source.count(f"define {json.dumps(name, ensure_ascii=False)}") == 1:
-                self.native[name] = gohelpers.native_of(name)
+                native = gohelpers.native_of(name)
+                if native is not None:
+                    self.native[name] = native
         self._depth = 0
 
     # lexing into text and actions, applying trim markers
@@ -381,9 +478,13 @@ class GoTemplate:
                 seq = self._pipeline(tokens, dot, scopes)[0] or []
                 if isinstance(seq, int) and not isinstance(seq, bool):
                     seq = range(seq)  # Go 1.24: range over an integer yields 0..n-1
-                if not seq:
+                if isinstance(seq, (OrderedMap, GoStruct)):
+                    raise GoTemplateError(f"range can't iterate over a {type(seq).__name__}")
+                pairs = ([(k, seq[k]) for k in sorted(seq)] if isinstance(seq, dict)  # a Go map: its values, keys sorted
+                         else list(enumerate(seq)))
+                if not pairs:
                     self._run(node.else_body, dot, scopes + [{}], out)
-                for i, item in enumerate(seq):
+                for i, item in pairs:
                     scope: dict[str, Any] = {}
                     if len(names) == 1:
                         scope[names[0]] = item  # the element (for an integer range, the integer)

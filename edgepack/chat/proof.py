@@ -18,12 +18,14 @@ import datetime
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgepack.chat.conversations import GO_PROOF_PROBES, PROOF_PROBES, Probe, has_system
+from edgepack.chat.conversations import (GO_PROOF_PROBES, PROOF_PROBES, Probe, has_system, template_messages,
+                                         template_tool_values)
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, render_many
 from edgepack.errors import ChatTemplateError, GoTemplateError
 
 EXACT, DIFFERS, NOT_HANDLED, NOT_CHECKED = "exact", "differs", "not handled", "not checked"
 AS_OLLAMA = "@ollama"  # suffix of a probe rendered as current Ollama asks llama.cpp for it
+AS_GO_TEMPLATE = "@go"  # suffix of a tool probe rendered with the tools as a Go TEMPLATE receives them
 EXACT_WITHOUT_TOOLS = "exact without tools"  # every other mode exact; Ollama refuses tool requests
 
 
@@ -42,6 +44,11 @@ class PathResult:
     # Path 1 only: the same, judged against transformers given the tool definitions as current Ollama
     # re-encodes them (ollama_sent_tools) -- the request Ollama itself makes; None where that changes nothing.
     as_ollama_tools_reencoded: str | None = None
+    # Path 2 only: the tool conversations judged against transformers given the request's own tool
+    # definitions and call arguments, which Ollama re-encodes (its structs' key order, maps sorted)
+    # before a TEMPLATE runs; None where that changes nothing. `modes["tools"]` is judged on the
+    # re-encoded ones, which are all a TEMPLATE can see.
+    tools_as_requested: str | None = None
     # What was not a difference but is worth knowing, per conversation (path 1: conversations the
     # source template itself refuses, requests current Ollama refuses).
     notes: list[str] = field(default_factory=list)
@@ -50,14 +57,16 @@ class PathResult:
         return {"status": self.status, "how": self.how, "proof": self.proof,
                 "differences": list(self.differences), "modes": dict(self.modes),
                 "as_ollama_sends": self.as_ollama_sends,
-                "as_ollama_tools_reencoded": self.as_ollama_tools_reencoded, "notes": list(self.notes)}
+                "as_ollama_tools_reencoded": self.as_ollama_tools_reencoded,
+                "tools_as_requested": self.tools_as_requested, "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PathResult:
         return cls(status=d["status"], how=d.get("how", ""), proof=d.get("proof", ""),
                    differences=list(d.get("differences", [])), modes=dict(d.get("modes", {})),
                    as_ollama_sends=d.get("as_ollama_sends"),
-                   as_ollama_tools_reencoded=d.get("as_ollama_tools_reencoded"), notes=list(d.get("notes", [])))
+                   as_ollama_tools_reencoded=d.get("as_ollama_tools_reencoded"),
+                   tools_as_requested=d.get("tools_as_requested"), notes=list(d.get("notes", [])))
 
 
 def template_capabilities(chat_template: str) -> list[str]:
@@ -105,7 +114,13 @@ class ReferenceRenders:
         jobs = [RenderJob.of(p) for p in {**self.probes, **candidates}.values()]
         jobs += [RenderJob(p.messages, tuple({**p.hf_kwargs(), **dated}.items())) for p in ollama.values()]
         jobs += [RenderJob.of(p) for p in self.go_probes.values()]
-        names = [*self.probes, *candidates, *ollama, *self.go_probes]
+        # Path 2: tool conversations as a Go TEMPLATE receives them (template_tool_values,
+        # template_messages): Ollama decodes the request into its own types before any template runs.
+        go_tools = {f"{n}{AS_GO_TEMPLATE}": replace(p, messages=template_messages(p.messages),
+                                                    tools=template_tool_values(p.tools))
+                    for n, p in self.probes.items() if p.mode == "tools"}
+        jobs += [RenderJob.of(p) for p in go_tools.values()]
+        names = [*self.probes, *candidates, *ollama, *self.go_probes, *go_tools]
         self.results = dict(zip(names, render_many(chat_template, jobs, tokens)))
         on, off = (self.results.get(n) for n in ("thinking_on", "thinking_off"))
         switches = bool(candidates) and isinstance(on, str) and isinstance(off, str) and on != off
@@ -163,13 +178,14 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     differences: list[str] = []
     takes_tools = ".Tools" in translation.go_template
     probes = {**reference.probes, **reference.go_probes}
+    as_requested: bool | None = True
     for name, probe in probes.items():
         if probe.mode == "tools" and not takes_tools:
             # Ollama refuses a request with tools for a model whose template has no .Tools
             # (server/images.go capabilities): nothing is rendered wrongly, tools are unavailable.
             modes["tools"] = NOT_HANDLED
             continue
-        want = reference.results[name]
+        want = reference.results[f"{name}{AS_GO_TEMPLATE}" if probe.mode == "tools" else name]
         if isinstance(want, RenderError):
             if probe.prefill or (rejects_system and has_system(probe.messages)):
                 # the source cannot continue a final turn, or refuses system prompts (edgepack's
@@ -185,6 +201,10 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
         except (GoTemplateError, ChatTemplateError) as exc:
             got = f"<error: {exc}>"
         ok = got == want
+        if probe.mode == "tools":
+            requested = reference.results[name]
+            if requested != want:  # the request's own order is not what reaches the TEMPLATE
+                as_requested = as_requested and got == requested
         _mode_update(modes, probe.mode, ok)
         if not ok:
             differences.append(_explain_go(name, probe, want, got, translation.go_template))
@@ -192,6 +212,10 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
         differences.append("tools: the TEMPLATE has no .Tools, so Ollama refuses requests with tools on this path")
     result = PathResult(_status(modes), f"Ollama TEMPLATE ({translation.family}/{translation.variant}) "
                         "in the Modelfile, run by Ollama's Go text/template", differences=differences, modes=modes)
+    reordered = takes_tools and any(reference.results[n] != reference.results[f"{n}{AS_GO_TEMPLATE}"]
+                                    for n, p in reference.probes.items() if p.mode == "tools")
+    if reordered:
+        result.tools_as_requested = EXACT if as_requested else DIFFERS
     result.proof = ("rendered with Ollama's template data (.Messages, .Tools, .Think, currentDate) and compared with "
                     f"transformers' apply_chat_template on {len(probes)} conversations "
                     f"({', '.join(probes)}; prefill: a final assistant turn Ollama continues, as "

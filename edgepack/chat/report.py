@@ -190,6 +190,10 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         go = prove_go(reference, translation, tokens, renders.emits_bos, fmt.rejects_system)
         if translation.edits:  # how the Go TEMPLATE trims or cuts text
             go.notes.append(describe_edits(translation.edits))
+        if translation.tools:
+            go.notes.append(f"tools are written as the template writes them (layout {translation.tools}); "
+                            "compared with the tools and calls as Ollama hands them to a template (its own key "
+                            "order: definitions as its structs, properties and arguments sorted)")
         frozen = frozen_date(translation.go_template, renders.date_formats)
         if frozen:  # equal today, different tomorrow: never exact
             go.modes["plain"] = "differs"
@@ -270,8 +274,7 @@ def _choose_ollama_paths(report: ChatReport, go_capabilities: list[str]) -> None
     if report.renderer:
         report.current_ollama = f"RENDERER {report.renderer} / PARSER {report.parser}"
     elif report.go_template and len(report.capabilities) <= len(go_capabilities):
-        # shouldPreferChatTemplate: only a GGUF template with more capabilities wins (the Go
-        # templates edgepack writes have no tool round trip).
+        # shouldPreferChatTemplate: only a GGUF template with more capabilities wins.
         report.current_ollama = "the Go TEMPLATE"
     elif report.go_template:
         # The GGUF's template has capabilities (tools, thinking) the Go template lacks: Ollama prefers it.

@@ -22,14 +22,15 @@ from functools import lru_cache
 import jinja2
 
 from edgepack.chat.capabilities import advertise_thinking, hide_thinking_tags
-from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data
+from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data, template_messages, template_tool_values
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
+from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, ToolLayout, candidate_layouts
 from edgepack.chat import gohelpers
-from edgepack.errors import ChatTemplateError
+from edgepack.errors import ChatTemplateError, GoTemplateError
 from edgepack.paths import package_data_dir
 
 
@@ -67,7 +68,7 @@ def _go_environment() -> jinja2.Environment:
 def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
                     think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
                     thinking: ThinkingLayout | None = None, thinking_tags: bool = True,
-                    trims: dict[str, str] | None = None) -> str:
+                    trims: dict[str, str] | None = None, tools: ToolLayout | None = None) -> str:
     """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
 
     fixed_text: the default system prompt, preamble or header preamble the format extracts.
@@ -81,6 +82,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     trims: per role ("system", "user", "assistant", "thinking"), the Go helper (edgepack.chat.gohelpers:
     a trim such as "strip", or a cut "tail:..."/"after:...") that edits that text as the template
     does (read from renders by chat.text_edits).
+    tools: how the template writes tools (chat.tool_layouts), None for a TEMPLATE without .Tools.
     """
     trims = trims or {}
     fixed = go_date_expression(fixed_text or "", date_formats)
@@ -90,9 +92,31 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
-        go_defines=gohelpers.defines(trims.values()),
+        go_defines=gohelpers.defines([*trims.values(), *(["pyjson"] if tools else [])]),
+        tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed), tool_calls=_tool_calls(tools),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
+
+
+def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> str:
+    """The Go expression written before the tool definitions when there is no system message."""
+    if tools is None:
+        return ""
+    if tools.no_system_lead is not None:
+        return json.dumps(tools.no_system_lead, ensure_ascii=False) if tools.no_system_lead else ""
+    if fmt.default_system:
+        return f"print {fixed} {json.dumps(tools.defs_joiner, ensure_ascii=False)}"
+    return ""
+
+
+def _tool_calls(tools: ToolLayout | None) -> str:
+    """The Go text writing an assistant message's tool calls (the message is `$_`)."""
+    if tools is None:
+        return ""
+    lead = f"{{{{ if or $j $_.Content }}}}{_go_text(tools.call_lead)}{{{{ end }}}}" if tools.call_lead else ""
+    before, between, after = (_go_text(t) for t in tools.call)
+    return (f"{{{{ range $j, $c := .ToolCalls }}}}{lead}{before}{{{{ $c.Function.Name }}}}{between}"
+            f'{{{{ template "ep.pyjson" (json $c.Function.Arguments) }}}}{after}{{{{ end }}}}')
 
 
 def _thinking_condition(thinking: ThinkingLayout | None) -> str:
@@ -123,6 +147,7 @@ class Translation:
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
     edits: dict[str, str] = field(default_factory=dict)  # per role, how the TEMPLATE edits its text (text_edits)
+    tools: str = ""  # the tool layout the TEMPLATE writes (chat.tool_layouts), "" for none
 
 
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
@@ -169,6 +194,11 @@ class SourceRenders:
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
         self.markers = split_markers(chat_template)
+        self.tool_layouts = candidate_layouts(chat_template)
+        if self.tool_layouts:  # the tools as Ollama hands them to a Go template
+            tools = (("tools", list(template_tool_values(CHOICE_TOOLS))),)
+            names += list(TOOL_CHOICE)
+            jobs += [RenderJob(template_messages(messages), tools) for messages in TOOL_CHOICE.values()]
         for name, job in edit_jobs(self.markers):
             names.append(name)
             jobs.append(job)
@@ -187,6 +217,22 @@ class SourceRenders:
             if want is not None and render_ollama(go_template, CHOICE_PROBES[name], think=_choice_think(name)) != want:
                 return False
         return True
+
+    def tools_hold(self, go_template: str) -> bool:
+        """Whether `go_template` renders every tool conversation the template renders, exactly
+        (and at least one)."""
+        compared = 0
+        for name, messages in TOOL_CHOICE.items():
+            want = self.expected(name)
+            if want is None:
+                continue
+            try:
+                if render_ollama(go_template, messages, tools=CHOICE_TOOLS) != want:
+                    return False
+            except (GoTemplateError, ChatTemplateError):
+                return False
+            compared += 1
+        return compared > 0
 
     def expected(self, name: str) -> str | None:
         """The HF rendering Ollama must reproduce (None: the template refuses this conversation)."""
@@ -364,9 +410,13 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         trims = find_edits(renders, render_ollama, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
-        if leading or (thinking and not tags) or trims:
+        tools = _tool_layout(renders, concrete, lambda layout: go_template_for(
+            concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
+            trims=trims, tools=layout))
+        if leading or (thinking and not tags) or trims or tools:
             go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
-                                 date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags, trims=trims)
+                                 date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags, trims=trims,
+                                 tools=tools)
         if fmt.go_file and not tags:  # a family's own template writes its tags as text: hide them the same way
             go = hide_thinking_tags(go)
         notes = [fmt.note] if fmt.note else []
@@ -380,7 +430,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
             default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
-            thinking=thinking, thinking_tags=tags, edits=trims,
+            thinking=thinking, thinking_tags=tags, edits=trims, tools=tools.name if tools else "",
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))
@@ -389,6 +439,18 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             "translation of it (tools, content rewriting or another variant)"
         )
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
+
+
+def _tool_layout(renders: SourceRenders, fmt: ChatFormat, build) -> ToolLayout | None:
+    """The first tool layout under which the TEMPLATE (`build(layout)`) renders the tool
+    conversations and still every choice conversation exactly; None if none does."""
+    if fmt.system != "turn" or fmt.go_file:
+        return None
+    for layout in renders.tool_layouts:
+        go = build(layout)
+        if renders.tools_hold(go) and renders.choice_holds(go):
+            return layout
+    return None
 
 
 def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:

@@ -1,8 +1,14 @@
 // ollamarender renders Ollama TEMPLATEs with Go's real text/template, filling them the way
 // Ollama's server does for a chat (template.Execute with .Messages, after collating messages).
 //
-// stdin: JSON [{"template": "...", "messages": [{"role": "...", "content": "..."}]}, ...]
+// stdin: JSON [{"template": "...", "messages": [{"role": "...", "content": "..."}], "tools": [...]}, ...]
 // stdout: JSON [{"output": "..."} or {"error": "..."}, ...]
+//
+// Tools reach the template as Ollama's templateTool values (template/template.go): struct fields
+// in their order, the top-level parameter properties a plain map (keys sorted when marshalled),
+// nested properties in their order, empty fields left out as api.ToolProperty's omitempty does.
+// "value" (tests only, not an Ollama variable) is any JSON value, decoded as Go decodes it into
+// `any`, given to the template as .Value.
 package main
 
 import (
@@ -27,15 +33,18 @@ func (a args) String() string {
 	return string(b)
 }
 
+// toolCallFunction and toolCall mirror templateToolCallFunction and templateToolCall: no JSON
+// tags, so a template's json writes the Go names, as Ollama's does (requests decode into them
+// case-insensitively).
 type toolCallFunction struct {
 	Index     int
-	Name      string `json:"name"`
-	Arguments args   `json:"arguments"`
+	Name      string
+	Arguments args
 }
 
 type toolCall struct {
-	ID       string           `json:"id"`
-	Function toolCallFunction `json:"function"`
+	ID       string
+	Function toolCallFunction
 }
 
 // message mirrors the fields of Ollama's templateMessage (template/template.go).
@@ -49,9 +58,182 @@ type message struct {
 	ToolCallID string     `json:"tool_call_id"`
 }
 
+// propertyType is api.PropertyType: a string or a list of strings, one string written as a string.
+type propertyType []string
+
+func (pt *propertyType) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*pt = []string{s}
+		return nil
+	}
+	var a []string
+	if err := json.Unmarshal(data, &a); err != nil {
+		return err
+	}
+	*pt = a
+	return nil
+}
+
+func (pt propertyType) String() string {
+	if len(pt) == 0 {
+		return ""
+	}
+	if len(pt) == 1 {
+		return pt[0]
+	}
+	return fmt.Sprintf("%v", []string(pt))
+}
+
+func (pt propertyType) MarshalJSON() ([]byte, error) {
+	if len(pt) == 1 {
+		return json.Marshal(pt[0])
+	}
+	return json.Marshal([]string(pt))
+}
+
+// orderedProperties is api.ToolPropertiesMap: properties in the order they came.
+type orderedProperties struct {
+	keys   []string
+	values map[string]toolProperty
+}
+
+func (o *orderedProperties) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	o.values = map[string]toolProperty{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := tok.(string)
+		var p toolProperty
+		if err := dec.Decode(&p); err != nil {
+			return err
+		}
+		if _, seen := o.values[key]; !seen {
+			o.keys = append(o.keys, key)
+		}
+		o.values[key] = p
+	}
+	return nil
+}
+
+func (o orderedProperties) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		key, _ := json.Marshal(k)
+		value, err := json.Marshal(o.values[k])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(key)
+		b.WriteByte(':')
+		b.Write(value)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// toolProperty mirrors api.ToolProperty.
+type toolProperty struct {
+	AnyOf       []toolProperty     `json:"anyOf,omitempty"`
+	Type        propertyType       `json:"type,omitempty"`
+	Items       any                `json:"items,omitempty"`
+	Description string             `json:"description,omitempty"`
+	Enum        []any              `json:"enum,omitempty"`
+	Properties  *orderedProperties `json:"properties,omitempty"`
+	Required    []string           `json:"required,omitempty"`
+}
+
+// templateProperties, templateTool and the rest mirror Ollama's template-side tool types.
+type templateProperties map[string]toolProperty
+
+func (t templateProperties) String() string {
+	if t == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(map[string]toolProperty(t))
+	return string(b)
+}
+
+type templateToolFunctionParameters struct {
+	Type       string             `json:"type"`
+	Defs       any                `json:"$defs,omitempty"`
+	Items      any                `json:"items,omitempty"`
+	Required   []string           `json:"required,omitempty"`
+	Properties templateProperties `json:"properties"`
+}
+
+type templateToolFunction struct {
+	Name        string                         `json:"name"`
+	Description string                         `json:"description"`
+	Parameters  templateToolFunctionParameters `json:"parameters"`
+}
+
+type templateTool struct {
+	Type     string               `json:"type"`
+	Items    any                  `json:"items,omitempty"`
+	Function templateToolFunction `json:"function"`
+}
+
+func (t templateTool) String() string {
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
+type templateTools []templateTool
+
+func (t templateTools) String() string {
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
+// apiTool is what a client sends (api.Tool); converted to templateTool as Ollama converts it.
+type apiTool struct {
+	Type     string `json:"type"`
+	Items    any    `json:"items"`
+	Function struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		Parameters  struct {
+			Type       string            `json:"type"`
+			Defs       any               `json:"$defs"`
+			Items      any               `json:"items"`
+			Required   []string          `json:"required"`
+			Properties orderedProperties `json:"properties"`
+		} `json:"parameters"`
+	} `json:"function"`
+}
+
+func convertTools(tools []apiTool) templateTools {
+	if tools == nil {
+		return nil
+	}
+	out := make(templateTools, len(tools))
+	for i, t := range tools {
+		out[i] = templateTool{Type: t.Type, Items: t.Items, Function: templateToolFunction{
+			Name: t.Function.Name, Description: t.Function.Description,
+			Parameters: templateToolFunctionParameters{
+				Type: t.Function.Parameters.Type, Defs: t.Function.Parameters.Defs, Items: t.Function.Parameters.Items,
+				Required: t.Function.Parameters.Required, Properties: templateProperties(t.Function.Parameters.Properties.values),
+			}}}
+	}
+	return out
+}
+
 type job struct {
 	Template   string    `json:"template"`
 	Messages   []message `json:"messages"`
+	Tools      []apiTool `json:"tools"`
+	Value      any       `json:"value"`
 	Think      *bool     `json:"think"`
 	ThinkLevel string    `json:"think_level"`
 	Today      string    `json:"today"` // YYYY-MM-DD for currentDate (default: time.Now, as Ollama)
@@ -166,7 +348,8 @@ func render(j job) (string, error) {
 	err = tmpl.Execute(&b, map[string]any{
 		"System":     system,
 		"Messages":   messages,
-		"Tools":      nil,
+		"Tools":      convertTools(j.Tools),
+		"Value":      j.Value,
 		"Response":   "",
 		"Think":      j.Think != nil && *j.Think,
 		"ThinkLevel": j.ThinkLevel,

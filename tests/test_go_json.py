@@ -1,0 +1,141 @@
+"""Ollama's tool data and Go's json in edgepack's Go model, and the "ep.pyjson" helper that writes
+Go's JSON the way transformers' `tojson` does, each against Go's real text/template."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+
+import pytest
+
+from edgepack.chat import gohelpers
+from edgepack.chat.conversations import Message, ToolCall, ollama_template_data, template_tool_values
+from edgepack.chat.gotemplate import GoTemplate
+from edgepack.errors import GoTemplateError
+
+PYJSON = '{{ if .Messages }}{{ end }}{{ template "ep.pyjson" (json .Value) }}' + "".join(gohelpers.JSON_HELPERS.values())
+# Characters each side writes differently or escapes: quotes, backslashes, HTML characters, the
+# line and paragraph separators, control characters (Go >= 1.22 writes \b and \f short, as Python).
+CHARS = ["a", "é", "日", "🙂", '"', "\\", "<", ">", "&", "\u2028", "\u2029", "\n", "\r", "\t", "\x00", "\x08",
+         "\x0c", "\x1b", "\x7f", "/", " ", ",", ":", "{", "}", "[", "]", "u", "0"]
+
+
+def _values(n: int) -> list:
+    rng = random.Random(20261125)
+
+    def text() -> str:
+        return "".join(rng.choice(CHARS) for _ in range(rng.randint(0, 24)))
+
+    def value(depth: int = 0):
+        kind = rng.randint(0, 6 if depth < 3 else 1)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([0, 1, -5, 123456, True, False, None, 0.5, -2.25])
+        if kind in (2, 3):
+            return {text(): value(depth + 1) for _ in range(rng.randint(0, 3))}
+        return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+
+    return [value() for _ in range(n)] + [{"city": "Paris"}, [], {}, "", "x" * 50 + '"' + "y" * 20 + "\\u003c"]
+
+
+def _go(go_renderer, jobs: list[dict]) -> list[dict]:
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_pyjson_writes_what_python_json_dumps_writes_in_real_go(go_renderer):
+    """Go's json then "ep.pyjson", in Go's real text/template, equals Python's json.dumps with
+    ensure_ascii=False (keys sorted: Go maps are); edgepack's model runs it natively, the same."""
+    values = _values(400)
+    jobs = [{"template": PYJSON, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    model = GoTemplate(PYJSON)
+    assert list(model.native) == ["ep.pyjson"]
+    for value, got in zip(values, _go(go_renderer, jobs)):
+        want = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        assert got == {"output": want}, repr(value)
+        assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == want
+
+
+def test_pyjson_go_text_runs_in_the_model_like_go(go_renderer):
+    """Renamed, the helper's Go text runs in the model (not natively): the same as Go."""
+    template = PYJSON.replace('"ep.', '"my.')
+    model = GoTemplate(template)
+    assert model.native == {}
+    values = [v for v in _values(200) if len(json.dumps(v)) < 80][:60]  # the model's recursion is plain Python
+    assert len(values) == 60
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    for value, got in zip(values, _go(go_renderer, jobs)):
+        assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == got["output"]
+
+
+def test_pyjson_depth_limit_is_a_template_error_in_go_and_the_model(go_renderer):
+    """Past Go's 100,000 nested calls: a template error in Go (not a crash), refused by the model too;
+    a long plain string goes 8 bytes a call, so 200 KB of it is still written."""
+    structural = [[0] * 60_000]  # "0,0,0...": two bytes, two calls each
+    long_text = "x" * 200_000
+    jobs = [{"template": PYJSON, "messages": [{"role": "user", "content": "x"}], "value": v} for v in (structural, long_text)]
+    deep, long = _go(go_renderer, jobs)
+    assert "maximum template depth" in deep.get("error", ""), deep
+    assert long == {"output": json.dumps(long_text)}
+    model = GoTemplate(PYJSON)
+    with pytest.raises(GoTemplateError, match="maximum template depth"):
+        model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": structural})
+    assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": long_text}) == json.dumps(long_text)
+
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Weather <now> & later",
+        "parameters": {"type": "object", "properties": {
+            "unit": {"type": "string", "enum": ["c", "f"], "description": "unit"},
+            "city": {"type": ["string", "null"], "description": "City"},
+            "where": {"type": "object", "properties": {"lon": {"type": "number"}, "lat": {"type": "number"}},
+                      "required": ["lon"]},
+            "tags": {"type": "array", "items": {"type": "string", "zz": 1, "aa": 2}},
+            "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]}},
+            "required": ["city"], "additionalProperties": False}}},
+    {"type": "function", "function": {"name": "no_args", "parameters": {"type": "object", "properties": {}}}},
+    {"type": "function", "function": {"name": "bare", "parameters": {"type": "object"}}, "extra": 1},
+]
+TOOL_TEMPLATE = ("{{ json .Tools }}|{{ .Tools }}|{{ range .Tools }}{{ . }}/{{ .Function.Name }}/{{ .Function.Description }}/"
+                 "{{ range $k, $v := .Function.Parameters.Properties }}{{ $k }}:{{ $v.Type }}:{{ $v.Enum }}:{{ $v.Description }}:{{ json $v }};{{ end }}"
+                 "{{ json .Function.Parameters }}|{{ end }}"
+                 "{{ range .Messages }}{{ range .ToolCalls }}{{ json . }}/{{ .Function.Arguments }}/{{ .ID }}|{{ end }}{{ end }}")
+
+
+def test_tool_data_and_json_as_ollama_gives_them_to_a_template(go_renderer):
+    """.Tools and .ToolCalls in the model, printed, marshalled, read field by field and ranged over,
+    are what Go writes for Ollama's templateTool/templateToolCall types (tests/go mirrors them)."""
+    calls = (ToolCall("get_weather", {"zeta": 1.5, "city": "Paris <3", "n": 18, "deep": {"b": [1, 2.0], "a": None}}),)
+    messages = (Message("user", "Weather?"), Message("assistant", "", tool_calls=calls))
+    payload = [{"role": m.role, "content": m.content, "tool_calls": [
+        {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls]} for m in messages]
+    [got] = _go(go_renderer, [{"template": TOOL_TEMPLATE, "messages": payload, "tools": TOOLS}])
+    assert "error" not in got, got
+    ours = GoTemplate(TOOL_TEMPLATE).execute(ollama_template_data(messages, tools=TOOLS))
+    assert ours == got["output"]
+    # by hand, from template/template.go and api/types.go: struct order, required before
+    # properties, top-level properties sorted, nested ones kept, unknown keys dropped, the
+    # description always written, HTML characters escaped, 2.0 written as 2
+    assert got["output"].startswith(
+        '[{"type":"function","function":{"name":"get_weather","description":"Weather \\u003cnow\\u003e \\u0026 later",'
+        '"parameters":{"type":"object","required":["city"],"properties":{"city":{"type":["string","null"],'
+        '"description":"City"},"either":{"anyOf":[{"type":"integer"},{"type":"string"}]},"tags":{"type":"array",'
+        '"items":{"aa":2,"type":"string","zz":1}},"unit":{"type":"string","description":"unit","enum":["c","f"]},"where":{"type":"object",'
+        '"properties":{"lon":{"type":"number"},"lat":{"type":"number"}},"required":["lon"]}}}}},')
+    assert '{"type":"function","function":{"name":"bare","description":"","parameters":{"type":"object","properties":null}}}' in got["output"]
+    assert '{"ID":"call12345","Function":{"Index":0,"Name":"get_weather","Arguments":{"city":"Paris \\u003c3",' \
+           '"deep":{"a":null,"b":[1,2]},"n":18,"zeta":1.5}}}' in got["output"]
+    assert "/city:[string null]:" in got["output"]
+
+
+def test_template_tool_values_are_what_a_go_template_writes():
+    """What transformers is given to compare with a Go TEMPLATE's tools: the same JSON, as Python values."""
+    values = template_tool_values(TOOLS)
+    assert [list(v["function"]["parameters"]) for v in values] == [["type", "required", "properties"],
+                                                                   ["type", "properties"], ["type", "properties"]]
+    assert list(values[0]["function"]["parameters"]["properties"]) == ["city", "either", "tags", "unit", "where"]
+    assert values[2] == {"type": "function", "function": {"name": "bare", "description": "",
+                                                          "parameters": {"type": "object", "properties": None}}}
