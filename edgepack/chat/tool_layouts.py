@@ -1,14 +1,15 @@
 """The table of tool layouts: how a template writes tool definitions, tool calls and tool results,
 for the Go TEMPLATE's .Tools, .ToolCalls and role "tool" messages.
 
-A layout is data only, like a row of edgepack.chat.formats; modelfiles/chat/turns.gotmpl.j2 writes
-it in Go. edgepack.chat.translate tries each layout whose markers occur in the source template and
-keeps the first under which the Go TEMPLATE renders the tool conversations of TOOL_CHOICE exactly
-as transformers does (given the tools as Ollama hands them to a template:
-conversations.template_tool_values); none kept, the TEMPLATE has no .Tools and Ollama refuses tool
-requests on it. Definitions are written with Go's `json` through the "ep.pyjson" helper
-(chat.gohelpers), which writes what Jinja's `tojson` writes.
-Adding a layout: a row here; a layout the fields below cannot express needs a family template.
+A layout is a few pieces of Go template text and where modelfiles/chat/turns.gotmpl.j2 puts them.
+edgepack.chat.translate tries each layout whose markers occur in the source template and keeps
+the first under which the Go TEMPLATE renders the tool conversations of TOOL_CHOICE, and still
+every other choice conversation, exactly as transformers does (given the tools and calls as Ollama
+hands them to a template: conversations.template_tool_values, template_messages). None kept, the
+TEMPLATE has no .Tools and Ollama refuses tool requests on it. JSON is written with Go's `json`
+through the "ep.pyjson" helper (chat.gohelpers), which writes what Jinja's `tojson` writes.
+Adding a layout: a row here, written from the source template's own tool code; the choice and the
+proof conversations say whether it holds.
 """
 
 from __future__ import annotations
@@ -17,51 +18,97 @@ from dataclasses import dataclass
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 
+PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
+
 
 @dataclass(frozen=True)
 class ToolLayout:
-    """Where the tools go (only for formats whose system messages are turns of their own).
+    """Go text for the three places tools appear, and where the definitions go.
 
-    defs: (intro, before each definition, after each, outro): the definitions block, written in a
-          system turn at the start whenever tools are given; after the first system message's
-          text (and defs_joiner) when there is one, else after the format's default system
-          prompt (and defs_joiner) when it has one, else alone.
-    no_system_lead: what comes before the intro when there is no system message (None: the
-          format's default system prompt and defs_joiner when it has one, else nothing).
-    call: (before each call, between its name and arguments, after it), the arguments as JSON,
-          after the assistant turn's thinking and text; call_lead before a call that follows text
-          or another call.
-    results: (before a run of tool messages, before each, after each, after the run).
+    defs: the definitions block (Go text; `$.Tools` are the tools), written when tools are given:
+      defs_at "system": in one system turn at the start, after the first system message's text and
+            defs_joiner (joiner_if_text: only when that text is not empty); without a system
+            message after no_system_lead (None: the format's default system prompt and the joiner
+            when it has one, else nothing);
+      defs_at "after_system": right after the first system turn (a system message or the default
+            system prompt), or first when there is none;
+      defs_at "last_user": right before the last user turn.
+    calls: written for an assistant message with tool calls (dot: the message), after its text, or
+          instead of it (calls_replace_text), before the turn's end.
+    result: one tool message (dot: the message; $lastRole and $nextRole: the roles around it, "" at
+          the ends), in place of a turn.
     """
 
     name: str
     markers: tuple[str, ...]
-    defs: tuple[str, str, str, str]
-    defs_joiner: str
-    call: tuple[str, str, str]
-    results: tuple[str, str, str, str]
+    defs: str
+    calls: str
+    result: str
+    defs_at: str = "system"
+    defs_joiner: str = ""
+    joiner_if_text: bool = False
     no_system_lead: str | None = None
-    call_lead: str = ""
+    calls_replace_text: bool = False
+
+
+def _each_tool(before: str, after: str = "", between: str = "") -> str:
+    """Each definition as tojson, with text around it and between two."""
+    sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
+    return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{{{{ {PYJSON} (json $t) }}}}{after}{{{{ end }}}}"
 
 
 _HERMES_DEFS = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>",
-    "\n", "",
-    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+    + _each_tool("\n")
+    + "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
     "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
-    "<args-json-object>}\n</tool_call>",
+    "<args-json-object>}\n</tool_call>"
 )
-_HERMES_CALL = ('<tool_call>\n{"name": "', '", "arguments": ', "}\n</tool_call>")
-_HERMES_RESULTS = ("<|im_start|>user", "\n<tool_response>\n", "\n</tool_response>", "<|im_end|>\n")
+# each call on a line of its own after the text: "\n" before all but a first call after no text
+_HERMES_CALLS = ('{{ range $j, $c := .ToolCalls }}{{ if or $j $_.Content }}\n{{ end }}<tool_call>\n{"name": "'
+                 f'{{{{ $c.Function.Name }}}}", "arguments": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n'
+                 "</tool_call>{{ end }}")
+_HERMES_RESULT = ('{{ if ne $lastRole "tool" }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}\n'
+                  '</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}')
 _HERMES_MARKERS = ("<tools>", "<tool_call>", "<tool_response>")
+_MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{{{{ {PYJSON} (json $.Tools) }}}}[/AVAILABLE_TOOLS]"
 
 LAYOUTS: tuple[ToolLayout, ...] = (
-    # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text, on a line of their own
-    ToolLayout("hermes", _HERMES_MARKERS, _HERMES_DEFS, "\n\n", _HERMES_CALL, _HERMES_RESULTS, call_lead="\n"),
+    # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
+    ToolLayout("hermes", _HERMES_MARKERS, _HERMES_DEFS, _HERMES_CALLS, _HERMES_RESULT, defs_joiner="\n\n"),
     # QwQ: the same, with the joiner written even when there is no system message
-    ToolLayout("hermes-qwq", _HERMES_MARKERS, _HERMES_DEFS, "\n\n", _HERMES_CALL, _HERMES_RESULTS, call_lead="\n",
+    ToolLayout("hermes-qwq", _HERMES_MARKERS, _HERMES_DEFS, _HERMES_CALLS, _HERMES_RESULT, defs_joiner="\n\n",
                no_system_lead="\n\n"),
+    # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
+    ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
+               "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
+               "<|im_start|>tool\n<|tool_response_start|>{{ .Content }}<|tool_response_end|><|im_end|>\n",
+               defs_joiner="\n", joiner_if_text=True),
+    ToolLayout("lfm2.5", ("List of tools: [",),
+               "List of tools: [" + _each_tool("", between=", ") + "]", "",
+               "<|im_start|>tool\n{{ .Content }}<|im_end|>\n", defs_joiner="\n", joiner_if_text=True),
+    # Mistral Small 3.x: the definitions before the last user turn; a call turn is its calls
+    ToolLayout("mistral-v7", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[CALL_ID]", "[TOOL_CONTENT]"), _MISTRAL_DEFS,
+               "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[CALL_ID]{{ .ID }}[ARGS]"
+               f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
+               "[TOOL_RESULTS]{{ .ToolCallID }}[TOOL_CONTENT]{{ .Content }}[/TOOL_RESULTS]",
+               defs_at="last_user", calls_replace_text=True),
+    # Mistral Nemo: each definition written key by key, calls as one JSON list with their ids
+    ToolLayout("mistral-nemo", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[TOOL_RESULTS]", '"call_id"'),
+               '[AVAILABLE_TOOLS][{{ range $k, $t := $.Tools }}{{ if $k }}, {{ end }}{"type": "function", "function": '
+               '{"name": "{{ $t.Function.Name }}", "description": "{{ $t.Function.Description }}", "parameters": '
+               f'{{{{ {PYJSON} (json $t.Function.Parameters) }}}}{{{{ "}}}}" }}}}{{{{ end }}}}][/AVAILABLE_TOOLS]',
+               '[TOOL_CALLS][{{ range $k, $c := .ToolCalls }}{{ if $k }}, {{ end }}{"name": '
+               f'{{{{ {PYJSON} (json $c.Function.Name) }}}}, "arguments": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}'
+               ', "id": "{{ $c.ID }}"}{{ end }}]',
+               '[TOOL_RESULTS]{"content": {{ .Content }}, "call_id": "{{ .ToolCallID }}"}[/TOOL_RESULTS]',
+               defs_at="last_user", calls_replace_text=True),
+    # Devstral, Ministral 3: the definitions after the first system turn; calls after the text
+    ToolLayout("mistral-after-system", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[TOOL_RESULTS]"), _MISTRAL_DEFS,
+               "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
+               f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
+               "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {

@@ -93,7 +93,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         think_tails=think_tails if think_tails and any(think_tails) else None,
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
         go_defines=gohelpers.defines([*trims.values(), *(["pyjson"] if tools else [])]),
-        tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed), tool_calls=_tool_calls(tools),
+        tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
 
@@ -107,16 +107,6 @@ def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> st
     if fmt.default_system:
         return f"print {fixed} {json.dumps(tools.defs_joiner, ensure_ascii=False)}"
     return ""
-
-
-def _tool_calls(tools: ToolLayout | None) -> str:
-    """The Go text writing an assistant message's tool calls (the message is `$_`)."""
-    if tools is None:
-        return ""
-    lead = f"{{{{ if or $j $_.Content }}}}{_go_text(tools.call_lead)}{{{{ end }}}}" if tools.call_lead else ""
-    before, between, after = (_go_text(t) for t in tools.call)
-    return (f"{{{{ range $j, $c := .ToolCalls }}}}{lead}{before}{{{{ $c.Function.Name }}}}{between}"
-            f'{{{{ template "ep.pyjson" (json $c.Function.Arguments) }}}}{after}{{{{ end }}}}')
 
 
 def _thinking_condition(thinking: ThinkingLayout | None) -> str:
@@ -444,9 +434,11 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
 def _tool_layout(renders: SourceRenders, fmt: ChatFormat, build) -> ToolLayout | None:
     """The first tool layout under which the TEMPLATE (`build(layout)`) renders the tool
     conversations and still every choice conversation exactly; None if none does."""
-    if fmt.system != "turn" or fmt.go_file:
+    if fmt.go_file:
         return None
     for layout in renders.tool_layouts:
+        if layout.defs_at == "system" and fmt.system != "turn":
+            continue  # the definitions go in a system turn of their own
         go = build(layout)
         if renders.tools_hold(go) and renders.choice_holds(go):
             return layout
