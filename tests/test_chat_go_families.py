@@ -28,7 +28,7 @@ EXACT_NT = "exact without tools"
 FAMILIES = {
     # These cut an earlier answer's text at </think> (as clients that do not split thinking send it),
     # and so does the TEMPLATE (Go helpers); the real-Go comparison below includes that conversation.
-    "StepFun3.5-Flash": ("chatml/plain", EXACT_NT, set(),
+    "StepFun3.5-Flash": ("chatml/plain", "exact", set(),
                          "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant"),
     # Both also strip newlines around the thinking a continued final turn keeps (so does the TEMPLATE).
     # Qwen3's tools are written as it writes them (chat.tool_layouts): exact with tools too.

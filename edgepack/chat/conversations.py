@@ -274,6 +274,17 @@ def ollama_tools(tools: Iterable[dict]) -> JSONList:
     return JSONList(out)
 
 
+def _go_decoded(value: Any) -> Any:
+    """A JSON value as Go's encoding/json decodes it into `any`: every number a float64."""
+    if isinstance(value, dict):
+        return {k: _go_decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_decoded(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def template_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
     """Messages as a Go template sees them through Ollama: tool-call arguments are a Go map
     (templateArgs), so their keys come sorted, nested ones too, and numbers as Go writes them."""
@@ -305,7 +316,7 @@ def ollama_template_data(messages: Iterable[Message], *, tools: Iterable[dict] =
             collated[-1]["Content"] += "\n\n" + m.content
             continue
         calls = [GoStruct(_CALL_TAGS, {"ID": c.id, "Function": GoStruct(_CALL_FUNCTION_TAGS, {
-                     "Index": i, "Name": c.name, "Arguments": JSONMap(c.arguments)})}) for i, c in enumerate(m.tool_calls)]
+                     "Index": i, "Name": c.name, "Arguments": JSONMap(_go_decoded(dict(c.arguments)))})}) for i, c in enumerate(m.tool_calls)]
         collated.append({"Role": m.role, "Content": m.content, "Thinking": m.thinking, "Images": [],
                          "ToolCalls": calls or None, "ToolName": m.tool_name,
                          "ToolCallID": "call12345" if m.role == "tool" else ""})

@@ -89,6 +89,8 @@ class ThinkingLayout:
     think_only: only while thinking is on (Ollama's .Think; DeepSeek V3.2).
     replaces: the end of the assistant prefix that the block takes the place of (DeepSeek V3.2's
             "</think>", which closes an empty think block when no thinking is written).
+    empty_after_last_user: with kept "after_last_user", such a turn gets the block even without
+            thinking (Qwen3.5's tool-call turns); read from the tool conversations.
     """
 
     open: str
@@ -97,12 +99,15 @@ class ThinkingLayout:
     always_last: bool = False
     think_only: bool = False
     replaces: str = ""
+    empty_after_last_user: bool = False
 
     def describe(self) -> str:
         where = "every assistant turn" if self.kept == "all" else "assistant turns after the last user message"
         return (f"thinking is kept in {where}{' while thinking is on' if self.think_only else ''}, as "
                 f"{self.open!r} + thinking + {self.close!r}"
-                + ("; an empty block opens a final assistant turn" if self.always_last else ""))
+                + ("; an empty block opens a final assistant turn" if self.always_last else "")
+                + ("; every turn after the last user message has the block, empty or not"
+                   if self.empty_after_last_user else ""))
 
 
 def _role_turns(start: str, end_role: str, end: str, *, model: str = "assistant", system: bool = True) -> dict:

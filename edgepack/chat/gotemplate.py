@@ -183,13 +183,28 @@ def _go_index(seq: Any, *keys: Any) -> Any:
 _PRINTF_VERB = re.compile(r"%(.)")
 
 
+def _go_type(value: Any) -> str:
+    """%T of a value as Go holds it (a JSON value decoded into `any`: tool-call arguments)."""
+    if value is None:
+        return "<nil>"
+    for kind, name in ((bool, "bool"), (str, "string"), (float, "float64"), (int, "int"),
+                       (dict, "map[string]interface {}"), (list, "[]interface {}")):
+        if isinstance(value, kind):
+            return name
+    raise GoTemplateError(f"printf %T of a {type(value).__name__} is not modelled")
+
+
 def _go_sprintf(fmt: str, *args: Any) -> str:
-    """fmt.Sprintf for the verbs Ollama's templates use (%s, %v, %d, %%); others raise."""
+    """fmt.Sprintf for the verbs Ollama's templates use (%s, %v, %d, %T, %%); others raise."""
     values = list(args)
 
     def verb(m: re.Match) -> str:
         if m.group(1) == "%":
             return "%"
+        if m.group(1) == "T":
+            if not values:
+                raise GoTemplateError("printf: too few arguments")
+            return _go_type(values.pop(0))
         if m.group(1) not in "svd":
             raise GoTemplateError(f"printf verb %{m.group(1)} is not supported here")
         if not values:

@@ -30,6 +30,7 @@ class ToolLayout:
             defs_joiner (joiner_if_text: only when that text is not empty); without a system
             message after no_system_lead (None: the format's default system prompt and the joiner
             when it has one, else nothing);
+            text_after_defs: the system text after the definitions (and the joiner) instead;
       defs_at "after_system": right after the first system turn (a system message or the default
             system prompt), or first when there is none;
       defs_at "last_user": right before the last user turn.
@@ -48,6 +49,7 @@ class ToolLayout:
     defs_joiner: str = ""
     joiner_if_text: bool = False
     no_system_lead: str | None = None
+    text_after_defs: bool = False
     calls_replace_text: bool = False
 
 
@@ -74,12 +76,48 @@ _HERMES_RESULT = ('{{ if ne $lastRole "tool" }}<|im_start|>user{{ end }}\n<tool_
 _HERMES_MARKERS = ("<tools>", "<tool_call>", "<tool_response>")
 _MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{{{{ {PYJSON} (json $.Tools) }}}}[/AVAILABLE_TOOLS]"
 
+# Qwen3-Coder's XML calls: <function=name> and one <parameter=key> per argument (keys sorted, as
+# a Go map ranges), the value written as Jinja's `value | string` (a string as it is, True/False/
+# None, a number as Go prints it, which is Python's str() but for floats that are whole numbers)
+# or, for an object or a list, tojson. printf "%T" tells Go's decoded JSON types apart.
+_XML_VALUE = ('{{ $t := printf "%T" $v }}{{ if eq $t "string" }}{{ $v }}{{ else if eq $t "bool" }}{{ if $v }}True'
+              '{{ else }}False{{ end }}{{ else if eq $t "<nil>" }}None{{ else if eq $t "float64" }}{{ $v }}'
+              f'{{{{ else }}}}{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}')
+_XML_ARGS = f"{{{{ range $k, $v := $c.Function.Arguments }}}}<parameter={{{{ $k }}}}>\n{_XML_VALUE}\n</parameter>\n{{{{ end }}}}"
+
+
+def _xml_calls(first_after_text: str, first: str, later: str) -> str:
+    """Each call as <tool_call><function=...>, led by `first_after_text` / `first` (the turn has
+    text / none) or `later`."""
+    lead = ("{{ if $j }}" + later + "{{ else if $_.Content }}" + first_after_text + "{{ else }}" + first + "{{ end }}"
+            if later or first_after_text or first else "")
+    return ("{{ range $j, $c := .ToolCalls }}" + lead + "<tool_call>\n<function={{ $c.Function.Name }}>\n" + _XML_ARGS
+            + "</function>\n</tool_call>{{ end }}")
+
+
+_XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
+
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
     ToolLayout("hermes", _HERMES_MARKERS, _HERMES_DEFS, _HERMES_CALLS, _HERMES_RESULT, defs_joiner="\n\n"),
     # QwQ: the same, with the joiner written even when there is no system message
     ToolLayout("hermes-qwq", _HERMES_MARKERS, _HERMES_DEFS, _HERMES_CALLS, _HERMES_RESULT, defs_joiner="\n\n",
                no_system_lead="\n\n"),
+    # StepFun 3.5: XML calls right after the text, results in a tool_response turn
+    ToolLayout("xml-stepfun", _XML_MARKERS,
+               "# Tools\n\nYou have access to the following functions in JSONSchema format:\n\n<tools>" + _each_tool("\n")
+               + "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...>\n...\n</function> block must be nested within <tool_call>\n...\n</tool_call> XML tags\n- Required parameters MUST be specified\n</IMPORTANT>",
+               _xml_calls("", "", ""),
+               '{{ if ne $lastRole "tool" }}<|im_start|>tool_response\n{{ end }}<tool_response>{{ .Content }}'
+               '</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}', defs_joiner="\n\n"),
+    # Qwen3.5: the definitions first and the system text after them; a blank line between text and calls
+    ToolLayout("xml-qwen3.5", _XML_MARKERS,
+               "# Tools\n\nYou have access to the following functions:\n\n<tools>" + _each_tool("\n") + "\n</tools>"
+               + "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...></function> block must be nested within <tool_call></tool_call> XML tags\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>",
+               _xml_calls("\n\n", "", "\n"),
+               '{{ if and $lastRole (ne $lastRole "tool") }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}'
+               '\n</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}', defs_joiner="\n\n",
+               joiner_if_text=True, text_after_defs=True),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import jinja2
@@ -116,7 +116,8 @@ def _thinking_condition(thinking: ThinkingLayout | None) -> str:
     conds = ["$.Think"] if thinking.think_only else []
     if thinking.kept == "after_last_user":
         conds.append("(gt $i $lastUser)")
-    conds.append("(or .Thinking (eq (len (slice $.Messages $i)) 1))" if thinking.always_last else ".Thinking")
+    if not (thinking.kept == "after_last_user" and thinking.empty_after_last_user):
+        conds.append("(or .Thinking (eq (len (slice $.Messages $i)) 1))" if thinking.always_last else ".Thinking")
     return "and " + " ".join(conds) if len(conds) > 1 else conds[0]
 
 
@@ -400,7 +401,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         trims = find_edits(renders, render_ollama, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
-        tools = _tool_layout(renders, concrete, lambda layout: go_template_for(
+        tools, thinking = _tool_layout(renders, concrete, thinking, lambda layout, thinking: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=trims, tools=layout))
         if leading or (thinking and not tags) or trims or tools:
@@ -431,18 +432,24 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
 
 
-def _tool_layout(renders: SourceRenders, fmt: ChatFormat, build) -> ToolLayout | None:
-    """The first tool layout under which the TEMPLATE (`build(layout)`) renders the tool
-    conversations and still every choice conversation exactly; None if none does."""
+def _tool_layout(renders: SourceRenders, fmt: ChatFormat, thinking: ThinkingLayout | None,
+                 build) -> tuple[ToolLayout | None, ThinkingLayout | None]:
+    """The first tool layout under which the TEMPLATE (`build(layout, thinking)`) renders the tool
+    conversations and still every choice conversation exactly, with the thinking layout (which
+    tool-call turns may show more of: empty_after_last_user); (None, thinking) if none does."""
     if fmt.go_file:
-        return None
+        return None, thinking
+    variants = [thinking]
+    if thinking and thinking.kept == "after_last_user":
+        variants.append(replace(thinking, empty_after_last_user=True))
     for layout in renders.tool_layouts:
         if layout.defs_at == "system" and fmt.system != "turn":
             continue  # the definitions go in a system turn of their own
-        go = build(layout)
-        if renders.tools_hold(go) and renders.choice_holds(go):
-            return layout
-    return None
+        for variant in variants:
+            go = build(layout, variant)
+            if renders.tools_hold(go) and renders.choice_holds(go):
+                return layout, variant
+    return None, thinking
 
 
 def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:
