@@ -52,7 +52,7 @@ FAMILIES = {
     "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
     # Its TEMPLATE reads no .Thinking (so may meet Ollama built with Go < 1.24): the loop-free cut.
     "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), "split('</think>')[-1] of assistant"),
-    "ibm-granite-granite-4.1": ("granite/skip-empty-system", EXACT_NT, set(), ""),
+    "ibm-granite-granite-4.1": ("granite/skip-empty-system", "exact", set(), ""),
     "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
     "Cohere2MoE": ("command-r/cohere2", EXACT_NT, set(), ""),
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", EXACT_NT, set(), ""),

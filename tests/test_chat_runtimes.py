@@ -424,7 +424,8 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Mistral-Small-3.2-24B-Instruct-2506", "mistral-v7", "the Go TEMPLATE"),
     ("unsloth-mistral-Devstral-Small-2507", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Ministral-3-14B-Reasoning-2512", "mistral-after-system", "the Go TEMPLATE"),
-    ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE")])
+    ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE"),
+    ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a

@@ -118,6 +118,14 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                '{{ if and $lastRole (ne $lastRole "tool") }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}'
                '\n</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}', defs_joiner="\n\n",
                joiner_if_text=True, text_after_defs=True),
+    # Granite 4: after the system text; calls and results as Hermes writes them, in Granite's turns
+    ToolLayout("granite4", ("<tools>", "<tool_call>", "<tool_response>", "<|start_of_role|>"),
+               "You are a helpful assistant with access to the following tools. You may call one or more tools to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" + _each_tool("\n")
+               + '\n</tools>\n\nFor each tool call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>. If a tool does not exist in the provided list of tools, notify the user that you do not have the ability to fulfill the request.',
+               _HERMES_CALLS,
+               '{{ if ne $lastRole "tool" }}<|start_of_role|>user<|end_of_role|>{{ end }}\n<tool_response>\n{{ .Content }}'
+               '\n</tool_response>{{ if ne $nextRole "tool" }}<|end_of_text|>\n{{ end }}', defs_joiner="\n\n",
+               no_system_lead=""),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
