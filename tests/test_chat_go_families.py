@@ -61,7 +61,7 @@ FAMILIES = {
     # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
     # (rwkv also cuts at </think> after trimming, which no helper here does: named, never exact)
     "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"thinking_in_content"}, "strip() of user, strip() of assistant"),
-    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", EXACT_NT, set(),
+    "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "exact", set(),
                                          "strip() of system, strip() of user, strip() of assistant"),
 }
 

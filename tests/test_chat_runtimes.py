@@ -88,8 +88,8 @@ def test_a_trimming_template_is_trimmed_in_go_and_real_go_confirms_it(go_rendere
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
     assert go.modes["plain"] == "exact" and not any("trims whitespace" in d for d in go.differences)
-    assert go.notes == ["text edited as the template edits it (Go helpers): "
-                        "strip() of system, strip() of user, strip() of assistant"]
+    assert go.notes[0] == ("text edited as the template edits it (Go helpers): "
+                           "strip() of system, strip() of user, strip() of assistant")
     padded = PROOF_PROBES["padded"].messages
     untrimmed = re.sub(r'\{\{ template "ep\.strip" (.+?) \}\}', r"{{ \1 }}", report.go_template)
     assert untrimmed != report.go_template
@@ -425,7 +425,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("unsloth-mistral-Devstral-Small-2507", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Ministral-3-14B-Reasoning-2512", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE"),
-    ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE")])
+    ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE"),
+    # the definitions as tojson(indent=4), through the "ep.pyjson:4" helper
+    ("meta-llama-Llama-3.1-8B-Instruct", "llama3.1", "the Go TEMPLATE"),
+    ("meta-llama-Llama-3.2-3B-Instruct", "llama3.1", "the Go TEMPLATE"),
+    ("meta-llama-Llama-3.3-70B-Instruct", "llama3.1", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -452,9 +456,15 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
                          ToolCall("search", {"q": "a<b", "k": 3, "opts": {"z": True, "a": 1.5}}),)),
                       Message("tool", "{\"hits\": []}", tool_name="search"))]
     outs = render_go_tools(go_renderer, report.go_template, conversations, tools)
+    compared = 0
     for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        try:
+            want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        except ChatTemplateError:
+            continue  # the source refuses it (Llama 3.1: one call per turn)
+        compared += 1
         assert out == want
         as_sent = render_hf(template, messages, tokens, tools=list(tools))
         assert out != as_sent  # the request's own key order is not what reaches a template
+    assert compared >= 5
     assert "Find <b> & " in outs[0] and "\\u003c" not in outs[0] and "\\u2028" not in outs[0]  # not Go's escapes

@@ -139,3 +139,27 @@ def test_template_tool_values_are_what_a_go_template_writes():
     assert list(values[0]["function"]["parameters"]["properties"]) == ["city", "either", "tags", "unit", "where"]
     assert values[2] == {"type": "function", "function": {"name": "bare", "description": "",
                                                           "parameters": {"type": "object", "properties": None}}}
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_indented_pyjson_writes_json_dumps_indent_in_real_go(go_renderer, width):
+    """"ep.pyjson:N" (Jinja's tojson(indent=N)) in Go's real text/template equals json.dumps(indent=N);
+    past its 15 levels Go stops with a template error, and so does the model (never wrong text)."""
+    name = gohelpers.indent_name(width)
+    template = ('{{ if .Messages }}{{ end }}{{ template "' + name + '" (print "a" (json .Value)) }}'
+                + gohelpers.defines([name.removeprefix("ep.")]))
+    too_deep = [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]
+    values = _values(200) + [{"a": [[], {}, [1, {}]]}, [[[[[[[[[[[[[[["fifteen"]]]]]]]]]]]]]]], too_deep]
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    model = GoTemplate(template)
+    assert list(model.native) == [name]
+    for value, got in zip(values, _go(go_renderer, jobs)):
+        data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+        if value is too_deep:
+            assert "index out of range" in got["error"]
+            with pytest.raises(GoTemplateError):
+                model.execute(data)
+            continue
+        want = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=width)
+        assert got == {"output": want}, repr(value)
+        assert model.execute(data) == want

@@ -220,6 +220,14 @@ def text_of(name: str) -> str | None:
         return HELPERS[name]
     if name in JSON_HELPERS:
         return JSON_HELPERS[name]
+    if name.startswith(_INDENT):
+        base = name.removesuffix(".s")
+        try:
+            if indent_name(int(base[len(_INDENT):])) != base:
+                return None
+        except ValueError:
+            return None
+        return _indent_texts(base)[name]
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
@@ -240,8 +248,10 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if name == PYJSON:
         return pyjson
-    if name == _PYJSON_IN:
+    if name == _PYJSON_IN or name.startswith(_INDENT) and name.endswith(".s"):
         return None
+    if name.startswith(_INDENT):
+        return _indent_native(name)
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]
         return lambda text: text.split(marker)[-1]
@@ -249,6 +259,9 @@ def native_of(name: str):
 
 
 def _needs(name: str) -> tuple[str, ...]:
+    if name.startswith(_INDENT):
+        base = name.removesuffix(".s")
+        return (base + ".s",) if name == base else (base,)
     if name.startswith(_AFTER):
         _, trim, _, otherwise = _parse_after(name)
         return tuple(n for t in dict.fromkeys((trim, otherwise)) if t for n in (f"ep.{t}", *NEEDS.get(f"ep.{t}", ())))
@@ -296,6 +309,11 @@ def depth(name: str, value: str) -> int:
         return _tail_depth(name[len(_TAIL):], value)
     if name == PYJSON:
         return _pyjson_walk(value)[1]
+    if name.startswith(_INDENT):
+        try:
+            return _indent_walk(int(name[len(_INDENT):]), value)[1]
+        except ValueError:
+            return 1  # the helper itself stops with a template error
     if name.startswith(_AFTER):
         trim, kept = _after_trim(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
@@ -379,3 +397,117 @@ def pyjson(text: str) -> str:
 
 JSON_HELPERS = _pyjson_texts()
 NEEDS.update({PYJSON: (_PYJSON_IN,), _PYJSON_IN: (PYJSON,)})
+
+
+# ----------------------------------------------------------------- indented JSON, as tojson(indent=N)
+# "ep.pyjson:<N>" writes Go's compact JSON as json.dumps(value, indent=N, ensure_ascii=False):
+# a newline and the indentation after each opening bracket and comma, before each closing one,
+# ": " after keys, empty objects and lists kept as {} and []. The depth travels as one letter in
+# front of the text (a for 0 ... p for 15: Go templates have no arithmetic, so each letter maps
+# to the next and the previous by a flat list of ifs); deeper than 15 levels the helper stops
+# with a template error (an index out of range) rather than write wrong text. One call per byte.
+_INDENT = "ep.pyjson:"
+_DEPTHS = "abcdefghijklmnop"
+
+
+def indent_name(width: int) -> str:
+    if not 0 < width <= 8:
+        raise ValueError(f"indent {width} is not supported")
+    return f"{_INDENT}{width}"
+
+
+def _indent_texts(name: str) -> dict[str, str]:
+    width = int(name[len(_INDENT):])
+    quoted, inside = json.dumps(name), json.dumps(name + ".s")
+    levels = []
+    for k, d in enumerate(_DEPTHS):  # per depth: the next letters and the indentations around it
+        up = _DEPTHS[k + 1] if k + 1 < len(_DEPTHS) else ""
+        down = _DEPTHS[k - 1] if k else ""
+        levels.append(f'{{{{ if eq $d "{d}" }}}}{{{{ $up = "{up}" }}}}{{{{ $down = "{down}" }}}}'
+                      f'{{{{ $here = {json.dumps(" " * width * k)} }}}}{{{{ $in = {json.dumps(" " * width * (k + 1))} }}}}'
+                      f'{{{{ $out = {json.dumps(" " * width * max(k - 1, 0))} }}}}{{{{ end }}}}')
+    out = (f'{{{{- define {quoted} }}}}{{{{ $d := slice . 0 1 }}}}{{{{ $s := slice . 1 }}}}{{{{ if $s }}}}{{{{ $c := slice $s 0 1 }}}}'
+           '{{ $up := "" }}{{ $down := "" }}{{ $here := "" }}{{ $in := "" }}{{ $out := "" }}' + "".join(levels)
+           + '{{ $empty := and (ge (len $s) 2) (eq (slice $s 0 2) "{}" "[]") }}'
+           + f'{{{{ if $empty }}}}{{{{ slice $s 0 2 }}}}{{{{ template {quoted} (print $d (slice $s 2)) }}}}{{{{ end }}}}'
+           + '{{ if and (not $empty) (eq $c "{" "[") }}{{ if not $up }}{{ index "" 1 }}{{ end }}'
+           + f'{{{{ $c }}}}\n{{{{ $in }}}}{{{{ template {quoted} (print $up (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c "}}" "]" }}}}\n{{{{ $out }}}}{{{{ $c }}}}{{{{ template {quoted} (print $down (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c "," }}}},\n{{{{ $here }}}}{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c ":" }}}}: {{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c "\\"" }}}}"{{{{ template {inside} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if not (or $empty (eq $c "{{" "[" "}}" "]" "," ":" "\\"")) }}}}{{{{ $c }}}}'
+           + f'{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
+    unescape = "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
+                       for esc, char in _UNESCAPE.items())
+    string = (f'{{{{- define {inside} }}}}{{{{ $d := slice . 0 1 }}}}{{{{ $s := slice . 1 }}}}{{{{ if $s }}}}'
+              '{{ $c := slice $s 0 1 }}'
+              f'{{{{ if eq $c "\\"" }}}}"{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+              '{{ if not (eq $c "\\"" "\\\\") }}{{ $c }}'
+              f'{{{{ template {inside} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+              '{{ if and (eq $c "\\\\") (ge (len $s) 2) }}{{ $n := 2 }}{{ $e := slice $s 0 2 }}'
+              '{{ if ge (len $s) 6 }}{{ $u := slice $s 0 6 }}' + unescape + '{{ end }}'
+              f'{{{{ $e }}}}{{{{ template {inside} (print $d (slice $s $n)) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
+    return {name: out, name + ".s": string}
+
+
+def _indent_walk(width: int, text: str) -> tuple[str, int]:
+    """What "ep.pyjson:<width>" writes for `text` (a depth letter, then Go's compact JSON) and how
+    many calls it nests; ValueError where the Go text stops with an error (too deep)."""
+    if not text or text[0] not in _DEPTHS:
+        raise ValueError("the text does not start with a depth letter")
+    out: list[str] = []
+    i, calls, depth, inside = 1, 1, _DEPTHS.index(text[0]), False
+    while i < len(text):
+        c = text[i]
+        if inside:
+            if c == '"':
+                out.append(c)
+                inside = False
+                i += 1
+            elif c == "\\":
+                if i + 1 >= len(text):
+                    break
+                n = 6 if text[i:i + 6] in _UNESCAPE else 2
+                out.append(_UNESCAPE.get(text[i:i + 6], text[i:i + 2]))
+                i += n
+            else:
+                out.append(c)
+                i += 1
+        elif text[i:i + 2] in ("{}", "[]"):
+            out.append(text[i:i + 2])
+            i += 2
+        elif c in "{[":
+            if depth + 1 >= len(_DEPTHS):
+                raise ValueError("JSON nested deeper than the helper follows")
+            depth += 1
+            out.append(c + "\n" + " " * width * depth)
+            i += 1
+        elif c in "}]":
+            depth -= 1
+            out.append("\n" + " " * width * max(depth, 0) + c)
+            i += 1
+        elif c == ",":
+            out.append(",\n" + " " * width * depth)
+            i += 1
+        elif c == ":":
+            out.append(": ")
+            i += 1
+        else:
+            out.append(c)
+            inside = c == '"'
+            i += 1
+        calls += 1
+    return "".join(out), calls
+
+
+def _indent_native(name: str):
+    width = int(name[len(_INDENT):])
+
+    def run(text: str) -> str:
+        try:
+            return _indent_walk(width, text)[0]
+        except ValueError as exc:
+            from edgepack.errors import GoTemplateError
+            raise GoTemplateError(f"template: {name}: error calling index: {exc}") from None
+    return run

@@ -176,7 +176,13 @@ def _go_slice(seq: Any, *idx: int) -> Any:
 
 def _go_index(seq: Any, *keys: Any) -> Any:
     for k in keys:
-        seq = _bytes(seq)[k] if isinstance(seq, str) else seq[k]
+        if isinstance(seq, dict):
+            seq = seq.get(k)  # a missing key: the zero value
+            continue
+        try:
+            seq = _bytes(seq)[k] if isinstance(seq, str) else seq[k]
+        except (IndexError, KeyError, TypeError):
+            raise GoTemplateError(f"error calling index: index out of range: {k}") from None
     return seq
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
+from edgepack.chat.gohelpers import indent_name
 
 PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
 
@@ -33,7 +34,8 @@ class ToolLayout:
             text_after_defs: the system text after the definitions (and the joiner) instead;
       defs_at "after_system": right after the first system turn (a system message or the default
             system prompt), or first when there is none;
-      defs_at "last_user": right before the last user turn.
+      defs_at "last_user": right before the last user turn;
+      defs_at "first_user": at the start of the first user turn's text.
     calls: written for an assistant message with tool calls (dot: the message), after its text, or
           instead of it (calls_replace_text), before the turn's end.
     result: one tool message (dot: the message; $lastRole and $nextRole: the roles around it, "" at
@@ -51,12 +53,16 @@ class ToolLayout:
     no_system_lead: str | None = None
     text_after_defs: bool = False
     calls_replace_text: bool = False
+    header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
+    helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
 
 
-def _each_tool(before: str, after: str = "", between: str = "") -> str:
-    """Each definition as tojson, with text around it and between two."""
+def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0) -> str:
+    """Each definition as tojson (tojson(indent=N)), with text around it and between two."""
     sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
-    return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{{{{ {PYJSON} (json $t) }}}}{after}{{{{ end }}}}"
+    json_text = (f'{{{{ template "{indent_name(indent)}" (print "a" (json $t)) }}}}' if indent
+                 else f"{{{{ {PYJSON} (json $t) }}}}")
+    return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{json_text}{after}{{{{ end }}}}"
 
 
 _HERMES_DEFS = (
@@ -126,6 +132,18 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                '{{ if ne $lastRole "tool" }}<|start_of_role|>user<|end_of_role|>{{ end }}\n<tool_response>\n{{ .Content }}'
                '\n</tool_response>{{ if ne $nextRole "tool" }}<|end_of_text|>\n{{ end }}', defs_joiner="\n\n",
                no_system_lead=""),
+    # Llama 3.1-3.3: "Environment: ipython" in the header, the definitions (indented JSON) in the
+    # first user turn, one call as the whole assistant turn, results in ipython turns as JSON strings
+    ToolLayout("llama3.1", ("Environment: ipython", "tools_in_user_message", "ipython"),
+               "Given the following functions, please respond with a JSON for a function call with its proper "
+               "arguments that best answers the given prompt.\n\nRespond in the format {\"name\": function name, "
+               "\"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n"
+               + _each_tool("", "\n\n", indent=4),
+               '{{ range $j, $c := .ToolCalls }}{"name": "{{ $c.Function.Name }}", "parameters": '
+               f'{{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}{{{{ end }}}}',
+               f"<|start_header_id|>ipython<|end_header_id|>\n\n{{{{ {PYJSON} (json .Content) }}}}<|eot_id|>",
+               defs_at="first_user", calls_replace_text=True, header_lead="Environment: ipython\n",
+               helpers=("pyjson", "pyjson:4")),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
