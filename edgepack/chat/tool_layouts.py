@@ -35,7 +35,9 @@ class ToolLayout:
       defs_at "after_system": right after the first system turn (a system message or the default
             system prompt), or first when there is none;
       defs_at "last_user": right before the last user turn;
-      defs_at "first_user": at the start of the first user turn's text.
+      defs_at "first_user": at the start of the first user turn's text;
+      defs_at "family": where a family's own Go template (ChatFormat.go_file) writes them; such a
+            layout names its family and is tried only for that family's rows.
     calls: written for an assistant message with tool calls (dot: the message), after its text, or
           instead of it (calls_replace_text), before the turn's end.
     result: one tool message (dot: the message; $lastRole and $nextRole: the roles around it, "" at
@@ -53,8 +55,10 @@ class ToolLayout:
     no_system_lead: str | None = None
     text_after_defs: bool = False
     calls_replace_text: bool = False
+    call_turn: str = ""  # Go text for a whole assistant turn with calls, before its end (Qwen3-Coder)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
+    family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
 
 
 def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0) -> str:
@@ -109,6 +113,27 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # QwQ: the same, with the joiner written even when there is no system message
     ToolLayout("hermes-qwq", _HERMES_MARKERS, _HERMES_DEFS, _HERMES_CALLS, _HERMES_RESULT, defs_joiner="\n\n",
                no_system_lead="\n\n"),
+    # Qwen3-Coder: each definition as XML; a call turn of its own (no newline after the role)
+    ToolLayout("xml-qwen3-coder", (*_XML_MARKERS, "render_extra_keys"),
+               "\n\n# Tools\n\nYou have access to the following tools:\n\n<tools>{{ range $t := $.Tools }}\n<function>\n"
+               '<name>{{ $t.Function.Name }}</name>\n<description>{{ template "ep.strip" $t.Function.Description }}'
+               "</description>\n<parameters>{{ range $k, $p := $t.Function.Parameters.Properties }}\n<parameter>\n"
+               "<name>{{ $k }}</name>{{ if $p.Type }}\n<type>{{ if eq (len $p.Type) 1 }}{{ index $p.Type 0 }}{{ else }}["
+               "{{ range $x, $y := $p.Type }}{{ if $x }}, {{ end }}'{{ $y }}'{{ end }}]{{ end }}</type>{{ end }}"
+               '{{ if $p.Description }}\n<description>{{ template "ep.strip" $p.Description }}</description>{{ end }}'
+               + "".join(f"{{{{ if $p.{go} }}}}\n<{key}>{{{{ {PYJSON} (json $p.{go}) }}}}</{key}>{{{{ end }}}}"
+                         for go, key in (("AnyOf", "anyOf"), ("Items", "items"), ("Enum", "enum"),
+                                         ("Properties", "properties"), ("Required", "required")))
+               + "\n</parameter>{{ end }}"
+               + "".join(f"{{{{ if $t.Function.Parameters.{go} }}}}\n<{key}>{{{{ {PYJSON} (json $t.Function.Parameters.{go}) }}}}"
+                         f"</{key}>{{{{ end }}}}" for go, key in (("Defs", "$defs"), ("Items", "items"), ("Required", "required")))
+               + "\n</parameters>\n</function>{{ end }}\n</tools>\n\nIf you choose to call a tool ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nvalue_2\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: the tool calling block MUST begin with an opening <tool_call> tag and end with a closing </tool_call> tag.\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>",
+               "",
+               '{{ if and $lastRole (ne $lastRole "tool") }}<|im_start|>user\n{{ end }}<tool_response>\n{{ .Content }}\n'
+               '</tool_response>\n{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}',
+               no_system_lead="You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks.",
+               call_turn='<|im_start|>assistant{{ if .Content }}\n{{ template "ep.strip" .Content }}\n{{ end }}'
+                         + _xml_calls("\n", "\n", "\n"), helpers=("pyjson", "strip")),
     # StepFun 3.5: XML calls right after the text, results in a tool_response turn
     ToolLayout("xml-stepfun", _XML_MARKERS,
                "# Tools\n\nYou have access to the following functions in JSONSchema format:\n\n<tools>" + _each_tool("\n")
@@ -144,6 +169,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                f"<|start_header_id|>ipython<|end_header_id|>\n\n{{{{ {PYJSON} (json .Content) }}}}<|eot_id|>",
                defs_at="first_user", calls_replace_text=True, header_lead="Environment: ipython\n",
                helpers=("pyjson", "pyjson:4")),
+    # Kimi K2 (family template): declared first as one JSON list, calls numbered within their turn,
+    # results headed "## Return of <id>" (a literal backslash-n: the source writes it as text)
+    ToolLayout("kimi-k2", ("tool_declare", "<|tool_calls_section_begin|>", "## Return of", "loop.index0|string"),
+               f"<|im_system|>tool_declare<|im_middle|>{{{{ {PYJSON} (json $.Tools) }}}}<|im_end|>",
+               "<|tool_calls_section_begin|>{{ range $j, $c := .ToolCalls }}<|tool_call_begin|>functions."
+               "{{ $c.Function.Name }}:{{ $j }}<|tool_call_argument_begin|>"
+               f"{{{{ {PYJSON} (json $c.Function.Arguments) }}}}<|tool_call_end|>{{{{ end }}}}<|tool_calls_section_end|>",
+               "<|im_system|>tool<|im_middle|>## Return of {{ .ToolCallID }}\\n{{ .Content }}<|im_end|>",
+               defs_at="family", family="kimi"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
