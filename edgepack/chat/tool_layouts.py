@@ -40,7 +40,7 @@ class ToolLayout:
             layout names its family and is tried only for that family's rows.
     calls: written for an assistant message with tool calls (dot: the message), after its text, or
           instead of it (calls_replace_text), before the turn's end.
-    result: one tool message (dot: the message; $lastRole and $nextRole: the roles around it, "" at
+    result: one tool message (dot: the message; $prevRole and $nextRole: the roles around it, "" at
           the ends), in place of a turn.
     """
 
@@ -59,6 +59,15 @@ class ToolLayout:
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
+
+
+    @property
+    def go_result(self) -> str:
+        """`result` with $prevRole and $nextRole set first (in a range over .Messages with index $i)."""
+        roles = ('{{ $prevRole := "" }}{{ range $m := slice $.Messages 0 $i }}{{ $prevRole = $m.Role }}{{ end }}'
+                 '{{ $nextRole := "" }}{{ $rest := slice $.Messages $i }}{{ if gt (len $rest) 1 }}'
+                 '{{ $nextRole = (index $rest 1).Role }}{{ end }}')
+        return (roles if "$prevRole" in self.result or "$nextRole" in self.result else "") + self.result
 
 
 def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0) -> str:
@@ -81,7 +90,7 @@ _HERMES_DEFS = (
 _HERMES_CALLS = ('{{ range $j, $c := .ToolCalls }}{{ if or $j $_.Content }}\n{{ end }}<tool_call>\n{"name": "'
                  f'{{{{ $c.Function.Name }}}}", "arguments": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n'
                  "</tool_call>{{ end }}")
-_HERMES_RESULT = ('{{ if ne $lastRole "tool" }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}\n'
+_HERMES_RESULT = ('{{ if ne $prevRole "tool" }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}\n'
                   '</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}')
 _HERMES_MARKERS = ("<tools>", "<tool_call>", "<tool_response>")
 _MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{{{{ {PYJSON} (json $.Tools) }}}}[/AVAILABLE_TOOLS]"
@@ -129,7 +138,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                          f"</{key}>{{{{ end }}}}" for go, key in (("Defs", "$defs"), ("Items", "items"), ("Required", "required")))
                + "\n</parameters>\n</function>{{ end }}\n</tools>\n\nIf you choose to call a tool ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nvalue_2\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: the tool calling block MUST begin with an opening <tool_call> tag and end with a closing </tool_call> tag.\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>",
                "",
-               '{{ if and $lastRole (ne $lastRole "tool") }}<|im_start|>user\n{{ end }}<tool_response>\n{{ .Content }}\n'
+               '{{ if and $prevRole (ne $prevRole "tool") }}<|im_start|>user\n{{ end }}<tool_response>\n{{ .Content }}\n'
                '</tool_response>\n{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}',
                no_system_lead="You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks.",
                call_turn='<|im_start|>assistant{{ if .Content }}\n{{ template "ep.strip" .Content }}\n{{ end }}'
@@ -139,14 +148,14 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "# Tools\n\nYou have access to the following functions in JSONSchema format:\n\n<tools>" + _each_tool("\n")
                + "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...>\n...\n</function> block must be nested within <tool_call>\n...\n</tool_call> XML tags\n- Required parameters MUST be specified\n</IMPORTANT>",
                _xml_calls("", "", ""),
-               '{{ if ne $lastRole "tool" }}<|im_start|>tool_response\n{{ end }}<tool_response>{{ .Content }}'
+               '{{ if ne $prevRole "tool" }}<|im_start|>tool_response\n{{ end }}<tool_response>{{ .Content }}'
                '</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}', defs_joiner="\n\n"),
     # Qwen3.5: the definitions first and the system text after them; a blank line between text and calls
     ToolLayout("xml-qwen3.5", _XML_MARKERS,
                "# Tools\n\nYou have access to the following functions:\n\n<tools>" + _each_tool("\n") + "\n</tools>"
                + "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...></function> block must be nested within <tool_call></tool_call> XML tags\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>",
                _xml_calls("\n\n", "", "\n"),
-               '{{ if and $lastRole (ne $lastRole "tool") }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}'
+               '{{ if and $prevRole (ne $prevRole "tool") }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}'
                '\n</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}', defs_joiner="\n\n",
                joiner_if_text=True, text_after_defs=True),
     # Granite 4: after the system text; calls and results as Hermes writes them, in Granite's turns
@@ -154,7 +163,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "You are a helpful assistant with access to the following tools. You may call one or more tools to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" + _each_tool("\n")
                + '\n</tools>\n\nFor each tool call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>. If a tool does not exist in the provided list of tools, notify the user that you do not have the ability to fulfill the request.',
                _HERMES_CALLS,
-               '{{ if ne $lastRole "tool" }}<|start_of_role|>user<|end_of_role|>{{ end }}\n<tool_response>\n{{ .Content }}'
+               '{{ if ne $prevRole "tool" }}<|start_of_role|>user<|end_of_role|>{{ end }}\n<tool_response>\n{{ .Content }}'
                '\n</tool_response>{{ if ne $nextRole "tool" }}<|end_of_text|>\n{{ end }}', defs_joiner="\n\n",
                no_system_lead=""),
     # Llama 3.1-3.3: "Environment: ipython" in the header, the definitions (indented JSON) in the
@@ -178,6 +187,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                f"{{{{ {PYJSON} (json $c.Function.Arguments) }}}}<|tool_call_end|>{{{{ end }}}}<|tool_calls_section_end|>",
                "<|im_system|>tool<|im_middle|>## Return of {{ .ToolCallID }}\\n{{ .Content }}<|im_end|>",
                defs_at="family", family="kimi"),
+    # GLM 4.7 (family template): a system turn of definitions first; calls as <arg_key>/<arg_value>
+    # pairs (a string value as it is, others as JSON), results after one <|observation|> per run
+    ToolLayout("glm-4.7", ("<arg_key>", "<|observation|>", "<tool_response>"),
+               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value><arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>',
+               '{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
+               '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
+               f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}',
+               '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
+               defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
