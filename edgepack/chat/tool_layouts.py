@@ -225,6 +225,22 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
                f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
+    # MiniMax M2 (family template): each definition's function as tojson in <tool> lines at the end
+    # of the system turn; calls as <invoke> blocks after the text (a string value as it is, others
+    # as JSON); results as <response> lines in one ]~b]tool turn per run of tool messages
+    ToolLayout("minimax-m2", ("<minimax:tool_call>", "render_tool_namespace", "]~b]tool", "<invoke name="),
+               "\n\n# Tools\nYou may call one or more tools to assist with the user query.\nHere are the tools available in "
+               "JSONSchema format:\n\n<tools>\n{{ range $t := $.Tools }}<tool>"
+               f"{{{{ {PYJSON} (json $t.Function) }}}}</tool>\n{{{{ end }}}}</tools>\n\n"
+               "When making tool calls, use XML format to invoke tools and pass parameters:\n\n<minimax:tool_call>\n"
+               '<invoke name="tool-name-1">\n<parameter name="param-key-1">param-value-1</parameter>\n'
+               '<parameter name="param-key-2">param-value-2</parameter>\n...\n</invoke>\n</minimax:tool_call>',
+               '\n<minimax:tool_call>\n{{ range $c := .ToolCalls }}<invoke name="{{ $c.Function.Name }}">\n'
+               '{{ range $k, $v := $c.Function.Arguments }}<parameter name="{{ $k }}">{{ if eq (printf "%T" $v) "string" }}'
+               f'{{{{ $v }}}}{{{{ else }}}}{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</parameter>\n{{{{ end }}}}</invoke>\n{{{{ end }}}}'
+               "</minimax:tool_call>",
+               '{{ if ne $prevRole "tool" }}]~b]tool{{ end }}\n<response>{{ .Content }}</response>'
+               '{{ if ne $nextRole "tool" }}[e~[\n{{ end }}', defs_at="family", family="minimax"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
