@@ -241,6 +241,18 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "</minimax:tool_call>",
                '{{ if ne $prevRole "tool" }}]~b]tool{{ end }}\n<response>{{ .Content }}</response>'
                '{{ if ne $nextRole "tool" }}[e~[\n{{ end }}', defs_at="family", family="minimax"),
+    # MiniMax M1 (family template): a system turn of definitions (each tool as tojson on a line)
+    # after the first system turn; a turn with calls is its calls, one JSON object a line, in
+    # place of its text; each result in a tool turn of its own
+    ToolLayout("minimax-m1", ("tool_setting=tools", "<tool_calls>", "tool result: "),
+               "<beginning_of_sentence>system tool_setting=tools\nYou are provided with these tools:\n<tools>\n"
+               + _each_tool("", "\n") + "</tools>\n\nIf you need to call tools, please respond with <tool_calls></tool_calls> "
+               "XML tags, and provide tool-name and json-object of arguments, following the format below:\n<tool_calls>\n"
+               '{"name": <tool-name>, "arguments": <args-json-object>}\n...\n</tool_calls><end_of_sentence>\n',
+               '<tool_calls>\n{{ range $c := .ToolCalls }}{"name": "{{ $c.Function.Name }}", "arguments": '
+               f'{{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n{{{{ end }}}}</tool_calls>',
+               '<beginning_of_sentence>tool name=tools\ntool result: {{ .Content }}\n\n<end_of_sentence>{{ "\\n" }}',
+               defs_at="family", family="minimax", calls_replace_text=True),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
