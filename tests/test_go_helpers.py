@@ -150,3 +150,33 @@ def test_the_tail_helper_at_gos_depth_limit_is_an_error_not_a_crash(go_renderer)
 def test_a_marker_that_overlaps_itself_is_refused():
     with pytest.raises(ValueError):
         gohelpers.after_name("aa")
+
+
+def test_pystr_writes_pythons_str_of_a_json_value_in_real_go(go_renderer):
+    """"ep.pystr" (Jinja's `value | string` of a decoded JSON value) in Go's real text/template
+    equals Python's str(), repr() for strings: quotes chosen as Python chooses them, escapes,
+    non-printable characters; and edgepack's model, running its Go text, writes the same."""
+    from edgepack.chat.gopystr import NONPRINTABLE
+
+    rng = random.Random(20261126)
+    pool = [*NONPRINTABLE, "'", '"', "\\", "\n", "\r", "\t", "é", "日", "🙂", "x", " ", "\u00a1", "\u2030", "\u2027"]
+    strings = ["", "it's", 'say "hi"', "it's \"both\"", "\\", *("".join(rng.choice(pool) for _ in range(rng.randint(1, 10)))
+                                                               for _ in range(120))]
+    values = [*strings, {"a": 1.5, "z": True, "n": None, "k": -3}, [], {}, ["x", [1, {"q": "it's"}], False],
+              {"o": {"b": [2.25, "\u2028"], "a": ""}}, *({"k": s, s: [s]} for s in strings[:30])]
+    template = "{{ range .Messages }}{{ end }}{{ template \"ep.pystr\" .Value }}" + gohelpers.defines(["pystr"])
+    jobs = [{"template": template, "messages": [], "value": v} for v in values]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    model = GoTemplate(template)
+    for v, got in zip(values, json.loads(proc.stdout)):
+        assert "error" not in got, (v, got)
+        want = repr(v) if isinstance(v, str) else str(_sorted(v))
+        assert got["output"] == want, v
+        assert model.execute({"Messages": [], "Value": v}) == want, v
+
+
+def _sorted(value):
+    """The value with its objects' keys sorted, as Go's maps range."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    return [_sorted(v) for v in value] if isinstance(value, list) else value

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 
+from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
+
 # Python's whitespace, by the length of its UTF-8 encoding.
 _SPACES: dict[int, list[str]] = {}
 for _cp in range(0x10000):
@@ -220,6 +222,8 @@ def text_of(name: str) -> str | None:
         return HELPERS[name]
     if name in JSON_HELPERS:
         return JSON_HELPERS[name]
+    if name in PYSTR_HELPERS:
+        return PYSTR_HELPERS[name]
     if name.startswith(_INDENT):
         base = name.removesuffix(".s")
         try:
@@ -248,6 +252,8 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if name == PYJSON:
         return pyjson
+    if name in PYSTR_HELPERS:
+        return None  # takes any JSON value, not a string: runs as Go text
     if name == _PYJSON_IN or name.startswith(_INDENT) and name.endswith(".s"):
         return None
     if name.startswith(_INDENT):
@@ -396,7 +402,7 @@ def pyjson(text: str) -> str:
 
 
 JSON_HELPERS = _pyjson_texts()
-NEEDS.update({PYJSON: (_PYJSON_IN,), _PYJSON_IN: (PYJSON,)})
+NEEDS.update({PYJSON: (_PYJSON_IN,), _PYJSON_IN: (PYJSON,), **PYSTR_NEEDS})
 
 
 # ----------------------------------------------------------------- indented JSON, as tojson(indent=N)

@@ -115,6 +115,10 @@ def _xml_calls(first_after_text: str, first: str, later: str) -> str:
 
 
 _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
+# Seed-OSS's py_type of a property's type ($p.Type: a list, one name where the source has a string)
+_SEED_PY_TYPE = ('{{ if eq (len $p.Type) 1 }}{{ $y := index $p.Type 0 }}{{ if eq $y "string" }}str'
+                 '{{ else if eq $y "number" "integer" }}int{{ else if eq $y "boolean" }}bool{{ else if eq $y "array" }}list'
+                 '{{ else }}Any{{ end }}{{ else }}Any{{ end }}')
 
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
@@ -253,6 +257,27 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                f'{{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n{{{{ end }}}}</tool_calls>',
                '<beginning_of_sentence>tool name=tools\ntool result: {{ .Content }}\n\n<end_of_sentence>{{ "\\n" }}',
                defs_at="family", family="minimax", calls_replace_text=True),
+    # ByteDance Seed-OSS (family template): each definition as a Python function with a docstring
+    # (types as py_type maps them, [必填]/[选填] for required/optional) in the first system turn,
+    # or in one of its own led by "You are Doubao"; calls as <seed:tool_call> XML after the text,
+    # a value that is not a string as Jinja's `value | string` (Python's str(): chat.gopystr);
+    # results in tool turns.
+    ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
+               '{{ range $t := $.Tools }}{{ if eq $t.Type "function" }}\n\nFunction:\ndef {{ $t.Function.Name }}('
+               '{{ $n := "" }}{{ range $k, $p := $t.Function.Parameters.Properties }}{{ if $n }},{{ end }}{{ $n = "," }}'
+               '{{ $k }}: ' + _SEED_PY_TYPE + '{{ end }}):\n    """\n    {{ template "ep.strip" $t.Function.Description }}\n\n'
+               '{{ if $t.Function.Parameters.Properties }}    Args:{{ range $k, $p := $t.Function.Parameters.Properties }}'
+               '\n    - {{ $k }} (' + _SEED_PY_TYPE + '){{ $req := false }}{{ range $r := $t.Function.Parameters.Required }}'
+               '{{ if eq $r $k }}{{ $req = true }}{{ end }}{{ end }}{{ if $req }} [必填]{{ else }} [选填]{{ end }}: '
+               '{{ $p.Description }}{{ end }}\n{{ end }}\n    """{{ end }}{{ end }}\n'
+               "工具调用请遵循如下格式:\n<seed:tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>value_1</parameter>\n<parameter=example_parameter_2>This is the value for the second parameter\nthat can span\nmultiple lines</parameter>\n</function>\n</seed:tool_call>\n",
+               "{{ range $c := .ToolCalls }}\n<seed:tool_call>\n<function={{ $c.Function.Name }}>\n"
+               "{{ range $k, $v := $c.Function.Arguments }}<parameter={{ $k }}>{{ if eq (printf \"%T\" $v) \"string\" }}{{ $v }}"
+               '{{ else }}{{ template "ep.pystr" $v }}{{ end }}</parameter>\n{{ end }}'
+               "</function>\n</seed:tool_call>{{ end }}",
+               "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
+               no_system_lead="You are Doubao, a helpful AI assistant. You may call one or more functions to assist with the user query.",
+               helpers=("strip", "pystr")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
