@@ -225,6 +225,29 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
                f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
+    # Tencent Hy3 (family template): definitions as tojson after the system text, calls as
+    # <arg_key>/<arg_value> lines (a string value as it is, others as JSON), results in one
+    # <tool_responses> block from the first result after a call turn to the next user/assistant turn
+    ToolLayout("hy3", ("'<tool_calls{}>'.format(HYTK)", "argvalue_begin_token", "toolresponses_begin_token"),
+               "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+               "function signatures within <tools></tools> XML tags:\n<tools>\n" + _each_tool("", between="\n")
+               + "\n</tools>\n\nFor function call returns, you should first print <tool_calls:opensource>\nFor each "
+               "function call, you should return object like:\n<tool_call:opensource>{function-name}<tool_sep:opensource>\n"
+               "<arg_key:opensource>{arg-key-1}</arg_key:opensource>\n<arg_value:opensource>{arg-value-1}</arg_value:opensource>\n"
+               "<arg_key:opensource>{arg-key-2}</arg_key:opensource>\n<arg_value:opensource>{arg-value-2}</arg_value:opensource>\n"
+               "...\n</tool_call:opensource>\nAt the end of function call returns, you should print </tool_calls:opensource>"
+               "<｜reasoning_mode:opensource｜>reasoning_effort:{{ $effort }}",
+               "<tool_calls:opensource>\n{{ range $c := .ToolCalls }}<tool_call:opensource>{{ $c.Function.Name }}"
+               "<tool_sep:opensource>\n{{ range $k, $v := $c.Function.Arguments }}<arg_key:opensource>{{ $k }}"
+               '</arg_key:opensource>\n<arg_value:opensource>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
+               f"{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value:opensource>\n{{{{ end }}}}</tool_call:opensource>\n"
+               "{{ end }}</tool_calls:opensource>",
+               # the block opens at the first result since the start or the last call turn
+               '{{ $first := true }}{{ range $m := slice $.Messages 0 $i }}{{ if and (eq $m.Role "assistant") $m.ToolCalls }}'
+               '{{ $first = true }}{{ else if eq $m.Role "tool" }}{{ $first = false }}{{ end }}{{ end }}'
+               "{{ if $first }}<tool_responses:opensource>\n{{ end }}<tool_response:opensource>\n{{ .Content }}\n"
+               "</tool_response:opensource>\n",
+               defs_at="family", family="hy"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
