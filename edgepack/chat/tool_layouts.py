@@ -248,6 +248,29 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ if $first }}<tool_responses:opensource>\n{{ end }}<tool_response:opensource>\n{{ .Content }}\n"
                "</tool_response:opensource>\n",
                defs_at="family", family="hy"),
+    # Solar Open (family template): each definition's function as tojson in the system turn; a
+    # call turn is its calls (the text left out); a result names every call whose id it answers
+    ToolLayout("solar-open", ("<|tool_call:begin|>", "<|tool_response:begin|>", "get_tool_name"),
+               "\n\n## Tools\n\n### Tool Call Instruction\nYou may invoke one or more tools to assist with the user's query. "
+               "Available tools are provided in JSON Schema format: <|tools:begin|><|tool:begin|><tools-json-object>"
+               "<|tool:end|>...<|tools:end|>\n\n### Available Tools\n<|tools:begin|>"
+               f"{{{{ range $t := $.Tools }}}}<|tool:begin|>{{{{ {PYJSON} (json $t.Function) }}}}<|tool:end|>{{{{ end }}}}"
+               "<|tools:end|>\n\n### Tool Call Format\nFor each tool call, return a JSON object with the following "
+               "structure, enclosed within <|tool_call:begin|> and <|tool_call:end|> tags: \n<|tool_call:begin|>"
+               "<tool-call-id><|tool_call:name|><tool-name><|tool_call:args|><args-json-object><|tool_call:end|>\n"
+               "- The <tool-call-id> must be a randomly generated string consisting of 10 lowercase letters (a-z) "
+               "and/or digits (0-9) (e.g., a1b2c3d4e5)\n\n### Tool Response Format\nEach tool is responded by `tool` "
+               "with the following structure:\n<|tool_response:id|><tool-call-id><|tool_response:name|><tool-name>"
+               "<|tool_response:result|><results><|tool_response:end|>\n- Ensure the <tool-call-id> matches the "
+               "corresponding tool call",
+               "<|begin|>assistant<|tool_calls|>{{ range $c := .ToolCalls }}<|tool_call:begin|>{{ $c.ID }}"
+               "<|tool_call:name|>{{ $c.Function.Name }}<|tool_call:args|>"
+               f"{{{{ {PYJSON} (json $c.Function.Arguments) }}}}<|tool_call:end|>{{{{ end }}}}<|calls|>",
+               '{{ if ne $prevRole "tool" }}<|begin|>tool<|tool_response|>{{ end }}<|tool_response:begin|>'
+               "{{ .ToolCallID }}<|tool_response:name|>{{ $id := .ToolCallID }}{{ range $m := $.Messages }}"
+               "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
+               '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
+               defs_at="family", family="solar", calls_replace_text=True),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
