@@ -14,10 +14,12 @@ proof conversations say whether it holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
-from edgepack.chat.gohelpers import indent_name
+from edgepack.chat.formats import ChatFormat, ThinkingLayout
+from edgepack.chat.gojson import indent_name
+from edgepack.errors import EdgepackError
 
 PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
 
@@ -298,3 +300,42 @@ CHOICE_TOOLS = (WEATHER_TOOL, SECOND_TOOL)
 
 def candidate_layouts(chat_template: str) -> list[ToolLayout]:
     return [layout for layout in LAYOUTS if all(m in chat_template for m in layout.markers)]
+
+
+def tools_hold(renders, go_template: str, render) -> bool:
+    """Whether `go_template` renders every TOOL_CHOICE conversation the source renders (`renders`:
+    chat.translate.SourceRenders; `render`: its Go renderer), exactly, and the source renders at
+    least one with tool calls and results (else nothing proves them: Kimi K2 Instruct's queue of
+    call ids uses list.append, which transformers' sandbox refuses)."""
+    round_trips = 0
+    for name, messages in TOOL_CHOICE.items():
+        want = renders.expected(name)
+        if want is None:
+            continue
+        try:
+            if render(go_template, messages, tools=CHOICE_TOOLS) != want:
+                return False
+        except EdgepackError:  # the Go model refuses the text or the source refused the rest
+            return False
+        round_trips += any(m.role == "tool" for m in messages)
+    return round_trips > 0
+
+
+def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, render,
+                  build) -> tuple[ToolLayout | None, ThinkingLayout | None]:
+    """The first candidate layout under which the TEMPLATE (`build(layout, thinking)`) renders the
+    tool conversations and still every choice conversation exactly, with the thinking layout (which
+    tool-call turns may show more of: empty_after_last_user); (None, thinking) if none does."""
+    variants = [thinking]
+    if thinking and thinking.kept == "after_last_user":
+        variants.append(replace(thinking, empty_after_last_user=True))
+    for layout in renders.tool_layouts:
+        if (layout.defs_at == "family") != bool(fmt.go_file) or layout.family and layout.family != fmt.family:
+            continue  # a family's own template places its own layout's pieces
+        if layout.defs_at == "system" and fmt.system != "turn":
+            continue  # the definitions go in a system turn of their own
+        for variant in variants:
+            go = build(layout, variant)
+            if tools_hold(renders, go, render) and renders.choice_holds(go):
+                return layout, variant
+    return None, thinking
