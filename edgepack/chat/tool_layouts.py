@@ -115,6 +115,10 @@ def _xml_calls(first_after_text: str, first: str, later: str) -> str:
 
 
 _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
+# GLM's calls: <arg_key>/<arg_value> pairs, a string value as it is, any other as JSON
+_GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
+              '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
+              f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}')
 
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
@@ -191,9 +195,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # pairs (a string value as it is, others as JSON), results after one <|observation|> per run
     ToolLayout("glm-4.7", ("<arg_key>", "<|observation|>", "<tool_response>"),
                '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value><arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>',
-               '{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
-               '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
-               f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}',
+               _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
                defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
@@ -225,6 +227,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
                f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
+    # Spark 2.5 (family template): each definition's function as JSON in the system block, right
+    # after the default prompt; calls as GLM writes them; results in one <|Tool|> turn per run
+    ToolLayout("spark-2.5", ("<|Tool|>", "<arg_key>", "<tool_response>", "tool.function | tojson"),
+               "## Tools\nYou have access to the following functions:\n<tools>"
+               f"{{{{ range $t := $.Tools }}}}\n{{{{ {PYJSON} (json $t.Function) }}}}{{{{ end }}}}\n</tools>",
+               _GLM_CALLS,
+               '{{ if ne $prevRole "tool" }}<｜start▁of▁sentence｜><|Tool|>{{ end }}<tool_response>{{ .Content }}'
+               '</tool_response>{{ if ne $nextRole "tool" }}<｜end▁of▁sentence｜>{{ end }}',
+               defs_at="family", family="spark"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
