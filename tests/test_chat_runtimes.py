@@ -434,7 +434,7 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Qwen3-Coder", "xml-qwen3-coder", "the Go TEMPLATE"),
     # a family's own template placing the layout's pieces
     ("moonshotai-Kimi-K2", "kimi-k2", "the Go TEMPLATE"), ("GLM-4.7-Flash", "glm-4.7", "the Go TEMPLATE"),
-    ("Spark2.5", "spark-2.5", "the Go TEMPLATE")])
+    ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a

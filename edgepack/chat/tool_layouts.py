@@ -236,6 +236,16 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                '{{ if ne $prevRole "tool" }}<｜start▁of▁sentence｜><|Tool|>{{ end }}<tool_response>{{ .Content }}'
                '</tool_response>{{ if ne $nextRole "tool" }}<｜end▁of▁sentence｜>{{ end }}',
                defs_at="family", family="spark"),
+    # Laguna S (family template): after the system text (a blank line between when there is
+    # any) each whole definition as JSON on a line; calls as GLM writes them; results one a turn
+    # (the newline after one as a Go string: the family template trims the text before its next action)
+    ToolLayout("laguna-s", ("<available_tools>", "All available function signatures are listed below:",
+                            '{{- "</available_tools>" -}}', "<arg_key>", "<tool_response>"),
+               '{{ if $sys }}\n\n{{ end }}### Tools\n\nYou may call functions to assist with the user query.\n'
+               "All available function signatures are listed below:\n<available_tools>\n"
+               + _each_tool("", "\n") + "</available_tools>",
+               _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
+               defs_at="family", family="laguna"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
