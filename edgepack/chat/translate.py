@@ -94,8 +94,22 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
         go_defines=gohelpers.defines([*trims.values(), *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
+        fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
+
+
+def _fixed_split(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[str, ...]) -> tuple[str, str] | None:
+    """The fixed header or preamble as two Go expressions, before and after the place of the tool
+    definitions (ToolLayout.header_defs_after, less header_defs_replace); None when the layout puts
+    them elsewhere or the text is not there."""
+    if tools is None or not tools.header_defs_after or tools.header_defs_after not in fixed_text:
+        return None
+    head, mark, tail = fixed_text.partition(tools.header_defs_after)
+    if not tail.startswith(tools.header_defs_replace):
+        return None
+    tail = tail[len(tools.header_defs_replace):]
+    return go_date_expression(head + mark, date_formats), go_date_expression(tail, date_formats)
 
 
 def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> str:
