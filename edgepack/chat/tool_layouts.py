@@ -130,6 +130,8 @@ _COHERE_COUNT = '{{ $n := "" }}{{ range $m := slice $.Messages 0 $i }}{{ range $
 # one that is not opens a turn, lists itself and the tool messages right after it, and adds their
 # ids to tool_ids_seen. Replayed for messages 0..$i: $flags has a "1" per message added to it
 # ($head: this run's turn is open), so message $i opens a turn exactly when the source's does.
+# Cost: every tool message replays the messages before it, cubic in the conversation's length; real
+# Go on this project's machine: 0.1 s for 100 messages (25 tool results), 0.8 s for 200 (50).
 _COHERE_SEEN = ('{{ $flags := "" }}{{ $head := false }}{{ $write := false }}{{ $pr := "" }}'
                 '{{ range $j, $m := $.Messages }}{{ if ne $pr "tool" }}{{ $head = false }}{{ end }}{{ $flag := "0" }}'
                 '{{ $w := false }}{{ if eq $m.Role "tool" }}{{ if $head }}{{ $flag = "1" }}{{ else }}{{ $in := false }}'
