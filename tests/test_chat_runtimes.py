@@ -434,11 +434,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Qwen3-Coder", "xml-qwen3-coder", "the Go TEMPLATE"),
     # a family's own template placing the layout's pieces
     ("moonshotai-Kimi-K2", "kimi-k2", "the Go TEMPLATE"), ("GLM-4.7-Flash", "glm-4.7", "the Go TEMPLATE"),
-    ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE"),
     # calls numbered across the conversation, results grouped as the source groups them (tool_ids_seen)
     ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command-r7b", "the Go TEMPLATE"),
-    ("Cohere2MoE", "cohere2", "the Go TEMPLATE")])
+    ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
+    ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a

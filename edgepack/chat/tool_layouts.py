@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import indent_name
+from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
+                                       cohere_result)
 from edgepack.errors import EdgepackError
 
 PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
@@ -125,50 +127,6 @@ _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
 _GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
               '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
               f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}')
-
-# Command R (R7B, Command A) calls: "x" for each call of the earlier messages, so `len $n` is the next call's number
-_COHERE_COUNT = '{{ $n := "" }}{{ range $m := slice $.Messages 0 $i }}{{ range $m.ToolCalls }}{{ $n = print $n "x" }}{{ end }}{{ end }}'
-# Its results. The source's loop: a tool message whose tool_call_id is in tool_ids_seen is skipped;
-# one that is not opens a turn, lists itself and the tool messages right after it, and adds their
-# ids to tool_ids_seen. Replayed for messages 0..$i: $flags has a "1" per message added to it
-# ($head: this run's turn is open), so message $i opens a turn exactly when the source's does.
-_COHERE_SEEN = ('{{ $flags := "" }}{{ $head := false }}{{ $write := false }}{{ $pr := "" }}'
-                '{{ range $j, $m := $.Messages }}{{ if ne $pr "tool" }}{{ $head = false }}{{ end }}{{ $flag := "0" }}'
-                '{{ $w := false }}{{ if eq $m.Role "tool" }}{{ if $head }}{{ $flag = "1" }}{{ else }}{{ $in := false }}'
-                '{{ range $k, $p := slice $.Messages 0 $j }}{{ if and (eq $p.Role "tool") (eq $p.ToolCallID $m.ToolCallID) '
-                '(eq (slice (slice $flags $k) 0 1) "1") }}{{ $in = true }}{{ end }}{{ end }}'
-                '{{ if not $in }}{{ $w = true }}{{ $head = true }}{{ end }}{{ end }}{{ end }}'
-                '{{ if eq $j $i }}{{ $write = $w }}{{ end }}{{ $flags = print $flags $flag }}{{ $pr = $m.Role }}{{ end }}')
-# tool_call_id_to_int: the number of the first call (over all messages) with the result's id
-_COHERE_ID = ('{{ $c := "" }}{{ $found := false }}{{ range $mm := $.Messages }}{{ range $mm.ToolCalls }}'
-              '{{ if and (not $found) (eq .ID $r.ToolCallID) }}{{ len $c }}{{ $found = true }}{{ end }}'
-              '{{ $c = print $c "x" }}{{ end }}{{ end }}')
-
-
-def _cohere_result(value: str) -> str:
-    """A Command R result turn when the source opens one: the run's results, each written by `value`
-    (Go text, $r: the tool message)."""
-    return (_COHERE_SEEN + '{{ if $write }}<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|><|START_TOOL_RESULT|>[\n'
-            '{{ $more := true }}{{ range $x, $r := slice $.Messages $i }}{{ if and $x (ne $r.Role "tool") }}'
-            '{{ $more = false }}{{ end }}{{ if $more }}{{ if $x }},\n{{ end }}    {\n        "tool_call_id": "'
-            + _COHERE_ID + '",\n        "results": {\n            "0": ' + value
-            + '\n        },\n        "is_error": null\n    }{{ end }}{{ end }}\n]<|END_TOOL_RESULT|><|END_OF_TURN_TOKEN|>{{ end }}')
-
-
-def _cohere_call_turn(thinking: str) -> str:
-    """A Command R call turn, `thinking` first; calls numbered across the conversation."""
-    return ('<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' + thinking + '<|START_ACTION|>[\n' + _COHERE_COUNT
-            + '{{ range $j, $c := .ToolCalls }}    {"tool_call_id": "{{ len $n }}", "tool_name": "{{ $c.Function.Name }}", '
-            f'"parameters": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}{{{{ if ne (len (slice $_.ToolCalls $j)) 1 }}}},'
-            '{{ end }}\n{{ $n = print $n "x" }}{{ end }}]<|END_ACTION|>')
-
-
-# Command R's definitions: the description as it is, the parameters as JSON, one a line
-_COHERE_DEFS = ('{{ range $k, $t := $.Tools }}    {"name": "{{ $t.Function.Name }}", "description": '
-                f'"{{{{ $t.Function.Description }}}}", "parameters": {{{{ {PYJSON} (json $t.Function.Parameters) }}}}, '
-                '"responses": null}{{ if ne (len (slice $.Tools $k)) 1 }},{{ end }}\n{{ end }}')
-# the thinking tags as string actions: Ollama infers no thinking capability from them (chat.capabilities)
-_COHERE_THINKING = '{{ "<|START_THINKING|>" }}{{ .Thinking }}{{ "<|END_THINKING|>" }}'
 
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
@@ -277,6 +235,43 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
                f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
+    # Spark 2.5 (family template): each definition's function as JSON in the system block, right
+    # after the default prompt; calls as GLM writes them; results in one <|Tool|> turn per run
+    ToolLayout("spark-2.5", ("<|Tool|>", "<arg_key>", "<tool_response>", "tool.function | tojson"),
+               "## Tools\nYou have access to the following functions:\n<tools>"
+               f"{{{{ range $t := $.Tools }}}}\n{{{{ {PYJSON} (json $t.Function) }}}}{{{{ end }}}}\n</tools>",
+               _GLM_CALLS,
+               '{{ if ne $prevRole "tool" }}<｜start▁of▁sentence｜><|Tool|>{{ end }}<tool_response>{{ .Content }}'
+               '</tool_response>{{ if ne $nextRole "tool" }}<｜end▁of▁sentence｜>{{ end }}',
+               defs_at="family", family="spark"),
+    # Laguna S (family template): after the system text (a blank line between when there is
+    # any) each whole definition as JSON on a line; calls as GLM writes them; results one a turn
+    # (the newline after one as a Go string: the family template trims the text before its next action)
+    ToolLayout("laguna-s", ("<available_tools>", "All available function signatures are listed below:",
+                            '{{- "</available_tools>" -}}', "<arg_key>", "<tool_response>"),
+               '{{ if $sys }}\n\n{{ end }}### Tools\n\nYou may call functions to assist with the user query.\n'
+               "All available function signatures are listed below:\n<available_tools>\n"
+               + _each_tool("", "\n") + "</available_tools>",
+               _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
+               defs_at="family", family="laguna"),
+    # Command R7B: the definitions inside the header preamble (description as it is, parameters as
+    # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
+    # one turn, each naming the number of the first call with its id. The source skips a result whose
+    # id an earlier run already listed (tool_ids_seen): cohere_result replays that choice.
+    ToolLayout("command-r7b", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_call_id_to_int", "tool_ids_seen",
+                               "## Available Tools"),
+               R7B_TOOL_USE + COHERE_DEFS + "]\n```\n\n",
+               "", cohere_result(f"{{{{ {PYJSON} (json $r.Content) }}}}"), defs_at="header",
+               header_defs_after="many more languages.\n", call_turn=cohere_call_turn(COHERE_THINKING),
+               call_turn_end="<|END_OF_TURN_TOKEN|>"),
+    # Command A (Cohere2 MoE): the definitions in the preamble's tool list (empty without tools),
+    # thinking in a call turn only when there is some, each result as {"content": ...}
+    ToolLayout("cohere2", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_ids_seen", "text_wrapper",
+                           "# Available Tools\n```json"),
+               COHERE_DEFS, "", cohere_result(f'{{"content": {{{{ {PYJSON} (json $r.Content) }}}}}}'),
+               defs_at="header", header_defs_after="# Available Tools\n```json\n[\n", header_defs_replace="\n",
+               call_turn=cohere_call_turn("{{ if .Thinking }}" + COHERE_THINKING + "{{ end }}"),
+               call_turn_end="<|END_OF_TURN_TOKEN|>"),
     # Tencent Hy3 (family template): definitions as tojson after the system text, calls as
     # <arg_key>/<arg_value> lines (a string value as it is, others as JSON), results in one
     # <tool_responses> block from the first result after a call turn to the next user/assistant turn
@@ -323,44 +318,6 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
                '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
                defs_at="family", family="solar", calls_replace_text=True),
-    # Spark 2.5 (family template): each definition's function as JSON in the system block, right
-    # after the default prompt; calls as GLM writes them; results in one <|Tool|> turn per run
-    ToolLayout("spark-2.5", ("<|Tool|>", "<arg_key>", "<tool_response>", "tool.function | tojson"),
-               "## Tools\nYou have access to the following functions:\n<tools>"
-               f"{{{{ range $t := $.Tools }}}}\n{{{{ {PYJSON} (json $t.Function) }}}}{{{{ end }}}}\n</tools>",
-               _GLM_CALLS,
-               '{{ if ne $prevRole "tool" }}<｜start▁of▁sentence｜><|Tool|>{{ end }}<tool_response>{{ .Content }}'
-               '</tool_response>{{ if ne $nextRole "tool" }}<｜end▁of▁sentence｜>{{ end }}',
-               defs_at="family", family="spark"),
-    # Laguna S (family template): after the system text (a blank line between when there is
-    # any) each whole definition as JSON on a line; calls as GLM writes them; results one a turn
-    # (the newline after one as a Go string: the family template trims the text before its next action)
-    ToolLayout("laguna-s", ("<available_tools>", "All available function signatures are listed below:",
-                            '{{- "</available_tools>" -}}', "<arg_key>", "<tool_response>"),
-               '{{ if $sys }}\n\n{{ end }}### Tools\n\nYou may call functions to assist with the user query.\n'
-               "All available function signatures are listed below:\n<available_tools>\n"
-               + _each_tool("", "\n") + "</available_tools>",
-               _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
-               defs_at="family", family="laguna"),
-    # Command R7B: the definitions inside the header preamble (description as it is, parameters as
-    # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
-    # one turn, each naming the number of the first call with its id. The source skips a result whose
-    # id an earlier run already listed (tool_ids_seen): _COHERE_RESULT replays that choice.
-    ToolLayout("command-r7b", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_call_id_to_int", "tool_ids_seen",
-                               "## Available Tools"),
-               '\nYou have been trained to have advanced reasoning and tool-use capabilities and you should make best use of these skills to serve user\'s requests.\n\n## Tool Use\nThink about how you can make best use of the provided tools to help with the task and come up with a high level plan that you will execute first.\n\n0. Start by writing <|START_THINKING|> followed by a detailed step by step plan of how you will solve the problem. For each step explain your thinking fully and give details of required tool calls (if needed). Unless specified otherwise, you write your plan in natural language. When you finish, close it out with <|END_THINKING|>.\n    You can optionally choose to skip this step when the user request is so straightforward to address that only a trivial plan would be needed.\n    NOTE: You MUST skip this step when you are directly responding to the user\'s request without using any tools.\n\nThen carry out your plan by repeatedly executing the following steps.\n1. Action: write <|START_ACTION|> followed by a list of JSON-formatted tool calls, with each one containing "tool_name" and "parameters" fields.\n    When there are multiple tool calls which are completely independent of each other (i.e. they can be executed in parallel), you should list them out all together in one step. When you finish, close it out with <|END_ACTION|>.\n2. Observation: you will then receive results of those tool calls in JSON format in the very next turn, wrapped around by <|START_TOOL_RESULT|> and <|END_TOOL_RESULT|>. Carefully observe those results and think about what to do next. Note that these results will be provided to you in a separate turn. NEVER hallucinate results.\n    Every tool call produces a list of results (when a tool call produces no result or a single result, it\'ll still get wrapped inside a list). Each result is clearly linked to its originating tool call via its "tool_call_id".\n3. Reflection: start the next turn by writing <|START_THINKING|> followed by what you\'ve figured out so far, any changes you need to make to your plan, and what you will do next. When you finish, close it out with <|END_THINKING|>.\n    You can optionally choose to skip this step when everything is going according to plan and no special pieces of information or reasoning chains need to be recorded.\n    NOTE: You MUST skip this step when you are done with tool-use actions and are ready to respond to the user.\n\nYou can repeat the above 3 steps multiple times (could be 0 times too if no suitable tool calls are available or needed), until you decide it\'s time to finally respond to the user.\n\n4. Response: then break out of the loop and write <|START_RESPONSE|> followed by a piece of text which serves as a response to the user\'s last request. Use all previous tool calls and results to help you when formulating your response. When you finish, close it out with <|END_RESPONSE|>.\n\n## Available Tools\nHere is the list of tools that you have available to you.\nYou can ONLY use the tools listed here. When a tool is not listed below, it is NOT available and you should NEVER attempt to use it.\nEach tool is represented as a JSON object with fields like "name", "description", "parameters" (per JSON Schema), and optionally, "responses" (per JSON Schema).\n\n```json\n[\n'
-               + _COHERE_DEFS + "]\n```\n\n",
-               "", _cohere_result(f"{{{{ {PYJSON} (json $r.Content) }}}}"), defs_at="header",
-               header_defs_after="many more languages.\n", call_turn=_cohere_call_turn(_COHERE_THINKING),
-               call_turn_end="<|END_OF_TURN_TOKEN|>"),
-    # Command A (Cohere2 MoE): the definitions in the preamble's tool list (empty without tools),
-    # thinking in a call turn only when there is some, each result as {"content": ...}
-    ToolLayout("cohere2", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_ids_seen", "text_wrapper",
-                           "# Available Tools\n```json"),
-               _COHERE_DEFS, "", _cohere_result(f'{{"content": {{{{ {PYJSON} (json $r.Content) }}}}}}'),
-               defs_at="header", header_defs_after="# Available Tools\n```json\n[\n", header_defs_replace="\n",
-               call_turn=_cohere_call_turn("{{ if .Thinking }}" + _COHERE_THINKING + "{{ end }}"),
-               call_turn_end="<|END_OF_TURN_TOKEN|>"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
