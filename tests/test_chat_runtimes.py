@@ -434,6 +434,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Qwen3-Coder", "xml-qwen3-coder", "the Go TEMPLATE"),
     # a family's own template placing the layout's pieces
     ("moonshotai-Kimi-K2", "kimi-k2", "the Go TEMPLATE"), ("GLM-4.7-Flash", "glm-4.7", "the Go TEMPLATE"),
+    ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE"),
+    # calls numbered across the conversation, results grouped as the source groups them (tool_ids_seen)
+    ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command-r7b", "the Go TEMPLATE"),
+    ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
+    ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
     ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
@@ -474,3 +479,30 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
         assert out != as_sent  # the request's own key order is not what reaches a template
     assert compared >= 5
     assert "Find <b> & " in outs[0] and "\\u003c" not in outs[0] and "\\u2028" not in outs[0]  # not Go's escapes
+
+
+@pytest.mark.parametrize("name", ["CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE"])
+def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_go(go_renderer, name):
+    """Command R7B and A number calls across the conversation and skip a tool message whose id an
+    earlier run of results already listed (its tool_ids_seen). Every probe id is "call12345": after
+    a run of two results the next run is skipped; after a run of one it is written. Real Go against
+    transformers, and the counts of result turns checked by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    weather = ToolCall("get_weather", {"city": "Rome"})
+    after_two = (*TOOL_CHOICE["tools/round_trip"], Message("assistant", "", tool_calls=(weather,)),
+                 Message("tool", "21 C", tool_name="get_weather"))
+    after_one = (Message("user", "Rome?"), Message("assistant", "", thinking="Ask the tool.", tool_calls=(weather,)),
+                 Message("tool", "21 C", tool_name="get_weather"), Message("user", "Again?"),
+                 Message("assistant", "", tool_calls=(weather,)), Message("tool", "22 C", tool_name="get_weather"))
+    outs = render_go_tools(go_renderer, report.go_template, [after_two, after_one], CHOICE_TOOLS)
+    for messages, out in zip((after_two, after_one), outs):
+        assert out == render_hf(template, template_messages(messages), tokens,
+                                tools=list(template_tool_values(CHOICE_TOOLS)))
+    assert [out.count("<|SYSTEM_TOKEN|><|START_TOOL_RESULT|>") for out in outs] == [1, 2]
+    assert '"tool_call_id": "2", "tool_name": "get_weather"' in outs[0] and "21 C" not in outs[0]
+    assert "<|START_THINKING|>Ask the tool.<|END_THINKING|><|START_ACTION|>" in outs[1]

@@ -9,12 +9,12 @@ import subprocess
 
 import pytest
 
-from edgepack.chat import gohelpers
+from edgepack.chat import gohelpers, gojson
 from edgepack.chat.conversations import Message, ToolCall, ollama_template_data, template_tool_values
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.errors import GoTemplateError
 
-PYJSON = '{{ if .Messages }}{{ end }}{{ template "ep.pyjson" (json .Value) }}' + "".join(gohelpers.JSON_HELPERS.values())
+PYJSON = '{{ if .Messages }}{{ end }}{{ template "ep.pyjson" (json .Value) }}' + "".join(gojson.JSON_HELPERS.values())
 # Characters each side writes differently or escapes: quotes, backslashes, HTML characters, the
 # line and paragraph separators, control characters (Go >= 1.22 writes \b and \f short, as Python).
 CHARS = ["a", "é", "日", "🙂", '"', "\\", "<", ">", "&", "\u2028", "\u2029", "\n", "\r", "\t", "\x00", "\x08",
@@ -145,7 +145,7 @@ def test_template_tool_values_are_what_a_go_template_writes():
 def test_indented_pyjson_writes_json_dumps_indent_in_real_go(go_renderer, width):
     """"ep.pyjson:N" (Jinja's tojson(indent=N)) in Go's real text/template equals json.dumps(indent=N);
     past its 15 levels Go stops with a template error, and so does the model (never wrong text)."""
-    name = gohelpers.indent_name(width)
+    name = gojson.indent_name(width)
     template = ('{{ if .Messages }}{{ end }}{{ template "' + name + '" (print "a" (json .Value)) }}'
                 + gohelpers.defines([name.removeprefix("ep.")]))
     too_deep = [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]

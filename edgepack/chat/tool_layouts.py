@@ -14,10 +14,14 @@ proof conversations say whether it holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
-from edgepack.chat.gohelpers import indent_name
+from edgepack.chat.formats import ChatFormat, ThinkingLayout
+from edgepack.chat.gojson import indent_name
+from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
+                                       cohere_result)
+from edgepack.errors import EdgepackError
 
 PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
 
@@ -36,6 +40,7 @@ class ToolLayout:
             system prompt), or first when there is none;
       defs_at "last_user": right before the last user turn;
       defs_at "first_user": at the start of the first user turn's text;
+      defs_at "header": inside the format's fixed header or preamble, right after header_defs_after;
       defs_at "family": where a family's own Go template (ChatFormat.go_file) writes them; such a
             layout names its family and is tried only for that family's rows.
     calls: written for an assistant message with tool calls (dot: the message), after its text, or
@@ -56,6 +61,9 @@ class ToolLayout:
     text_after_defs: bool = False
     calls_replace_text: bool = False
     call_turn: str = ""  # Go text for a whole assistant turn with calls, before its end (Qwen3-Coder)
+    call_turn_end: str | None = None  # the end of a call turn that is not the last message (None: the format's)
+    header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
+    header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
@@ -115,6 +123,10 @@ def _xml_calls(first_after_text: str, first: str, later: str) -> str:
 
 
 _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
+# GLM's calls: <arg_key>/<arg_value> pairs, a string value as it is, any other as JSON
+_GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
+              '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
+              f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}')
 # Seed-OSS's py_type of a property's type ($p.Type: a list, one name where the source has a string)
 _SEED_PY_TYPE = ('{{ if eq (len $p.Type) 1 }}{{ $y := index $p.Type 0 }}{{ if eq $y "string" }}str'
                  '{{ else if eq $y "number" "integer" }}int{{ else if eq $y "boolean" }}bool{{ else if eq $y "array" }}list'
@@ -195,9 +207,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # pairs (a string value as it is, others as JSON), results after one <|observation|> per run
     ToolLayout("glm-4.7", ("<arg_key>", "<|observation|>", "<tool_response>"),
                '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value><arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>',
-               '{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
-               '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
-               f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}',
+               _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
                defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
@@ -229,6 +239,89 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
                f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
+    # Spark 2.5 (family template): each definition's function as JSON in the system block, right
+    # after the default prompt; calls as GLM writes them; results in one <|Tool|> turn per run
+    ToolLayout("spark-2.5", ("<|Tool|>", "<arg_key>", "<tool_response>", "tool.function | tojson"),
+               "## Tools\nYou have access to the following functions:\n<tools>"
+               f"{{{{ range $t := $.Tools }}}}\n{{{{ {PYJSON} (json $t.Function) }}}}{{{{ end }}}}\n</tools>",
+               _GLM_CALLS,
+               '{{ if ne $prevRole "tool" }}<｜start▁of▁sentence｜><|Tool|>{{ end }}<tool_response>{{ .Content }}'
+               '</tool_response>{{ if ne $nextRole "tool" }}<｜end▁of▁sentence｜>{{ end }}',
+               defs_at="family", family="spark"),
+    # Laguna S (family template): after the system text (a blank line between when there is
+    # any) each whole definition as JSON on a line; calls as GLM writes them; results one a turn
+    # (the newline after one as a Go string: the family template trims the text before its next action)
+    ToolLayout("laguna-s", ("<available_tools>", "All available function signatures are listed below:",
+                            '{{- "</available_tools>" -}}', "<arg_key>", "<tool_response>"),
+               '{{ if $sys }}\n\n{{ end }}### Tools\n\nYou may call functions to assist with the user query.\n'
+               "All available function signatures are listed below:\n<available_tools>\n"
+               + _each_tool("", "\n") + "</available_tools>",
+               _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
+               defs_at="family", family="laguna"),
+    # Command R7B: the definitions inside the header preamble (description as it is, parameters as
+    # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
+    # one turn, each naming the number of the first call with its id. The source skips a result whose
+    # id an earlier run already listed (tool_ids_seen): cohere_result replays that choice.
+    ToolLayout("command-r7b", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_call_id_to_int", "tool_ids_seen",
+                               "## Available Tools"),
+               R7B_TOOL_USE + COHERE_DEFS + "]\n```\n\n",
+               "", cohere_result(f"{{{{ {PYJSON} (json $r.Content) }}}}"), defs_at="header",
+               header_defs_after="many more languages.\n", call_turn=cohere_call_turn(COHERE_THINKING),
+               call_turn_end="<|END_OF_TURN_TOKEN|>"),
+    # Command A (Cohere2 MoE): the definitions in the preamble's tool list (empty without tools),
+    # thinking in a call turn only when there is some, each result as {"content": ...}
+    ToolLayout("cohere2", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_ids_seen", "text_wrapper",
+                           "# Available Tools\n```json"),
+               COHERE_DEFS, "", cohere_result(f'{{"content": {{{{ {PYJSON} (json $r.Content) }}}}}}'),
+               defs_at="header", header_defs_after="# Available Tools\n```json\n[\n", header_defs_replace="\n",
+               call_turn=cohere_call_turn("{{ if .Thinking }}" + COHERE_THINKING + "{{ end }}"),
+               call_turn_end="<|END_OF_TURN_TOKEN|>"),
+    # Tencent Hy3 (family template): definitions as tojson after the system text, calls as
+    # <arg_key>/<arg_value> lines (a string value as it is, others as JSON), results in one
+    # <tool_responses> block from the first result after a call turn to the next user/assistant turn
+    ToolLayout("hy3", ("'<tool_calls{}>'.format(HYTK)", "argvalue_begin_token", "toolresponses_begin_token"),
+               "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+               "function signatures within <tools></tools> XML tags:\n<tools>\n" + _each_tool("", between="\n")
+               + "\n</tools>\n\nFor function call returns, you should first print <tool_calls:opensource>\nFor each "
+               "function call, you should return object like:\n<tool_call:opensource>{function-name}<tool_sep:opensource>\n"
+               "<arg_key:opensource>{arg-key-1}</arg_key:opensource>\n<arg_value:opensource>{arg-value-1}</arg_value:opensource>\n"
+               "<arg_key:opensource>{arg-key-2}</arg_key:opensource>\n<arg_value:opensource>{arg-value-2}</arg_value:opensource>\n"
+               "...\n</tool_call:opensource>\nAt the end of function call returns, you should print </tool_calls:opensource>"
+               "<｜reasoning_mode:opensource｜>reasoning_effort:{{ $effort }}",
+               "<tool_calls:opensource>\n{{ range $c := .ToolCalls }}<tool_call:opensource>{{ $c.Function.Name }}"
+               "<tool_sep:opensource>\n{{ range $k, $v := $c.Function.Arguments }}<arg_key:opensource>{{ $k }}"
+               '</arg_key:opensource>\n<arg_value:opensource>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
+               f"{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value:opensource>\n{{{{ end }}}}</tool_call:opensource>\n"
+               "{{ end }}</tool_calls:opensource>",
+               # the block opens at the first result since the start or the last call turn
+               '{{ $first := true }}{{ range $m := slice $.Messages 0 $i }}{{ if and (eq $m.Role "assistant") $m.ToolCalls }}'
+               '{{ $first = true }}{{ else if eq $m.Role "tool" }}{{ $first = false }}{{ end }}{{ end }}'
+               "{{ if $first }}<tool_responses:opensource>\n{{ end }}<tool_response:opensource>\n{{ .Content }}\n"
+               "</tool_response:opensource>\n",
+               defs_at="family", family="hy"),
+    # Solar Open (family template): each definition's function as tojson in the system turn; a
+    # call turn is its calls (the text left out); a result names every call whose id it answers
+    ToolLayout("solar-open", ("<|tool_call:begin|>", "<|tool_response:begin|>", "get_tool_name"),
+               "\n\n## Tools\n\n### Tool Call Instruction\nYou may invoke one or more tools to assist with the user's query. "
+               "Available tools are provided in JSON Schema format: <|tools:begin|><|tool:begin|><tools-json-object>"
+               "<|tool:end|>...<|tools:end|>\n\n### Available Tools\n<|tools:begin|>"
+               f"{{{{ range $t := $.Tools }}}}<|tool:begin|>{{{{ {PYJSON} (json $t.Function) }}}}<|tool:end|>{{{{ end }}}}"
+               "<|tools:end|>\n\n### Tool Call Format\nFor each tool call, return a JSON object with the following "
+               "structure, enclosed within <|tool_call:begin|> and <|tool_call:end|> tags: \n<|tool_call:begin|>"
+               "<tool-call-id><|tool_call:name|><tool-name><|tool_call:args|><args-json-object><|tool_call:end|>\n"
+               "- The <tool-call-id> must be a randomly generated string consisting of 10 lowercase letters (a-z) "
+               "and/or digits (0-9) (e.g., a1b2c3d4e5)\n\n### Tool Response Format\nEach tool is responded by `tool` "
+               "with the following structure:\n<|tool_response:id|><tool-call-id><|tool_response:name|><tool-name>"
+               "<|tool_response:result|><results><|tool_response:end|>\n- Ensure the <tool-call-id> matches the "
+               "corresponding tool call",
+               "<|begin|>assistant<|tool_calls|>{{ range $c := .ToolCalls }}<|tool_call:begin|>{{ $c.ID }}"
+               "<|tool_call:name|>{{ $c.Function.Name }}<|tool_call:args|>"
+               f"{{{{ {PYJSON} (json $c.Function.Arguments) }}}}<|tool_call:end|>{{{{ end }}}}<|calls|>",
+               '{{ if ne $prevRole "tool" }}<|begin|>tool<|tool_response|>{{ end }}<|tool_response:begin|>'
+               "{{ .ToolCallID }}<|tool_response:name|>{{ $id := .ToolCallID }}{{ range $m := $.Messages }}"
+               "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
+               '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
+               defs_at="family", family="solar", calls_replace_text=True),
     # MiniMax M2 (family template): each definition's function as tojson in <tool> lines at the end
     # of the system turn; calls as <invoke> blocks after the text (a string value as it is, others
     # as JSON); results as <response> lines in one ]~b]tool turn per run of tool messages
@@ -305,3 +398,42 @@ CHOICE_TOOLS = (WEATHER_TOOL, SECOND_TOOL)
 
 def candidate_layouts(chat_template: str) -> list[ToolLayout]:
     return [layout for layout in LAYOUTS if all(m in chat_template for m in layout.markers)]
+
+
+def tools_hold(renders, go_template: str, render) -> bool:
+    """Whether `go_template` renders every TOOL_CHOICE conversation the source renders (`renders`:
+    chat.translate.SourceRenders; `render`: its Go renderer), exactly, and the source renders at
+    least one with tool calls and results (else nothing proves them: Kimi K2 Instruct's queue of
+    call ids uses list.append, which transformers' sandbox refuses)."""
+    round_trips = 0
+    for name, messages in TOOL_CHOICE.items():
+        want = renders.expected(name)
+        if want is None:
+            continue
+        try:
+            if render(go_template, messages, tools=CHOICE_TOOLS) != want:
+                return False
+        except EdgepackError:  # the Go model refuses the text or the source refused the rest
+            return False
+        round_trips += any(m.role == "tool" for m in messages)
+    return round_trips > 0
+
+
+def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, render,
+                  build) -> tuple[ToolLayout | None, ThinkingLayout | None]:
+    """The first candidate layout under which the TEMPLATE (`build(layout, thinking)`) renders the
+    tool conversations and still every choice conversation exactly, with the thinking layout (which
+    tool-call turns may show more of: empty_after_last_user); (None, thinking) if none does."""
+    variants = [thinking]
+    if thinking and thinking.kept == "after_last_user":
+        variants.append(replace(thinking, empty_after_last_user=True))
+    for layout in renders.tool_layouts:
+        if (layout.defs_at == "family") != bool(fmt.go_file) or layout.family and layout.family != fmt.family:
+            continue  # a family's own template places its own layout's pieces
+        if layout.defs_at == "system" and fmt.system != "turn":
+            continue  # the definitions go in a system turn of their own
+        for variant in variants:
+            go = build(layout, variant)
+            if tools_hold(renders, go, render) and renders.choice_holds(go):
+                return layout, variant
+    return None, thinking

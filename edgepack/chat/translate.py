@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import jinja2
@@ -28,9 +28,9 @@ from edgepack.chat.dates import date_prologue, go_date_expression, source_date_f
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
-from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, ToolLayout, candidate_layouts
+from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, ToolLayout, candidate_layouts, choose_layout
 from edgepack.chat import gohelpers
-from edgepack.errors import ChatTemplateError, GoTemplateError
+from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
 
 
@@ -94,8 +94,22 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
         go_defines=gohelpers.defines([*trims.values(), *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
+        fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
+
+
+def _fixed_split(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[str, ...]) -> tuple[str, str] | None:
+    """The fixed header or preamble as two Go expressions, before and after the place of the tool
+    definitions (ToolLayout.header_defs_after, less header_defs_replace); None when the layout puts
+    them elsewhere or the text is not there."""
+    if tools is None or not tools.header_defs_after or tools.header_defs_after not in fixed_text:
+        return None
+    head, mark, tail = fixed_text.partition(tools.header_defs_after)
+    if not tail.startswith(tools.header_defs_replace):
+        return None
+    tail = tail[len(tools.header_defs_replace):]
+    return go_date_expression(head + mark, date_formats), go_date_expression(tail, date_formats)
 
 
 def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> str:
@@ -208,23 +222,6 @@ class SourceRenders:
             if want is not None and render_ollama(go_template, CHOICE_PROBES[name], think=_choice_think(name)) != want:
                 return False
         return True
-
-    def tools_hold(self, go_template: str) -> bool:
-        """Whether `go_template` renders every tool conversation the template renders, exactly,
-        and the template renders at least one with tool calls and results (else nothing proves them:
-        Kimi K2 Instruct's queue of call ids uses list.append, which transformers' sandbox refuses)."""
-        round_trips = 0
-        for name, messages in TOOL_CHOICE.items():
-            want = self.expected(name)
-            if want is None:
-                continue
-            try:
-                if render_ollama(go_template, messages, tools=CHOICE_TOOLS) != want:
-                    return False
-            except (GoTemplateError, ChatTemplateError):
-                return False
-            round_trips += any(m.role == "tool" for m in messages)
-        return round_trips > 0
 
     def expected(self, name: str) -> str | None:
         """The HF rendering Ollama must reproduce (None: the template refuses this conversation)."""
@@ -402,7 +399,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         trims = find_edits(renders, render_ollama, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
-        tools, thinking = _tool_layout(renders, concrete, thinking, lambda layout, thinking: go_template_for(
+        tools, thinking = choose_layout(renders, concrete, thinking, render_ollama, lambda layout, thinking: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=trims, tools=layout))
         if leading or (thinking and not tags) or trims or tools:
@@ -431,26 +428,6 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             "translation of it (tools, content rewriting or another variant)"
         )
     raise ChatTemplateError("the chat template matches none of the families edgepack can translate")
-
-
-def _tool_layout(renders: SourceRenders, fmt: ChatFormat, thinking: ThinkingLayout | None,
-                 build) -> tuple[ToolLayout | None, ThinkingLayout | None]:
-    """The first tool layout under which the TEMPLATE (`build(layout, thinking)`) renders the tool
-    conversations and still every choice conversation exactly, with the thinking layout (which
-    tool-call turns may show more of: empty_after_last_user); (None, thinking) if none does."""
-    variants = [thinking]
-    if thinking and thinking.kept == "after_last_user":
-        variants.append(replace(thinking, empty_after_last_user=True))
-    for layout in renders.tool_layouts:
-        if (layout.defs_at == "family") != bool(fmt.go_file) or layout.family and layout.family != fmt.family:
-            continue  # a family's own template places its own layout's pieces
-        if layout.defs_at == "system" and fmt.system != "turn":
-            continue  # the definitions go in a system turn of their own
-        for variant in variants:
-            go = build(layout, variant)
-            if renders.tools_hold(go) and renders.choice_holds(go):
-                return layout, variant
-    return None, thinking
 
 
 def _family_thinking(renders: SourceRenders, fmt: ChatFormat, fixed) -> None | bool:

@@ -1,0 +1,246 @@
+"""Go template helpers that write JSON as Jinja's `tojson` does, for Ollama TEMPLATEs with tools.
+
+Ollama's only JSON function is `json` (Go's json.Marshal: compact, `<`, `>`, `&`, U+2028 and
+U+2029 escaped); chat templates write `tojson` (Python's json.dumps with ensure_ascii=False:
+", " and ": ", those characters as they are; some with indent=N). Go's text/template has no string
+functions, so, as in edgepack.chat.gohelpers, these are named templates that walk the text byte by
+byte with `slice`, `eq` and recursion. Hand-written because nothing else runs inside a TEMPLATE.
+tests/test_go_json.py runs each in Go's real text/template against Python's json.dumps.
+"""
+
+from __future__ import annotations
+
+import json
+
+# ----------------------------------------------------------------- Python's JSON from Go's
+# Jinja's `tojson` in transformers is json.dumps(value, ensure_ascii=False): ", " and ": " between
+# items, and <, >, & and U+2028/U+2029 written as they are. Ollama's `json` is Go's json.Marshal:
+# compact, and those five escaped as \u003c, \u003e, \u0026, \u2028, \u2029. "ep.pyjson" writes
+# Go's output the Python way, byte by byte: outside strings a space after each , and :, inside
+# strings the five escapes undone; everything else (the other escapes, which both languages write
+# alike) is copied. "ep.pyjson" is the state outside a string, "ep.pyjson.s" inside one; a plain
+# run inside a string is copied up to 8 bytes per call, so Go's 100,000 calls allow about
+# 100 KB of JSON per call site (each tool is written by its own call). Numbers are Go's: a
+# float that is a whole number is written 18, where Python writes 18.0.
+PYJSON = "ep.pyjson"
+_PYJSON_IN = "ep.pyjson.s"
+_RUN = 8
+_UNESCAPE = {"\\u003c": "<", "\\u003e": ">", "\\u0026": "&", "\\u2028": "\u2028", "\\u2029": "\u2029"}
+
+
+def _pyjson_texts() -> dict[str, str]:
+    out = ('{{- define "ep.pyjson" }}{{ if . }}{{ $c := slice . 0 1 }}'
+           '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}{{ $c }}{{ end }}'
+           '{{ if eq $c "\\"" }}{{ template "ep.pyjson.s" (slice . 1) }}{{ else }}{{ template "ep.pyjson" (slice . 1) }}'
+           '{{ end }}{{ end }}{{ end }}')
+    run = ["{{ $n := 0 }}{{ $stop := false }}"]
+    for k in range(_RUN):  # flat ifs: the length of the plain run at the start, up to 8 bytes
+        run.append(f'{{{{ if and (not $stop) (gt (len .) {k}) (not (eq (slice . {k} {k + 1}) "\\"" "\\\\")) }}}}'
+                   f'{{{{ $n = {k + 1} }}}}{{{{ else }}}}{{{{ $stop = true }}}}{{{{ end }}}}')
+    unescape = "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
+                       for esc, char in _UNESCAPE.items())
+    inside = ('{{- define "ep.pyjson.s" }}{{ if . }}' + "".join(run)
+              + '{{ if $n }}{{ slice . 0 $n }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}'
+              + '{{ if not $n }}{{ $c := slice . 0 1 }}'
+              + '{{ if eq $c "\\"" }}"{{ template "ep.pyjson" (slice . 1) }}{{ end }}'
+              + '{{ if and (eq $c "\\\\") (ge (len .) 2) }}{{ $n = 2 }}{{ $e := slice . 0 2 }}'
+              + '{{ if ge (len .) 6 }}{{ $u := slice . 0 6 }}' + unescape + '{{ end }}'
+              + '{{ $e }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}{{ end }}{{ end }}{{ end }}')
+    return {PYJSON: out, _PYJSON_IN: inside}
+
+
+def _pyjson_walk(text: str) -> tuple[str, int]:
+    """What "ep.pyjson" writes for `text` (Go's compact JSON) and how many calls it nests."""
+    out: list[str] = []
+    i, calls, inside = 0, 1, False
+    while i < len(text):
+        c = text[i]
+        if not inside:
+            out.append(", " if c == "," else ": " if c == ":" else c)
+            inside = c == '"'
+            i += 1
+        else:
+            run = 0
+            while run < _RUN and i + run < len(text) and text[i + run] not in '"\\':
+                run += 1
+            if run:
+                out.append(text[i:i + run])
+                i += run
+            elif c == '"':
+                out.append(c)
+                inside = False
+                i += 1
+            elif i + 1 < len(text):  # a backslash escape
+                n = 6 if text[i:i + 6] in _UNESCAPE else 2
+                out.append(_UNESCAPE.get(text[i:i + 6], text[i:i + 2]))
+                i += n
+            else:
+                break  # a lone backslash at the end: Go writes nothing more
+        calls += 1
+    return "".join(out), calls
+
+
+def pyjson(text: str) -> str:
+    """Python's json.dumps(value, ensure_ascii=False) from Go's json.Marshal(value)."""
+    return _pyjson_walk(text)[0]
+
+
+JSON_HELPERS = _pyjson_texts()
+
+
+# ----------------------------------------------------------------- indented JSON, as tojson(indent=N)
+# "ep.pyjson:<N>" writes Go's compact JSON as json.dumps(value, indent=N, ensure_ascii=False):
+# a newline and the indentation after each opening bracket and comma, before each closing one,
+# ": " after keys, empty objects and lists kept as {} and []. The depth travels as one letter in
+# front of the text (a for 0 ... p for 15: Go templates have no arithmetic, so each letter maps
+# to the next and the previous by a flat list of ifs); deeper than 15 levels the helper stops
+# with a template error (an index out of range) rather than write wrong text. One call per byte.
+_INDENT = "ep.pyjson:"
+_DEPTHS = "abcdefghijklmnop"
+
+
+def indent_name(width: int) -> str:
+    if not 0 < width <= 8:
+        raise ValueError(f"indent {width} is not supported")
+    return f"{_INDENT}{width}"
+
+
+def _indent_texts(name: str) -> dict[str, str]:
+    width = int(name[len(_INDENT):])
+    quoted, inside = json.dumps(name), json.dumps(name + ".s")
+    levels = []
+    for k, d in enumerate(_DEPTHS):  # per depth: the next letters and the indentations around it
+        up = _DEPTHS[k + 1] if k + 1 < len(_DEPTHS) else ""
+        down = _DEPTHS[k - 1] if k else ""
+        levels.append(f'{{{{ if eq $d "{d}" }}}}{{{{ $up = "{up}" }}}}{{{{ $down = "{down}" }}}}'
+                      f'{{{{ $here = {json.dumps(" " * width * k)} }}}}{{{{ $in = {json.dumps(" " * width * (k + 1))} }}}}'
+                      f'{{{{ $out = {json.dumps(" " * width * max(k - 1, 0))} }}}}{{{{ end }}}}')
+    out = (f'{{{{- define {quoted} }}}}{{{{ $d := slice . 0 1 }}}}{{{{ $s := slice . 1 }}}}{{{{ if $s }}}}{{{{ $c := slice $s 0 1 }}}}'
+           '{{ $up := "" }}{{ $down := "" }}{{ $here := "" }}{{ $in := "" }}{{ $out := "" }}' + "".join(levels)
+           + '{{ $empty := and (ge (len $s) 2) (eq (slice $s 0 2) "{}" "[]") }}'
+           + f'{{{{ if $empty }}}}{{{{ slice $s 0 2 }}}}{{{{ template {quoted} (print $d (slice $s 2)) }}}}{{{{ end }}}}'
+           + '{{ if and (not $empty) (eq $c "{" "[") }}{{ if not $up }}{{ index "" 1 }}{{ end }}'
+           + f'{{{{ $c }}}}\n{{{{ $in }}}}{{{{ template {quoted} (print $up (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c "}}" "]" }}}}\n{{{{ $out }}}}{{{{ $c }}}}{{{{ template {quoted} (print $down (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c "," }}}},\n{{{{ $here }}}}{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c ":" }}}}: {{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if eq $c "\\"" }}}}"{{{{ template {inside} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+           + f'{{{{ if not (or $empty (eq $c "{{" "[" "}}" "]" "," ":" "\\"")) }}}}{{{{ $c }}}}'
+           + f'{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
+    unescape = "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
+                       for esc, char in _UNESCAPE.items())
+    string = (f'{{{{- define {inside} }}}}{{{{ $d := slice . 0 1 }}}}{{{{ $s := slice . 1 }}}}{{{{ if $s }}}}'
+              '{{ $c := slice $s 0 1 }}'
+              f'{{{{ if eq $c "\\"" }}}}"{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+              '{{ if not (eq $c "\\"" "\\\\") }}{{ $c }}'
+              f'{{{{ template {inside} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
+              '{{ if and (eq $c "\\\\") (ge (len $s) 2) }}{{ $n := 2 }}{{ $e := slice $s 0 2 }}'
+              '{{ if ge (len $s) 6 }}{{ $u := slice $s 0 6 }}' + unescape + '{{ end }}'
+              f'{{{{ $e }}}}{{{{ template {inside} (print $d (slice $s $n)) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
+    return {name: out, name + ".s": string}
+
+
+def _indent_walk(width: int, text: str) -> tuple[str, int]:
+    """What "ep.pyjson:<width>" writes for `text` (a depth letter, then Go's compact JSON) and how
+    many calls it nests; ValueError where the Go text stops with an error (too deep)."""
+    if not text or text[0] not in _DEPTHS:
+        raise ValueError("the text does not start with a depth letter")
+    out: list[str] = []
+    i, calls, depth, inside = 1, 1, _DEPTHS.index(text[0]), False
+    while i < len(text):
+        c = text[i]
+        if inside:
+            if c == '"':
+                out.append(c)
+                inside = False
+                i += 1
+            elif c == "\\":
+                if i + 1 >= len(text):
+                    break
+                n = 6 if text[i:i + 6] in _UNESCAPE else 2
+                out.append(_UNESCAPE.get(text[i:i + 6], text[i:i + 2]))
+                i += n
+            else:
+                out.append(c)
+                i += 1
+        elif text[i:i + 2] in ("{}", "[]"):
+            out.append(text[i:i + 2])
+            i += 2
+        elif c in "{[":
+            if depth + 1 >= len(_DEPTHS):
+                raise ValueError("JSON nested deeper than the helper follows")
+            depth += 1
+            out.append(c + "\n" + " " * width * depth)
+            i += 1
+        elif c in "}]":
+            depth -= 1
+            out.append("\n" + " " * width * max(depth, 0) + c)
+            i += 1
+        elif c == ",":
+            out.append(",\n" + " " * width * depth)
+            i += 1
+        elif c == ":":
+            out.append(": ")
+            i += 1
+        else:
+            out.append(c)
+            inside = c == '"'
+            i += 1
+        calls += 1
+    return "".join(out), calls
+
+
+def _indent_native(name: str):
+    width = int(name[len(_INDENT):])
+
+    def run(text: str) -> str:
+        try:
+            return _indent_walk(width, text)[0]
+        except ValueError as exc:
+            from edgepack.errors import GoTemplateError
+            raise GoTemplateError(f"template: {name}: error calling index: {exc}") from None
+    return run
+
+
+# ----------------------------------------------------------------- what edgepack.chat.gohelpers asks
+
+def is_json_helper(name: str) -> bool:
+    return name in JSON_HELPERS or name.startswith(_INDENT)
+
+
+def text_of(name: str) -> str | None:
+    if name in JSON_HELPERS:
+        return JSON_HELPERS[name]
+    base = name.removesuffix(".s")
+    try:
+        if indent_name(int(base[len(_INDENT):])) != base:
+            return None
+    except ValueError:
+        return None
+    return _indent_texts(base)[name]
+
+
+def native_of(name: str):
+    """The Python function the helper is proven equal to (None for the in-string halves, which
+    only their own helper calls)."""
+    if name == PYJSON:
+        return pyjson
+    if name == _PYJSON_IN or name.endswith(".s"):
+        return None
+    return _indent_native(name)
+
+
+def needs(name: str) -> tuple[str, ...]:
+    base = name.removesuffix(".s")
+    if base == PYJSON:
+        return (_PYJSON_IN,) if name == base else (PYJSON,)
+    return (base + ".s",) if name == base else (base,)
+
+
+def depth(name: str, value: str) -> int:
+    if name == PYJSON:
+        return _pyjson_walk(value)[1]
+    try:
+        return _indent_walk(int(name[len(_INDENT):]), value)[1]
+    except ValueError:
+        return 1  # the helper itself stops with a template error
