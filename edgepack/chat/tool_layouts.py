@@ -21,6 +21,8 @@ from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import indent_name
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
+from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
 PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
@@ -127,10 +129,6 @@ _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
 _GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
               '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
               f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}')
-# Seed-OSS's py_type of a property's type ($p.Type: a list, one name where the source has a string)
-_SEED_PY_TYPE = ('{{ if eq (len $p.Type) 1 }}{{ $y := index $p.Type 0 }}{{ if eq $y "string" }}str'
-                 '{{ else if eq $y "number" "integer" }}int{{ else if eq $y "boolean" }}bool{{ else if eq $y "array" }}list'
-                 '{{ else }}Any{{ end }}{{ else }}Any{{ end }}')
 
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
@@ -322,55 +320,19 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
                '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
                defs_at="family", family="solar", calls_replace_text=True),
-    # MiniMax M2 (family template): each definition's function as tojson in <tool> lines at the end
-    # of the system turn; calls as <invoke> blocks after the text (a string value as it is, others
-    # as JSON); results as <response> lines in one ]~b]tool turn per run of tool messages
+    # MiniMax M2, M1, Seed-OSS (family templates; Go text in chat.tool_minimax and chat.tool_seed).
+    # M2: definitions at the end of the system turn, calls after the text, results in ]~b]tool turns
     ToolLayout("minimax-m2", ("<minimax:tool_call>", "render_tool_namespace", "]~b]tool", "<invoke name="),
-               "\n\n# Tools\nYou may call one or more tools to assist with the user query.\nHere are the tools available in "
-               "JSONSchema format:\n\n<tools>\n{{ range $t := $.Tools }}<tool>"
-               f"{{{{ {PYJSON} (json $t.Function) }}}}</tool>\n{{{{ end }}}}</tools>\n\n"
-               "When making tool calls, use XML format to invoke tools and pass parameters:\n\n<minimax:tool_call>\n"
-               '<invoke name="tool-name-1">\n<parameter name="param-key-1">param-value-1</parameter>\n'
-               '<parameter name="param-key-2">param-value-2</parameter>\n...\n</invoke>\n</minimax:tool_call>',
-               '\n<minimax:tool_call>\n{{ range $c := .ToolCalls }}<invoke name="{{ $c.Function.Name }}">\n'
-               '{{ range $k, $v := $c.Function.Arguments }}<parameter name="{{ $k }}">{{ if eq (printf "%T" $v) "string" }}'
-               f'{{{{ $v }}}}{{{{ else }}}}{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</parameter>\n{{{{ end }}}}</invoke>\n{{{{ end }}}}'
-               "</minimax:tool_call>",
-               '{{ if ne $prevRole "tool" }}]~b]tool{{ end }}\n<response>{{ .Content }}</response>'
-               '{{ if ne $nextRole "tool" }}[e~[\n{{ end }}', defs_at="family", family="minimax"),
-    # MiniMax M1 (family template): a system turn of definitions (each tool as tojson on a line)
-    # after the first system turn; a turn with calls is its calls, one JSON object a line, in
-    # place of its text; each result in a tool turn of its own
+               M2_DEFS, M2_CALLS, M2_RESULT, defs_at="family", family="minimax"),
+    # M1: a system turn of definitions after the first one, calls in place of the text, tool turns
     ToolLayout("minimax-m1", ("tool_setting=tools", "<tool_calls>", "tool result: "),
-               "<beginning_of_sentence>system tool_setting=tools\nYou are provided with these tools:\n<tools>\n"
-               + _each_tool("", "\n") + "</tools>\n\nIf you need to call tools, please respond with <tool_calls></tool_calls> "
-               "XML tags, and provide tool-name and json-object of arguments, following the format below:\n<tool_calls>\n"
-               '{"name": <tool-name>, "arguments": <args-json-object>}\n...\n</tool_calls><end_of_sentence>\n',
-               '<tool_calls>\n{{ range $c := .ToolCalls }}{"name": "{{ $c.Function.Name }}", "arguments": '
-               f'{{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n{{{{ end }}}}</tool_calls>',
-               '<beginning_of_sentence>tool name=tools\ntool result: {{ .Content }}\n\n<end_of_sentence>{{ "\\n" }}',
+               M1_DEFS_HEAD + _each_tool("", "\n") + M1_DEFS_TAIL, M1_CALLS, M1_RESULT,
                defs_at="family", family="minimax", calls_replace_text=True),
-    # ByteDance Seed-OSS (family template): each definition as a Python function with a docstring
-    # (types as py_type maps them, [必填]/[选填] for required/optional) in the first system turn,
-    # or in one of its own led by "You are Doubao"; calls as <seed:tool_call> XML after the text,
-    # a value that is not a string as Jinja's `value | string` (Python's str(): chat.gopystr);
-    # results in tool turns.
+    # Seed-OSS: definitions as Python functions ending the first system turn, or a Doubao system
+    # turn of their own; calls after the text; results in tool turns
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
-               '{{ range $t := $.Tools }}{{ if eq $t.Type "function" }}\n\nFunction:\ndef {{ $t.Function.Name }}('
-               '{{ $n := "" }}{{ range $k, $p := $t.Function.Parameters.Properties }}{{ if $n }},{{ end }}{{ $n = "," }}'
-               '{{ $k }}: ' + _SEED_PY_TYPE + '{{ end }}):\n    """\n    {{ template "ep.strip" $t.Function.Description }}\n\n'
-               '{{ if $t.Function.Parameters.Properties }}    Args:{{ range $k, $p := $t.Function.Parameters.Properties }}'
-               '\n    - {{ $k }} (' + _SEED_PY_TYPE + '){{ $req := false }}{{ range $r := $t.Function.Parameters.Required }}'
-               '{{ if eq $r $k }}{{ $req = true }}{{ end }}{{ end }}{{ if $req }} [必填]{{ else }} [选填]{{ end }}: '
-               '{{ $p.Description }}{{ end }}\n{{ end }}\n    """{{ end }}{{ end }}\n'
-               "工具调用请遵循如下格式:\n<seed:tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>value_1</parameter>\n<parameter=example_parameter_2>This is the value for the second parameter\nthat can span\nmultiple lines</parameter>\n</function>\n</seed:tool_call>\n",
-               "{{ range $c := .ToolCalls }}\n<seed:tool_call>\n<function={{ $c.Function.Name }}>\n"
-               "{{ range $k, $v := $c.Function.Arguments }}<parameter={{ $k }}>{{ if eq (printf \"%T\" $v) \"string\" }}{{ $v }}"
-               '{{ else }}{{ template "ep.pystr" $v }}{{ end }}</parameter>\n{{ end }}'
-               "</function>\n</seed:tool_call>{{ end }}",
-               "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
-               no_system_lead="You are Doubao, a helpful AI assistant. You may call one or more functions to assist with the user query.",
-               helpers=("strip", "pystr")),
+               SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
+               no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
