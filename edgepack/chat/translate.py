@@ -1,7 +1,7 @@
 """Translate a Hugging Face chat template (Jinja) into an Ollama TEMPLATE (Go text/template).
 
 A chat template is never guessed. Each known prompt format (edgepack.chat.formats, one row per
-family variant) is turned into a Go template (modelfiles/chat/turns.gotmpl.j2), and a format
+family variant) is turned into a Go template (modelfiles/chat/turns.gotmpl.j2, by edgepack.chat.go_writer), and a format
 is chosen only when, for every conversation in CHOICE_PROBES, that Go template filled the way Ollama
 fills it renders exactly the text the Hugging Face template renders (transformers' Jinja, in
 edgepack.chat.sandbox). What follows the generation prompt with thinking unset/on/off and how an
@@ -14,125 +14,18 @@ Pure apart from the bounded render child: no files are written.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
-
-import jinja2
 
 from edgepack.chat.capabilities import advertise_thinking, hide_thinking_tags
-from edgepack.chat.conversations import PROBES, Message, has_system, ollama_template_data, template_messages, template_tool_values
+from edgepack.chat.go_writer import go_template_for, render_ollama
+from edgepack.chat.conversations import PROBES, Message, has_system, template_messages, template_tool_values
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
-from edgepack.chat.dates import date_prologue, go_date_expression, source_date_formats
-from edgepack.chat.gotemplate import GoTemplate
+from edgepack.chat.dates import source_date_formats
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
-from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, ToolLayout, candidate_layouts, choose_layout
-from edgepack.chat import gohelpers
+from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, candidate_layouts, choose_layout
 from edgepack.errors import ChatTemplateError
-from edgepack.paths import package_data_dir
-
-
-def render_ollama(go_template: str, messages, **data) -> str:
-    """Render an Ollama TEMPLATE for a chat the way Ollama does (Python model of Go's text/template)."""
-    if ".Messages" not in go_template:
-        raise ChatTemplateError("only templates that range over .Messages can be rendered here")
-    return GoTemplate(go_template).execute(ollama_template_data(messages, **data))
-
-
-# --------------------------------------------------------------------------- Go templates
-
-def _go_text(text: str, action: bool = False) -> str:
-    """Text for a Go template: verbatim when safe, else (or when `action`) a Go string literal action."""
-    if text and (action or "{{" in text or "}}" in text or text[-1] == "{" or text[0] == "}"):
-        return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
-    return text
-
-
-@lru_cache(maxsize=1)
-def _go_environment() -> jinja2.Environment:
-    # Different delimiters, so the Go template's own {{ }} pass through untouched.
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(package_data_dir("modelfiles") / "chat"),
-        block_start_string="[%", block_end_string="%]",
-        variable_start_string="[=", variable_end_string="=]",
-        comment_start_string="[#", comment_end_string="#]",
-        undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
-    )
-    env.filters["go_text"] = _go_text
-    env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
-    return env
-
-
-def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_text: str = "",
-                    think_tails: tuple[str, str, str] | None = None, date_formats: tuple[str, ...] = (),
-                    thinking: ThinkingLayout | None = None, thinking_tags: bool = True,
-                    trims: dict[str, str] | None = None, tools: ToolLayout | None = None) -> str:
-    """The Ollama TEMPLATE for a format whose `{bos}`/`{eos}` are already substituted.
-
-    fixed_text: the default system prompt, preamble or header preamble the format extracts.
-    leading_text: written first (the BOS text, when the tokenizer does not add BOS itself).
-    think_tails: text after the generation prompt when thinking is unset / on / off (Ollama's
-    .IsThinkSet and .Think; e.g. Qwen3's empty think block when thinking is off).
-    date_formats: the strftime formats of the template's dates (source_date_formats).
-    thinking: how assistant turns keep their thinking (None: dropped).
-    thinking_tags: write the thinking block's open/close as text, from which Ollama infers the
-    thinking capability; False writes them as string actions, which it does not see.
-    trims: per role ("system", "user", "assistant", "thinking"), the Go helper (edgepack.chat.gohelpers:
-    a trim such as "strip", or a cut "tail:..."/"after:...") that edits that text as the template
-    does (read from renders by chat.text_edits).
-    tools: how the template writes tools (chat.tool_layouts), None for a TEMPLATE without .Tools.
-    """
-    trims = trims or {}
-    fixed = go_date_expression(fixed_text or "", date_formats)
-    name = f"families/{fmt.go_file}" if fmt.go_file else "turns.gotmpl.j2"  # a family's own template
-    text = _go_environment().get_template(name).render(
-        f=fmt, fixed_text=fixed_text or "", fixed=fixed, date_prologue=date_prologue(fixed), leading_text=leading_text,
-        thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
-        think_tails=think_tails if think_tails and any(think_tails) else None,
-        content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
-        go_defines=gohelpers.defines([*trims.values(), *(tools.helpers if tools else ())]),
-        tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
-        fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
-    )
-    return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
-
-
-def _fixed_split(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[str, ...]) -> tuple[str, str] | None:
-    """The fixed header or preamble as two Go expressions, before and after the place of the tool
-    definitions (ToolLayout.header_defs_after, less header_defs_replace); None when the layout puts
-    them elsewhere or the text is not there."""
-    if tools is None or not tools.header_defs_after or tools.header_defs_after not in fixed_text:
-        return None
-    head, mark, tail = fixed_text.partition(tools.header_defs_after)
-    if not tail.startswith(tools.header_defs_replace):
-        return None
-    tail = tail[len(tools.header_defs_replace):]
-    return go_date_expression(head + mark, date_formats), go_date_expression(tail, date_formats)
-
-
-def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> str:
-    """The Go expression written before the tool definitions when there is no system message."""
-    if tools is None:
-        return ""
-    if tools.no_system_lead is not None:
-        return json.dumps(tools.no_system_lead, ensure_ascii=False) if tools.no_system_lead else ""
-    if fmt.default_system:
-        return f"print {fixed} {json.dumps(tools.defs_joiner, ensure_ascii=False)}"
-    return ""
-
-
-def _thinking_condition(thinking: ThinkingLayout | None) -> str:
-    """The Go condition under which an assistant turn's thinking block is written."""
-    if thinking is None:
-        return ""
-    conds = ["$.Think"] if thinking.think_only else []
-    if thinking.kept == "after_last_user":
-        conds.append("(gt $i $lastUser)")
-    if not (thinking.kept == "after_last_user" and thinking.empty_after_last_user):
-        conds.append("(or .Thinking (eq (len (slice $.Messages $i)) 1))" if thinking.always_last else ".Thinking")
-    return "and " + " ".join(conds) if len(conds) > 1 else conds[0]
 
 
 # --------------------------------------------------------------------------- translation
