@@ -464,7 +464,7 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
     tools = (*CHOICE_TOOLS, tricky)
     conversations = [*TOOL_CHOICE.values(), PROOF_PROBES["tools"].messages,
                      (Message("user", "Find it"), Message("assistant", "Searching.", tool_calls=(
-                         ToolCall("search", {"q": "a<b", "k": 3, "opts": {"z": True, "a": 1.5}}),)),
+                         ToolCall("search", {"q": "a<b", "k": 3, "limit": 1000000, "opts": {"z": True, "a": 1.5}}),)),
                       Message("tool", "{\"hits\": []}", tool_name="search"))]
     outs = render_go_tools(go_renderer, report.go_template, conversations, tools)
     compared = 0

@@ -163,3 +163,15 @@ def test_indented_pyjson_writes_json_dumps_indent_in_real_go(go_renderer, width)
         want = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=width)
         assert got == {"output": want}, repr(value)
         assert model.execute(data) == want
+
+
+def test_numbers_are_written_as_go_writes_them(go_renderer):
+    """Go's json and fmt's %v of float64 (JSON numbers decode to float64): the model agrees with
+    real Go, which is not Python's way (18 for 18.0; json 1e-7 and 0.00001 where %v writes 1e-07, 1e-05)."""
+    numbers = [18.0, 1.5, -2.25, 0.0, 1e20, 1e21, 1.5e300, 1e-5, 1e-7, 2.5e-6, 0.0001, 123456789.125, 3]
+    template = "{{ if .Messages }}{{ end }}{{ json .Value }}|{{ .Value }}|{{ range .Value }}{{ . }};{{ end }}"
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": numbers}]
+    [got] = _go(go_renderer, jobs)
+    data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": [float(n) for n in numbers]}
+    assert GoTemplate(template).execute(data) == got["output"]
+    assert got["output"].startswith("[18,1.5,-2.25,0,100000000000000000000,1e+21,1.5e+300,0.00001,1e-7,0.0000025,")

@@ -58,18 +58,26 @@ class PropertyType(list):
         return self[0] if len(self) == 1 else "[" + " ".join(self) + "]" if self else ""
 
 
+def _float_text(x: float, fixed_below: float, fixed_from: float, exponent_digits: int) -> str:
+    """Go's shortest text of a float64: fixed notation for 0 and from `fixed_from` up to (not
+    including) `fixed_below`, else d.ddde±XX with at least `exponent_digits` exponent digits.
+    encoding/json: fixed from 1e-6 to 1e21, 1e-7 (Python's json writes 18.0 and 1e-05 where Go
+    writes 18 and 0.00001); fmt's %v (strconv 'g', shortest): fixed from 1e-4 to 1e6, 1e+06."""
+    from decimal import Decimal
+
+    digits = Decimal(repr(x)).normalize()
+    if x == 0 or fixed_from <= abs(x) < fixed_below:
+        return format(digits, "f")
+    mantissa, _, exponent = format(digits, "e").partition("e")
+    sign, number = exponent[0], exponent[1:]
+    return f"{mantissa}e{sign}{number.zfill(exponent_digits)}"
+
+
 def _go_float(x: float) -> str:
-    """encoding/json's float64: shortest digits, fixed notation from 1e-6 to 1e21, else an
-    exponent without a leading zero (Python writes 18.0, 1e-05; Go writes 18, 0.00001)."""
+    """encoding/json's float64."""
     if x != x or x in (float("inf"), float("-inf")):
         raise GoTemplateError("json: unsupported value")
-    if x == int(x) and abs(x) < 1e21:
-        return str(int(x))
-    if 1e-6 <= abs(x) < 1e21:
-        from decimal import Decimal
-        return format(Decimal(repr(x)), "f")
-    mantissa, _, exponent = repr(x).partition("e")
-    return f"{mantissa}e{exponent[0]}{exponent[1:].lstrip('0')}"
+    return _float_text(x, 1e21, 1e-6, 1)
 
 
 def _go_marshal(value: Any) -> str:
@@ -117,14 +125,10 @@ def _go_v(value: Any) -> str:
     """fmt's %v of a value inside a slice or map (Go prints a nil there as <nil>)."""
     if value is None:
         return "<nil>"
-    if isinstance(value, float):  # %v of a float64: shortest digits, an exponent below 1e-4 and from 1e21
+    if isinstance(value, float):  # %v of a float64: shortest digits, an exponent below 1e-4 and from 1e6
         if value != value or value in (float("inf"), float("-inf")):
             return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
-        if value == 0 or 1e-4 <= abs(value) < 1e21:
-            from decimal import Decimal
-            return format(Decimal(repr(value)).normalize(), "f")
-        mantissa, _, exponent = repr(value).partition("e")
-        return f"{mantissa}e{exponent[0]}{exponent[1:].zfill(2)}"
+        return _float_text(value, 1e6, 1e-4, 2)
     return _go_print(value)
 
 

@@ -107,10 +107,12 @@ _MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{{{{ {PYJSON} (json $.Tools) }}}}[/AVAILABLE_
 
 # Qwen3-Coder's XML calls: <function=name> and one <parameter=key> per argument (keys sorted, as
 # a Go map ranges), the value written as Jinja's `value | string` (a string as it is, True/False/
-# None, a number as Go prints it, which is Python's str() but for floats that are whole numbers)
-# or, for an object or a list, tojson. printf "%T" tells Go's decoded JSON types apart.
+# None) or, for an object or a list, tojson; a number as Go's json writes it, which is Python's
+# str() of the number JSON decodes to (1000000, 1.5) but for a float that is a whole number (18
+# for 18.0) or below 1e-4 (0.00001 for 1e-05): fmt's %v would write 1e+06. printf "%T" tells
+# Go's decoded JSON types apart.
 _XML_VALUE = ('{{ $t := printf "%T" $v }}{{ if eq $t "string" }}{{ $v }}{{ else if eq $t "bool" }}{{ if $v }}True'
-              '{{ else }}False{{ end }}{{ else if eq $t "<nil>" }}None{{ else if eq $t "float64" }}{{ $v }}'
+              '{{ else }}False{{ end }}{{ else if eq $t "<nil>" }}None'
               f'{{{{ else }}}}{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}')
 _XML_ARGS = f"{{{{ range $k, $v := $c.Function.Arguments }}}}<parameter={{{{ $k }}}}>\n{_XML_VALUE}\n</parameter>\n{{{{ end }}}}"
 
