@@ -38,7 +38,7 @@ FAMILIES = {
     "openbmb-MiniCPM5-1B": ("chatml/plain", EXACT_NT, set(),
                             "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                             "strip('\\n') of thinking"),
-    "LFM2.5-8B-A1B": ("chatml/skip-empty-system", EXACT_NT, set(),
+    "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "exact", set(),
                       "split('</think>')[-1].strip() when it contains '</think>' of assistant"),
     # Bielik strips an assistant turn's leading space (so does the TEMPLATE), and with thinking on
     # adds an instruction to the system prompt: written, never exact.

@@ -419,6 +419,8 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Qwen-QwQ-32B", "hermes-qwq", "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
     ("StepFun3.5-Flash", "xml-stepfun", "the Go TEMPLATE"), ("Qwen3.5-4B", "xml-qwen3.5", "the Go TEMPLATE"),
     ("LFM2-8B-A1B", "lfm2", "the Go TEMPLATE"),
+    # calls written back as Python calls, values through ep.pystr
+    ("LFM2.5-8B-A1B", "lfm2.5-calls", "the Go TEMPLATE"),
     # LFM2.5 cuts </think> from earlier answers, which Ollama reads as a thinking capability
     ("LFM2.5-Instruct", "lfm2.5", "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
     ("Mistral-Small-3.2-24B-Instruct-2506", "mistral-v7", "the Go TEMPLATE"),

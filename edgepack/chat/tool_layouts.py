@@ -215,6 +215,17 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
                "<|im_start|>tool\n<|tool_response_start|>{{ .Content }}<|tool_response_end|><|im_end|>\n",
                defs_joiner="\n", joiner_if_text=True),
+    # LFM2.5 8B: the same definitions; calls written back as Python calls: name(key='text', key=value),
+    # a string in quotes as it is, an object as JSON, anything else as Python's str() (chat.gopystr)
+    ToolLayout("lfm2.5-calls", ("List of tools: [", "<|tool_call_start|>[", "format_arg_value"),
+               "List of tools: [" + _each_tool("", between=", ") + "]",
+               "<|tool_call_start|>[{{ range $j, $c := .ToolCalls }}{{ if $j }}, {{ end }}{{ $c.Function.Name }}("
+               "{{ $n := 0 }}{{ range $k, $v := $c.Function.Arguments }}{{ if $n }}, {{ end }}{{ $n = 1 }}{{ $k }}="
+               '{{ $t := printf "%T" $v }}{{ if eq $t "string" }}\'{{ $v }}\'{{ else if eq $t "map[string]interface {}" }}'
+               f'{{{{ {PYJSON} (json $v) }}}}{{{{ else }}}}{{{{ template "ep.pystr" $v }}}}{{{{ end }}}}{{{{ end }}}}){{{{ end }}}}'
+               "]<|tool_call_end|>",
+               "<|im_start|>tool\n{{ .Content }}<|im_end|>\n", defs_joiner="\n", joiner_if_text=True,
+               helpers=("pyjson", "pystr")),
     ToolLayout("lfm2.5", ("List of tools: [",),
                "List of tools: [" + _each_tool("", between=", ") + "]", "",
                "<|im_start|>tool\n{{ .Content }}<|im_end|>\n", defs_joiner="\n", joiner_if_text=True),
@@ -398,6 +409,8 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
+            if "pystr" in layout.helpers and ".Thinking" not in go:
+                continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant
     return None, thinking
