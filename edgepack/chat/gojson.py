@@ -28,6 +28,20 @@ _RUN = 8
 _UNESCAPE = {"\\u003c": "<", "\\u003e": ">", "\\u0026": "&", "\\u2028": "\u2028", "\\u2029": "\u2029"}
 
 
+def _unescape_go(text: str) -> str:
+    """Go text, inside a string at a backslash (`text`: the Go pipeline of the text from it; $n the
+    escape's length so far, $e what to write): one of the five escapes becomes its character."""
+    return (f"{{{{ if ge (len {text}) 6 }}}}{{{{ $u := slice {text} 0 6 }}}}"
+            + "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
+                      for esc, char in _UNESCAPE.items()) + "{{ end }}")
+
+
+def _escape_at(text: str, i: int) -> tuple[str, int]:
+    """What the helpers write for the backslash escape at text[i], and its length in `text`."""
+    six = text[i:i + 6]
+    return (_UNESCAPE[six], 6) if six in _UNESCAPE else (text[i:i + 2], 2)
+
+
 def _pyjson_texts() -> dict[str, str]:
     out = ('{{- define "ep.pyjson" }}{{ if . }}{{ $c := slice . 0 1 }}'
            '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}{{ $c }}{{ end }}'
@@ -37,14 +51,12 @@ def _pyjson_texts() -> dict[str, str]:
     for k in range(_RUN):  # flat ifs: the length of the plain run at the start, up to 8 bytes
         run.append(f'{{{{ if and (not $stop) (gt (len .) {k}) (not (eq (slice . {k} {k + 1}) "\\"" "\\\\")) }}}}'
                    f'{{{{ $n = {k + 1} }}}}{{{{ else }}}}{{{{ $stop = true }}}}{{{{ end }}}}')
-    unescape = "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
-                       for esc, char in _UNESCAPE.items())
     inside = ('{{- define "ep.pyjson.s" }}{{ if . }}' + "".join(run)
               + '{{ if $n }}{{ slice . 0 $n }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}'
               + '{{ if not $n }}{{ $c := slice . 0 1 }}'
               + '{{ if eq $c "\\"" }}"{{ template "ep.pyjson" (slice . 1) }}{{ end }}'
               + '{{ if and (eq $c "\\\\") (ge (len .) 2) }}{{ $n = 2 }}{{ $e := slice . 0 2 }}'
-              + '{{ if ge (len .) 6 }}{{ $u := slice . 0 6 }}' + unescape + '{{ end }}'
+              + _unescape_go(".")
               + '{{ $e }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}{{ end }}{{ end }}{{ end }}')
     return {PYJSON: out, _PYJSON_IN: inside}
 
@@ -71,8 +83,8 @@ def _pyjson_walk(text: str) -> tuple[str, int]:
                 inside = False
                 i += 1
             elif i + 1 < len(text):  # a backslash escape
-                n = 6 if text[i:i + 6] in _UNESCAPE else 2
-                out.append(_UNESCAPE.get(text[i:i + 6], text[i:i + 2]))
+                piece, n = _escape_at(text, i)
+                out.append(piece)
                 i += n
             else:
                 break  # a lone backslash at the end: Go writes nothing more
@@ -127,15 +139,13 @@ def _indent_texts(name: str) -> dict[str, str]:
            + f'{{{{ if eq $c "\\"" }}}}"{{{{ template {inside} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
            + f'{{{{ if not (or $empty (eq $c "{{" "[" "}}" "]" "," ":" "\\"")) }}}}{{{{ $c }}}}'
            + f'{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
-    unescape = "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
-                       for esc, char in _UNESCAPE.items())
     string = (f'{{{{- define {inside} }}}}{{{{ $d := slice . 0 1 }}}}{{{{ $s := slice . 1 }}}}{{{{ if $s }}}}'
               '{{ $c := slice $s 0 1 }}'
               f'{{{{ if eq $c "\\"" }}}}"{{{{ template {quoted} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
               '{{ if not (eq $c "\\"" "\\\\") }}{{ $c }}'
               f'{{{{ template {inside} (print $d (slice $s 1)) }}}}{{{{ end }}}}'
               '{{ if and (eq $c "\\\\") (ge (len $s) 2) }}{{ $n := 2 }}{{ $e := slice $s 0 2 }}'
-              '{{ if ge (len $s) 6 }}{{ $u := slice $s 0 6 }}' + unescape + '{{ end }}'
+              + _unescape_go("$s") +
               f'{{{{ $e }}}}{{{{ template {inside} (print $d (slice $s $n)) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
     return {name: out, name + ".s": string}
 
@@ -157,8 +167,8 @@ def _indent_walk(width: int, text: str) -> tuple[str, int]:
             elif c == "\\":
                 if i + 1 >= len(text):
                     break
-                n = 6 if text[i:i + 6] in _UNESCAPE else 2
-                out.append(_UNESCAPE.get(text[i:i + 6], text[i:i + 2]))
+                piece, n = _escape_at(text, i)
+                out.append(piece)
                 i += n
             else:
                 out.append(c)
@@ -200,6 +210,19 @@ def _indent_native(name: str):
             from edgepack.errors import GoTemplateError
             raise GoTemplateError(f"template: {name}: error calling index: {exc}") from None
     return run
+
+
+# ----------------------------------------------------------------- for the Go text of tool layouts
+
+def tojson(value: str) -> str:
+    """The Go action writing Jinja's `value | tojson` of the Go pipeline `value`."""
+    return f'{{{{ template "{PYJSON}" (json {value}) }}}}'
+
+
+def string_or_tojson(value: str) -> str:
+    """The Go actions writing a decoded JSON value (`value`: a Go variable) as a template writes
+    `v if v is string else v | tojson`: a string as it is, anything else as JSON."""
+    return f'{{{{ if eq (printf "%T" {value}) "string" }}}}{{{{ {value} }}}}{{{{ else }}}}{tojson(value)}{{{{ end }}}}'
 
 
 # ----------------------------------------------------------------- what edgepack.chat.gohelpers asks

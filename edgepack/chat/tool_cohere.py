@@ -5,9 +5,7 @@ keep no list and do no arithmetic: counters are strings whose `len` is the count
 
 from __future__ import annotations
 
-from edgepack.chat.gojson import PYJSON as _PYJSON_HELPER
-
-PYJSON = f'template "{_PYJSON_HELPER}"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
+from edgepack.chat.gojson import tojson
 
 # R7B's tool-use instructions, written after "many more languages.\n" of its preamble, up to the list
 R7B_TOOL_USE = ('\nYou have been trained to have advanced reasoning and tool-use capabilities and you should make best use of these skills to serve user\'s requests.\n\n## Tool Use\nThink about how you can make best use of the provided tools to help with the task and come up with a high level plan that you will execute first.\n\n0. Start by writing <|START_THINKING|> followed by a detailed step by step plan of how you will solve the problem. For each step explain your thinking fully and give details of required tool calls (if needed). Unless specified otherwise, you write your plan in natural language. When you finish, close it out with <|END_THINKING|>.\n    You can optionally choose to skip this step when the user request is so straightforward to address that only a trivial plan would be needed.\n    NOTE: You MUST skip this step when you are directly responding to the user\'s request without using any tools.\n\nThen carry out your plan by repeatedly executing the following steps.\n1. Action: write <|START_ACTION|> followed by a list of JSON-formatted tool calls, with each one containing "tool_name" and "parameters" fields.\n    When there are multiple tool calls which are completely independent of each other (i.e. they can be executed in parallel), you should list them out all together in one step. When you finish, close it out with <|END_ACTION|>.\n2. Observation: you will then receive results of those tool calls in JSON format in the very next turn, wrapped around by <|START_TOOL_RESULT|> and <|END_TOOL_RESULT|>. Carefully observe those results and think about what to do next. Note that these results will be provided to you in a separate turn. NEVER hallucinate results.\n    Every tool call produces a list of results (when a tool call produces no result or a single result, it\'ll still get wrapped inside a list). Each result is clearly linked to its originating tool call via its "tool_call_id".\n3. Reflection: start the next turn by writing <|START_THINKING|> followed by what you\'ve figured out so far, any changes you need to make to your plan, and what you will do next. When you finish, close it out with <|END_THINKING|>.\n    You can optionally choose to skip this step when everything is going according to plan and no special pieces of information or reasoning chains need to be recorded.\n    NOTE: You MUST skip this step when you are done with tool-use actions and are ready to respond to the user.\n\nYou can repeat the above 3 steps multiple times (could be 0 times too if no suitable tool calls are available or needed), until you decide it\'s time to finally respond to the user.\n\n4. Response: then break out of the loop and write <|START_RESPONSE|> followed by a piece of text which serves as a response to the user\'s last request. Use all previous tool calls and results to help you when formulating your response. When you finish, close it out with <|END_RESPONSE|>.\n\n## Available Tools\nHere is the list of tools that you have available to you.\nYou can ONLY use the tools listed here. When a tool is not listed below, it is NOT available and you should NEVER attempt to use it.\nEach tool is represented as a JSON object with fields like "name", "description", "parameters" (per JSON Schema), and optionally, "responses" (per JSON Schema).\n\n```json\n[\n')
@@ -47,13 +45,13 @@ def cohere_call_turn(thinking: str) -> str:
     """A Command R call turn, `thinking` first; calls numbered across the conversation."""
     return ('<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' + thinking + '<|START_ACTION|>[\n' + _COHERE_COUNT
             + '{{ range $j, $c := .ToolCalls }}    {"tool_call_id": "{{ len $n }}", "tool_name": "{{ $c.Function.Name }}", '
-            f'"parameters": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}{{{{ if ne (len (slice $_.ToolCalls $j)) 1 }}}},'
+            f'"parameters": {tojson("$c.Function.Arguments")}}}{{{{ if ne (len (slice $_.ToolCalls $j)) 1 }}}},'
             '{{ end }}\n{{ $n = print $n "x" }}{{ end }}]<|END_ACTION|>')
 
 
 # Command R's definitions: the description as it is, the parameters as JSON, one a line
 COHERE_DEFS = ('{{ range $k, $t := $.Tools }}    {"name": "{{ $t.Function.Name }}", "description": '
-                f'"{{{{ $t.Function.Description }}}}", "parameters": {{{{ {PYJSON} (json $t.Function.Parameters) }}}}, '
+                f'"{{{{ $t.Function.Description }}}}", "parameters": {tojson("$t.Function.Parameters")}, '
                 '"responses": null}{{ if ne (len (slice $.Tools $k)) 1 }},{{ end }}\n{{ end }}')
 # the thinking tags as string actions: Ollama infers no thinking capability from them (chat.capabilities)
 COHERE_THINKING = '{{ "<|START_THINKING|>" }}{{ .Thinking }}{{ "<|END_THINKING|>" }}'

@@ -7,7 +7,8 @@ the first under which the Go TEMPLATE renders the tool conversations of TOOL_CHO
 every other choice conversation, exactly as transformers does (given the tools and calls as Ollama
 hands them to a template: conversations.template_tool_values, template_messages). None kept, the
 TEMPLATE has no .Tools and Ollama refuses tool requests on it. JSON is written with Go's `json`
-through the "ep.pyjson" helper (chat.gohelpers), which writes what Jinja's `tojson` writes.
+through the "ep.pyjson" helper, which writes what Jinja's `tojson` writes (chat.gojson's tojson
+and string_or_tojson write the Go actions).
 Adding a layout: a row here, written from the source template's own tool code; the choice and the
 proof conversations say whether it holds.
 """
@@ -18,15 +19,12 @@ from dataclasses import dataclass, replace
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
-from edgepack.chat.gojson import indent_name
+from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
-
-PYJSON = 'template "ep.pyjson"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
-
 
 @dataclass(frozen=True)
 class ToolLayout:
@@ -70,7 +68,6 @@ class ToolLayout:
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
 
-
     @property
     def go_result(self) -> str:
         """`result` with $prevRole and $nextRole set first (in a range over .Messages with index $i)."""
@@ -84,7 +81,7 @@ def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0)
     """Each definition as tojson (tojson(indent=N)), with text around it and between two."""
     sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
     json_text = (f'{{{{ template "{indent_name(indent)}" (print "a" (json $t)) }}}}' if indent
-                 else f"{{{{ {PYJSON} (json $t) }}}}")
+                 else f"{tojson('$t')}")
     return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{json_text}{after}{{{{ end }}}}"
 
 
@@ -98,12 +95,12 @@ _HERMES_DEFS = (
 )
 # each call on a line of its own after the text: "\n" before all but a first call after no text
 _HERMES_CALLS = ('{{ range $j, $c := .ToolCalls }}{{ if or $j $_.Content }}\n{{ end }}<tool_call>\n{"name": "'
-                 f'{{{{ $c.Function.Name }}}}", "arguments": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n'
+                 f'{{{{ $c.Function.Name }}}}", "arguments": {tojson("$c.Function.Arguments")}}}\n'
                  "</tool_call>{{ end }}")
 _HERMES_RESULT = ('{{ if ne $prevRole "tool" }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}\n'
                   '</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}')
 _HERMES_MARKERS = ("<tools>", "<tool_call>", "<tool_response>")
-_MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{{{{ {PYJSON} (json $.Tools) }}}}[/AVAILABLE_TOOLS]"
+_MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{tojson('$.Tools')}[/AVAILABLE_TOOLS]"
 
 # Qwen3-Coder's XML calls: <function=name> and one <parameter=key> per argument (keys sorted, as
 # a Go map ranges), the value written as Jinja's `value | string` (a string as it is, True/False/
@@ -113,7 +110,7 @@ _MISTRAL_DEFS = f"[AVAILABLE_TOOLS]{{{{ {PYJSON} (json $.Tools) }}}}[/AVAILABLE_
 # Go's decoded JSON types apart.
 _XML_VALUE = ('{{ $t := printf "%T" $v }}{{ if eq $t "string" }}{{ $v }}{{ else if eq $t "bool" }}{{ if $v }}True'
               '{{ else }}False{{ end }}{{ else if eq $t "<nil>" }}None'
-              f'{{{{ else }}}}{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}')
+              f'{{{{ else }}}}{tojson("$v")}{{{{ end }}}}')
 _XML_ARGS = f"{{{{ range $k, $v := $c.Function.Arguments }}}}<parameter={{{{ $k }}}}>\n{_XML_VALUE}\n</parameter>\n{{{{ end }}}}"
 
 
@@ -129,8 +126,8 @@ def _xml_calls(first_after_text: str, first: str, later: str) -> str:
 _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
 # GLM's calls: <arg_key>/<arg_value> pairs, a string value as it is, any other as JSON
 _GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
-              '<arg_key>{{ $k }}</arg_key><arg_value>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
-              f'{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value>{{{{ end }}}}</tool_call>{{{{ end }}}}')
+              '<arg_key>{{ $k }}</arg_key><arg_value>' + string_or_tojson("$v")
+              + '</arg_value>{{ end }}</tool_call>{{ end }}')
 
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
@@ -146,11 +143,11 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "<name>{{ $k }}</name>{{ if $p.Type }}\n<type>{{ if eq (len $p.Type) 1 }}{{ index $p.Type 0 }}{{ else }}["
                "{{ range $x, $y := $p.Type }}{{ if $x }}, {{ end }}'{{ $y }}'{{ end }}]{{ end }}</type>{{ end }}"
                '{{ if $p.Description }}\n<description>{{ template "ep.strip" $p.Description }}</description>{{ end }}'
-               + "".join(f"{{{{ if $p.{go} }}}}\n<{key}>{{{{ {PYJSON} (json $p.{go}) }}}}</{key}>{{{{ end }}}}"
+               + "".join(f"{{{{ if $p.{go} }}}}\n<{key}>{tojson(f'$p.{go}')}</{key}>{{{{ end }}}}"
                          for go, key in (("AnyOf", "anyOf"), ("Items", "items"), ("Enum", "enum"),
                                          ("Properties", "properties"), ("Required", "required")))
                + "\n</parameter>{{ end }}"
-               + "".join(f"{{{{ if $t.Function.Parameters.{go} }}}}\n<{key}>{{{{ {PYJSON} (json $t.Function.Parameters.{go}) }}}}"
+               + "".join(f"{{{{ if $t.Function.Parameters.{go} }}}}\n<{key}>{tojson(f'$t.Function.Parameters.{go}')}"
                          f"</{key}>{{{{ end }}}}" for go, key in (("Defs", "$defs"), ("Items", "items"), ("Required", "required")))
                + "\n</parameters>\n</function>{{ end }}\n</tools>\n\nIf you choose to call a tool ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nvalue_2\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: the tool calling block MUST begin with an opening <tool_call> tag and end with a closing </tool_call> tag.\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>",
                "",
@@ -190,17 +187,17 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "\"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n"
                + _each_tool("", "\n\n", indent=4),
                '{{ range $j, $c := .ToolCalls }}{"name": "{{ $c.Function.Name }}", "parameters": '
-               f'{{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}{{{{ end }}}}',
-               f"<|start_header_id|>ipython<|end_header_id|>\n\n{{{{ {PYJSON} (json .Content) }}}}<|eot_id|>",
+               f'{tojson("$c.Function.Arguments")}}}{{{{ end }}}}',
+               f"<|start_header_id|>ipython<|end_header_id|>\n\n{tojson('.Content')}<|eot_id|>",
                defs_at="first_user", calls_replace_text=True, header_lead="Environment: ipython\n",
                helpers=("pyjson", "pyjson:4")),
     # Kimi K2 (family template): declared first as one JSON list, calls numbered within their turn,
     # results headed "## Return of <id>" (a literal backslash-n: the source writes it as text)
     ToolLayout("kimi-k2", ("tool_declare", "<|tool_calls_section_begin|>", "## Return of", "loop.index0|string"),
-               f"<|im_system|>tool_declare<|im_middle|>{{{{ {PYJSON} (json $.Tools) }}}}<|im_end|>",
+               f"<|im_system|>tool_declare<|im_middle|>{tojson('$.Tools')}<|im_end|>",
                "<|tool_calls_section_begin|>{{ range $j, $c := .ToolCalls }}<|tool_call_begin|>functions."
                "{{ $c.Function.Name }}:{{ $j }}<|tool_call_argument_begin|>"
-               f"{{{{ {PYJSON} (json $c.Function.Arguments) }}}}<|tool_call_end|>{{{{ end }}}}<|tool_calls_section_end|>",
+               f"{tojson('$c.Function.Arguments')}<|tool_call_end|>{{{{ end }}}}<|tool_calls_section_end|>",
                "<|im_system|>tool<|im_middle|>## Return of {{ .ToolCallID }}\\n{{ .Content }}<|im_end|>",
                defs_at="family", family="kimi"),
     # GLM 4.7 (family template): a system turn of definitions first; calls as <arg_key>/<arg_value>
@@ -222,7 +219,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "<|tool_call_start|>[{{ range $j, $c := .ToolCalls }}{{ if $j }}, {{ end }}{{ $c.Function.Name }}("
                "{{ $n := 0 }}{{ range $k, $v := $c.Function.Arguments }}{{ if $n }}, {{ end }}{{ $n = 1 }}{{ $k }}="
                '{{ $t := printf "%T" $v }}{{ if eq $t "string" }}\'{{ $v }}\'{{ else if eq $t "map[string]interface {}" }}'
-               f'{{{{ {PYJSON} (json $v) }}}}{{{{ else }}}}{{{{ template "ep.pystr" $v }}}}{{{{ end }}}}{{{{ end }}}}){{{{ end }}}}'
+               f'{tojson("$v")}{{{{ else }}}}{{{{ template "ep.pystr" $v }}}}{{{{ end }}}}{{{{ end }}}}){{{{ end }}}}'
                "]<|tool_call_end|>",
                "<|im_start|>tool\n{{ .Content }}<|im_end|>\n", defs_joiner="\n", joiner_if_text=True,
                helpers=("pyjson", "pystr")),
@@ -232,29 +229,29 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # Mistral Small 3.x: the definitions before the last user turn; a call turn is its calls
     ToolLayout("mistral-v7", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[CALL_ID]", "[TOOL_CONTENT]"), _MISTRAL_DEFS,
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[CALL_ID]{{ .ID }}[ARGS]"
-               f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
+               f"{tojson('.Function.Arguments')}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .ToolCallID }}[TOOL_CONTENT]{{ .Content }}[/TOOL_RESULTS]",
                defs_at="last_user", calls_replace_text=True),
     # Mistral Nemo: each definition written key by key, calls as one JSON list with their ids
     ToolLayout("mistral-nemo", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[TOOL_RESULTS]", '"call_id"'),
                '[AVAILABLE_TOOLS][{{ range $k, $t := $.Tools }}{{ if $k }}, {{ end }}{"type": "function", "function": '
                '{"name": "{{ $t.Function.Name }}", "description": "{{ $t.Function.Description }}", "parameters": '
-               f'{{{{ {PYJSON} (json $t.Function.Parameters) }}}}{{{{ "}}}}" }}}}{{{{ end }}}}][/AVAILABLE_TOOLS]',
+               f'{tojson("$t.Function.Parameters")}{{{{ "}}}}" }}}}{{{{ end }}}}][/AVAILABLE_TOOLS]',
                '[TOOL_CALLS][{{ range $k, $c := .ToolCalls }}{{ if $k }}, {{ end }}{"name": '
-               f'{{{{ {PYJSON} (json $c.Function.Name) }}}}, "arguments": {{{{ {PYJSON} (json $c.Function.Arguments) }}}}'
+               f'{tojson("$c.Function.Name")}, "arguments": {tojson("$c.Function.Arguments")}'
                ', "id": "{{ $c.ID }}"}{{ end }}]',
                '[TOOL_RESULTS]{"content": {{ .Content }}, "call_id": "{{ .ToolCallID }}"}[/TOOL_RESULTS]',
                defs_at="last_user", calls_replace_text=True),
     # Devstral, Ministral 3: the definitions after the first system turn; calls after the text
     ToolLayout("mistral-after-system", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[TOOL_RESULTS]"), _MISTRAL_DEFS,
                "{{ range .ToolCalls }}[TOOL_CALLS]{{ .Function.Name }}[ARGS]"
-               f"{{{{ {PYJSON} (json .Function.Arguments) }}}}{{{{ end }}}}",
+               f"{tojson('.Function.Arguments')}{{{{ end }}}}",
                "[TOOL_RESULTS]{{ .Content }}[/TOOL_RESULTS]", defs_at="after_system"),
     # Spark 2.5 (family template): each definition's function as JSON in the system block, right
     # after the default prompt; calls as GLM writes them; results in one <|Tool|> turn per run
     ToolLayout("spark-2.5", ("<|Tool|>", "<arg_key>", "<tool_response>", "tool.function | tojson"),
                "## Tools\nYou have access to the following functions:\n<tools>"
-               f"{{{{ range $t := $.Tools }}}}\n{{{{ {PYJSON} (json $t.Function) }}}}{{{{ end }}}}\n</tools>",
+               f"{{{{ range $t := $.Tools }}}}\n{tojson('$t.Function')}{{{{ end }}}}\n</tools>",
                _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<｜start▁of▁sentence｜><|Tool|>{{ end }}<tool_response>{{ .Content }}'
                '</tool_response>{{ if ne $nextRole "tool" }}<｜end▁of▁sentence｜>{{ end }}',
@@ -276,14 +273,14 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("command-r7b", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_call_id_to_int", "tool_ids_seen",
                                "## Available Tools"),
                R7B_TOOL_USE + COHERE_DEFS + "]\n```\n\n",
-               "", cohere_result(f"{{{{ {PYJSON} (json $r.Content) }}}}"), defs_at="header",
+               "", cohere_result(f"{tojson('$r.Content')}"), defs_at="header",
                header_defs_after="many more languages.\n", call_turn=cohere_call_turn(COHERE_THINKING),
                call_turn_end="<|END_OF_TURN_TOKEN|>"),
     # Command A (Cohere2 MoE): the definitions in the preamble's tool list (empty without tools),
     # thinking in a call turn only when there is some, each result as {"content": ...}
     ToolLayout("cohere2", ("<|START_ACTION|>", "<|START_TOOL_RESULT|>", "tool_ids_seen", "text_wrapper",
                            "# Available Tools\n```json"),
-               COHERE_DEFS, "", cohere_result(f'{{"content": {{{{ {PYJSON} (json $r.Content) }}}}}}'),
+               COHERE_DEFS, "", cohere_result(f'{{"content": {tojson("$r.Content")}}}'),
                defs_at="header", header_defs_after="# Available Tools\n```json\n[\n", header_defs_replace="\n",
                call_turn=cohere_call_turn("{{ if .Thinking }}" + COHERE_THINKING + "{{ end }}"),
                call_turn_end="<|END_OF_TURN_TOKEN|>"),
@@ -301,8 +298,8 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "<｜reasoning_mode:opensource｜>reasoning_effort:{{ $effort }}",
                "<tool_calls:opensource>\n{{ range $c := .ToolCalls }}<tool_call:opensource>{{ $c.Function.Name }}"
                "<tool_sep:opensource>\n{{ range $k, $v := $c.Function.Arguments }}<arg_key:opensource>{{ $k }}"
-               '</arg_key:opensource>\n<arg_value:opensource>{{ if eq (printf "%T" $v) "string" }}{{ $v }}{{ else }}'
-               f"{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</arg_value:opensource>\n{{{{ end }}}}</tool_call:opensource>\n"
+               "</arg_key:opensource>\n<arg_value:opensource>" + string_or_tojson("$v")
+               + "</arg_value:opensource>\n{{ end }}</tool_call:opensource>\n"
                "{{ end }}</tool_calls:opensource>",
                # the block opens at the first result since the start or the last call turn
                '{{ $first := true }}{{ range $m := slice $.Messages 0 $i }}{{ if and (eq $m.Role "assistant") $m.ToolCalls }}'
@@ -316,7 +313,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "\n\n## Tools\n\n### Tool Call Instruction\nYou may invoke one or more tools to assist with the user's query. "
                "Available tools are provided in JSON Schema format: <|tools:begin|><|tool:begin|><tools-json-object>"
                "<|tool:end|>...<|tools:end|>\n\n### Available Tools\n<|tools:begin|>"
-               f"{{{{ range $t := $.Tools }}}}<|tool:begin|>{{{{ {PYJSON} (json $t.Function) }}}}<|tool:end|>{{{{ end }}}}"
+               f"{{{{ range $t := $.Tools }}}}<|tool:begin|>{tojson('$t.Function')}<|tool:end|>{{{{ end }}}}"
                "<|tools:end|>\n\n### Tool Call Format\nFor each tool call, return a JSON object with the following "
                "structure, enclosed within <|tool_call:begin|> and <|tool_call:end|> tags: \n<|tool_call:begin|>"
                "<tool-call-id><|tool_call:name|><tool-name><|tool_call:args|><args-json-object><|tool_call:end|>\n"
@@ -327,7 +324,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "corresponding tool call",
                "<|begin|>assistant<|tool_calls|>{{ range $c := .ToolCalls }}<|tool_call:begin|>{{ $c.ID }}"
                "<|tool_call:name|>{{ $c.Function.Name }}<|tool_call:args|>"
-               f"{{{{ {PYJSON} (json $c.Function.Arguments) }}}}<|tool_call:end|>{{{{ end }}}}<|calls|>",
+               f"{tojson('$c.Function.Arguments')}<|tool_call:end|>{{{{ end }}}}<|calls|>",
                '{{ if ne $prevRole "tool" }}<|begin|>tool<|tool_response|>{{ end }}<|tool_response:begin|>'
                "{{ .ToolCallID }}<|tool_response:name|>{{ $id := .ToolCallID }}{{ range $m := $.Messages }}"
                "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"

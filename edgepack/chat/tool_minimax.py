@@ -3,21 +3,19 @@ placed by modelfiles/chat/families/minimax-m2.gotmpl.j2 and minimax-m1.gotmpl.j2
 
 from __future__ import annotations
 
-from edgepack.chat.gojson import PYJSON as _PYJSON_HELPER
-
-PYJSON = f'template "{_PYJSON_HELPER}"'  # in a Go action: {{ template "ep.pyjson" (json VALUE) }}
+from edgepack.chat.gojson import string_or_tojson, tojson
 
 # M2: each definition's function as tojson in a <tool> line, at the end of the system turn
 M2_DEFS = ("\n\n# Tools\nYou may call one or more tools to assist with the user query.\nHere are the tools available in "
            "JSONSchema format:\n\n<tools>\n{{ range $t := $.Tools }}<tool>"
-           f"{{{{ {PYJSON} (json $t.Function) }}}}</tool>\n{{{{ end }}}}</tools>\n\n"
+           f"{tojson('$t.Function')}</tool>\n{{{{ end }}}}</tools>\n\n"
            "When making tool calls, use XML format to invoke tools and pass parameters:\n\n<minimax:tool_call>\n"
            '<invoke name="tool-name-1">\n<parameter name="param-key-1">param-value-1</parameter>\n'
            '<parameter name="param-key-2">param-value-2</parameter>\n...\n</invoke>\n</minimax:tool_call>')
 # M2: <invoke> blocks after the text, a string value as it is, any other as JSON
 M2_CALLS = ('\n<minimax:tool_call>\n{{ range $c := .ToolCalls }}<invoke name="{{ $c.Function.Name }}">\n'
-            '{{ range $k, $v := $c.Function.Arguments }}<parameter name="{{ $k }}">{{ if eq (printf "%T" $v) "string" }}'
-            f'{{{{ $v }}}}{{{{ else }}}}{{{{ {PYJSON} (json $v) }}}}{{{{ end }}}}</parameter>\n{{{{ end }}}}</invoke>\n{{{{ end }}}}'
+            '{{ range $k, $v := $c.Function.Arguments }}<parameter name="{{ $k }}">' + string_or_tojson("$v")
+            + '</parameter>\n{{ end }}</invoke>\n{{ end }}'
             "</minimax:tool_call>")
 # M2: <response> lines, one ]~b]tool turn per run of tool messages
 M2_RESULT = ('{{ if ne $prevRole "tool" }}]~b]tool{{ end }}\n<response>{{ .Content }}</response>'
@@ -30,6 +28,6 @@ M1_DEFS_TAIL = ("</tools>\n\nIf you need to call tools, please respond with <too
                 '{"name": <tool-name>, "arguments": <args-json-object>}\n...\n</tool_calls><end_of_sentence>\n')
 # M1: the calls, one JSON object a line, in place of the turn's text
 M1_CALLS = ('<tool_calls>\n{{ range $c := .ToolCalls }}{"name": "{{ $c.Function.Name }}", "arguments": '
-            f'{{{{ {PYJSON} (json $c.Function.Arguments) }}}}}}\n{{{{ end }}}}</tool_calls>')
+            f'{tojson("$c.Function.Arguments")}}}\n{{{{ end }}}}</tool_calls>')
 # M1: each result in a tool turn of its own (the newline as an action: the family template trims before its next action)
 M1_RESULT = '<beginning_of_sentence>tool name=tools\ntool result: {{ .Content }}\n\n<end_of_sentence>{{ "\\n" }}'
