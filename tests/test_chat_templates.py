@@ -186,3 +186,9 @@ def test_tools_as_current_ollama_re_encodes_them():
         '[{"type":"function","function":{"name":"find","parameters":{"type":"object","required":["q"],'
         '"properties":{"q":{"type":"string","description":"query"},"n":{"type":"integer","enum":[1,2]},'
         '"opt":{"anyOf":[{"type":"string"},{"type":"null"}]}}}}}]')
+    # `items` and `$defs` are Go's `any`: decoded into a map, so written back with sorted keys
+    listed = {"type": "function", "function": {"name": "tag", "parameters": {
+        "type": "object", "$defs": {"z": 1, "a": 2}, "properties": {"t": {"type": "array", "items": {"type": "string", "aa": 1}}}}}}
+    assert json.dumps(list(ollama_sent_tools([listed])), separators=(",", ":")) == (
+        '[{"type":"function","function":{"name":"tag","parameters":{"type":"object","$defs":{"a":2,"z":1},'
+        '"properties":{"t":{"type":"array","items":{"aa":1,"type":"string"}}}}}}]')

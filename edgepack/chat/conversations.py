@@ -160,50 +160,6 @@ PROOF_PROBES: dict[str, Probe] = {
 }
 
 
-def _omit_empty(pairs: Iterable[tuple[str, Any]], keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Go's encoding/json with `omitempty`: empty strings, lists, maps and nil left out."""
-    return {k: v for k, v in pairs if k in keep or v not in (None, "", [], {})}
-
-
-def _ollama_property(prop: Any) -> Any:
-    if not isinstance(prop, dict):
-        return prop
-    kind = prop.get("type")
-    return _omit_empty((
-        ("anyOf", [_ollama_property(p) for p in prop.get("anyOf") or []]),
-        ("type", kind[0] if isinstance(kind, list) and len(kind) == 1 else kind),  # PropertyType.MarshalJSON
-        ("items", prop.get("items")),
-        ("description", prop.get("description")),
-        ("enum", prop.get("enum")),
-        ("properties", {k: _ollama_property(v) for k, v in (prop.get("properties") or {}).items()}),
-        ("required", prop.get("required")),
-    ))
-
-
-def ollama_sent_tools(tools: Iterable[dict]) -> tuple[dict, ...]:
-    """Tool definitions as current Ollama passes them on to llama-server: decoded into its api.Tool
-    structs and encoded again (ollama api/types.go), so keys come in the structs' field order
-    (parameters: type, $defs, items, required, properties), empty fields are left out, and keys
-    the structs do not have are dropped; property order is kept (an ordered map)."""
-    out = []
-    for tool in tools:
-        fn = tool.get("function") or {}
-        params = fn.get("parameters") or {}
-        parameters = _omit_empty((
-            ("type", params.get("type", "")),
-            ("$defs", params.get("$defs")),
-            ("items", params.get("items")),
-            ("required", params.get("required")),
-            ("properties", {k: _ollama_property(v) for k, v in (params.get("properties") or {}).items()}
-             if params.get("properties") is not None else None),
-        ), keep=("type", "properties"))
-        function = _omit_empty((("name", fn.get("name", "")), ("description", fn.get("description")),
-                                ("parameters", parameters)), keep=("name", "parameters"))
-        out.append(_omit_empty((("type", tool.get("type", "")), ("items", tool.get("items")),
-                                ("function", function)), keep=("type", "function")))
-    return tuple(out)
-
-
 # Path 2 only (llama-server's /apply-template has no prefill to compare): a final assistant turn
 # that Ollama continues, with thinking (how the template writes a turn's thinking) and without;
 # and an earlier turn's thinking for templates Ollama does not see as thinking (Cohere2 keeps it).
@@ -230,48 +186,65 @@ GO_PROOF_PROBES: dict[str, Probe] = {
 }
 
 
+# Ollama's tool types (api/types.go, template/template.go): (Go field, JSON name, omitempty).
 _PROPERTY_TAGS = tuple((go, go[0].lower() + go[1:], True) for go in
                        ("AnyOf", "Type", "Items", "Description", "Enum", "Properties", "Required"))
 _TOOL_TAGS = (("Type", "type", False), ("Items", "items", True), ("Function", "function", False))
-_FUNCTION_TAGS = (("Name", "name", False), ("Description", "description", False), ("Parameters", "parameters", False))
 _PARAMETERS_TAGS = (("Type", "type", False), ("Defs", "$defs", True), ("Items", "items", True),
                     ("Required", "required", True), ("Properties", "properties", False))
+# api.ToolFunction leaves an empty description out; the template's templateToolFunction writes it
+_API_FUNCTION_TAGS = (("Name", "name", False), ("Description", "description", True), ("Parameters", "parameters", False))
+_TEMPLATE_FUNCTION_TAGS = (("Name", "name", False), ("Description", "description", False),
+                           ("Parameters", "parameters", False))
 _CALL_TAGS = (("ID", "ID", False), ("Function", "Function", False))
 _CALL_FUNCTION_TAGS = (("Index", "Index", False), ("Name", "Name", False), ("Arguments", "Arguments", False))
 
 
-def _template_property(prop: Any) -> GoStruct:
+def _tool_property(prop: Any) -> GoStruct:
     """api.ToolProperty as a request decodes it: nested properties keep their order."""
     prop = prop if isinstance(prop, dict) else {}
     kind = prop.get("type")
     nested = prop.get("properties")
     return GoStruct(_PROPERTY_TAGS, {
         # (nil slices as empty lists: Go prints both as [])
-        "AnyOf": [_template_property(p) for p in prop.get("anyOf") or []],
+        "AnyOf": [_tool_property(p) for p in prop.get("anyOf") or []],
         "Type": PropertyType([kind] if isinstance(kind, str) else kind or []),
         "Items": prop.get("items"), "Description": prop.get("description", ""), "Enum": list(prop.get("enum") or []),
-        "Properties": OrderedMap((k, _template_property(v)) for k, v in nested.items()) if isinstance(nested, dict) else None,
+        "Properties": OrderedMap((k, _tool_property(v)) for k, v in nested.items()) if isinstance(nested, dict) else None,
         "Required": list(prop.get("required") or [])})
+
+
+def _tool(tool: dict, *, for_template: bool) -> GoStruct:
+    """One tool definition decoded into Ollama's types: the request's api.Tool (its top-level
+    properties an ordered map), or the templateTool a TEMPLATE is given (a plain Go map, so sorted
+    when written, and the description always written)."""
+    fn = tool.get("function") or {}
+    params = fn.get("parameters") or {}
+    props = params.get("properties")
+    properties = ((JSONMap if for_template else OrderedMap)((k, _tool_property(v)) for k, v in props.items())
+                  if isinstance(props, dict) else None)
+    parameters = GoStruct(_PARAMETERS_TAGS, {
+        "Type": params.get("type", ""), "Defs": params.get("$defs"), "Items": params.get("items"),
+        "Required": list(params.get("required") or []), "Properties": properties})
+    function = GoStruct(_TEMPLATE_FUNCTION_TAGS if for_template else _API_FUNCTION_TAGS,
+                        {"Name": fn.get("name", ""), "Description": fn.get("description", ""), "Parameters": parameters})
+    return GoStruct(_TOOL_TAGS, {"Type": tool.get("type", ""), "Items": tool.get("items"), "Function": function},
+                    printable=True)
+
+
+def ollama_sent_tools(tools: Iterable[dict]) -> tuple[dict, ...]:
+    """Tool definitions as current Ollama passes them on to llama-server: decoded into its api.Tool
+    structs and encoded again (ollama api/types.go), so keys come in the structs' field order
+    (parameters: type, $defs, items, required, properties), empty fields are left out, and keys
+    the structs do not have are dropped; property order is kept (an ordered map)."""
+    return tuple(json.loads(go_json(_tool(t, for_template=False))) for t in tools)
 
 
 def ollama_tools(tools: Iterable[dict]) -> JSONList:
     """.Tools as Ollama's template sees them (template/template.go's templateTool, converted from
     the request's api.Tool): struct fields in Go's order, the description always written, the
     top-level properties a plain Go map (written with sorted keys), nested ones in their order."""
-    out = []
-    for t in tools:
-        fn = t.get("function") or {}
-        params = fn.get("parameters") or {}
-        props = params.get("properties")
-        parameters = GoStruct(_PARAMETERS_TAGS, {
-            "Type": params.get("type", ""), "Defs": params.get("$defs"), "Items": params.get("items"),
-            "Required": list(params.get("required") or []),
-            "Properties": JSONMap((k, _template_property(v)) for k, v in props.items()) if isinstance(props, dict) else None})
-        function = GoStruct(_FUNCTION_TAGS, {"Name": fn.get("name", ""), "Description": fn.get("description", ""),
-                                             "Parameters": parameters})
-        out.append(GoStruct(_TOOL_TAGS, {"Type": t.get("type", ""), "Items": t.get("items"), "Function": function},
-                            printable=True))
-    return JSONList(out)
+    return JSONList(_tool(t, for_template=True) for t in tools)
 
 
 def _go_decoded(value: Any) -> Any:
