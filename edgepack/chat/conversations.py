@@ -9,7 +9,7 @@ turns, thinking, tools and tool results.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from edgepack.chat.gotemplate import GoStruct, JSONList, JSONMap, OrderedMap, PropertyType, go_json
@@ -261,8 +261,6 @@ def _go_decoded(value: Any) -> Any:
 def template_messages(messages: Iterable[Message]) -> tuple[Message, ...]:
     """Messages as a Go template sees them through Ollama: tool-call arguments are a Go map
     (templateArgs), so their keys come sorted, nested ones too, and numbers as Go writes them."""
-    from dataclasses import replace
-
     return tuple(replace(m, tool_calls=tuple(replace(c, arguments=json.loads(go_json(dict(c.arguments))))
                                              for c in m.tool_calls)) if m.tool_calls else m for m in messages)
 

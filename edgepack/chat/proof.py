@@ -178,7 +178,7 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     differences: list[str] = []
     takes_tools = ".Tools" in translation.go_template
     probes = {**reference.probes, **reference.go_probes}
-    as_requested: bool | None = True
+    as_requested = True  # every tool conversation also equal to the render of the request's own tools
     for name, probe in probes.items():
         if probe.mode == "tools" and not takes_tools:
             # Ollama refuses a request with tools for a model whose template has no .Tools
