@@ -63,6 +63,9 @@ FAMILIES = {
     "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"thinking_in_content"}, "strip() of user, strip() of assistant"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "exact", set(),
                                          "strip() of system, strip() of user, strip() of assistant"),
+    # A family template of its own: rewrites assistant text and thinking as the source does (tags and
+    # blank text found by loops over the text), so no edits are named.
+    "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": ("nemotron/3-nano", "exact", set(), ""),
 }
 
 _THINKING_HISTORY = CHOICE_PROBES["thinking_history"]

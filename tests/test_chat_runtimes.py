@@ -442,7 +442,9 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
     ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
-    ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE")])
+    ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
+    # thinking and text rewritten as the source does (tags and blank text found by loops over the text)
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nemotron3", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -508,3 +510,38 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     assert [out.count("<|SYSTEM_TOKEN|><|START_TOOL_RESULT|>") for out in outs] == [1, 2]
     assert '"tool_call_id": "2", "tool_name": "get_weather"' in outs[0] and "21 C" not in outs[0]
     assert "<|START_THINKING|>Ask the tool.<|END_THINKING|><|START_ACTION|>" in outs[1]
+
+
+def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does_in_real_go(go_renderer):
+    """Nemotron 3 Nano's template rewrites assistant text: thinking that is only whitespace (ASCII
+    or not) counts as none, a turn before the last user turn keeps what follows its last </think>
+    when both tags occur, a call turn there what precedes a lone <think>, and the whole is trimmed.
+    Real Go against transformers on texts the choice and proof conversations do not hold."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    call = (ToolCall("get_weather", {"city": "Oslo"}),)
+    user, again = Message("user", " Hi "), Message("user", "Again?")
+    conversations = [
+        (user, Message("assistant", "  <think>x</think>\n  tail  "), again),
+        (user, Message("assistant", " </think> only a close ", thinking=" \u3000\n "), again),
+        (user, Message("assistant", "  ", thinking="\t\u2003"), again),
+        (user, Message("assistant", " before <think> dangling ", tool_calls=call),
+         Message("tool", "5 C", tool_name="get_weather"), again),
+        (user, Message("assistant", " a </think>  b ", thinking="T", tool_calls=call),
+         Message("tool", "5 C", tool_name="get_weather"), again),
+        (user, Message("assistant", " \n ", thinking=" T ", tool_calls=call), Message("tool", "5 C", tool_name="get_weather")),
+        (Message("system", "S"), Message("tool", "first", tool_name="get_weather"), user,
+         Message("assistant", "ok", thinking="kept\u3000"), Message("tool", "late", tool_name="get_weather")),
+    ]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
+        assert out == want
+    # checked by hand against the source's code
+    assert "<|im_start|>assistant\n<think></think>\n  tail<|im_end|>" in outs[0]
+    assert "<|im_start|>assistant\n<think></think><|im_end|>" in outs[2]
+    assert "<|im_start|>assistant\n<think></think>before\n<tool_call>" in outs[3]

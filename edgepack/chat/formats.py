@@ -55,6 +55,7 @@ class ChatFormat:
     # A family's own Go template (modelfiles/chat/families/<go_file>) instead of turns.gotmpl.j2;
     # it writes its own thinking (.Think/.IsThinkSet/.ThinkLevel), so no think tails are added.
     go_file: str = ""
+    helpers: tuple[str, ...] = ()  # the chat.gohelpers helpers (trims) a family's own template calls
     # What the source template does to message text that this row's Go template does not (read from the
     # source; the proof conversations need not hold such text): the Go path is then "differs".
     text_rewrites: str = ""
@@ -424,6 +425,11 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                generation="<assistant>", note="thinks unless Ollama's think is false, as the source does"),
     ChatFormat("laguna", "xs", **LAGUNA, **LAGUNA_XS),
     ChatFormat("laguna", "xs-no-default-system", **(LAGUNA | LAGUNA_XS | dict(default_system=False))),
+    ChatFormat("nemotron", "3-nano", markers=("<|im_start|>", "truncate_history_thinking", "<think></think>"),
+               go_file="nemotron3.gotmpl.j2", helpers=("strip", "rstrip"), user=("<|im_start|>user\n", "<|im_end|>\n"),
+               assistant=("<|im_start|>assistant\n", "<|im_end|>\n"), generation="<|im_start|>assistant\n",
+               stops=("<|im_start|>", "<|im_end|>"),
+               note="thinks unless Ollama's think is false, as the source does; earlier turns' thinking is dropped"),
     ChatFormat("gemma", "4", markers=("<|turn>", "<turn|>"), go_file="gemma4.gotmpl.j2",
                user=("<|turn>user\n", "<turn|>\n"), assistant=("<|turn>model\n", "<turn|>\n"), generation="<|turn>model\n",
                stops=("<turn|>", "<|turn>"),

@@ -23,6 +23,7 @@ from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
@@ -343,6 +344,13 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
+    # Nemotron 3 Nano (family template): definitions as XML in the system turn, calls as
+    # <function=...> XML after the text, results in user turns
+    ToolLayout("nemotron3", ("truncate_history_thinking", "render_extra_keys", "<parameter=", "<tool_response>"),
+               NEMOTRON_DEFS,
+               "{{ range $c := .ToolCalls }}<tool_call>\n<function={{ $c.Function.Name }}>\n" + _XML_ARGS
+               + "</function>\n</tool_call>\n{{ end }}", NEMOTRON_RESULT, defs_at="family", family="nemotron",
+               helpers=("pyjson", "strip")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
