@@ -173,8 +173,15 @@ def test_the_llama_cpp_proof_fails_when_the_reference_differs(llama_server):
 # ---- bad templates: one warning, never a crash or a hang
 
 def test_tool_only_and_unknown_variable_templates_are_reported_not_crashed():
+    # Hermes 3 tool_use fails without a tool list (tools=None); given an empty one, as Ollama's .Tools,
+    # it renders and its TEMPLATE is proven on every conversation
     hermes = analyze_chat(pinned("NousResearch-Hermes-3-Llama-3.1-8B-tool_use"), TOKENS, prove_llama_cpp_path=False)
-    assert hermes.paths[GO_TEMPLATE].status == "not handled" and hermes.go_template is None
+    assert hermes.paths[GO_TEMPLATE].status == "exact" and ".Tools" in hermes.go_template
+    assert any("fails without a tool list" in n for n in hermes.paths[GO_TEMPLATE].notes)
+    # a tool-only template of no known family: one warning, no TEMPLATE
+    odd = analyze_chat("{% for t in tools %}{{ t.function.name }}{% endfor %}>> {{ messages[-1].content }}", TOKENS,
+                       prove_llama_cpp_path=False)
+    assert odd.paths[GO_TEMPLATE].status == "not handled" and odd.go_template is None and len(odd.warnings) == 1
     fire = analyze_chat(pinned("fireworks-ai-llama-3-firefunction-v2"), TOKENS, prove_llama_cpp_path=False)
     assert fire.needs_variables == ["functions"]
     assert any("functions" in w for w in fire.warnings)
@@ -444,7 +451,10 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
     ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
     # thinking and text rewritten as the source does (tags and blank text found by loops over the text)
-    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nemotron3", "the Go TEMPLATE")])
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nemotron3", "the Go TEMPLATE"),
+    # tool_use templates that fail without tools; descriptions as Python signatures (json_to_python_type)
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "hermes-pro", "the Go TEMPLATE"),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "hermes-pro", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -545,3 +555,29 @@ def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does
     assert "<|im_start|>assistant\n<think></think>\n  tail<|im_end|>" in outs[0]
     assert "<|im_start|>assistant\n<think></think><|im_end|>" in outs[2]
     assert "<|im_start|>assistant\n<think></think>before\n<tool_call>" in outs[3]
+
+
+def test_hermes_pro_writes_python_types_as_its_macro_does_in_real_go(go_renderer):
+    """Hermes 2 Pro's json_to_python_type on every kind of property type Ollama can hand it: one
+    type, none, several, arrays and objects (whose `|items`/`additionalProperties` lookups the
+    macro gets wrong the same way for every tool). Real Go against transformers, and by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+
+    template = pinned("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    tool = {"type": "function", "function": {"name": "f", "description": "Do it.", "parameters": {
+        "type": "object", "properties": {
+            "a": {"type": "array", "items": {"type": "string"}}, "b": {"description": "Any."},
+            "c": {"type": ["string", "integer", "array", "object", "boolean", "number"]}, "d": {"type": "object"},
+            "e": {"type": "number", "description": "  padded  "}}, "required": ["a"]}}}
+    empty = {"type": "function", "function": {"name": "g", "description": "",
+                                              "parameters": {"type": "object", "properties": {}}}}
+    conversations = [(Message("user", "Go"),), (Message("system", "S"), Message("user", "Go"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, (tool, empty))
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((tool, empty))))
+        assert out == want
+    assert ('"description": "f(a: list[Union[]], b: Union[], c: Union[str,int,list[Union[]],dict,bool,float], d: dict, '
+            'e: float) - Do it.\n\n    Args:\n        a(list[Union[]]):         b(Union[]): Any.') in outs[0]
+    assert '{"name": "g", "description": "g() - \n\n", "parameters": {}}' in outs[0]

@@ -171,6 +171,8 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("chatml", "skip-empty-system", **CHATML, skip_empty_system=True),
     ChatFormat("chatml", "default-system", **CHATML, default_system=True,
                note="writes the model's default system prompt when none is given"),
+    ChatFormat("chatml", "preamble", **CHATML, preamble=True,
+               note="the template's fixed first system turn (tool preamble) is written before the conversation"),
     ChatFormat("chatml", "yi", markers=("<|im_start|>", "<|im_end|>"), system_turn=("", ""),
                user=("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"),
                assistant=("", "<|im_end|>\n"), generation="", stops=CHATML["stops"]),

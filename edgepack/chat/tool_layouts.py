@@ -23,6 +23,7 @@ from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -350,6 +351,12 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                NEMOTRON_DEFS,
                "{{ range $c := .ToolCalls }}<tool_call>\n<function={{ $c.Function.Name }}>\n" + _XML_ARGS
                + "</function>\n</tool_call>\n{{ end }}", NEMOTRON_RESULT, defs_at="family", family="nemotron",
+               helpers=("pyjson", "strip")),
+    # Hermes 2 Pro / 3 tool_use: the definitions inside the fixed system turn (a Python signature as
+    # each description), a call turn of its own, results in tool turns (chat.tool_hermes_pro)
+    ToolLayout("hermes-pro", ("json_to_python_type", "Here are the available tools: <tools> ", "<tool_response>"),
+               HERMES_PRO_DEFS, "", HERMES_PRO_RESULT, defs_at="header",
+               header_defs_after="Here are the available tools: <tools> ", call_turn=HERMES_PRO_CALLS,
                helpers=("pyjson", "strip")),
 )
 
