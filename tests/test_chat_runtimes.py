@@ -581,3 +581,43 @@ def test_hermes_pro_writes_python_types_as_its_macro_does_in_real_go(go_renderer
     assert ('"description": "f(a: list[Union[]], b: Union[], c: Union[str,int,list[Union[]],dict,bool,float], d: dict, '
             'e: float) - Do it.\n\n    Args:\n        a(list[Union[]]):         b(Union[]): Any.') in outs[0]
     assert '{"name": "g", "description": "g() - \n\n", "parameters": {}}' in outs[0]
+
+
+def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_renderer):
+    """Command R+ tool_use needs every property described and fails without a tool list: chosen on
+    the conversations offering one tool and, without tools, proven against the source given an
+    empty list. Real Go against transformers with several described tools (types as its
+    json_to_python_type writes them, optional ones as Optional[...] = None), calls with nested
+    arguments as tojson(indent=4) indented by 8, trimmed results; and a plain chat."""
+    from edgepack.chat.conversations import WEATHER_TOOL, template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import TOOL_CHOICE
+
+    template = pinned("CohereForAI-c4ai-command-r-plus-tool_use")
+    tokens = SpecialTokens("<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status == "exact" and go.modes == {"plain": "exact", "tools": "exact"}, go.differences
+    assert report.current_ollama == "the Go TEMPLATE"
+    search = {"type": "function", "function": {"name": "search", "description": "Find <b> & \"it\".", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string", "description": " words "},
+                                         "k": {"type": ["integer", "boolean", "array"], "description": "How many."},
+                                         "tags": {"type": "array", "items": {"type": "string"}, "description": "T"}},
+        "required": ["q", "tags"]}}}
+    tools = (WEATHER_TOOL, search)
+    conversations = [*TOOL_CHOICE.values(), (Message("system", " Be brief. "), Message("user", " Find it ")),
+                     (Message("user", "Find it"), Message("assistant", " Searching. ", tool_calls=(
+                         ToolCall("search", {"q": "a<b", "tags": ["x"], "opts": {"z": True, "a": 1.5}}),
+                         ToolCall("get_weather", {}))), Message("tool", "  {\"hits\": []}  ", tool_name="search"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, tools)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        assert out == want.removeprefix(tokens.bos)
+    plain = render_go_tools(go_renderer, report.go_template, [(Message("user", "Hi"),)], ())[0]
+    assert plain == render_hf(template, [Message("user", "Hi")], tokens, tools=[]).removeprefix(tokens.bos)
+    # by hand, from the source's macros
+    assert ("def search(k: Optional[Union[int,bool,List[Union[]]]] = None, q: str, tags: List[Union[]]) -> List[Dict]:\n"
+            '    """Find <b> & "it".\n\n    Args:\n        k (Optional[Union[int,bool,List[Union[]]]]): How many.\n'
+            "        q (str):  words \n        tags (List[Union[]]): T\n") in outs[0]
+    assert ('"parameters": {\n            "opts": {\n                "a": 1.5,\n                "z": true\n            },\n'
+            in outs[-1])
+    assert '"tool_name": "get_weather",\n        "parameters": {}\n    }\n]```\n<|START' in outs[-1]

@@ -23,6 +23,7 @@ from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
@@ -358,6 +359,11 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                HERMES_PRO_DEFS, "", HERMES_PRO_RESULT, defs_at="header",
                header_defs_after="Here are the available tools: <tools> ", call_turn=HERMES_PRO_CALLS,
                helpers=("pyjson", "strip")),
+    # Command R+ tool_use (family template): Python stubs in the fixed system turn, an Action JSON
+    # list after the text, <results> system turns (chat.tool_command_r_plus)
+    ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
+               COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
+               family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
@@ -381,6 +387,9 @@ TOOL_CHOICE: dict[str, tuple[Message, ...]] = {
                             Message("tool", "21 C", tool_name="get_weather")),
 }
 CHOICE_TOOLS = (WEATHER_TOOL, SECOND_TOOL)
+# A template that refuses SECOND_TOOL (Command R+ tool_use needs every property described) is chosen
+# on the same conversations offering WEATHER_TOOL alone: rendered with this suffix.
+ONE_TOOL = "@one-tool"
 
 
 def candidate_layouts(chat_template: str) -> list[ToolLayout]:
@@ -392,18 +401,21 @@ def tools_hold(renders, go_template: str, render) -> bool:
     chat.translate.SourceRenders; `render`: its Go renderer), exactly, and the source renders at
     least one with tool calls and results (else nothing proves them: Kimi K2 Instruct's queue of
     call ids uses list.append, which transformers' sandbox refuses)."""
-    round_trips = 0
-    for name, messages in TOOL_CHOICE.items():
-        want = renders.expected(name)
-        if want is None:
-            continue
-        try:
-            if render(go_template, messages, tools=CHOICE_TOOLS) != want:
+    for suffix, tools in (("", CHOICE_TOOLS), (ONE_TOOL, CHOICE_TOOLS[:1])):
+        round_trips = 0
+        for name, messages in TOOL_CHOICE.items():
+            want = renders.expected(name + suffix)
+            if want is None:
+                continue
+            try:
+                if render(go_template, messages, tools=tools) != want:
+                    return False
+            except EdgepackError:  # the Go model refuses the text or the source refused the rest
                 return False
-        except EdgepackError:  # the Go model refuses the text or the source refused the rest
-            return False
-        round_trips += any(m.role == "tool" for m in messages)
-    return round_trips > 0
+            round_trips += any(m.role == "tool" for m in messages)
+        if round_trips:
+            return True
+    return False
 
 
 def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, render,

@@ -25,7 +25,7 @@ from edgepack.chat.dates import source_date_formats
 from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many,
                                    with_empty_tool_list)
 from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
-from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, candidate_layouts, choose_layout
+from edgepack.chat.tool_layouts import CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout
 from edgepack.errors import ChatTemplateError
 
 
@@ -98,6 +98,9 @@ class SourceRenders:
             tools = (("tools", list(template_tool_values(CHOICE_TOOLS))),)
             names += list(TOOL_CHOICE)
             jobs += [RenderJob(template_messages(messages), tools) for messages in TOOL_CHOICE.values()]
+            one = (("tools", list(template_tool_values(CHOICE_TOOLS[:1]))),)
+            names += [name + ONE_TOOL for name in TOOL_CHOICE]
+            jobs += [RenderJob(template_messages(messages), one) for messages in TOOL_CHOICE.values()]
         for name, job in edit_jobs(self.markers):
             names.append(name)
             jobs.append(job)
