@@ -66,6 +66,8 @@ FAMILIES = {
     # A family template of its own: rewrites assistant text and thinking as the source does (tags and
     # blank text found by loops over the text), so no edits are named.
     "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": ("nemotron/3-nano", "exact", set(), ""),
+    # Its reasoning mode and custom instructions come from scans of the system text (below).
+    "HuggingFaceTB-SmolLM3-3B": ("smollm/3", "exact", set(), ""),
 }
 
 _THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
@@ -294,3 +296,21 @@ def test_a_family_template_never_takes_tools_away_from_current_ollama(name, curr
     assert "tools" in report.capabilities and report.go_template is not None
     assert report.current_ollama.startswith(current)  # the GGUF's template keeps its tools, or the TEMPLATE has them
     assert current.startswith("the GGUF's template") or ".Tools" in report.go_template
+
+
+@pytest.mark.parametrize("system", ["  Be brief. /no_think  ", "/think", "/no_think", "x/think/no_think y",
+                                    "a/no_/thinkthink b", "é /no_think ü\u3000 ", "/think \t\n", "", "   "])
+def test_smollm3_reads_its_reasoning_mode_and_instructions_from_the_system_text_in_real_go(system, go_renderer):
+    """SmolLM3 switches its reasoning mode on /no_think (else /think) anywhere in the system text,
+    removes every /no_think and then every /think from it and right-trims the rest; blank, it writes
+    a default for the mode. Real Go against transformers, thinking unset, on and off."""
+    template = pinned("HuggingFaceTB-SmolLM3-3B")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    conversation = (Message("system", system), Message("user", "Hi"), Message("assistant", "\nHello"),
+                    Message("user", "Bye"))
+    jobs = [(conversation, think) for think in (None, True, False)]
+    outs = render_go(go_renderer, [{"template": report.go_template, "think": think,
+                                    "messages": [go_payload(m) for m in messages]} for messages, think in jobs])
+    assert outs == hf_many(template, jobs)
+    if system == "  Be brief. /no_think  ":  # by hand
+        assert "Reasoning Mode: /no_think\n\n## Custom Instructions\n\n  Be brief.\n\n<|im_end|>" in outs[0]

@@ -436,6 +436,12 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                stops=("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
                note="the template's fixed system turn (its default task prompt when there is no system message) "
                     "and closing instruction turn are written as the source writes them"),
+    ChatFormat("smollm", "3", markers=("<|im_start|>", "Reasoning Mode: ", "## Custom Instructions"),
+               go_file="smollm3.gotmpl.j2", default_system=True, helpers=("rstrip", "lstrip_nl"), user=("<|im_start|>user\n", "<|im_end|>\n"),
+               assistant=("<|im_start|>assistant\n", "<|im_end|>\n"), generation="<|im_start|>assistant\n",
+               stops=("<|im_start|>", "<|im_end|>"),
+               note="reasoning mode /think unless Ollama's think is false or the system message says /no_think, "
+                    "as the source does; system messages other than the first are not written, as the source does"),
     ChatFormat("nemotron", "3-nano", markers=("<|im_start|>", "truncate_history_thinking", "<think></think>"),
                go_file="nemotron3.gotmpl.j2", helpers=("strip", "rstrip"), user=("<|im_start|>user\n", "<|im_end|>\n"),
                assistant=("<|im_start|>assistant\n", "<|im_end|>\n"), generation="<|im_start|>assistant\n",
