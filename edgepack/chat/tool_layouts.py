@@ -129,6 +129,11 @@ _GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ r
               '<arg_key>{{ $k }}</arg_key><arg_value>' + string_or_tojson("$v")
               + '</arg_value>{{ end }}</tool_call>{{ end }}')
 
+# DeepSeek R1 distills: a result opens the run of outputs if it is the conversation's first
+_R1_DISTILL_RESULT = ('{{ $firstOutput := true }}{{ range $m := slice $.Messages 0 $i }}{{ if eq $m.Role "tool" }}'
+                      "{{ $firstOutput = false }}{{ end }}{{ end }}{{ if $firstOutput }}<｜tool▁outputs▁begin｜>"
+                      "{{ else }}\n{{ end }}<｜tool▁output▁begin｜>{{ .Content }}<｜tool▁output▁end｜>")
+
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
     ToolLayout("hermes", _HERMES_MARKERS, _HERMES_DEFS, _HERMES_CALLS, _HERMES_RESULT, defs_joiner="\n\n"),
@@ -343,6 +348,22 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
+    # DeepSeek R1 distills (family template): no definitions (the source ignores them; .Tools is
+    # still read, so Ollama takes tool requests); each result in one run of outputs that the first
+    # result of the conversation opens (ns.is_output_first is never set back: later runs continue it).
+    # The Llama 8B distill writes calls only for a message whose content is None, which no message
+    # through Ollama has: none are written. The Qwen 32B distill writes each call, the conversation's
+    # first opening the calls block (ns.is_first is never set back either), then the turn's text.
+    ToolLayout("deepseek-r1-distill", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>", "message['content'] is none"),
+               "", "", _R1_DISTILL_RESULT, defs_at="family", family="deepseek", helpers=()),
+    ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
+                                             "tool['function']['arguments'] | tojson"),
+               "", '{{ $callsBefore := false }}{{ range $m := slice $.Messages 0 $i }}{{ if and (eq $m.Role "assistant") '
+               "$m.ToolCalls }}{{ $callsBefore = true }}{{ end }}{{ end }}{{ range $j, $c := .ToolCalls }}"
+               "{{ if or $j $callsBefore }}\n<｜tool▁call▁begin｜>{{ else }}<｜Assistant｜><｜tool▁calls▁begin｜>"
+               "<｜tool▁call▁begin｜>{{ end }}function<｜tool▁sep｜>{{ $c.Function.Name }}\n```json\n"
+               f"{tojson('$c.Function.Arguments')}\n```<｜tool▁call▁end｜>{{{{ end }}}}<｜tool▁calls▁end｜><｜end▁of▁sentence｜>",
+               _R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
