@@ -57,7 +57,8 @@ FAMILIES = {
     # Its TEMPLATE reads no .Thinking (so may meet Ollama built with Go < 1.24): the loop-free cut.
     "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), "split('</think>')[-1] of assistant"),
     "ibm-granite-granite-4.1": ("granite/skip-empty-system", "exact", set(), ""),
-    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
+    # with tools another default system prompt, and the definitions as tojson(indent=4): exact with tools too
+    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", "exact", set(), ""),
     "Cohere2MoE": ("command-r/cohere2", "exact", set(), ""),
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", "exact", set(), ""),
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),

@@ -428,6 +428,10 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("mistralai-Ministral-3-14B-Reasoning-2512", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE"),
     ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE"),
+    # another default system prompt with tools; the definitions one indented list (tojson(indent=4)); the
+    # GGUF's template also shows thinking (its <think></think> instruction), so current Ollama takes it
+    ("ibm-granite-granite-3.3-2B-Instruct", "granite-3.3",
+     "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
     # the definitions as tojson(indent=4), through the "ep.pyjson:4" helper
     ("meta-llama-Llama-3.1-8B-Instruct", "llama3.1", "the Go TEMPLATE"),
     ("meta-llama-Llama-3.2-3B-Instruct", "llama3.1", "the Go TEMPLATE"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
-from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
+from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
@@ -65,6 +65,8 @@ class ToolLayout:
     header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
     header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
+    # a format's default system prompt with tools given: this text of it replaced by that (Granite 3.3)
+    default_system_tools: tuple[str, str] | None = None
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
 
@@ -77,11 +79,10 @@ class ToolLayout:
         return (roles if "$prevRole" in self.result or "$nextRole" in self.result else "") + self.result
 
 
-def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0) -> str:
-    """Each definition as tojson (tojson(indent=N)), with text around it and between two."""
+def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0, depth: int = 0) -> str:
+    """Each definition as tojson (tojson(indent=N), `depth` levels deep), with text around it and between two."""
     sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
-    json_text = (f'{{{{ template "{indent_name(indent)}" (print "a" (json $t)) }}}}' if indent
-                 else f"{tojson('$t')}")
+    json_text = tojson_indented("$t", indent, depth) if indent else f"{tojson('$t')}"
     return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{json_text}{after}{{{{ end }}}}"
 
 
@@ -348,6 +349,17 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
+    # Granite 3.3: another default system prompt with tools; the definitions as one tojson(indent=4)
+    # list in an available_tools turn after the system turn; calls not written; results in tool turns
+    ToolLayout("granite-3.3", ("<|start_of_role|>available_tools<|end_of_role|>", "available_tools | tojson(indent=4)"),
+               "<|start_of_role|>available_tools<|end_of_role|>[\n    "
+               + _each_tool("", between=",\n    ", indent=4, depth=1) + "\n]<|end_of_text|>\n", "",
+               "<|start_of_role|>tool<|end_of_role|>{{ .Content }}<|end_of_text|>\n", defs_at="after_system",
+               default_system_tools=(" You are a helpful AI assistant.", " You are a helpful assistant with access to "
+                                     "the following tools. When a tool is required to answer the user's query, respond "
+                                     "only with <|tool_call|> followed by a JSON list of tools used. If a tool does not "
+                                     "exist in the provided list of tools, notify the user that you do not have the "
+                                     "ability to fulfill the request."), helpers=("pyjson:4",)),
     # DeepSeek R1 distills (family template): no definitions (the source ignores them; .Tools is
     # still read, so Ollama takes tool requests); each result in one run of outputs that the first
     # result of the conversation opens (ns.is_output_first is never set back: later runs continue it).
