@@ -10,7 +10,8 @@ TEMPLATE has no .Tools and Ollama refuses tool requests on it. JSON is written w
 through the "ep.pyjson" helper, which writes what Jinja's `tojson` writes (chat.gojson's tojson
 and string_or_tojson write the Go actions).
 Adding a layout: a row here, written from the source template's own tool code; the choice and the
-proof conversations say whether it holds.
+proof conversations say whether it holds (long Go text for one family goes to a chat.tool_<family> module).
+Longer than ~400 lines as one job: it is one table, and a layout is found in one place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
+from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -129,11 +131,6 @@ _XML_MARKERS = ("<tools>", "<tool_call>", "<function=", "<parameter=")
 _GLM_CALLS = ('{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}{{ range $k, $v := $c.Function.Arguments }}'
               '<arg_key>{{ $k }}</arg_key><arg_value>' + string_or_tojson("$v")
               + '</arg_value>{{ end }}</tool_call>{{ end }}')
-
-# DeepSeek R1 distills: a result opens the run of outputs if it is the conversation's first
-_R1_DISTILL_RESULT = ('{{ $firstOutput := true }}{{ range $m := slice $.Messages 0 $i }}{{ if eq $m.Role "tool" }}'
-                      "{{ $firstOutput = false }}{{ end }}{{ end }}{{ if $firstOutput }}<｜tool▁outputs▁begin｜>"
-                      "{{ else }}\n{{ end }}<｜tool▁output▁begin｜>{{ .Content }}<｜tool▁output▁end｜>")
 
 LAYOUTS: tuple[ToolLayout, ...] = (
     # Qwen2.5, Qwen3, MiMo: calls follow the turn's (thinking and) text
@@ -367,15 +364,10 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # through Ollama has: none are written. The Qwen 32B distill writes each call, the conversation's
     # first opening the calls block (ns.is_first is never set back either), then the turn's text.
     ToolLayout("deepseek-r1-distill", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>", "message['content'] is none"),
-               "", "", _R1_DISTILL_RESULT, defs_at="family", family="deepseek", helpers=()),
+               "", "", R1_DISTILL_RESULT, defs_at="family", family="deepseek", helpers=()),
     ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
                                              "tool['function']['arguments'] | tojson"),
-               "", '{{ $callsBefore := false }}{{ range $m := slice $.Messages 0 $i }}{{ if and (eq $m.Role "assistant") '
-               "$m.ToolCalls }}{{ $callsBefore = true }}{{ end }}{{ end }}{{ range $j, $c := .ToolCalls }}"
-               "{{ if or $j $callsBefore }}\n<｜tool▁call▁begin｜>{{ else }}<｜Assistant｜><｜tool▁calls▁begin｜>"
-               "<｜tool▁call▁begin｜>{{ end }}function<｜tool▁sep｜>{{ $c.Function.Name }}\n```json\n"
-               f"{tojson('$c.Function.Arguments')}\n```<｜tool▁call▁end｜>{{{{ end }}}}<｜tool▁calls▁end｜><｜end▁of▁sentence｜>",
-               _R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
+               "", R1_DISTILL_CALLS, R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
