@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
+from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
@@ -330,6 +331,22 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
                '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
                defs_at="family", family="solar", calls_replace_text=True),
+    # functionary v3.1: the definitions in the fixed preamble, after the knowledge date; each named
+    # with its description and its function as JSON, all HTML-escaped as transformers writes them
+    # (the source joins them to `|safe` strings: jinja2's Markup escapes the rest); a call turn is
+    # its text, then <function=name>{arguments}</function> per call (the built-in "python" tool as
+    # <|python_tag|>{arguments}) and <|eom_id|>; results in ipython turns
+    ToolLayout("functionary-v3.1", ("<function=", "<|python_tag|>", "<|eom_id|>", "'\"|safe"),
+               "\nYou have access to the following functions:\n\n{{ range $t := $.Tools }}Use the function "
+               "'{{ html $t.Function.Name }}' to '{{ html $t.Function.Description }}'\n"
+               + tojson("$t.Function", escaped=True) + "\n\n{{ end }}" + FUNCTIONARY_V31_RULES,
+               "", "<|start_header_id|>ipython<|end_header_id|>\n\n{{ .Content }}<|eot_id|>", defs_at="header",
+               header_defs_after="Cutting Knowledge Date: December 2023\n\n",
+               call_turn="<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Content }}{{ range $c := .ToolCalls }}"
+                         '{{ if eq $c.Function.Name "python" }}<|python_tag|>' + tojson("$c.Function.Arguments")
+                         + "{{ else }}<function={{ $c.Function.Name }}>" + tojson("$c.Function.Arguments")
+                         + "</function>{{ end }}{{ end }}", call_turn_end="<|eom_id|>",
+               helpers=("pyjson", "pyjson.html")),
     # MiniMax M2, M1, Seed-OSS (family templates; Go text in chat.tool_minimax and chat.tool_seed).
     # M2: definitions at the end of the system turn, calls after the text, results in ]~b]tool turns
     ToolLayout("minimax-m2", ("<minimax:tool_call>", "render_tool_namespace", "]~b]tool", "<invoke name="),
