@@ -335,7 +335,8 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # with its description and its function as JSON, all HTML-escaped as transformers writes them
     # (the source joins them to `|safe` strings: jinja2's Markup escapes the rest); a call turn is
     # its text, then <function=name>{arguments}</function> per call (the built-in "python" tool as
-    # <|python_tag|>{arguments}) and <|eom_id|>; results in ipython turns
+    # <|python_tag|>{arguments}) and <|eom_id|>; results in ipython turns. Not written: the source's
+    # "Environment: ipython" for a tool of type "code_interpreter", a type Ollama's API never sends.
     ToolLayout("functionary-v3.1", ("<function=", "<|python_tag|>", "<|eom_id|>", "'\"|safe"),
                "\nYou have access to the following functions:\n\n{{ range $t := $.Tools }}Use the function "
                "'{{ html $t.Function.Name }}' to '{{ html $t.Function.Description }}'\n"
