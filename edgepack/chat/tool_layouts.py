@@ -336,7 +336,8 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # (the source joins them to `|safe` strings: jinja2's Markup escapes the rest); a call turn is
     # its text, then <function=name>{arguments}</function> per call (the built-in "python" tool as
     # <|python_tag|>{arguments}) and <|eom_id|>; results in ipython turns. Not written: the source's
-    # "Environment: ipython" for a tool of type "code_interpreter", a type Ollama's API never sends.
+    # "Environment: ipython" and the removal of a tool of type "code_interpreter" (Ollama documents
+    # function tools only).
     ToolLayout("functionary-v3.1", ("<function=", "<|python_tag|>", "<|eom_id|>", "'\"|safe"),
                "\nYou have access to the following functions:\n\n{{ range $t := $.Tools }}Use the function "
                "'{{ html $t.Function.Name }}' to '{{ html $t.Function.Description }}'\n"
