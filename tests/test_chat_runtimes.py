@@ -443,7 +443,8 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
     ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
-    ("meetkai-functionary-medium-v3.1", "functionary-v3.1", "the Go TEMPLATE")])
+    ("meetkai-functionary-medium-v3.1", "functionary-v3.1", "the Go TEMPLATE"),
+    ("GLM-4.6", "glm-4.6", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a

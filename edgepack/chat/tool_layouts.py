@@ -208,6 +208,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
                defs_at="family", family="glm"),
+    # GLM 4.6 (family template): as 4.7 with newlines: each definition on a line of its own, each
+    # call "\n<tool_call>name\n" then one <arg_key>/<arg_value> line pair per argument, each result
+    # in "\n<tool_response>\n...\n</tool_response>"
+    ToolLayout("glm-4.6", ("<arg_key>", "<|observation|>", "<tool_response>", "'\\n<tool_call>' + tc.name"),
+               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>',
+               '{{ range $c := .ToolCalls }}\n<tool_call>{{ $c.Function.Name }}\n{{ range $k, $v := $c.Function.Arguments }}'
+               '<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v") + '</arg_value>\n{{ end }}</tool_call>{{ end }}',
+               '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}\n<tool_response>\n{{ .Content }}\n</tool_response>',
+               defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
