@@ -12,6 +12,8 @@ these makes it recurse without end: then it renders nothing to compare, and Any 
 
 from __future__ import annotations
 
+from edgepack.chat.gojson import tojson_indented
+
 _ONE_TYPE = ('{{ if eq $y "string" }}str{{ else if eq $y "number" }}float{{ else if eq $y "integer" }}int'
              '{{ else if eq $y "boolean" }}bool{{ else if eq $y "array" }}List[Union[]]{{ else }}Any{{ end }}')
 _PY_TYPE = ('{{ if eq (len $p.Type) 1 }}{{ $y := index $p.Type 0 }}' + _ONE_TYPE + '{{ else }}Union['
@@ -31,7 +33,7 @@ COMMAND_R_PLUS_DEFS = (
 COMMAND_R_PLUS_CALLS = (
     '\nAction:\n```json\n[\n{{ range $j, $c := .ToolCalls }}{{ if $j }},\n{{ end }}    {\n        "tool_name": '
     '"{{ $c.Function.Name }}",\n        "parameters": {{ if $c.Function.Arguments }}'
-    '{{ template "ep.pyjson:4" (print "c" (json $c.Function.Arguments)) }}\n{{ else }}{}\n{{ end }}    }{{ end }}\n]```\n')
+    + tojson_indented("$c.Function.Arguments", 4, depth=2) + '\n{{ else }}{}\n{{ end }}    }{{ end }}\n]```\n')
 
 COMMAND_R_PLUS_RESULT = ('<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|><results>\n{{ template "ep.strip" .Content }}'
                          '</results><|END_OF_TURN_TOKEN|>')
