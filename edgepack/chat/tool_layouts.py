@@ -22,6 +22,7 @@ from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
+from edgepack.chat.tool_deepseek import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -343,6 +344,12 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
+    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_deepseek): DSML calls after the text;
+    # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
+    ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
+               V32_DEFS, V32_CALLS, V32_RESULT, defs_at="family", family="deepseek"),
+    ToolLayout("deepseek-v4-dsml", ("｜DSML｜", "tool_calls", "<tool_result>", "string=\"false\""),
+               V4_DEFS, V4_CALLS, V4_RESULT, defs_at="family", family="deepseek"),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
