@@ -64,7 +64,9 @@ V4_CALLS = _calls("tool_calls", empty_args_line=True)
 # V3.2: a result's place is its distance from the last call turn before it (call_order in the source,
 # counted here as a string of one letter per message since); the first opens <function_results>, the
 # one whose place is that turn's number of calls closes it, and the family template's $pending then
-# says the next assistant turn follows results ("\n\n" instead of <｜Assistant｜>).
+# says the next assistant turn follows results ("\n\n" instead of <｜Assistant｜>). With no call turn
+# before it, nothing closes the block: the source counts the calls of messages[-1] then, which only
+# a final call turn has (a prefill, which Ollama continues and transformers cuts before its calls).
 V32_RESULT = ('{{ $since := "" }}{{ $calls := 0 }}{{ range $m := slice $.Messages 0 $i }}'
               '{{ if and (eq $m.Role "assistant") $m.ToolCalls }}{{ $since = "" }}{{ $calls = len $m.ToolCalls }}'
               '{{ else }}{{ $since = print $since "x" }}{{ end }}{{ end }}'
