@@ -57,7 +57,7 @@ FAMILIES = {
     "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
     "Cohere2MoE": ("command-r/cohere2", "exact", set(), ""),
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", "exact", set(), ""),
-    "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.1": ("llama3/preamble", "exact", set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
     # (rwkv also cuts at </think> after trimming, which no helper here does: named, never exact)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
+from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_deepseek import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
@@ -208,6 +209,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
                defs_at="family", family="glm"),
+    # GLM 4.6 (family template): as 4.7 with newlines: each definition on a line of its own, each
+    # call "\n<tool_call>name\n" then one <arg_key>/<arg_value> line pair per argument, each result
+    # in "\n<tool_response>\n...\n</tool_response>"
+    ToolLayout("glm-4.6", ("<arg_key>", "<|observation|>", "<tool_response>", "'\\n<tool_call>' + tc.name"),
+               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>',
+               '{{ range $c := .ToolCalls }}\n<tool_call>{{ $c.Function.Name }}\n{{ range $k, $v := $c.Function.Arguments }}'
+               '<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v") + '</arg_value>\n{{ end }}</tool_call>{{ end }}',
+               '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}\n<tool_response>\n{{ .Content }}\n</tool_response>',
+               defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
                "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
@@ -331,6 +341,24 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
                '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
                defs_at="family", family="solar", calls_replace_text=True),
+    # functionary v3.1: the definitions in the fixed preamble, after the knowledge date; each named
+    # with its description and its function as JSON, all HTML-escaped as transformers writes them
+    # (the source joins them to `|safe` strings: jinja2's Markup escapes the rest); a call turn is
+    # its text, then <function=name>{arguments}</function> per call (the built-in "python" tool as
+    # <|python_tag|>{arguments}) and <|eom_id|>; results in ipython turns. Not written: the source's
+    # "Environment: ipython" and the removal of a tool of type "code_interpreter" (Ollama documents
+    # function tools only).
+    ToolLayout("functionary-v3.1", ("<function=", "<|python_tag|>", "<|eom_id|>", "'\"|safe"),
+               "\nYou have access to the following functions:\n\n{{ range $t := $.Tools }}Use the function "
+               "'{{ html $t.Function.Name }}' to '{{ html $t.Function.Description }}'\n"
+               + tojson("$t.Function", escaped=True) + "\n\n{{ end }}" + FUNCTIONARY_V31_RULES,
+               "", "<|start_header_id|>ipython<|end_header_id|>\n\n{{ .Content }}<|eot_id|>", defs_at="header",
+               header_defs_after="Cutting Knowledge Date: December 2023\n\n",
+               call_turn="<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Content }}{{ range $c := .ToolCalls }}"
+                         '{{ if eq $c.Function.Name "python" }}<|python_tag|>' + tojson("$c.Function.Arguments")
+                         + "{{ else }}<function={{ $c.Function.Name }}>" + tojson("$c.Function.Arguments")
+                         + "</function>{{ end }}{{ end }}", call_turn_end="<|eom_id|>",
+               helpers=("pyjson", "pyjson.html")),
     # MiniMax M2, M1, Seed-OSS (family templates; Go text in chat.tool_minimax and chat.tool_seed).
     # M2: definitions at the end of the system turn, calls after the text, results in ]~b]tool turns
     ToolLayout("minimax-m2", ("<minimax:tool_call>", "render_tool_namespace", "]~b]tool", "<invoke name="),
