@@ -428,6 +428,10 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("mistralai-Ministral-3-14B-Reasoning-2512", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE"),
     ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE"),
+    # another default system prompt with tools; the definitions one indented list (tojson(indent=4)); the
+    # GGUF's template also shows thinking (its <think></think> instruction), so current Ollama takes it
+    ("ibm-granite-granite-3.3-2B-Instruct", "granite-3.3",
+     "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
     # the definitions as tojson(indent=4), through the "ep.pyjson:4" helper
     ("meta-llama-Llama-3.1-8B-Instruct", "llama3.1", "the Go TEMPLATE"),
     ("meta-llama-Llama-3.2-3B-Instruct", "llama3.1", "the Go TEMPLATE"),
@@ -559,6 +563,57 @@ def test_deepseek_dsml_calls_results_and_thinking_with_tools_in_real_go(go_rende
     assert outs["two_rounds", None, ""].startswith("S\n\nT\n\n## Tools")  # every system message first
     assert ("Reasoning Effort:" in outs["two_rounds", True, "high"]) is name.endswith("Flash-0731")
     assert ("Reasoning Effort:" in outs["two_rounds", True, "max"]) is not name.endswith("V3.2")
+
+
+@pytest.mark.parametrize("name, layout, calls_written", [
+    ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek-r1-distill", False),
+    ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek-r1-distill-calls", True)])
+def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(go_renderer, name, layout, calls_written):
+    """The R1 distills keep flags across the conversation: the conversation's first tool output opens
+    the outputs block and later runs continue it; an answer right after outputs closes them in place
+    of <｜Assistant｜>; a conversation ending in outputs closes them instead of the generation prompt;
+    only the last system message is written, first; the Qwen distill's first call of the conversation
+    opens the calls block (the Llama one writes calls only for a content of None, which Ollama never
+    sends). They write no definitions. Real Go against transformers, thinking unset/on/off, and the
+    blocks counted by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert any(n.startswith(f"tools are written as the template writes them (layout {layout})") for n in go.notes)
+    assert go.status == "exact" and ".Tools" in report.go_template, go.differences
+    # the GGUF's template also opens <think>, which this TEMPLATE does not show Ollama: current Ollama takes the GGUF's
+    assert report.current_ollama == "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"
+    weather, rome = ToolCall("get_weather", {"city": "Oslo", "days": [1, {"b": None, "a": 2.5}]}), ToolCall(
+        "get_weather", {"city": "Rome"})
+    two_runs = (Message("system", "First."), Message("user", "Weather?"), Message("assistant", "", tool_calls=(weather,)),
+                Message("tool", "r1", tool_name="get_weather"),
+                Message("assistant", "Again.", tool_calls=(rome, weather)), Message("tool", "r2", tool_name="get_weather"),
+                Message("tool", "r3", tool_name="get_weather"), Message("assistant", "Hm</think>Done."),
+                Message("system", "Last."), Message("user", "More?"), Message("assistant", "", tool_calls=(rome,)),
+                Message("tool", "r4", tool_name="get_weather"))
+    conversations = [two_runs, two_runs[:8] + (Message("user", "Thanks."),), two_runs[1:4] + (Message("user", "And?"),)]
+    jobs = [(c, think) for c in conversations for think in (None, True, False)]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
+               | ({} if think is None else {"think": think}) for c, think in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    assert all("error" not in r for r in outs), outs
+    for (messages, think), out in zip(jobs, outs):
+        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
+        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+    full = outs[0]["output"]
+    assert full.startswith("Last.<｜User｜>Weather?") and "First." not in full
+    assert full.count("<｜tool▁outputs▁begin｜>") == 1 and full.count("<｜tool▁output▁begin｜>") == 4
+    assert full.endswith("r4<｜tool▁output▁end｜><｜tool▁outputs▁end｜>")  # no generation prompt after outputs
+    assert "<｜tool▁outputs▁end｜>Hm</think>Done.<｜end▁of▁sentence｜>" in full  # closed in place of <｜Assistant｜>, not cut
+    assert full.count("<｜tool▁calls▁begin｜>") == int(calls_written)
+    assert full.count("<｜tool▁call▁begin｜>") == (4 if calls_written else 0)
+    # a user turn after outputs leaves them unclosed (the source's flag is set back there)
+    assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]["output"]
 
 
 @pytest.mark.parametrize("name", ["CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE"])

@@ -143,6 +143,7 @@ DEEPSEEK3 = dict(
     assistant=("<｜Assistant｜>", "<｜end▁of▁sentence｜>"),
     stops=("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"),
 )
+R1_DISTILL_MARKER = "{{'<｜tool▁outputs▁end｜>' + message['content']"  # an answer closing the tool outputs
 GRANITE = dict(
     markers=("<|start_of_role|>", "<|end_of_role|>"),
     stops=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"),
@@ -226,6 +227,14 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("deepseek", "llm-v2", markers=("User: ", "Assistant:"), system_turn=("", "\n\n"),
                user=("User: ", "\n\n"), assistant=("Assistant: ", "{eos}"), generation="Assistant:",
                stops=("User:", "Assistant:")),
+    # DeepSeek R1 distills: the v3 turns in a family template of their own, for their tool outputs
+    # (an answer right after them closes them in place of its <｜Assistant｜>). Before v3, which also
+    # matches them but cannot write that; the second closes the think block unless thinking is on.
+    ChatFormat("deepseek", "r1-distill-think-switch", go_file="deepseek-r1-distill.gotmpl.j2",
+               generation="<｜Assistant｜><think>\n", **(DEEPSEEK3 | dict(markers=(
+                   *DEEPSEEK3["markers"], R1_DISTILL_MARKER, "{% if not enable_thinking %}{{- '</think>' -}}")))),
+    ChatFormat("deepseek", "r1-distill", go_file="deepseek-r1-distill.gotmpl.j2", generation="<｜Assistant｜><think>\n",
+               **(DEEPSEEK3 | dict(markers=(*DEEPSEEK3["markers"], R1_DISTILL_MARKER)))),
     ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
     ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
     # V3.1 closes an empty think block in every earlier assistant turn; the generation prompt opens
@@ -319,7 +328,7 @@ LAGUNA = dict(
 LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "</assistant>\n"),
                  generation="<assistant>\n", text_rewrites="cuts assistant text at </think>",
                  note="thinks only when Ollama's think is true, as the source does")
-# DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tool_deepseek)
+# DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tool_dsml)
 DEEPSEEK_DSML = dict(markers=(*DEEPSEEK3["markers"], "｜DSML｜"), user=DEEPSEEK3["user"],
                      assistant=DEEPSEEK3["assistant"], generation="<｜Assistant｜>", stops=DEEPSEEK3["stops"])
 SPARK_TURN = ("<｜start▁of▁sentence｜>", "<｜end▁of▁sentence｜>")

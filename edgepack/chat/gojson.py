@@ -134,6 +134,12 @@ def indent_name(width: int) -> str:
     return f"{_INDENT}{width}"
 
 
+def tojson_indented(value: str, width: int, depth: int = 0) -> str:
+    """Go text writing the Go value `value` as tojson(indent=width) does `depth` levels deep (an item
+    of an indented list: 1), through the "ep.pyjson:<width>" helper."""
+    return f'{{{{ template "{indent_name(width)}" (print "{_DEPTHS[depth]}" (json {value})) }}}}'
+
+
 def _indent_texts(name: str) -> dict[str, str]:
     width = int(name[len(_INDENT):])
     quoted, inside = json.dumps(name), json.dumps(name + ".s")

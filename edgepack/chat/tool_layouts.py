@@ -10,7 +10,8 @@ TEMPLATE has no .Tools and Ollama refuses tool requests on it. JSON is written w
 through the "ep.pyjson" helper, which writes what Jinja's `tojson` writes (chat.gojson's tojson
 and string_or_tojson write the Go actions).
 Adding a layout: a row here, written from the source template's own tool code; the choice and the
-proof conversations say whether it holds.
+proof conversations say whether it holds (long Go text for one family goes to a chat.tool_<family> module).
+Longer than ~400 lines as one job: it is one table, and a layout is found in one place.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from dataclasses import dataclass, replace
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
-from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
+from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
 from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
-from edgepack.chat.tool_deepseek import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
+from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
+from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -67,6 +69,8 @@ class ToolLayout:
     header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
     header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
+    # a format's default system prompt with tools given: this text of it replaced by that (Granite 3.3)
+    default_system_tools: tuple[str, str] | None = None
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
 
@@ -79,11 +83,10 @@ class ToolLayout:
         return (roles if "$prevRole" in self.result or "$nextRole" in self.result else "") + self.result
 
 
-def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0) -> str:
-    """Each definition as tojson (tojson(indent=N)), with text around it and between two."""
+def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0, depth: int = 0) -> str:
+    """Each definition as tojson (tojson(indent=N), `depth` levels deep), with text around it and between two."""
     sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
-    json_text = (f'{{{{ template "{indent_name(indent)}" (print "a" (json $t)) }}}}' if indent
-                 else f"{tojson('$t')}")
+    json_text = tojson_indented("$t", indent, depth) if indent else f"{tojson('$t')}"
     return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{json_text}{after}{{{{ end }}}}"
 
 
@@ -372,7 +375,29 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
-    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_deepseek): DSML calls after the text;
+    # Granite 3.3: another default system prompt with tools; the definitions as one tojson(indent=4)
+    # list in an available_tools turn after the system turn; calls not written; results in tool turns
+    ToolLayout("granite-3.3", ("<|start_of_role|>available_tools<|end_of_role|>", "available_tools | tojson(indent=4)"),
+               "<|start_of_role|>available_tools<|end_of_role|>[\n    "
+               + _each_tool("", between=",\n    ", indent=4, depth=1) + "\n]<|end_of_text|>\n", "",
+               "<|start_of_role|>tool<|end_of_role|>{{ .Content }}<|end_of_text|>\n", defs_at="after_system",
+               default_system_tools=(" You are a helpful AI assistant.", " You are a helpful assistant with access to "
+                                     "the following tools. When a tool is required to answer the user's query, respond "
+                                     "only with <|tool_call|> followed by a JSON list of tools used. If a tool does not "
+                                     "exist in the provided list of tools, notify the user that you do not have the "
+                                     "ability to fulfill the request."), helpers=("pyjson:4",)),
+    # DeepSeek R1 distills (family template): no definitions (the source ignores them; .Tools is
+    # still read, so Ollama takes tool requests); each result in one run of outputs that the first
+    # result of the conversation opens (ns.is_output_first is never set back: later runs continue it).
+    # The Llama 8B distill writes calls only for a message whose content is None, which no message
+    # through Ollama has: none are written. The Qwen 32B distill writes each call, the conversation's
+    # first opening the calls block (ns.is_first is never set back either), then the turn's text.
+    ToolLayout("deepseek-r1-distill", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>", "message['content'] is none"),
+               "", "", R1_DISTILL_RESULT, defs_at="family", family="deepseek", helpers=()),
+    ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
+                                             "tool['function']['arguments'] | tojson"),
+               "", R1_DISTILL_CALLS, R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
+    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_dsml): DSML calls after the text;
     # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
     ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
                V32_DEFS, V32_CALLS, V32_RESULT, defs_at="family", family="deepseek"),
