@@ -48,12 +48,13 @@ FAMILIES = {
                                  "lstrip() of assistant, strip() of thinking"),
     # V3.1 cuts at </think> and more (named, never exact).
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
-    "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    # Family templates of their own now (DSML tools: chat.tool_dsml), exact with tools too.
+    "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", "exact", set(), ""),
+    "deepseek-ai-DeepSeek-V4": ("deepseek/v4", "exact", set(), ""),
     # R1 distills (a family template for their tool outputs): exact with tools too
     "deepseek-ai-DeepSeek-R1-Distill-Llama-8B": ("deepseek/r1-distill", "exact", set(), "split('</think>')[-1] of assistant"),
     "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B": ("deepseek/r1-distill-think-switch", "exact", set(),
                                                  "split('</think>')[-1] of assistant"),
-    "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
     # Its TEMPLATE reads no .Thinking (so may meet Ollama built with Go < 1.24): the loop-free cut.
     "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), "split('</think>')[-1] of assistant"),
     "ibm-granite-granite-4.1": ("granite/skip-empty-system", "exact", set(), ""),

@@ -460,7 +460,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "hermes-pro", "the Go TEMPLATE"),
     ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "hermes-pro", "the Go TEMPLATE"),
     ("meetkai-functionary-medium-v3.1", "functionary-v3.1", "the Go TEMPLATE"),
-    ("GLM-4.6", "glm-4.6", "the Go TEMPLATE")])
+    ("GLM-4.6", "glm-4.6", "the Go TEMPLATE"),
+    # DSML calls (string="true" or "false" by the value's type); V3.2's results in one block per call turn
+    ("deepseek-ai-DeepSeek-V3.2", "deepseek-v3.2-dsml", "the Go TEMPLATE"),
+    ("deepseek-ai-DeepSeek-V4", "deepseek-v4-dsml", "the Go TEMPLATE"),
+    ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -502,6 +506,75 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
     # not Go's escapes; functionary v3.1's definitions HTML-escaped as jinja2's Markup escapes them
     assert ("Find &lt;b&gt; &amp; &#34;quotes&#34;" if layout == "functionary-v3.1" else "Find <b> & ") in outs[0]
     assert "\\u003c" not in outs[0] and "\\u2028" not in outs[0]
+
+
+_DSML_CALL = ToolCall("get_time", {"zone": "UTC", "n": 3, "ok": True, "l": [1, "a"], "o": {"b": None, "a": 1.5}})
+_DSML_WEATHER = ToolCall("get_weather", {"city": "Paris"})
+DSML_CONVERSATIONS = {
+    "thinking_around_calls": (Message("user", "q"), Message("assistant", "", thinking="plan", tool_calls=(
+        _DSML_WEATHER, _DSML_CALL)), Message("tool", "r1", tool_name="get_weather"),
+        Message("tool", "r2", tool_name="get_time"), Message("assistant", "done", thinking="ok"), Message("user", "u2")),
+    "two_rounds": (Message("system", "S"), Message("user", "q"), Message("assistant", "x", tool_calls=(_DSML_WEATHER,)),
+                   Message("tool", "r1", tool_name="get_weather"), Message("assistant", "y", thinking="th"),
+                   Message("system", "T"), Message("user", "more"), Message("assistant", "", tool_calls=(_DSML_CALL,)),
+                   Message("tool", "r2", tool_name="get_time")),
+    # fewer results than calls (V3.2 leaves its block open), and a call without arguments
+    "results_missing": (Message("user", "q"), Message("assistant", "", tool_calls=(
+        _DSML_WEATHER, _DSML_CALL, ToolCall("get_time", {}))), Message("tool", "r1", tool_name="get_weather"),
+        Message("tool", "r2", tool_name="get_time")),
+    # no call yet: V4 keeps an earlier turn's thinking because tools are given
+    "earlier_thinking": (Message("user", "u1"), Message("assistant", "a1", thinking="t1"), Message("user", "u2")),
+    "user_after_results": (Message("user", "q"), Message("assistant", "", tool_calls=(ToolCall("get_time", {}),)),
+                           Message("tool", "r1", tool_name="get_time"), Message("user", "u2")),
+}
+
+
+@pytest.mark.parametrize("name", ["deepseek-ai-DeepSeek-V3.2", "deepseek-ai-DeepSeek-V4", "deepseek-ai-DeepSeek-V4-Flash-0731"])
+def test_deepseek_dsml_calls_results_and_thinking_with_tools_in_real_go(go_renderer, name):
+    """DeepSeek V3.2 and V4 write a call's string argument as it is (string="true") and any other as
+    tojson (string="false"). V3.2 gathers a call turn's results in one <function_results> block, closed
+    at the result whose place matches the number of calls, and then starts the next turn (or the
+    generation prompt) with a blank line instead of <｜Assistant｜>; V4 writes results as user text
+    and, with tools given, keeps every turn's thinking. Real Go against transformers with thinking
+    unset, on (levels high and max: the reasoning-effort text) and off, and a few lines by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    modes = [(None, ""), (True, ""), (True, "high"), (True, "max"), (False, "")]
+    jobs = [(conv, think, level) for conv in DSML_CONVERSATIONS for think, level in modes]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in DSML_CONVERSATIONS[conv]],
+                "tools": list(CHOICE_TOOLS), "think": think, "think_level": level} for conv, think, level in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = {}
+    for (conv, think, level), result in zip(jobs, json.loads(proc.stdout)):
+        assert "error" not in result, result
+        kwargs = ({"enable_thinking": think} if think is not None else {}) | ({"reasoning_effort": level} if level else {})
+        want = render_hf(template, template_messages(DSML_CONVERSATIONS[conv]), tokens,
+                         tools=list(template_tool_values(CHOICE_TOOLS)), **kwargs)
+        assert result["output"] == want, (conv, think, level)
+        outs[conv, think, level] = result["output"]
+    dsml = "｜DSML｜"
+    calls = outs["thinking_around_calls", True, ""]
+    assert (f'<{dsml}parameter name="city" string="true">Paris</{dsml}parameter>\n' in calls
+            and f'<{dsml}parameter name="l" string="false">[1, "a"]</{dsml}parameter>\n' in calls
+            and f'<{dsml}parameter name="o" string="false">{{"a": 1.5, "b": null}}</{dsml}parameter>\n' in calls
+            and f'<{dsml}parameter name="ok" string="false">true</{dsml}parameter>\n' in calls)
+    if name.endswith("V3.2"):
+        assert "</function_results>\n\n</think>done<｜end▁of▁sentence｜><｜User｜>u2" in calls  # before the last user
+        # left open, and no generation prompt: the source's turn state is neither "after a user" nor "after results"
+        assert outs["results_missing", True, ""].endswith("\n\n<function_results>\n<result>r1</result>\n<result>r2</result>")
+        assert outs["two_rounds", True, ""].endswith("</function_results>\n\n<think>")
+    else:
+        assert "<｜User｜><tool_result>r1</tool_result>\n\n<tool_result>r2</tool_result><｜Assistant｜><think>ok</think>done" in calls
+        assert f'<{dsml}invoke name="get_time">\n\n</{dsml}invoke>' in outs["results_missing", True, ""]
+        assert "<think>th</think>y" in outs["two_rounds", True, ""]  # before the last user turn, kept with tools
+    assert ("<think>t1</think>a1" in outs["earlier_thinking", True, ""]) is not name.endswith("V3.2")
+    assert outs["two_rounds", None, ""].startswith("S\n\nT\n\n## Tools")  # every system message first
+    assert ("Reasoning Effort:" in outs["two_rounds", True, "high"]) is name.endswith("Flash-0731")
+    assert ("Reasoning Effort:" in outs["two_rounds", True, "max"]) is not name.endswith("V3.2")
 
 
 @pytest.mark.parametrize("name, layout, calls_written", [

@@ -240,12 +240,11 @@ FORMATS: tuple[ChatFormat, ...] = (
                **(DEEPSEEK3 | dict(markers=(*DEEPSEEK3["markers"], R1_DISTILL_MARKER)))),
     ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
     ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
-    # V3.1 and later close an empty think block in every earlier assistant turn; the generation
-    # prompt opens or closes it after <｜Assistant｜> as thinking is on or off (translate's think tails).
+    # V3.1 closes an empty think block in every earlier assistant turn; the generation prompt opens
+    # or closes it after <｜Assistant｜> as thinking is on or off (translate's think tails). V3.2 and
+    # V4 (DSML tools) have family templates of their own (FAMILY_FORMATS).
     ChatFormat("deepseek", "v3.1", generation="<｜Assistant｜>",
                **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜><think></think>", "<｜end▁of▁sentence｜>")))),
-    ChatFormat("deepseek", "v3.2", generation="<｜Assistant｜>",
-               **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜></think>", "<｜end▁of▁sentence｜>")))),
     ChatFormat("deepseek", "r1-eos-after-user", generation="<｜Assistant｜>",
                **(DEEPSEEK3 | dict(user=("<｜User｜>", "<｜end▁of▁sentence｜>")))),
     ChatFormat("command-r", "command-r", markers=("<|START_OF_TURN_TOKEN|>",),
@@ -332,10 +331,26 @@ LAGUNA = dict(
 LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "</assistant>\n"),
                  generation="<assistant>\n", text_rewrites="cuts assistant text at </think>",
                  note="thinks only when Ollama's think is true, as the source does")
+# DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tool_dsml)
+DEEPSEEK_DSML = dict(markers=(*DEEPSEEK3["markers"], "｜DSML｜"), user=DEEPSEEK3["user"],
+                     assistant=DEEPSEEK3["assistant"], generation="<｜Assistant｜>", stops=DEEPSEEK3["stops"])
 SPARK_TURN = ("<｜start▁of▁sentence｜>", "<｜end▁of▁sentence｜>")
 HY = ":opensource｜>"
 
 FAMILY_FORMATS: tuple[ChatFormat, ...] = (
+    ChatFormat("deepseek", "v3.2", **(DEEPSEEK_DSML | dict(markers=(*DEEPSEEK_DSML["markers"], "<function_results>"))),
+               go_file="deepseek-v3.2.gotmpl.j2",
+               note="every system message is written first, joined by a blank line, as the source does; thinking "
+                    "only when Ollama's think is true, kept after the last user turn"),
+    ChatFormat("deepseek", "v4-flash", **(DEEPSEEK_DSML | dict(markers=(*DEEPSEEK_DSML["markers"], "<tool_result>",
+                                                                         "reasoning_effort_high"))),
+               go_file="deepseek-v4.gotmpl.j2",
+               note="every system message is written first, joined by a blank line; thinking only when Ollama's "
+                    "think is true, its level high or max adding the source's reasoning-effort instruction"),
+    ChatFormat("deepseek", "v4", **(DEEPSEEK_DSML | dict(markers=(*DEEPSEEK_DSML["markers"], "<tool_result>"))),
+               go_file="deepseek-v4.gotmpl.j2",
+               note="every system message is written first, joined by a blank line; thinking only when Ollama's "
+                    "think is true, its level max adding the source's reasoning-effort instruction"),
     ChatFormat("gpt-oss", "harmony", markers=("<|start|>", "<|channel|>", "<|message|>"), go_file="gpt-oss.gotmpl.j2",
                user=("<|start|>user<|message|>", "<|end|>"), assistant=("<|start|>assistant", "<|end|>"),
                generation="<|start|>assistant", stops=("<|return|>", "<|call|>"),  # <|end|> also ends the analysis

@@ -25,6 +25,7 @@ from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
+from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
@@ -399,6 +400,12 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
                                              "tool['function']['arguments'] | tojson"),
                "", R1_DISTILL_CALLS, R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
+    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_dsml): DSML calls after the text;
+    # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
+    ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
+               V32_DEFS, V32_CALLS, V32_RESULT, defs_at="family", family="deepseek"),
+    ToolLayout("deepseek-v4-dsml", ("｜DSML｜", "tool_calls", "<tool_result>", "string=\"false\""),
+               V4_DEFS, V4_CALLS, V4_RESULT, defs_at="family", family="deepseek"),
     # Nemotron 3 Nano (family template): definitions as XML in the system turn, calls as
     # <function=...> XML after the text, results in user turns
     ToolLayout("nemotron3", ("truncate_history_thinking", "render_extra_keys", "<parameter=", "<tool_response>"),
