@@ -34,7 +34,7 @@ def pinned(name: str) -> str:
 
 def go_payload(m: Message) -> dict:
     return {"role": m.role, "content": m.content, "thinking": m.thinking, "tool_name": m.tool_name,
-            "tool_call_id": "call12345" if m.role == "tool" else "",
+            "tool_call_id": m.tool_call_id if m.role == "tool" else "",
             "tool_calls": [{"id": c.id, "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls]}
 
 
@@ -464,7 +464,10 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     # DSML calls (string="true" or "false" by the value's type); V3.2's results in one block per call turn
     ("deepseek-ai-DeepSeek-V3.2", "deepseek-v3.2-dsml", "the Go TEMPLATE"),
     ("deepseek-ai-DeepSeek-V4", "deepseek-v4-dsml", "the Go TEMPLATE"),
-    ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE")])
+    ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE"),
+    # definitions as key-sorted compact JSON (nested properties through ToolPropertiesMap.ToMap),
+    # results matched to the calls by id
+    ("Kimi-K3", "kimi-k3", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -501,7 +504,10 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
         compared += 1
         assert out == want.removeprefix(tokens.bos or "")  # the TEMPLATE leaves BOS to the tokenizer
         as_sent = render_hf(template, messages, tokens, tools=list(tools)).removeprefix(tokens.bos or "")
-        assert out != as_sent  # the request's own key order is not what reaches a template
+        if layout != "kimi-k3" or any(list(c.arguments) != sorted(c.arguments) for m in messages for c in m.tool_calls):
+            assert out != as_sent  # the request's own key order is not what reaches a template
+        else:  # Kimi K3's json_sorted sorts every key of the definitions itself: their order cannot show
+            assert out == as_sent
     assert compared >= 5
     # not Go's escapes; functionary v3.1's definitions HTML-escaped as jinja2's Markup escapes them
     assert ("Find &lt;b&gt; &amp; &#34;quotes&#34;" if layout == "functionary-v3.1" else "Find <b> & ") in outs[0]
@@ -575,6 +581,86 @@ def test_deepseek_dsml_calls_results_and_thinking_with_tools_in_real_go(go_rende
     assert outs["two_rounds", None, ""].startswith("S\n\nT\n\n## Tools")  # every system message first
     assert ("Reasoning Effort:" in outs["two_rounds", True, "high"]) is name.endswith("Flash-0731")
     assert ("Reasoning Effort:" in outs["two_rounds", True, "max"]) is not name.endswith("V3.2")
+
+
+_K3_WEATHER, _K3_TIME = (ToolCall("get_weather", {"city": "Paris"}, id="call_a"),
+                         ToolCall("get_time", {"zone": "UTC", "format": "24h"}, id="call_b"))
+K3_CONVERSATIONS = {
+    # every result answers a call by id: written in the calls' order, named by the call; thinking
+    # that is only whitespace (here U+3000 too) left out
+    "reordered": (Message("user", "q"), Message("assistant", "", thinking=" \u3000\n", tool_calls=(_K3_WEATHER, _K3_TIME)),
+                  Message("tool", "14:05", tool_name="get_time", tool_call_id="call_b"),
+                  Message("tool", "18 C", tool_name="get_weather", tool_call_id="call_a"),
+                  Message("assistant", "done", thinking="ok"), Message("user", "u2")),
+    # one id answers no call: message order, each named by its own tool name
+    "unmatched": (Message("user", "q"), Message("assistant", "x", tool_calls=(_K3_WEATHER, _K3_TIME)),
+                  Message("tool", "r2", tool_name="get_time", tool_call_id="call_b"),
+                  Message("tool", "r9", tool_name="other", tool_call_id="call_z")),
+    # no name and no id: named by the call at the result's place
+    "unnamed": (Message("user", "q"), Message("assistant", "", tool_calls=(_K3_WEATHER, _K3_TIME)),
+                Message("tool", "r1", tool_call_id=""), Message("tool", "r2", tool_call_id="")),
+    # two runs after one call turn: numbered on from the first run
+    "two_runs": (Message("user", "q"), Message("assistant", "", tool_calls=(_K3_WEATHER, _K3_TIME)),
+                 Message("tool", "r1", tool_name="get_weather", tool_call_id="call_a"), Message("user", "and?"),
+                 Message("tool", "r2", tool_name="get_time", tool_call_id="call_b")),
+    # attribute escapes in names and keys; argument types and values as the source writes them
+    "arguments": (Message("user", "q"), Message("assistant", "", tool_calls=(ToolCall('a&b"c', {
+        'k&"': "x<y", "n": 3, "f": 1.5, "t": True, "z": None, "o": {"b": [1, "é"], "a": "q"}, "l": []}, id="c1"),)),
+        Message("tool", "ok", tool_name='a&b"c', tool_call_id="c1")),
+    # a result before any call turn
+    "result_first": (Message("user", "q"), Message("tool", "r", tool_name="get_time"), Message("user", "u2")),
+}
+K3_TOOL = {"type": "function", "function": {"name": "find", "description": "Find <b> & \"it\" \u2028",
+           "parameters": {"type": "object", "$defs": {"b": {"type": "string"}, "a": {"type": "integer"}},
+                          "properties": {"q": {"type": ["string", "null"], "enum": ["x", None], "description": "é"},
+                                         "opts": {"type": "object", "required": ["z"], "properties": {
+                                             "z": {"type": "boolean", "description": "zz"},
+                                             "a": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {
+                                                 "y": {"type": "number"}, "x": {"type": "string"}}}]}}},
+                                         "list": {"type": "array", "items": {"type": "object", "zz": 1, "aa": [2]}}},
+                          "required": ["q"]}}}
+
+
+def test_kimi_k3_results_matched_by_id_and_sorted_definitions_in_real_go(go_renderer):
+    """Kimi K3 reorders a run of results to its calls' order when every result answers a call by id,
+    names them by the call (or by their place when they carry no name), numbers them from the last
+    call turn, escapes names and keys as XML attributes, types each argument, and declares the tools
+    as compact JSON with every key sorted, nested properties too. Real Go against transformers, and
+    a few lines by hand; a property name that sorts otherwise once lowercased differs (dictsort)."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("Kimi-K3")
+    tokens = SpecialTokens(None, "<|end_of_msg|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    assert report.paths[GO_TEMPLATE].status == "exact", report.paths[GO_TEMPLATE].differences
+    tools = (*CHOICE_TOOLS, K3_TOOL)
+    outs = render_go_tools(go_renderer, report.go_template, list(K3_CONVERSATIONS.values()), tools)
+    for (conv, messages), out in zip(K3_CONVERSATIONS.items(), outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        assert out == want, conv
+    got = dict(zip(K3_CONVERSATIONS, outs))
+    result = '<|open|>message role="tool" tool="{}" index="{}"<|sep|>{}<|close|>message<|sep|><|end_of_msg|>'
+    assert (result.format("get_weather", 1, "18 C") + result.format("get_time", 2, "14:05")) in got["reordered"]
+    assert '<|open|>think<|sep|><|close|>think<|sep|><|open|>response<|sep|><|close|>response' in got["reordered"]
+    assert (result.format("get_time", 1, "r2") + result.format("other", 2, "r9")) in got["unmatched"]
+    assert (result.format("get_weather", 1, "r1") + result.format("get_time", 2, "r2")) in got["unnamed"]
+    assert result.format("get_time", 2, "r2") in got["two_runs"]
+    assert ('<|open|>call tool="a&amp;b&quot;c" index="1"<|sep|><|open|>argument key="f" type="number"<|sep|>1.5'
+            in got["arguments"] and 'key="k&amp;&quot;" type="string"<|sep|>x<y<|close|>argument' in got["arguments"]
+            and 'key="o" type="object"<|sep|>{"a": "q", "b": [1, "é"]}<|close|>' in got["arguments"]
+            and 'key="z" type="null"<|sep|>null<|close|>' in got["arguments"])
+    assert ('"opts":{"properties":{"a":{"anyOf":[{"type":"string"},{"properties":{"x":{"type":"string"},'
+            '"y":{"type":"number"}},"type":"object"}]},"z":{"description":"zz","type":"boolean"}},"required":["z"],'
+            '"type":"object"}' in got["result_first"])
+    assert '{"description":"Find <b> & \\"it\\" \u2028","name":"find","parameters":{"$defs":{"a":' in got["result_first"]
+    # dictsort ignores case, Go's map order does not: "Zone" after "city" there, before it here
+    cased = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}, "Zone": {"type": "string"}}}}}
+    [out] = render_go_tools(go_renderer, report.go_template, [K3_CONVERSATIONS["result_first"]], [cased])
+    want = render_hf(template, template_messages(K3_CONVERSATIONS["result_first"]), tokens,
+                     tools=list(template_tool_values([cased])))
+    assert '"properties":{"Zone":' in out and '"properties":{"city":' in want
 
 
 @pytest.mark.parametrize("name, layout, calls_written", [

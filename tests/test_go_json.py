@@ -207,3 +207,54 @@ def test_numbers_are_written_as_go_writes_them(go_renderer):
     data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": [float(n) for n in numbers]}
     assert GoTemplate(template).execute(data) == got["output"]
     assert got["output"].startswith("[18,1.5,-2.25,0,100000000000000000000,1e+21,1.5e+300,0.00001,1e-7,0.0000025,")
+
+
+def test_compact_pyjson_writes_json_dumps_with_compact_separators_in_real_go(go_renderer):
+    """"ep.pyjson.compact" in Go's real text/template equals json.dumps(separators=(",", ":"),
+    ensure_ascii=False); the model runs it natively and, renamed, as its Go text: the same."""
+    template = ('{{ if .Messages }}{{ end }}{{ template "ep.pyjson.compact" (json .Value) }}'
+                + gohelpers.defines(["pyjson.compact"]))
+    renamed = template.replace('"ep.', '"my.')
+    values = _values(300)
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    model, as_go = GoTemplate(template), GoTemplate(renamed)
+    assert list(model.native) == ["ep.pyjson.compact"] and as_go.native == {}
+    for k, (value, got) in enumerate(zip(values, _go(go_renderer, jobs))):
+        want = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        assert got == {"output": want}, repr(value)
+        data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+        assert model.execute(data) == want
+        if k < 60 and len(want) < 80:  # the model's recursion is plain Python: short ones
+            assert as_go.execute(data) == want
+
+
+def test_attribute_escape_replaces_ampersand_and_quote_only_in_real_go(go_renderer):
+    """"ep.attr" (Jinja's `| replace('&', '&amp;') | replace('"', '&quot;')`) in real Go, natively in the
+    model and as its Go text; <, > and ' stay (Go's html would escape them)."""
+    texts = ["", "a", 'a&b"c', "<'>", "&&\"\"", "日本 & 🙂 \"q\"", "&amp;", "x" * 50]
+    template = '{{ range .Messages }}{{ template "ep.attr" .Content }}{{ end }}' + gohelpers.defines(["attr"])
+    jobs = [{"template": template, "messages": [{"role": "user", "content": t}]} for t in texts]
+    model, as_go = GoTemplate(template), GoTemplate(template.replace('"ep.', '"my.'))
+    assert list(model.native) == ["ep.attr"] and as_go.native == {}
+    for text, got in zip(texts, _go(go_renderer, jobs)):
+        want = text.replace("&", "&amp;").replace('"', "&quot;")
+        assert got == {"output": want}, text
+        data = {"Messages": [{"Role": "user", "Content": text}]}
+        assert model.execute(data) == want and as_go.execute(data) == want
+    assert _go(go_renderer, jobs[2:3]) == [{"output": "a&amp;b&quot;c"}]  # by hand
+
+
+def test_sorted_property_json_is_json_dumps_with_sorted_keys_in_real_go(go_renderer):
+    """"ep.pyjson.sorted" writes each of Ollama's tool properties (nested properties, anyOf, items,
+    enum) as json.dumps(sort_keys=True, separators=(",", ":")) writes what Go's json writes of it,
+    in real Go and in the model; Go's own json keeps nested properties in their order."""
+    template = ('{{ range .Tools }}{{ range $k, $v := .Function.Parameters.Properties }}{{ $k }}='
+                '{{ template "ep.pyjson.sorted" $v }}\n{{ end }}{{ end }}{{ if .Messages }}{{ end }}'
+                + gohelpers.defines(["pyjson.sorted"]))
+    [got] = _go(go_renderer, [{"template": template, "messages": [{"role": "user", "content": "x"}], "tools": TOOLS}])
+    assert "error" not in got, got
+    want = "".join(f"{k}={json.dumps(v, ensure_ascii=False, sort_keys=True, separators=(',', ':'))}\n"
+                   for t in template_tool_values(TOOLS) for k, v in (t["function"]["parameters"]["properties"] or {}).items())
+    assert got["output"] == want
+    assert GoTemplate(template).execute(ollama_template_data((Message("user", "x"),), tools=TOOLS)) == want
+    assert 'where={"properties":{"lat":{"type":"number"},"lon":{"type":"number"}},"required":["lon"],"type":"object"}\n' in want

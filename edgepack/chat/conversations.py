@@ -29,6 +29,7 @@ class Message:
     thinking: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_name: str = ""  # role "tool": the function whose result this is
+    tool_call_id: str = "call12345"  # role "tool": the id of the call it answers (ToolCall.id)
 
     def to_dict(self) -> dict[str, Any]:
         """The message as Hugging Face chat templates see it (transformers' conventions)."""
@@ -36,11 +37,11 @@ class Message:
         if self.thinking:
             d["reasoning_content"] = self.thinking
         if self.tool_calls:
-            d["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                               for c in self.tool_calls]
-        if self.role == "tool":
-            d["tool_call_id"] = "call12345"
-            d["name"] = self.tool_name
+            d["tool_calls"] = [{**({"id": c.id} if c.id else {}), "type": "function",  # an empty id is none too
+                                "function": {"name": c.name, "arguments": c.arguments}} for c in self.tool_calls]
+        if self.role == "tool":  # an empty id or name is none (Ollama leaves them out)
+            d |= {"tool_call_id": self.tool_call_id} if self.tool_call_id else {}
+            d |= {"name": self.tool_name} if self.tool_name else {}
         return d
 
     def to_openai(self) -> dict[str, Any]:
@@ -290,7 +291,7 @@ def ollama_template_data(messages: Iterable[Message], *, tools: Iterable[dict] =
                      "Index": i, "Name": c.name, "Arguments": JSONMap(_go_decoded(dict(c.arguments)))})}) for i, c in enumerate(m.tool_calls)]
         collated.append({"Role": m.role, "Content": m.content, "Thinking": m.thinking, "Images": [],
                          "ToolCalls": calls or None, "ToolName": m.tool_name,
-                         "ToolCallID": "call12345" if m.role == "tool" else ""})
+                         "ToolCallID": m.tool_call_id if m.role == "tool" else ""})
     tools = list(tools)
     return {
         "System": "\n\n".join(system),

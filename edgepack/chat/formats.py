@@ -368,9 +368,10 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                preamble=True, user=('<|open|>message role="user"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
                assistant=('<|open|>message role="assistant"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
                generation='<|open|>message role="assistant"<|sep|><|open|>think<|sep|>', stops=("<|end_of_msg|>",),
-               text_rewrites="leaves out thinking that is only whitespace",
                note="thinks at the source's default effort (max) whatever Ollama's think says; every turn keeps "
-                    "its thinking, as the source does"),
+                    "its thinking (none when only whitespace), as the source does; tool definitions' keys are "
+                    "sorted as Go sorts them, by bytes, where the source's dictsort ignores case (property names "
+                    "such as \"Zone\" and \"city\" come out in another order)"),
     ChatFormat("minimax", "m1", markers=("<beginning_of_sentence>", "<end_of_sentence>", "ai_setting="),
                go_file="minimax-m1.gotmpl.j2", default_system=True,
                user=("<beginning_of_sentence>user name=user\n", "<end_of_sentence>\n"),

@@ -42,15 +42,17 @@ def _escape_at(text: str, i: int) -> tuple[str, int]:
     return (_UNESCAPE[six], 6) if six in _UNESCAPE else (text[i:i + 2], 2)
 
 
-def _pyjson_texts(name: str = PYJSON, escape: bool = False) -> dict[str, str]:
-    """The two helpers' Go text; `escape`: every byte written through Go's `html` (see PYJSON_HTML)."""
+def _pyjson_texts(name: str = PYJSON, escape: bool = False, compact: bool = False) -> dict[str, str]:
+    """The two helpers' Go text; `escape`: every byte written through Go's `html` (see PYJSON_HTML);
+    `compact`: no space after , and : (see PYJSON_COMPACT)."""
     inner, q = name + ".s", json.dumps(name)
     qi = json.dumps(inner)
     w = (lambda x: f"{{{{ html ({x}) }}}}" if " " in x else f"{{{{ html {x} }}}}") if escape else (lambda x: f"{{{{ {x} }}}}")
     quote = "&#34;" if escape else '"'
     out = (f'{{{{- define {q} }}}}{{{{ if . }}}}{{{{ $c := slice . 0 1 }}}}'
-           '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}' + w("$c") + '{{ end }}'
-           f'{{{{ if eq $c "\\"" }}}}{{{{ template {qi} (slice . 1) }}}}{{{{ else }}}}{{{{ template {q} (slice . 1) }}}}'
+           + ('{{ $c }}' if compact else
+              '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}' + w("$c") + '{{ end }}')
+           + f'{{{{ if eq $c "\\"" }}}}{{{{ template {qi} (slice . 1) }}}}{{{{ else }}}}{{{{ template {q} (slice . 1) }}}}'
            '{{ end }}{{ end }}{{ end }}')
     run = ["{{ $n := 0 }}{{ $stop := false }}"]
     for k in range(_RUN):  # flat ifs: the length of the plain run at the start, up to 8 bytes
@@ -66,14 +68,15 @@ def _pyjson_texts(name: str = PYJSON, escape: bool = False) -> dict[str, str]:
     return {name: out, inner: inside}
 
 
-def _pyjson_walk(text: str) -> tuple[str, int]:
-    """What "ep.pyjson" writes for `text` (Go's compact JSON) and how many calls it nests."""
+def _pyjson_walk(text: str, compact: bool = False) -> tuple[str, int]:
+    """What "ep.pyjson" (`compact`: "ep.pyjson.compact") writes for `text` (Go's compact JSON) and
+    how many calls it nests."""
     out: list[str] = []
     i, calls, inside = 0, 1, False
     while i < len(text):
         c = text[i]
         if not inside:
-            out.append(", " if c == "," else ": " if c == ":" else c)
+            out.append(c if compact else ", " if c == "," else ": " if c == ":" else c)
             inside = c == '"'
             i += 1
         else:
@@ -114,7 +117,18 @@ def html_escape(text: str) -> str:
     return "".join(_HTML.get(c, c) for c in text)
 
 
-JSON_HELPERS = _pyjson_texts() | _pyjson_texts(PYJSON_HTML, escape=True)
+# "ep.pyjson.compact" keeps Go's compact separators and undoes only its five escapes: Python's
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")), which is also what a template
+# writes that joins `tojson` of each scalar with "," and ":" itself (Kimi K3's json_sorted).
+PYJSON_COMPACT = "ep.pyjson.compact"
+
+
+def pyjson_compact(text: str) -> str:
+    """Python's json.dumps(value, ensure_ascii=False, separators=(",", ":")) from Go's json.Marshal(value)."""
+    return _pyjson_walk(text, compact=True)[0]
+
+
+JSON_HELPERS = _pyjson_texts() | _pyjson_texts(PYJSON_HTML, escape=True) | _pyjson_texts(PYJSON_COMPACT, compact=True)
 
 
 # ----------------------------------------------------------------- indented JSON, as tojson(indent=N)
@@ -237,10 +251,11 @@ def _indent_native(name: str):
 
 # ----------------------------------------------------------------- for the Go text of tool layouts
 
-def tojson(value: str, escaped: bool = False) -> str:
+def tojson(value: str, escaped: bool = False, compact: bool = False) -> str:
     """The Go action writing Jinja's `value | tojson` of the Go pipeline `value` (`escaped`: as
-    markupsafe escapes it, PYJSON_HTML)."""
-    return f'{{{{ template "{PYJSON_HTML if escaped else PYJSON}" (json {value}) }}}}'
+    markupsafe escapes it, PYJSON_HTML; `compact`: with "," and ":" alone, PYJSON_COMPACT)."""
+    helper = PYJSON_HTML if escaped else PYJSON_COMPACT if compact else PYJSON
+    return f'{{{{ template "{helper}" (json {value}) }}}}'
 
 
 def string_or_tojson(value: str) -> str:
@@ -249,13 +264,42 @@ def string_or_tojson(value: str) -> str:
     return f'{{{{ if eq (printf "%T" {value}) "string" }}}}{{{{ {value} }}}}{{{{ else }}}}{tojson(value)}{{{{ end }}}}'
 
 
+# "ep.pyjson.sorted" writes one of Ollama's tool properties (api.ToolProperty, the values of
+# .Tools' Parameters.Properties) as json.dumps(value, ensure_ascii=False, sort_keys=True,
+# separators=(",", ":")) writes its JSON: the struct's fields in sorted order (Go writes them in
+# field order), nested properties through ToolPropertiesMap's ToMap, a plain map a template
+# ranges over in key order (Go's json writes them in the order they came), each anyOf item and
+# nested property by a call of its own; the other values (enum, items: Go maps, so keys sorted)
+# through "ep.pyjson.compact". It takes a struct, not a string: it runs as Go text in the model too.
+PYJSON_SORTED = "ep.pyjson.sorted"
+
+
+def _field(key: str, value: str, test: str = "") -> str:
+    return (f'{{{{ if {test or value} }}}}{{{{ $s }}}}"{key}":{tojson(value, compact=True)}{{{{ $s = "," }}}}'
+            "{{ end }}")
+
+
+SORTED_PROPERTY = (
+    '{{- define "ep.pyjson.sorted" }}{{ "{" }}{{ $s := "" }}'
+    '{{ if .AnyOf }}"anyOf":[{{ range $k, $a := .AnyOf }}{{ if $k }},{{ end }}{{ template "ep.pyjson.sorted" $a }}'
+    '{{ end }}]{{ $s = "," }}{{ end }}'
+    + _field("description", ".Description") + _field("enum", ".Enum")
+    + _field("items", ".Items", 'ne (json .Items) "null"')
+    + '{{ if ne (json .Properties) "null" }}{{ $s }}"properties":{{ "{" }}{{ $t := "" }}'
+    '{{ range $name, $p := .Properties.ToMap }}{{ $t }}{{ $t = "," }}' + tojson("$name", compact=True)
+    + ':{{ template "ep.pyjson.sorted" $p }}{{ end }}{{ "}" }}{{ $s = "," }}{{ end }}'
+    + _field("required", ".Required") + _field("type", ".Type") + '{{ "}" }}{{ end }}')
+
+
 # ----------------------------------------------------------------- what edgepack.chat.gohelpers asks
 
 def is_json_helper(name: str) -> bool:
-    return name in JSON_HELPERS or name.startswith(_INDENT)
+    return name in JSON_HELPERS or name == PYJSON_SORTED or name.startswith(_INDENT)
 
 
 def text_of(name: str) -> str | None:
+    if name == PYJSON_SORTED:
+        return SORTED_PROPERTY
     if name in JSON_HELPERS:
         return JSON_HELPERS[name]
     base = name.removesuffix(".s")
@@ -274,18 +318,24 @@ def native_of(name: str):
         return pyjson
     if name == PYJSON_HTML:
         return lambda text: html_escape(pyjson(text))
+    if name == PYJSON_COMPACT:
+        return pyjson_compact
+    if name == PYJSON_SORTED:
+        return None  # takes a struct: runs as Go text
     if name == _PYJSON_IN or name.endswith(".s"):
         return None
     return _indent_native(name)
 
 
 def needs(name: str) -> tuple[str, ...]:
+    if name == PYJSON_SORTED:
+        return (PYJSON_COMPACT, PYJSON_COMPACT + ".s")
     base = name.removesuffix(".s")
     return (base + ".s",) if name == base else (base,)
 
 
 def depth(name: str, value: str) -> int:
-    if name in (PYJSON, PYJSON_HTML):
+    if name in (PYJSON, PYJSON_HTML, PYJSON_COMPACT):
         return _pyjson_walk(value)[1]
     try:
         return _indent_walk(int(name[len(_INDENT):]), value)[1]

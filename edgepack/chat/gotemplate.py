@@ -48,7 +48,8 @@ class GoStruct(dict):
 
 
 class OrderedMap(dict):
-    """A map type that keeps and writes its keys in insertion order (Ollama's ToolPropertiesMap)."""
+    """A map type that keeps and writes its keys in insertion order (Ollama's ToolPropertiesMap;
+    its method ToMap gives a plain Go map, which a template ranges over in sorted key order)."""
 
 
 class PropertyType(list):
@@ -656,6 +657,9 @@ class _Func:
 
 def _fields(value: Any, path: list[str]) -> Any:
     for name in path:
+        if isinstance(value, OrderedMap) and name == "ToMap":  # ToolPropertiesMap.ToMap(): a plain map
+            value = dict(value)
+            continue
         if not isinstance(value, dict) or name not in value:
             raise GoTemplateError(f"no field {name!r}")
         value = value[name]

@@ -29,6 +29,7 @@ from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
+from edgepack.chat.tool_kimi3 import K3_CALLS, K3_DEFS, K3_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -424,6 +425,11 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
                COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
                family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
+    # Kimi K3 (family template): a tool-declare message of key-sorted compact JSON first, XTML call
+    # tags after the response, results matched to the calls by id (chat.tool_kimi3)
+    ToolLayout("kimi-k3", ("json_sorted", "tool-declare", "render_tool_message", "_xtml_json_block"),
+               K3_DEFS, K3_CALLS, K3_RESULT, defs_at="family", family="kimi",
+               helpers=("pyjson", "pyjson.compact", "pyjson.sorted", "attr")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {

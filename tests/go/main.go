@@ -122,6 +122,14 @@ func (o *orderedProperties) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// ToMap is api.ToolPropertiesMap.ToMap: a plain map (a template ranges over it in key order).
+func (o *orderedProperties) ToMap() map[string]toolProperty {
+	if o == nil {
+		return nil
+	}
+	return o.values
+}
+
 func (o orderedProperties) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
