@@ -16,7 +16,8 @@ cannot be stripped; edgepack.chat.gotemplate evaluates the helpers with the same
 Cost, in Go's text/template on this project's 2-core machine: the strips cost nothing measurable
 (one call per character removed). The cuts at a marker look at every byte of every assistant text
 on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "ep.tail:" (0.3 s and
-0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut.
+0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut; "ep.drop:"
+(blocks between two markers left out, Gemma 4's thought channels) loops like "ep.after:".
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
 writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr; text_of, native_of
 and depth here answer for all.
@@ -28,6 +29,7 @@ import json
 
 from edgepack.chat import gojson
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
+from edgepack.chat.tool_gemma import GEMMA_HELPERS, GEMMA_NEEDS
 
 # Python's whitespace, by the length of its UTF-8 encoding.
 _SPACES: dict[int, list[str]] = {}
@@ -84,6 +86,7 @@ HELPERS: dict[str, str] = {
     for name, (side, newlines_only, then) in _STRIPS.items()}
 NEEDS = {name: (then,) for name, (_, _, then) in _STRIPS.items() if then}
 NEEDS.update(PYSTR_NEEDS)
+NEEDS.update(GEMMA_NEEDS)
 
 
 def _strip_side(name: str, text: str) -> str:
@@ -179,6 +182,67 @@ def _after_native(name: str):
     return run
 
 
+# Every block from an opening marker to the next closing one (or the end) left out, and every
+# other closing marker: `"".join(p.split(open)[0] for p in text.split(close))`, then optionally a
+# trim; Gemma 4 cuts its thought channels (<|channel>...<channel|>) out of earlier answers so.
+# Spelled "ep.drop:<trim or ->:<bytes of open>:<open><close>". One pass over the byte offsets with
+# {{ range $i := len $ }} (Go 1.24, as "ep.after:"), the kept pieces joined with print; the markers
+# may not overlap each other or themselves (can_drop), so the pass finds what split() finds.
+_DROP = "ep.drop:"
+
+
+def can_drop(open_marker: str, close_marker: str) -> bool:
+    """Whether "ep.drop:" can cut blocks between these markers: each cuttable, neither inside the
+    other, and no end of one the start of the other."""
+    a, b = open_marker, close_marker
+    return (can_cut(a) and can_cut(b) and a not in b and b not in a
+            and not any(a[-k:] == b[:k] or b[-k:] == a[:k] for k in range(1, min(len(a), len(b)))))
+
+
+def drop_name(open_marker: str, close_marker: str, trim: str = "") -> str:
+    if trim and trim not in AFTER_TRIMS:
+        raise ValueError(f"unknown trim {trim!r}")
+    if not can_drop(open_marker, close_marker):
+        raise ValueError(f"blocks between {open_marker!r} and {close_marker!r} cannot be cut by this helper")
+    return f"{_DROP}{trim or '-'}:{len(open_marker.encode('utf-8'))}:{open_marker}{close_marker}"
+
+
+def _parse_drop(name: str) -> tuple[str, str, str]:
+    """(open, close, trim)"""
+    trim, size, markers = name[len(_DROP):].split(":", 2)
+    raw = markers.encode("utf-8")
+    return raw[:int(size)].decode("utf-8"), raw[int(size):].decode("utf-8"), "" if trim == "-" else trim
+
+
+def _drop_text(name: str) -> str:
+    open_marker, close_marker, trim = _parse_drop(name)
+    test = {m: f"and (ge (len $rest) {len(m.encode('utf-8'))}) (eq (slice $rest 0 {len(m.encode('utf-8'))}) "
+               f"{json.dumps(m, ensure_ascii=False)})" for m in (open_marker, close_marker)}
+    past = {m: f"{{{{ $until = len (slice $rest {len(m.encode('utf-8'))}) }}}}" for m in (open_marker, close_marker)}
+    # $until: the length of what is left after the marker being skipped; $start: where the kept
+    # piece began ($from: it begins at the next offset past a marker)
+    return (f"{{{{- define {json.dumps(name, ensure_ascii=False)} }}}}{{{{ $out := \"\" }}}}{{{{ $in := false }}}}"
+            "{{ $start := 0 }}{{ $from := false }}{{ $until := len $ }}"
+            "{{ range $i := len $ }}{{ $rest := slice $ $i }}{{ if le (len $rest) $until }}"
+            "{{ if $from }}{{ $start = $i }}{{ $from = false }}{{ end }}"
+            f"{{{{ if $in }}}}{{{{ if {test[close_marker]} }}}}{{{{ $in = false }}}}{past[close_marker]}{{{{ $from = true }}}}{{{{ end }}}}"
+            f"{{{{ else if {test[close_marker]} }}}}{{{{ $out = print $out (slice $ $start $i) }}}}{past[close_marker]}"
+            "{{ $from = true }}"
+            f"{{{{ else if {test[open_marker]} }}}}{{{{ $out = print $out (slice $ $start $i) }}}}{past[open_marker]}"
+            "{{ $in = true }}{{ end }}{{ end }}{{ end }}"
+            "{{ if not (or $in $from) }}{{ $out = print $out (slice $ $start) }}{{ end }}"
+            f"{_emit(trim, '$out')}{{{{ end }}}}")
+
+
+def _drop_native(name: str):
+    open_marker, close_marker, trim = _parse_drop(name)
+
+    def run(text: str) -> str:
+        kept = "".join(part.split(open_marker)[0] for part in text.split(close_marker))
+        return NATIVE[f"ep.{trim}"](kept) if trim else kept
+    return run
+
+
 # `text.split(marker)[-1]` without a loop, for TEMPLATEs any Ollama runs (Go before 1.24 too):
 # "ep.tail:<marker>" calls itself on the text without its last 16 bytes unless a marker ends in
 # them, and writes those bytes after the call returns, so what follows the last marker comes out
@@ -229,11 +293,20 @@ def text_of(name: str) -> str | None:
         return gojson.text_of(name)
     if name in PYSTR_HELPERS:
         return PYSTR_HELPERS[name]
+    if name in GEMMA_HELPERS:
+        return GEMMA_HELPERS[name]
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
         except ValueError:
             return None
+    if name.startswith(_DROP) and name.count(":") >= 3:
+        try:
+            if drop_name(*_parse_drop(name)) != name:
+                return None
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return _drop_text(name)
     if name.startswith(_AFTER) and name.count(":") >= 3:
         try:
             if after_name(*_parse_after(name)) != name:
@@ -249,17 +322,22 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if gojson.is_json_helper(name):
         return gojson.native_of(name)
-    if name in PYSTR_HELPERS:
+    if name in PYSTR_HELPERS or name in GEMMA_HELPERS:
         return None  # takes any JSON value, not a string: runs as Go text
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]
         return lambda text: text.split(marker)[-1]
+    if name.startswith(_DROP):
+        return _drop_native(name)
     return NATIVE[name] if name in NATIVE else _after_native(name)
 
 
 def _needs(name: str) -> tuple[str, ...]:
     if gojson.is_json_helper(name):
         return gojson.needs(name)
+    if name.startswith(_DROP):
+        trim = _parse_drop(name)[2]
+        return (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())) if trim else ()
     if name.startswith(_AFTER):
         _, trim, _, otherwise = _parse_after(name)
         return tuple(n for t in dict.fromkeys((trim, otherwise)) if t for n in (f"ep.{t}", *NEEDS.get(f"ep.{t}", ())))
@@ -270,6 +348,10 @@ def describe_spec(spec: str) -> str:
     """A transform (a trim, or after:...) in Python's words."""
     if spec.startswith(_TAIL[3:]):
         return f"split({spec[len(_TAIL) - 3:]!r})[-1]"
+    if spec.startswith(_DROP[3:]):
+        open_marker, close_marker, trim = _parse_drop("ep." + spec)
+        return (f"every {open_marker!r}...{close_marker!r} block and {close_marker!r} left out"
+                + (f", then {describe(trim)}" if trim else ""))
     if spec.startswith(_AFTER[3:]):
         marker, trim, only_if_found, otherwise = _parse_after("ep." + spec)
         cut = f"split({marker!r})[-1]" + (f".{describe(trim)}" if trim else "")
@@ -309,6 +391,10 @@ def depth(name: str, value: str) -> int:
         return gojson.depth(name, value)
     if name.startswith(_AFTER):
         trim, kept = _after_trim(name, value)
+        return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
+    if name.startswith(_DROP):
+        open_marker, close_marker, trim = _parse_drop(name)
+        kept = "".join(part.split(open_marker)[0] for part in value.split(close_marker))
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]

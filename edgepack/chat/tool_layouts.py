@@ -23,6 +23,7 @@ from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
@@ -343,6 +344,16 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
+    # Gemma 4 31B-it (family template; Go text in chat.tool_gemma): declarations in its own value
+    # notation at the end of the system turn; a call turn writes its thinking, calls, then the
+    # results of the tool messages that follow it, and the next assistant message continues it
+    ToolLayout("gemma4", ("<|tool>", "<|tool_call>call:", "format_tool_response_block", "continue_same_model_turn"),
+               tool_gemma.DEFS, tool_gemma.CALLS, tool_gemma.RESULT, defs_at="family", family="gemma",
+               helpers=tool_gemma.HELPERS),
+    # Gemma 4 31B-it "interleaved": the same declarations and calls, results in tool turns
+    ToolLayout("gemma4-interleaved", ("<|tool>", "<|tool_call>call:", "ns.last_user_message"),
+               tool_gemma.DEFS_INTERLEAVED, tool_gemma.CALLS_INTERLEAVED, tool_gemma.RESULT_INTERLEAVED,
+               defs_at="family", family="gemma", helpers=tool_gemma.HELPERS_INTERLEAVED),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
@@ -406,7 +417,7 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
-            if "pystr" in layout.helpers and ".Thinking" not in go:
+            if any(h == "pystr" or h.startswith("gemma") for h in layout.helpers) and ".Thinking" not in go:
                 continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant
