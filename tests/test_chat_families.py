@@ -75,7 +75,6 @@ REWRITES: dict[str, tuple[Message, ...]] = {
                                    Message("user", "Bye")),
     "Reka-Edge": THINK_IN_TEXT,
     "Kimi-K3": (Message("user", "Hi"), Message("assistant", "Hello", thinking="  "), Message("user", "Bye")),
-    "GLM-4.6": (Message("user", "Hi /nothink"),),  # with thinking off (NO_THINK below)
     "poolside-Laguna-XS.2": THINK_IN_TEXT,
     "poolside-Laguna-XS-2.1": THINK_IN_TEXT,
 }
@@ -86,7 +85,7 @@ REWRITTEN_IN_GO: dict[str, tuple[Message, ...]] = {"MiniMax-M2": THINK_IN_TEXT, 
                                                    "GLM-4.6": THINK_IN_TEXT,
                                                    "google-gemma-4-31B-it": CHANNELS_IN_TEXT,
                                                    "google-gemma-4-31B-it-interleaved": CHANNELS_IN_TEXT}
-NO_THINK = {"GLM-4.6"}  # REWRITES rendered with thinking off
+NO_THINK: set[str] = set()  # REWRITES rendered with thinking off
 
 # A last assistant turn (Ollama's prefill: the TEMPLATE leaves it open, as transformers'
 # continue_final_message does), with and without thinking, which sources keep or drop.
@@ -229,6 +228,21 @@ def test_text_the_source_rewrites_really_differs_in_go(go_renderer, renders):
     # every row that names a rewrite is shown here (or, done by a Go helper, in REWRITTEN_IN_GO)
     assert {f.name for f in FAMILY_FORMATS if f.text_rewrites and not f.rewrites_edit} == {FAMILIES[n] for n in REWRITES}
     assert {f.name for f in FAMILY_FORMATS if f.rewrites_edit} <= {FAMILIES[n] for n in REWRITTEN_IN_GO}
+
+
+def test_glm_4_6_adds_nothink_only_to_user_text_not_ending_with_it_in_real_go(go_renderer, renders):
+    """GLM 4.6 with thinking off appends /nothink to a user turn unless its text already ends with
+    it (the TEMPLATE loops over the text's offsets): real Go against transformers, counts by hand."""
+    template, translation, _ = renders["GLM-4.6"]
+    texts = ["Hi /nothink", "Hi /nothink ", "/nothink", "Hi", "/nothinkx", "日本 /nothink", "/no", ""]
+    jobs = [{"template": translation.go_template, "messages": [go_payload(Message("user", t))], "think": False}
+            for t in texts]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    outs = [r.get("output", r.get("error")) for r in json.loads(proc.stdout)]
+    for text, out in zip(texts, outs):
+        want = render_many(template, [RenderJob((Message("user", text),), (("enable_thinking", False),))], TOKENS)[0]
+        assert out == want.removeprefix(TOKENS.bos), text
+    assert [out.count("/nothink") for out in outs] == [1, 2, 1, 1, 2, 1, 1, 1]
 
 
 def test_text_a_family_template_rewrites_in_go_is_rendered_as_the_source_does(go_renderer, renders):

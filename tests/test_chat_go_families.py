@@ -49,14 +49,19 @@ FAMILIES = {
     # V3.1 cuts at </think> and more (named, never exact).
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    # R1 distills (a family template for their tool outputs): exact with tools too
+    "deepseek-ai-DeepSeek-R1-Distill-Llama-8B": ("deepseek/r1-distill", "exact", set(), "split('</think>')[-1] of assistant"),
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B": ("deepseek/r1-distill-think-switch", "exact", set(),
+                                                 "split('</think>')[-1] of assistant"),
     "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
     # Its TEMPLATE reads no .Thinking (so may meet Ollama built with Go < 1.24): the loop-free cut.
     "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), "split('</think>')[-1] of assistant"),
     "ibm-granite-granite-4.1": ("granite/skip-empty-system", "exact", set(), ""),
-    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
+    # with tools another default system prompt, and the definitions as tojson(indent=4): exact with tools too
+    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", "exact", set(), ""),
     "Cohere2MoE": ("command-r/cohere2", "exact", set(), ""),
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", "exact", set(), ""),
-    "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.1": ("llama3/preamble", "exact", set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
     # (rwkv also cuts at </think> after trimming, which no helper here does: named, never exact)

@@ -433,6 +433,10 @@ SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved"}
     ("mistralai-Ministral-3-14B-Reasoning-2512", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE"),
     ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE"),
+    # another default system prompt with tools; the definitions one indented list (tojson(indent=4)); the
+    # GGUF's template also shows thinking (its <think></think> instruction), so current Ollama takes it
+    ("ibm-granite-granite-3.3-2B-Instruct", "granite-3.3",
+     "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
     # the definitions as tojson(indent=4), through the "ep.pyjson:4" helper
     ("meta-llama-Llama-3.1-8B-Instruct", "llama3.1", "the Go TEMPLATE"),
     ("meta-llama-Llama-3.2-3B-Instruct", "llama3.1", "the Go TEMPLATE"),
@@ -448,6 +452,8 @@ SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved"}
     ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
     ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
+    ("meetkai-functionary-medium-v3.1", "functionary-v3.1", "the Go TEMPLATE"),
+    ("GLM-4.6", "glm-4.6", "the Go TEMPLATE"),
     # Gemma 4's own value notation (chat.tool_gemma), every key sorted as the source's dictsort
     # sorts it (nested properties through the ordered map's ToMap); results inside the call turn
     ("google-gemma-4-31B-it", "gemma4", "the Go TEMPLATE"),
@@ -461,7 +467,8 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
     from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
-    tokens = SpecialTokens(None, "<|im_end|>")
+    # a template that joins bos_token to text needs one (undefined, transformers refuses it)
+    tokens = SpecialTokens("<|begin_of_text|>" if "bos_token +" in template else None, "<|im_end|>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
     assert any(n.startswith(f"tools are written as the template writes them (layout {layout})") for n in go.notes)
@@ -485,12 +492,65 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
         except ChatTemplateError:
             continue  # the source refuses it (Llama 3.1: one call per turn)
         compared += 1
-        assert out == want
-        as_sent = render_hf(template, messages, tokens, tools=list(tools))
+        assert out == want.removeprefix(tokens.bos or "")  # the TEMPLATE leaves BOS to the tokenizer
+        as_sent = render_hf(template, messages, tokens, tools=list(tools)).removeprefix(tokens.bos or "")
         if layout not in SORTS_EVERY_KEY:
             assert out != as_sent  # the request's own key order is not what reaches a template
     assert compared >= 5
-    assert "Find <b> & " in outs[0] and "\\u003c" not in outs[0] and "\\u2028" not in outs[0]  # not Go's escapes
+    # not Go's escapes; functionary v3.1's definitions HTML-escaped as jinja2's Markup escapes them
+    assert ("Find &lt;b&gt; &amp; &#34;quotes&#34;" if layout == "functionary-v3.1" else "Find <b> & ") in outs[0]
+    assert "\\u003c" not in outs[0] and "\\u2028" not in outs[0]
+
+
+@pytest.mark.parametrize("name, layout, calls_written", [
+    ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek-r1-distill", False),
+    ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek-r1-distill-calls", True)])
+def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(go_renderer, name, layout, calls_written):
+    """The R1 distills keep flags across the conversation: the conversation's first tool output opens
+    the outputs block and later runs continue it; an answer right after outputs closes them in place
+    of <｜Assistant｜>; a conversation ending in outputs closes them instead of the generation prompt;
+    only the last system message is written, first; the Qwen distill's first call of the conversation
+    opens the calls block (the Llama one writes calls only for a content of None, which Ollama never
+    sends). They write no definitions. Real Go against transformers, thinking unset/on/off, and the
+    blocks counted by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert any(n.startswith(f"tools are written as the template writes them (layout {layout})") for n in go.notes)
+    assert go.status == "exact" and ".Tools" in report.go_template, go.differences
+    # the GGUF's template also opens <think>, which this TEMPLATE does not show Ollama: current Ollama takes the GGUF's
+    assert report.current_ollama == "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"
+    weather, rome = ToolCall("get_weather", {"city": "Oslo", "days": [1, {"b": None, "a": 2.5}]}), ToolCall(
+        "get_weather", {"city": "Rome"})
+    two_runs = (Message("system", "First."), Message("user", "Weather?"), Message("assistant", "", tool_calls=(weather,)),
+                Message("tool", "r1", tool_name="get_weather"),
+                Message("assistant", "Again.", tool_calls=(rome, weather)), Message("tool", "r2", tool_name="get_weather"),
+                Message("tool", "r3", tool_name="get_weather"), Message("assistant", "Hm</think>Done."),
+                Message("system", "Last."), Message("user", "More?"), Message("assistant", "", tool_calls=(rome,)),
+                Message("tool", "r4", tool_name="get_weather"))
+    conversations = [two_runs, two_runs[:8] + (Message("user", "Thanks."),), two_runs[1:4] + (Message("user", "And?"),)]
+    jobs = [(c, think) for c in conversations for think in (None, True, False)]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
+               | ({} if think is None else {"think": think}) for c, think in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    assert all("error" not in r for r in outs), outs
+    for (messages, think), out in zip(jobs, outs):
+        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
+        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+    full = outs[0]["output"]
+    assert full.startswith("Last.<｜User｜>Weather?") and "First." not in full
+    assert full.count("<｜tool▁outputs▁begin｜>") == 1 and full.count("<｜tool▁output▁begin｜>") == 4
+    assert full.endswith("r4<｜tool▁output▁end｜><｜tool▁outputs▁end｜>")  # no generation prompt after outputs
+    assert "<｜tool▁outputs▁end｜>Hm</think>Done.<｜end▁of▁sentence｜>" in full  # closed in place of <｜Assistant｜>, not cut
+    assert full.count("<｜tool▁calls▁begin｜>") == int(calls_written)
+    assert full.count("<｜tool▁call▁begin｜>") == (4 if calls_written else 0)
+    # a user turn after outputs leaves them unclosed (the source's flag is set back there)
+    assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]["output"]
 
 
 # Every kind of field Gemma 4's format_parameters writes: enum, items (with properties, required,

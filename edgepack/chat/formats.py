@@ -146,6 +146,7 @@ DEEPSEEK3 = dict(
     assistant=("<｜Assistant｜>", "<｜end▁of▁sentence｜>"),
     stops=("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"),
 )
+R1_DISTILL_MARKER = "{{'<｜tool▁outputs▁end｜>' + message['content']"  # an answer closing the tool outputs
 GRANITE = dict(
     markers=("<|start_of_role|>", "<|end_of_role|>"),
     stops=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"),
@@ -229,6 +230,14 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("deepseek", "llm-v2", markers=("User: ", "Assistant:"), system_turn=("", "\n\n"),
                user=("User: ", "\n\n"), assistant=("Assistant: ", "{eos}"), generation="Assistant:",
                stops=("User:", "Assistant:")),
+    # DeepSeek R1 distills: the v3 turns in a family template of their own, for their tool outputs
+    # (an answer right after them closes them in place of its <｜Assistant｜>). Before v3, which also
+    # matches them but cannot write that; the second closes the think block unless thinking is on.
+    ChatFormat("deepseek", "r1-distill-think-switch", go_file="deepseek-r1-distill.gotmpl.j2",
+               generation="<｜Assistant｜><think>\n", **(DEEPSEEK3 | dict(markers=(
+                   *DEEPSEEK3["markers"], R1_DISTILL_MARKER, "{% if not enable_thinking %}{{- '</think>' -}}")))),
+    ChatFormat("deepseek", "r1-distill", go_file="deepseek-r1-distill.gotmpl.j2", generation="<｜Assistant｜><think>\n",
+               **(DEEPSEEK3 | dict(markers=(*DEEPSEEK3["markers"], R1_DISTILL_MARKER)))),
     ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
     ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
     # V3.1 and later close an empty think block in every earlier assistant turn; the generation
@@ -420,8 +429,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                user=("<seed:bos>user\n", "<seed:eos>"), assistant=("<seed:bos>assistant\n", "<seed:eos>"),
                generation="<seed:bos>assistant\n", stops=("<seed:eos>", "<seed:bos>"),
                note="every turn keeps its thinking, as the source does"),
-    ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", ""),
-               text_rewrites="adds /nothink (thinking off) only to a user message that does not end with it"),
+    ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", "")),
     ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", "")),
     ChatFormat("laguna", "s", **LAGUNA, user=("<user>", "</user>\n"), assistant=("<assistant>", "</assistant>\n"),
                generation="<assistant>", note="thinks unless Ollama's think is false, as the source does"),

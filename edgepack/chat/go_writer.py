@@ -85,6 +85,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         go_defines=gohelpers.defines([*trims.values(), *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
         fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
+        fixed_tools=_fixed_with_tools(fixed_text or "", tools, date_formats),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
 
@@ -100,6 +101,14 @@ def _fixed_split(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[
         return None
     tail = tail[len(tools.header_defs_replace):]
     return go_date_expression(head + mark, date_formats), go_date_expression(tail, date_formats)
+
+
+def _fixed_with_tools(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[str, ...]) -> str | None:
+    """The default system prompt with tools given (ToolLayout.default_system_tools) as a Go
+    expression; None when the layout keeps it or the text to replace is not there."""
+    if tools is None or not tools.default_system_tools or tools.default_system_tools[0] not in fixed_text:
+        return None
+    return go_date_expression(fixed_text.replace(*tools.default_system_tools), date_formats)
 
 
 def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> str:

@@ -232,6 +232,15 @@ def _go_sprintf(fmt: str, *args: Any) -> str:
     return out
 
 
+# text/template's html (HTMLEscapeString): one string as it is, other operands through fmt.Sprint
+_HTML = {"\"": "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\0": "\ufffd"}
+
+
+def _go_html(*args: Any) -> str:
+    text = args[0] if len(args) == 1 and isinstance(args[0], str) else _go_sprint(args)
+    return "".join(_HTML.get(c, c) for c in text)
+
+
 _GO_FUNCS = {
     "not": lambda a: not _go_truth(a),
     "eq": _go_eq,
@@ -243,6 +252,7 @@ _GO_FUNCS = {
     "len": _go_len,
     "index": _go_index,
     "slice": _go_slice,
+    "html": _go_html,
     # Ollama's own functions (template/template.go)
     "json": go_json,
     "print": lambda *args: _go_sprint(args),
