@@ -559,6 +559,7 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
 GEMMA_TOOL = {"type": "function", "function": {"name": "plan", "description": "Plan a trip", "parameters": {
     "type": "object", "required": ["dest", "days"], "properties": {
         "dest": {"type": "string", "description": "Where", "enum": ["Paris", "Rome"]}, "days": {"type": "integer"},
+        "URL": {"type": "string"}, "max_n": {"type": "integer"}, "maxN": {"type": "integer"},  # dictsort ignores case
         "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"], "nullable": True}},
         "legs": {"type": "array", "items": {"type": "object", "required": ["from"], "properties": {
             "from": {"type": "string", "description": "Start"}, "n": {"type": ["integer", "null"]},
@@ -577,7 +578,8 @@ def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(g
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
-    call = ToolCall("plan", {"dest": "Paris", "days": 3, "tags": ["a", None, True, 1.5], "note": None,
+    call = ToolCall("plan", {"dest": "Paris", "days": 3, "tags": ["a", None, True, 1.5], "note": None, "URL": "u",
+                             "Zed": {"b": 1, "A": 2, "a": 3, "_": 4},
                              "opts": {"fast": False, "level": 2.5, "z": {"y": [1, {"k": "v"}]}}, "big": 1e21})
     conversations = [(Message("system", " Plan. \n"), Message("user", "\n Go "),
                       Message("assistant", "", tool_calls=(call,), thinking="First the map."),
@@ -590,6 +592,7 @@ def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(g
         want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((GEMMA_TOOL,))))
         assert out == want
     assert "legs:{,items:{" in outs[0] if name.endswith("interleaved") else "legs:{items:{" in outs[0]
+    assert "max_n:{type:<|\"|>INTEGER<|\"|>},maxN:" in outs[0] and "Zed:{_:4,A:2,a:3,b:1}" in outs[0]  # by hand
 
 
 @pytest.mark.parametrize("name", ["CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE"])

@@ -6,16 +6,17 @@ Gemma 4 declares a tool as `<|tool>declaration:NAME{description:<|"|>...<|"|>,pa
 and calls one as `<|tool_call>call:NAME{key:value,...}<tool_call|>`: strings between <|"|> quotes,
 keys bare (a declaration's `enum` and `items` values: quoted), booleans true/false, objects and
 lists as {...} and [...], anything else as Python's str() (numbers, None). Every mapping is
-walked in sorted key order (dictsort), which a Go map gives (top-level properties, call arguments,
-raw JSON values); nested properties come as Ollama's ordered map, whose ToMap method (Ollama 0.14
-and later) gives them as a Go map too. Type names are written upper-cased (`| upper`).
+walked in dictsort's order (keys compared lower-cased): a Go map ranges by bytes, which is that
+order unless a key has an upper-case letter, and then the helpers pick the keys pass by pass
+(_sorted). Nested properties come as Ollama's ordered map, whose ToMap method (Ollama 0.14 and
+later) gives them as a Go map. Type names are written upper-cased (`| upper`).
 
 Hand-written because no library writes this notation in Go templates. Where it differs from the
-source: dictsort ignores case and a Go map does not (keys that differ only in case, or mixed-case
-keys, may come in another order); `upper` changes ASCII letters only; numbers are written as Go's
-JSON writes them, which is Python's str() of the number Ollama's JSON decodes to but for floats
-between 1e-6 and 1e-4 (0.00001 where Python writes 1e-05). The helpers loop with
-{{ range $i := len $ }} (Go 1.24): only in TEMPLATEs that read .Thinking, as these do.
+source: lower and upper case are ASCII's (Python's also change other letters, É/é); numbers are
+written as Go's JSON writes them, which is Python's str() of the number Ollama's JSON decodes to
+but for floats between 1e-6 and 1e-4 (0.00001 where Python writes 1e-05). The helpers loop with
+{{ range $i := len $ }} (Go 1.24): only in TEMPLATEs that read .Thinking, as these do. A tool with
+an object-typed property needs Ollama 0.14 or later (ToolProperty.Properties, ToMap).
 """
 
 from __future__ import annotations
@@ -53,6 +54,28 @@ def _required(source: str) -> str:
 
 
 _COMMA = '{{ $c }}{{ $c = "," }}'
+_LOWER_TABLE = "." * 65 + string.ascii_lowercase  # an upper-case letter's byte, as an offset: its lower case
+
+
+def _sorted(mapping: str, body: str) -> str:
+    """Go actions running `body` with $k and $v for each entry of the Go map `mapping` in the order
+    of Jinja's dictsort: keys compared lower-cased, equal ones in the order given (a Go map's, by
+    bytes). A Go map ranges by bytes, which is that order unless a key has an upper-case letter:
+    then each pass picks the next key by its lower-cased text (n passes over n keys)."""
+    lower = ('{{ $kl := "" }}{{ range $lx := len $kk }}{{ $lc := slice (slice $kk $lx) 0 1 }}'
+             f'{{{{ if and (ge $lc "A") (le $lc "Z") }}}}{{{{ $lc = slice (slice "{_LOWER_TABLE}" (index $lc 0)) 0 1 }}}}'
+             "{{ end }}{{ $kl = print $kl $lc }}{{ end }}")
+    upper_case = ('{{ $sm := ' + mapping + ' }}{{ $ci := false }}{{ range $kk, $kv := $sm }}{{ range $lx := len $kk }}'
+                  '{{ $lc := slice (slice $kk $lx) 0 1 }}{{ if and (ge $lc "A") (le $lc "Z") }}{{ $ci = true }}{{ end }}'
+                  "{{ end }}{{ end }}")
+    passes = ('{{ $lastL := "" }}{{ $lastK := "" }}{{ $any := false }}{{ range $pass := len $sm }}'
+              '{{ $bestK := "" }}{{ $bestL := "" }}{{ $got := false }}{{ range $kk, $kv := $sm }}' + lower
+              + '{{ if or (not $any) (lt $lastL $kl) (and (eq $lastL $kl) (lt $lastK $kk)) }}'
+              '{{ if or (not $got) (lt $kl $bestL) (and (eq $kl $bestL) (lt $kk $bestK)) }}'
+              '{{ $bestK = $kk }}{{ $bestL = $kl }}{{ $got = true }}{{ end }}{{ end }}{{ end }}'
+              '{{ $any = true }}{{ $lastK = $bestK }}{{ $lastL = $bestL }}{{ $k := $bestK }}{{ $v := index $sm $bestK }}'
+              + body + "{{ end }}")
+    return upper_case + "{{ if $ci }}" + passes + "{{ else }}{{ range $k, $v := $sm }}" + body + "{{ end }}{{ end }}"
 
 
 def _value(name: str, quote_keys: bool) -> str:
@@ -60,9 +83,9 @@ def _value(name: str, quote_keys: bool) -> str:
     key = f"{Q}{{{{ $k }}}}{Q}" if quote_keys else "{{ $k }}"
     return (f'{{{{- define "{name}" }}}}{{{{ $t := printf "%T" . }}}}{{{{ if eq $t "string" }}}}{Q}{{{{ . }}}}{Q}'
             '{{ else if eq $t "bool" }}{{ if . }}true{{ else }}false{{ end }}'
-            '{{ else if eq $t "map[string]interface {}" }}{{ "{" }}{{ $n := "" }}{{ range $k, $v := . }}{{ $n }}{{ $n = "," }}'
-            f'{key}:{{{{ template "{name}" $v }}}}{{{{ end }}}}{{{{ "}}" }}}}'
-            f'{{{{ else if eq $t "[]interface {{}}" }}}}[{{{{ range $j, $v := . }}}}{{{{ if $j }}}},{{{{ end }}}}'
+            '{{ else if eq $t "map[string]interface {}" }}{{ "{" }}{{ $n := "" }}'
+            + _sorted(".", f'{{{{ $n }}}}{{{{ $n = "," }}}}{key}:{{{{ template "{name}" $v }}}}') + '{{ "}" }}'
+            + f'{{{{ else if eq $t "[]interface {{}}" }}}}[{{{{ range $j, $v := . }}}}{{{{ if $j }}}},{{{{ end }}}}'
             f'{{{{ template "{name}" $v }}}}{{{{ end }}}}]{{{{ else if eq $t "<nil>" }}}}None{{{{ else }}}}{{{{ json . }}}}'
             "{{ end }}{{ end }}")
 
@@ -110,19 +133,19 @@ def _property(p: str, kind: str, interleaved: bool) -> str:
 
 def _properties(name: str, each: str) -> str:
     """format_parameters over a Go map: each key but the standard ones, `key:{...}`, comma-separated."""
-    return (f'{{{{- define "{name}" }}}}{{{{ $n := "" }}}}{{{{ range $k, $v := . }}}}{{{{ if not {_STANDARD} }}}}'
-            f'{{{{ $n }}}}{{{{ $n = "," }}}}{{{{ $k }}}}:{{{{ template "{each}" $v }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
+    return (f'{{{{- define "{name}" }}}}{{{{ $n := "" }}}}'
+            + _sorted(".", f'{{{{ if not {_STANDARD} }}}}{{{{ $n }}}}{{{{ $n = "," }}}}{{{{ $k }}}}:{{{{ template "{each}" $v }}}}'
+                           "{{ end }}") + "{{ end }}")
 
 
 def _items(p: str) -> str:
-    return (f'{{{{- define "{p}.items" }}}}{{{{ $n := "" }}}}{{{{ range $k, $v := . }}}}{{{{ if ne (printf "%T" $v) "<nil>" }}}}'
-            '{{ $n }}{{ $n = "," }}{{ if eq $k "properties" }}properties:{{ "{" }}'
+    body = ('{{ if ne (printf "%T" $v) "<nil>" }}{{ $n }}{{ $n = "," }}{{ if eq $k "properties" }}properties:{{ "{" }}'
             f'{{{{ if eq (printf "%T" $v) "map[string]interface {{}}" }}}}{{{{ template "{p}.raw" $v }}}}{{{{ end }}}}}}'
             f'{{{{ else if eq $k "required" }}}}{_required("$v")}'
             f'{{{{ else if eq $k "type" }}}}type:{{{{ if eq (printf "%T" $v) "string" }}}}{_upper("$u", "$v")}{Q}{{{{ $u }}}}{Q}'
             f'{{{{ else }}}}[{{{{ range $j, $x := $v }}}}{{{{ if $j }}}},{{{{ end }}}}{_upper("$u", "$x")}{Q}{{{{ $u }}}}{Q}'
-            f'{{{{ end }}}}]{{{{ end }}}}{{{{ else }}}}{{{{ $k }}}}:{{{{ template "{p}.vk" $v }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}'
-            "{{ end }}")
+            f'{{{{ end }}}}]{{{{ end }}}}{{{{ else }}}}{{{{ $k }}}}:{{{{ template "{p}.vk" $v }}}}{{{{ end }}}}{{{{ end }}}}')
+    return f'{{{{- define "{p}.items" }}}}{{{{ $n := "" }}}}' + _sorted(".", body) + "{{ end }}"
 
 
 def _helpers(p: str, interleaved: bool) -> dict[str, str]:
@@ -150,8 +173,8 @@ def _defs(p: str) -> str:
 
 DEFS, DEFS_INTERLEAVED = _defs("ep.gemma"), _defs("ep.gemma-il")
 _CALLS = ('{{ range $c := .ToolCalls }}<|tool_call>call:{{ $c.Function.Name }}{{ "{" }}{{ $n := "" }}'
-          '{{ range $k, $v := $c.Function.Arguments }}{{ $n }}{{ $n = "," }}{{ $k }}:{{ template "P.v" $v }}{{ end }}'
-          "}<tool_call|>{{ end }}")
+          + _sorted("$c.Function.Arguments", '{{ $n }}{{ $n = "," }}{{ $k }}:{{ template "P.v" $v }}')
+          + "}<tool_call|>{{ end }}")
 # 31B-it: thinking (after the last user turn) before the calls, closed after a newline
 CALLS = '{{ if and .Thinking (gt $i $lastUser) }}<|channel>thought\n{{ .Thinking }}\n<channel|>{{ end }}' + _CALLS.replace("P.v", "ep.gemma.v")
 # the interleaved template: the same without the newline before <channel|>
