@@ -579,7 +579,7 @@ def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(g
     tokens = SpecialTokens(None, "<|im_end|>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     call = ToolCall("plan", {"dest": "Paris", "days": 3, "tags": ["a", None, True, 1.5], "note": None, "URL": "u",
-                             "Zed": {"b": 1, "A": 2, "a": 3, "_": 4},
+                             "Zed": {"b": 1, "A": 2, "a": 3, "_": 4}, "small": [0.0000123, 1e-7, -5e-05, 2.5e-12, 1e-4],
                              "opts": {"fast": False, "level": 2.5, "z": {"y": [1, {"k": "v"}]}}, "big": 1e21})
     conversations = [(Message("system", " Plan. \n"), Message("user", "\n Go "),
                       Message("assistant", "", tool_calls=(call,), thinking="First the map."),
@@ -593,6 +593,7 @@ def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(g
         assert out == want
     assert "legs:{,items:{" in outs[0] if name.endswith("interleaved") else "legs:{items:{" in outs[0]
     assert "max_n:{type:<|\"|>INTEGER<|\"|>},maxN:" in outs[0] and "Zed:{_:4,A:2,a:3,b:1}" in outs[0]  # by hand
+    assert "small:[1.23e-05,1e-07,-5e-05,2.5e-12,0.0001]" in outs[0]  # Python's str() of each, not Go's JSON
 
 
 @pytest.mark.parametrize("name", ["CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE"])

@@ -12,9 +12,8 @@ order unless a key has an upper-case letter, and then the helpers pick the keys 
 later) gives them as a Go map. Type names are written upper-cased (`| upper`).
 
 Hand-written because no library writes this notation in Go templates. Where it differs from the
-source: lower and upper case are ASCII's (Python's also change other letters, É/é); numbers are
-written as Go's JSON writes them, which is Python's str() of the number Ollama's JSON decodes to
-but for floats between 1e-6 and 1e-4 (0.00001 where Python writes 1e-05). The helpers loop with
+source: lower and upper case are ASCII's (Python's also change other letters, É/é). Numbers are
+Python's str() of what Ollama's JSON decodes (Go's JSON text, 1.23e-05 for 0.0000123). The helpers loop with
 {{ range $i := len $ }} (Go 1.24): only in TEMPLATEs that read .Thinking, as these do. A tool with
 an object-typed property needs Ollama 0.14 or later (ToolProperty.Properties, ToMap).
 """
@@ -78,6 +77,17 @@ def _sorted(mapping: str, body: str) -> str:
     return upper_case + "{{ if $ci }}" + passes + "{{ else }}{{ range $k, $v := $sm }}" + body + "{{ end }}{{ end }}"
 
 
+# A number as Python's str() writes what Ollama's JSON decodes it to: Go's JSON text, but for
+# 1e-6 <= |x| < 1e-4, which Go writes 0.0000123 and Python 1.23e-05, and for a one-digit negative
+# exponent, which Go writes 1e-7 and Python 1e-07.
+_NUMBER = ('{{ $j := json . }}{{ $sign := "" }}{{ if and $j (eq (slice $j 0 1) "-") }}{{ $sign = "-" }}{{ $j = slice $j 1 }}'
+           '{{ end }}{{ $sign }}{{ if and (ge (len $j) 7) (eq (slice $j 0 6) "0.0000") }}{{ $d := slice $j 6 }}'
+           '{{ $e := "e-05" }}{{ if eq (slice $d 0 1) "0" }}{{ $d = slice $d 1 }}{{ $e = "e-06" }}{{ end }}'
+           '{{ slice $d 0 1 }}{{ if gt (len $d) 1 }}.{{ slice $d 1 }}{{ end }}{{ $e }}'
+           '{{ else if and (ge (len $j) 3) (eq (slice (slice $j (len (slice $j 3))) 0 2) "e-") }}'
+           '{{ slice $j 0 (len (slice $j 1)) }}0{{ slice $j (len (slice $j 1)) }}{{ else }}{{ $j }}{{ end }}')
+
+
 def _value(name: str, quote_keys: bool) -> str:
     """format_argument(value, escape_keys=quote_keys)."""
     key = f"{Q}{{{{ $k }}}}{Q}" if quote_keys else "{{ $k }}"
@@ -86,7 +96,7 @@ def _value(name: str, quote_keys: bool) -> str:
             '{{ else if eq $t "map[string]interface {}" }}{{ "{" }}{{ $n := "" }}'
             + _sorted(".", f'{{{{ $n }}}}{{{{ $n = "," }}}}{key}:{{{{ template "{name}" $v }}}}') + '{{ "}" }}'
             + f'{{{{ else if eq $t "[]interface {{}}" }}}}[{{{{ range $j, $v := . }}}}{{{{ if $j }}}},{{{{ end }}}}'
-            f'{{{{ template "{name}" $v }}}}{{{{ end }}}}]{{{{ else if eq $t "<nil>" }}}}None{{{{ else }}}}{{{{ json . }}}}'
+            f'{{{{ template "{name}" $v }}}}{{{{ end }}}}]{{{{ else if eq $t "<nil>" }}}}None{{{{ else }}}}{_NUMBER}'
             "{{ end }}{{ end }}")
 
 
