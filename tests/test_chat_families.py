@@ -52,6 +52,9 @@ FAMILIES = {
     "poolside-Laguna-XS.2": "laguna/xs",
     "google-gemma-4-31B-it": "gemma/4",
     "google-gemma-4-31B-it-interleaved": "gemma/4",
+    "deepseek-ai-DeepSeek-V3.2": "deepseek/v3.2",
+    "deepseek-ai-DeepSeek-V4": "deepseek/v4",
+    "deepseek-ai-DeepSeek-V4-Flash-0731": "deepseek/v4-flash",
 }
 # Templates that trim message content where their family's Go template does not (MiniMax-M1,
 # Seed-OSS, Laguna and Gemma 4 trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.

@@ -52,6 +52,7 @@ def _go_environment() -> jinja2.Environment:
     )
     env.filters["go_text"] = _go_text
     env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
+    env.globals["blank_check"] = gohelpers.blank_check  # for families' own templates
     return env
 
 
@@ -82,7 +83,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
-        go_defines=gohelpers.defines([*trims.values(), *(tools.helpers if tools else ())]),
+        go_defines=gohelpers.defines([*trims.values(), *fmt.helpers, *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
         fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
         fixed_tools=_fixed_with_tools(fixed_text or "", tools, date_formats),

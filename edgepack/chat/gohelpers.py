@@ -407,3 +407,19 @@ def depth(name: str, value: str) -> int:
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]
     return len(value) - len(rest) + (depth(then, rest) if then else 1)
+
+
+def blank_check(value: str, flag: str) -> str:
+    """Go text that declares `flag` (a variable name) true when `value` (a Go variable holding a
+    string) is empty or all whitespace, as Jinja's `value | trim | length == 0`. A loop over the
+    text's byte offsets (Go 1.24's range over an integer: only for TEMPLATEs that read .Thinking):
+    a whitespace character of 2 or 3 bytes has its other bytes skipped ($skip holds one letter per
+    byte still to skip); any other character clears the flag."""
+    skip = f"{flag}Skip"
+    tests = [f"eq (slice $r 0 1) {_literals(1)}"] + [
+        f"and (ge (len $r) {n}) (eq (slice $r 0 {n}) {_literals(n)})" for n in (2, 3)]
+    return (f"{{{{ {flag} := true }}}}{{{{ {skip} := \"\" }}}}{{{{ range $k := len {value} }}}}{{{{ if {flag} }}}}"
+            f"{{{{ if {skip} }}}}{{{{ {skip} = slice {skip} 1 }}}}{{{{ else }}}}{{{{ $r := slice {value} $k }}}}"
+            f"{{{{ if {tests[0]} }}}}{{{{ else if {tests[1]} }}}}{{{{ {skip} = \"x\" }}}}"
+            f"{{{{ else if {tests[2]} }}}}{{{{ {skip} = \"xx\" }}}}{{{{ else }}}}{{{{ {flag} = false }}}}{{{{ end }}}}"
+            "{{ end }}{{ end }}{{ end }}")

@@ -25,7 +25,11 @@ from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
+from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
+from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
+from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -397,6 +401,30 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
                                              "tool['function']['arguments'] | tojson"),
                "", R1_DISTILL_CALLS, R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
+    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_dsml): DSML calls after the text;
+    # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
+    ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
+               V32_DEFS, V32_CALLS, V32_RESULT, defs_at="family", family="deepseek"),
+    ToolLayout("deepseek-v4-dsml", ("｜DSML｜", "tool_calls", "<tool_result>", "string=\"false\""),
+               V4_DEFS, V4_CALLS, V4_RESULT, defs_at="family", family="deepseek"),
+    # Nemotron 3 Nano (family template): definitions as XML in the system turn, calls as
+    # <function=...> XML after the text, results in user turns
+    ToolLayout("nemotron3", ("truncate_history_thinking", "render_extra_keys", "<parameter=", "<tool_response>"),
+               NEMOTRON_DEFS,
+               "{{ range $c := .ToolCalls }}<tool_call>\n<function={{ $c.Function.Name }}>\n" + _XML_ARGS
+               + "</function>\n</tool_call>\n{{ end }}", NEMOTRON_RESULT, defs_at="family", family="nemotron",
+               helpers=("pyjson", "strip")),
+    # Hermes 2 Pro / 3 tool_use: the definitions inside the fixed system turn (a Python signature as
+    # each description), a call turn of its own, results in tool turns (chat.tool_hermes_pro)
+    ToolLayout("hermes-pro", ("json_to_python_type", "Here are the available tools: <tools> ", "<tool_response>"),
+               HERMES_PRO_DEFS, "", HERMES_PRO_RESULT, defs_at="header",
+               header_defs_after="Here are the available tools: <tools> ", call_turn=HERMES_PRO_CALLS,
+               helpers=("pyjson", "strip")),
+    # Command R+ tool_use (family template): Python stubs in the fixed system turn, an Action JSON
+    # list after the text, <results> system turns (chat.tool_command_r_plus)
+    ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
+               COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
+               family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
     # Gemma 4 31B-it (family template; Go text in chat.tool_gemma): declarations in its own value
     # notation at the end of the system turn; a call turn writes its thinking, calls, then the
     # results of the tool messages that follow it, and the next assistant message continues it
@@ -430,6 +458,9 @@ TOOL_CHOICE: dict[str, tuple[Message, ...]] = {
                             Message("tool", "21 C", tool_name="get_weather")),
 }
 CHOICE_TOOLS = (WEATHER_TOOL, SECOND_TOOL)
+# A template that refuses SECOND_TOOL (Command R+ tool_use needs every property described) is chosen
+# on the same conversations offering WEATHER_TOOL alone: rendered with this suffix.
+ONE_TOOL = "@one-tool"
 
 
 def candidate_layouts(chat_template: str) -> list[ToolLayout]:
@@ -441,18 +472,21 @@ def tools_hold(renders, go_template: str, render) -> bool:
     chat.translate.SourceRenders; `render`: its Go renderer), exactly, and the source renders at
     least one with tool calls and results (else nothing proves them: Kimi K2 Instruct's queue of
     call ids uses list.append, which transformers' sandbox refuses)."""
-    round_trips = 0
-    for name, messages in TOOL_CHOICE.items():
-        want = renders.expected(name)
-        if want is None:
-            continue
-        try:
-            if render(go_template, messages, tools=CHOICE_TOOLS) != want:
+    for suffix, tools in (("", CHOICE_TOOLS), (ONE_TOOL, CHOICE_TOOLS[:1])):
+        round_trips = 0
+        for name, messages in TOOL_CHOICE.items():
+            want = renders.expected(name + suffix)
+            if want is None:
+                continue
+            try:
+                if render(go_template, messages, tools=tools) != want:
+                    return False
+            except EdgepackError:  # the Go model refuses the text or the source refused the rest
                 return False
-        except EdgepackError:  # the Go model refuses the text or the source refused the rest
-            return False
-        round_trips += any(m.role == "tool" for m in messages)
-    return round_trips > 0
+            round_trips += any(m.role == "tool" for m in messages)
+        if round_trips:
+            return True
+    return False
 
 
 def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, render,

@@ -22,10 +22,12 @@ from edgepack.chat.go_writer import go_template_for, render_ollama
 from edgepack.chat.conversations import PROBES, Message, has_system, template_messages, template_tool_values
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
 from edgepack.chat.dates import source_date_formats
-from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
+from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many,
+                                   with_empty_tool_list)
 from edgepack.chat.text_edits import (PREFILL_KWARGS, describe_edits, drop_markers, edit_jobs, find_edits,
                                       split_markers)
-from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, candidate_layouts, choose_layout, tools_hold
+from edgepack.chat.tool_layouts import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
+                                        tools_hold)
 from edgepack.errors import ChatTemplateError
 
 
@@ -99,12 +101,22 @@ class SourceRenders:
             tools = (("tools", list(template_tool_values(CHOICE_TOOLS))),)
             names += list(TOOL_CHOICE)
             jobs += [RenderJob(template_messages(messages), tools) for messages in TOOL_CHOICE.values()]
+            one = (("tools", list(template_tool_values(CHOICE_TOOLS[:1]))),)
+            names += [name + ONE_TOOL for name in TOOL_CHOICE]
+            jobs += [RenderJob(template_messages(messages), one) for messages in TOOL_CHOICE.values()]
         for name, job in edit_jobs(self.markers, self.drops):
             names.append(name)
             jobs.append(job)
         try:
             results = render_many(chat_template, jobs, tokens)
-            [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
+            # a tool-use template fails without a tool list: rendered with an empty one, as Ollama's .Tools
+            self.tool_list = with_empty_tool_list(chat_template, jobs, results, tokens)
+            for i, text in self.tool_list.items():
+                results[i] = text
+            user_job = RenderJob.of(PROBES["user"])
+            if names.index("user") in self.tool_list:
+                user_job = RenderJob(user_job.messages, (("tools", []),))
+            [bos_probe] = render_many(chat_template, [user_job], marked) if tokens.bos else [""]
         except TemplateBoundError as exc:
             raise ChatTemplateError(f"the chat template cannot be rendered: {exc}") from None
         self.results = dict(zip(names, results))
