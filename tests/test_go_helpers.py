@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from edgepack.chat import gohelpers
+from edgepack.chat import godrop, gohelpers
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.errors import GoTemplateError
 
@@ -129,8 +129,8 @@ def test_text_after_a_marker_is_pythons_split_in_real_go(go_renderer):
             assert native.execute(data) == got["output"] == renamed.execute(data), (name, text)
 
 
-DROPS = [gohelpers.drop_name("<|channel>", "<channel|>", trim) for trim in ("", "strip")] + [
-    gohelpers.drop_name("<think>", "</think>", "lstrip_nl")]
+DROPS = [godrop.drop_name("<|channel>", "<channel|>", trim) for trim in ("", "strip")] + [
+    godrop.drop_name("<think>", "</think>", "lstrip_nl")]
 
 
 def test_blocks_between_markers_are_dropped_as_pythons_split_does_in_real_go(go_renderer):
@@ -164,9 +164,9 @@ def test_blocks_between_markers_are_dropped_as_pythons_split_does_in_real_go(go_
 
 def test_markers_that_overlap_each_other_are_refused():
     with pytest.raises(ValueError):
-        gohelpers.drop_name("<a", "a>")
+        godrop.drop_name("<a", "a>")
     with pytest.raises(ValueError):
-        gohelpers.drop_name("<x>", "<x>>")
+        godrop.drop_name("<x>", "<x>>")
 
 
 def test_the_tail_helper_at_gos_depth_limit_is_an_error_not_a_crash(go_renderer):

@@ -16,20 +16,19 @@ cannot be stripped; edgepack.chat.gotemplate evaluates the helpers with the same
 Cost, in Go's text/template on this project's 2-core machine: the strips cost nothing measurable
 (one call per character removed). The cuts at a marker look at every byte of every assistant text
 on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "ep.tail:" (0.3 s and
-0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut; "ep.drop:"
-(blocks between two markers left out, Gemma 4's thought channels) loops like "ep.after:" but
-looks further only at bytes that start a marker: about 1.4 µs per byte (a whole Gemma 4 TEMPLATE
-over 100 KB of earlier answers: 0.14 s a render, measured in tests/go's real text/template).
+0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut.
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
-writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr; text_of, native_of
-and depth here answer for all.
+writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr, the one that leaves
+blocks between two markers out ("ep.drop:", Gemma 4's thought channels) in edgepack.chat.godrop,
+Gemma 4's value notation in edgepack.chat.tool_gemma; text_of, native_of and depth here answer for all.
 """
 
 from __future__ import annotations
 
 import json
 
-from edgepack.chat import gojson
+from edgepack.chat import godrop, gojson
+from edgepack.chat.godrop import can_cut
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
 from edgepack.chat.tool_gemma import GEMMA_HELPERS, GEMMA_NEEDS
 
@@ -104,6 +103,10 @@ def _native_strip(name: str):
 
 
 NATIVE = {name: _native_strip(name) for name in _STRIPS}
+
+
+def _trimmed(trim: str, text: str) -> str:
+    return NATIVE[f"ep.{trim}"](text) if trim else text
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
@@ -137,12 +140,6 @@ def after_name(marker: str, trim: str = "", only_if_found: bool = False, otherwi
         raise ValueError(f"marker {marker!r} cannot be cut by this helper")
     when = f"else-{otherwise}" if otherwise else "if" if only_if_found else "always"
     return f"{_AFTER}{trim or '-'}:{when}:{marker}"
-
-
-def can_cut(marker: str) -> bool:
-    """Whether the cut helpers can cut at `marker`: not empty, and unable to overlap itself ("aa"),
-    where split() and a scan of every offset differ."""
-    return bool(marker) and not any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
 
 
 def _parse_after(name: str) -> tuple[str, str, bool, str]:
@@ -180,73 +177,6 @@ def _after_trim(name: str, text: str) -> tuple[str, str]:
 def _after_native(name: str):
     def run(text: str) -> str:
         trim, kept = _after_trim(name, text)
-        return NATIVE[f"ep.{trim}"](kept) if trim else kept
-    return run
-
-
-# Every block from an opening marker to the next closing one (or the end) left out, and every
-# other closing marker: `"".join(p.split(open)[0] for p in text.split(close))`, then optionally a
-# trim; Gemma 4 cuts its thought channels (<|channel>...<channel|>) out of earlier answers so.
-# Spelled "ep.drop:<trim or ->:<bytes of open>:<open><close>". One pass over the byte offsets with
-# {{ range $i := len $ }} (Go 1.24, as "ep.after:"), the kept pieces joined with print; the markers
-# may not overlap each other or themselves (can_drop), so the pass finds what split() finds.
-_DROP = "ep.drop:"
-
-
-def can_drop(open_marker: str, close_marker: str) -> bool:
-    """Whether "ep.drop:" can cut blocks between these markers: each cuttable, neither inside the
-    other, and no end of one the start of the other."""
-    a, b = open_marker, close_marker
-    return (can_cut(a) and can_cut(b) and a not in b and b not in a
-            and not any(a[-k:] == b[:k] or b[-k:] == a[:k] for k in range(1, min(len(a), len(b)))))
-
-
-def drop_name(open_marker: str, close_marker: str, trim: str = "") -> str:
-    if trim and trim not in AFTER_TRIMS:
-        raise ValueError(f"unknown trim {trim!r}")
-    if not can_drop(open_marker, close_marker):
-        raise ValueError(f"blocks between {open_marker!r} and {close_marker!r} cannot be cut by this helper")
-    return f"{_DROP}{trim or '-'}:{len(open_marker.encode('utf-8'))}:{open_marker}{close_marker}"
-
-
-def _parse_drop(name: str) -> tuple[str, str, str]:
-    """(open, close, trim)"""
-    trim, size, markers = name[len(_DROP):].split(":", 2)
-    raw = markers.encode("utf-8")
-    return raw[:int(size)].decode("utf-8"), raw[int(size):].decode("utf-8"), "" if trim == "-" else trim
-
-
-def _drop_text(name: str) -> str:
-    open_marker, close_marker, trim = _parse_drop(name)
-    test = {m: f"and (ge (len $rest) {len(m.encode('utf-8'))}) (eq (slice $rest 0 {len(m.encode('utf-8'))}) "
-               f"{json.dumps(m, ensure_ascii=False)})" for m in (open_marker, close_marker)}
-    # past a marker: the kept piece (or the block) starts after it; $until, the length left there,
-    # tells offsets inside the marker apart
-    past = {m: f"{{{{ $from = slice $rest {len(m.encode('utf-8'))} }}}}{{{{ $until = len $from }}}}"
-            for m in (open_marker, close_marker)}
-    # only an offset holding a marker's first byte is looked at further (one `index` per byte);
-    # the piece kept so far is $from up to this offset: its first len($from) - len($rest) bytes
-    firsts = sorted({m.encode("utf-8")[0] for m in (open_marker, close_marker)})
-    candidate = " ".join(f"(eq $b {b})" for b in firsts)
-    candidate = f"or {candidate}" if len(firsts) > 1 else candidate[1:-1]
-    piece = "(slice $from 0 (len (slice $from (len $rest))))"
-    return (f"{{{{- define {json.dumps(name, ensure_ascii=False)} }}}}{{{{ $out := \"\" }}}}{{{{ $in := false }}}}"
-            "{{ $from := $ }}{{ $until := len $ }}"
-            f"{{{{ range $i := len $ }}}}{{{{ $b := index $ $i }}}}{{{{ if {candidate} }}}}{{{{ $rest := slice $ $i }}}}"
-            "{{ if le (len $rest) $until }}"
-            f"{{{{ if $in }}}}{{{{ if {test[close_marker]} }}}}{{{{ $in = false }}}}{past[close_marker]}{{{{ end }}}}"
-            f"{{{{ else if {test[close_marker]} }}}}{{{{ $out = print $out {piece} }}}}{past[close_marker]}"
-            f"{{{{ else if {test[open_marker]} }}}}{{{{ $out = print $out {piece} }}}}{past[open_marker]}"
-            "{{ $in = true }}{{ end }}{{ end }}{{ end }}{{ end }}"
-            "{{ if not $in }}{{ $out = print $out $from }}{{ end }}"
-            f"{_emit(trim, '$out')}{{{{ end }}}}")
-
-
-def _drop_native(name: str):
-    open_marker, close_marker, trim = _parse_drop(name)
-
-    def run(text: str) -> str:
-        kept = "".join(part.split(open_marker)[0] for part in text.split(close_marker))
         return NATIVE[f"ep.{trim}"](kept) if trim else kept
     return run
 
@@ -308,13 +238,9 @@ def text_of(name: str) -> str | None:
             return _tail_text(tail_name(name[len(_TAIL):]))
         except ValueError:
             return None
-    if name.startswith(_DROP) and name.count(":") >= 3:
-        try:
-            if drop_name(*_parse_drop(name)) != name:
-                return None
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return _drop_text(name)
+    if name.startswith(godrop.PREFIX):
+        trim = godrop.parse(name)[2] if godrop.is_drop(name) else None
+        return godrop.text_of(name) if trim is not None and (not trim or trim in AFTER_TRIMS) else None
     if name.startswith(_AFTER) and name.count(":") >= 3:
         try:
             if after_name(*_parse_after(name)) != name:
@@ -335,16 +261,16 @@ def native_of(name: str):
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]
         return lambda text: text.split(marker)[-1]
-    if name.startswith(_DROP):
-        return _drop_native(name)
+    if name.startswith(godrop.PREFIX):
+        return lambda text: _trimmed(*godrop.kept(name, text))
     return NATIVE[name] if name in NATIVE else _after_native(name)
 
 
 def _needs(name: str) -> tuple[str, ...]:
     if gojson.is_json_helper(name):
         return gojson.needs(name)
-    if name.startswith(_DROP):
-        trim = _parse_drop(name)[2]
+    if name.startswith(godrop.PREFIX):
+        trim = godrop.parse(name)[2]
         return (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())) if trim else ()
     if name.startswith(_AFTER):
         _, trim, _, otherwise = _parse_after(name)
@@ -356,8 +282,8 @@ def describe_spec(spec: str) -> str:
     """A transform (a trim, or after:...) in Python's words."""
     if spec.startswith(_TAIL[3:]):
         return f"split({spec[len(_TAIL) - 3:]!r})[-1]"
-    if spec.startswith(_DROP[3:]):
-        open_marker, close_marker, trim = _parse_drop("ep." + spec)
+    if spec.startswith(godrop.PREFIX[3:]):
+        open_marker, close_marker, trim = godrop.parse("ep." + spec)
         return (f"every {open_marker!r}...{close_marker!r} block and {close_marker!r} left out"
                 + (f", then {describe(trim)}" if trim else ""))
     if spec.startswith(_AFTER[3:]):
@@ -400,9 +326,8 @@ def depth(name: str, value: str) -> int:
     if name.startswith(_AFTER):
         trim, kept = _after_trim(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
-    if name.startswith(_DROP):
-        open_marker, close_marker, trim = _parse_drop(name)
-        kept = "".join(part.split(open_marker)[0] for part in value.split(close_marker))
+    if name.startswith(godrop.PREFIX):
+        trim, kept = godrop.kept(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]

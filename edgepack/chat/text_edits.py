@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from edgepack.chat import gohelpers
+from edgepack.chat import godrop, gohelpers
 from edgepack.chat.conversations import Message
 from edgepack.chat.sandbox import RenderJob
 from edgepack.errors import ChatTemplateError
@@ -61,7 +61,7 @@ def drop_markers(chat_template: str) -> list[tuple[str, str]]:
     found = []
     for m in _DROP_LOOP.finditer(chat_template):
         pair = tuple(x.encode("utf-8").decode("unicode_escape") if "\\" in x else x for x in (m.group(5), m.group(3)))
-        if pair not in found and gohelpers.can_drop(*pair):
+        if pair not in found and godrop.can_drop(*pair):
             found.append(pair)
     return found
 
@@ -121,7 +121,7 @@ def find_edits(renders, render, build) -> dict[str, str]:
         if role == "assistant" and renders.drops:
             checks += [(drop_probe(o, c), renders.expected(f"drop/{o}/{c}")) for o, c in renders.drops]
             if reads_thinking:  # Go 1.24 too: the blocks left out, then a trim
-                specs += [gohelpers.drop_name(o, c, trim)[3:] for o, c in renders.drops
+                specs += [godrop.drop_name(o, c, trim)[3:] for o, c in renders.drops
                           for trim in ("", *gohelpers.AFTER_TRIMS)]
         checks = [(conv, want) for conv, want in checks if want is not None]
         # Every conversation if some helper renders them all; else the padded one alone (the
