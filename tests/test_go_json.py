@@ -242,19 +242,3 @@ def test_attribute_escape_replaces_ampersand_and_quote_only_in_real_go(go_render
         data = {"Messages": [{"Role": "user", "Content": text}]}
         assert model.execute(data) == want and as_go.execute(data) == want
     assert _go(go_renderer, jobs[2:3]) == [{"output": "a&amp;b&quot;c"}]  # by hand
-
-
-def test_sorted_property_json_is_json_dumps_with_sorted_keys_in_real_go(go_renderer):
-    """"ep.pyjson.sorted" writes each of Ollama's tool properties (nested properties, anyOf, items,
-    enum) as json.dumps(sort_keys=True, separators=(",", ":")) writes what Go's json writes of it,
-    in real Go and in the model; Go's own json keeps nested properties in their order."""
-    template = ('{{ range .Tools }}{{ range $k, $v := .Function.Parameters.Properties }}{{ $k }}='
-                '{{ template "ep.pyjson.sorted" $v }}\n{{ end }}{{ end }}{{ if .Messages }}{{ end }}'
-                + gohelpers.defines(["pyjson.sorted"]))
-    [got] = _go(go_renderer, [{"template": template, "messages": [{"role": "user", "content": "x"}], "tools": TOOLS}])
-    assert "error" not in got, got
-    want = "".join(f"{k}={json.dumps(v, ensure_ascii=False, sort_keys=True, separators=(',', ':'))}\n"
-                   for t in template_tool_values(TOOLS) for k, v in (t["function"]["parameters"]["properties"] or {}).items())
-    assert got["output"] == want
-    assert GoTemplate(template).execute(ollama_template_data((Message("user", "x"),), tools=TOOLS)) == want
-    assert 'where={"properties":{"lat":{"type":"number"},"lon":{"type":"number"}},"required":["lon"],"type":"object"}\n' in want

@@ -59,6 +59,9 @@ class ChatFormat:
     # What the source template does to message text that this row's Go template does not (read from the
     # source; the proof conversations need not hold such text): the Go path is then "differs".
     text_rewrites: str = ""
+    # The chat.gohelpers spec (its start) that does text_rewrites where chat.text_edits chooses it
+    # (it must render the source's own renders of such text): the Go path then does the rewrite too.
+    rewrites_edit: str = ""
 
     def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
         def sub(s: str) -> str:
@@ -369,9 +372,8 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                assistant=('<|open|>message role="assistant"<|sep|>', "<|close|>message<|sep|><|end_of_msg|>"),
                generation='<|open|>message role="assistant"<|sep|><|open|>think<|sep|>', stops=("<|end_of_msg|>",),
                note="thinks at the source's default effort (max) whatever Ollama's think says; every turn keeps "
-                    "its thinking (none when only whitespace), as the source does; tool definitions' keys are "
-                    "sorted as Go sorts them, by bytes, where the source's dictsort ignores case (property names "
-                    "such as \"Zone\" and \"city\" come out in another order)"),
+                    "its thinking (none when only whitespace), as the source does; tool definitions' keys in "
+                    "dictsort's order, lower-cased as ASCII is (Python also lower-cases other letters, É)"),
     ChatFormat("minimax", "m1", markers=("<beginning_of_sentence>", "<end_of_sentence>", "ai_setting="),
                go_file="minimax-m1.gotmpl.j2", default_system=True,
                user=("<beginning_of_sentence>user name=user\n", "<end_of_sentence>\n"),
@@ -475,6 +477,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                user=("<|turn>user\n", "<turn|>\n"), assistant=("<|turn>model\n", "<turn|>\n"), generation="<|turn>model\n",
                stops=("<turn|>", "<|turn>"),
                text_rewrites="cuts thought channels (<|channel>...<channel|>) out of assistant text",
+               rewrites_edit="drop:",
                note="thinking follows Ollama's think, as the source's enable_thinking"),
 )
 FORMATS = FORMATS + FAMILY_FORMATS

@@ -18,16 +18,20 @@ Cost, in Go's text/template on this project's 2-core machine: the strips cost no
 on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "ep.tail:" (0.3 s and
 0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut.
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
-writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr; text_of, native_of
-and depth here answer for all.
+writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr, the one that leaves
+blocks between two markers out ("ep.drop:", Gemma 4's thought channels) in edgepack.chat.godrop,
+Gemma 4's value notation in edgepack.chat.tool_gemma; text_of, native_of and depth here answer for all.
 """
 
 from __future__ import annotations
 
 import json
 
-from edgepack.chat import gojson
+from edgepack.chat import godrop, gojson
+from edgepack.chat.godrop import can_cut
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
+from edgepack.chat.tool_gemma import GEMMA_HELPERS, GEMMA_NEEDS
+from edgepack.chat.tool_kimi3 import KIMI3_HELPERS, KIMI3_NEEDS
 
 # Python's whitespace, by the length of its UTF-8 encoding.
 _SPACES: dict[int, list[str]] = {}
@@ -84,6 +88,8 @@ HELPERS: dict[str, str] = {
     for name, (side, newlines_only, then) in _STRIPS.items()}
 NEEDS = {name: (then,) for name, (_, _, then) in _STRIPS.items() if then}
 NEEDS.update(PYSTR_NEEDS)
+NEEDS.update(GEMMA_NEEDS)
+NEEDS.update(KIMI3_NEEDS)
 
 
 def _strip_side(name: str, text: str) -> str:
@@ -105,11 +111,17 @@ NATIVE = {name: _native_strip(name) for name in _STRIPS}
 # per byte (names and keys are short; Go's 100,000 calls allow 100 KB).
 ATTR = "ep.attr"
 ATTR_TEXT = ('{{- define "ep.attr" }}{{ if . }}{{ $c := slice . 0 1 }}{{ if eq $c "&" }}&amp;'
-                 '{{ else if eq $c "\\"" }}&quot;{{ else }}{{ $c }}{{ end }}{{ template "ep.attr" (slice . 1) }}{{ end }}{{ end }}')
+             '{{ else if eq $c "\\"" }}&quot;{{ else }}{{ $c }}{{ end }}{{ template "ep.attr" (slice . 1) }}{{ end }}{{ end }}')
 
 
 def attr_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;")
+
+
+def _trimmed(trim: str, text: str) -> str:
+    return NATIVE[f"ep.{trim}"](text) if trim else text
+
+
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
@@ -143,12 +155,6 @@ def after_name(marker: str, trim: str = "", only_if_found: bool = False, otherwi
         raise ValueError(f"marker {marker!r} cannot be cut by this helper")
     when = f"else-{otherwise}" if otherwise else "if" if only_if_found else "always"
     return f"{_AFTER}{trim or '-'}:{when}:{marker}"
-
-
-def can_cut(marker: str) -> bool:
-    """Whether the cut helpers can cut at `marker`: not empty, and unable to overlap itself ("aa"),
-    where split() and a scan of every offset differ."""
-    return bool(marker) and not any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
 
 
 def _parse_after(name: str) -> tuple[str, str, bool, str]:
@@ -242,11 +248,18 @@ def text_of(name: str) -> str | None:
         return gojson.text_of(name)
     if name in PYSTR_HELPERS:
         return PYSTR_HELPERS[name]
+    if name in GEMMA_HELPERS:
+        return GEMMA_HELPERS[name]
+    if name in KIMI3_HELPERS:
+        return KIMI3_HELPERS[name]
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
         except ValueError:
             return None
+    if name.startswith(godrop.PREFIX):
+        trim = godrop.parse(name)[2] if godrop.is_drop(name) else None
+        return godrop.text_of(name) if trim is not None and (not trim or trim in AFTER_TRIMS) else None
     if name.startswith(_AFTER) and name.count(":") >= 3:
         try:
             if after_name(*_parse_after(name)) != name:
@@ -262,19 +275,24 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if gojson.is_json_helper(name):
         return gojson.native_of(name)
-    if name in PYSTR_HELPERS:
+    if name in PYSTR_HELPERS or name in GEMMA_HELPERS or name in KIMI3_HELPERS:
         return None  # takes any JSON value, not a string: runs as Go text
     if name == ATTR:
         return attr_escape
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]
         return lambda text: text.split(marker)[-1]
+    if name.startswith(godrop.PREFIX):
+        return lambda text: _trimmed(*godrop.kept(name, text))
     return NATIVE[name] if name in NATIVE else _after_native(name)
 
 
 def _needs(name: str) -> tuple[str, ...]:
     if gojson.is_json_helper(name):
         return gojson.needs(name)
+    if name.startswith(godrop.PREFIX):
+        trim = godrop.parse(name)[2]
+        return (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())) if trim else ()
     if name.startswith(_AFTER):
         _, trim, _, otherwise = _parse_after(name)
         return tuple(n for t in dict.fromkeys((trim, otherwise)) if t for n in (f"ep.{t}", *NEEDS.get(f"ep.{t}", ())))
@@ -285,6 +303,10 @@ def describe_spec(spec: str) -> str:
     """A transform (a trim, or after:...) in Python's words."""
     if spec.startswith(_TAIL[3:]):
         return f"split({spec[len(_TAIL) - 3:]!r})[-1]"
+    if spec.startswith(godrop.PREFIX[3:]):
+        open_marker, close_marker, trim = godrop.parse("ep." + spec)
+        return (f"every {open_marker!r}...{close_marker!r} block and {close_marker!r} left out"
+                + (f", then {describe(trim)}" if trim else ""))
     if spec.startswith(_AFTER[3:]):
         marker, trim, only_if_found, otherwise = _parse_after("ep." + spec)
         cut = f"split({marker!r})[-1]" + (f".{describe(trim)}" if trim else "")
@@ -327,6 +349,9 @@ def depth(name: str, value: str) -> int:
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     if name == ATTR:
         return len(value.encode("utf-8", "surrogateescape")) + 1
+    if name.startswith(godrop.PREFIX):
+        trim, kept = godrop.kept(name, value)
+        return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]
     return len(value) - len(rest) + (depth(then, rest) if then else 1)

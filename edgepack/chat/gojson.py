@@ -264,42 +264,13 @@ def string_or_tojson(value: str) -> str:
     return f'{{{{ if eq (printf "%T" {value}) "string" }}}}{{{{ {value} }}}}{{{{ else }}}}{tojson(value)}{{{{ end }}}}'
 
 
-# "ep.pyjson.sorted" writes one of Ollama's tool properties (api.ToolProperty, the values of
-# .Tools' Parameters.Properties) as json.dumps(value, ensure_ascii=False, sort_keys=True,
-# separators=(",", ":")) writes its JSON: the struct's fields in sorted order (Go writes them in
-# field order), nested properties through ToolPropertiesMap's ToMap, a plain map a template
-# ranges over in key order (Go's json writes them in the order they came), each anyOf item and
-# nested property by a call of its own; the other values (enum, items: Go maps, so keys sorted)
-# through "ep.pyjson.compact". It takes a struct, not a string: it runs as Go text in the model too.
-PYJSON_SORTED = "ep.pyjson.sorted"
-
-
-def _field(key: str, value: str, test: str = "") -> str:
-    return (f'{{{{ if {test or value} }}}}{{{{ $s }}}}"{key}":{tojson(value, compact=True)}{{{{ $s = "," }}}}'
-            "{{ end }}")
-
-
-SORTED_PROPERTY = (
-    '{{- define "ep.pyjson.sorted" }}{{ "{" }}{{ $s := "" }}'
-    '{{ if .AnyOf }}"anyOf":[{{ range $k, $a := .AnyOf }}{{ if $k }},{{ end }}{{ template "ep.pyjson.sorted" $a }}'
-    '{{ end }}]{{ $s = "," }}{{ end }}'
-    + _field("description", ".Description") + _field("enum", ".Enum")
-    + _field("items", ".Items", 'ne (json .Items) "null"')
-    + '{{ if ne (json .Properties) "null" }}{{ $s }}"properties":{{ "{" }}{{ $t := "" }}'
-    '{{ range $name, $p := .Properties.ToMap }}{{ $t }}{{ $t = "," }}' + tojson("$name", compact=True)
-    + ':{{ template "ep.pyjson.sorted" $p }}{{ end }}{{ "}" }}{{ $s = "," }}{{ end }}'
-    + _field("required", ".Required") + _field("type", ".Type") + '{{ "}" }}{{ end }}')
-
-
 # ----------------------------------------------------------------- what edgepack.chat.gohelpers asks
 
 def is_json_helper(name: str) -> bool:
-    return name in JSON_HELPERS or name == PYJSON_SORTED or name.startswith(_INDENT)
+    return name in JSON_HELPERS or name.startswith(_INDENT)
 
 
 def text_of(name: str) -> str | None:
-    if name == PYJSON_SORTED:
-        return SORTED_PROPERTY
     if name in JSON_HELPERS:
         return JSON_HELPERS[name]
     base = name.removesuffix(".s")
@@ -320,16 +291,12 @@ def native_of(name: str):
         return lambda text: html_escape(pyjson(text))
     if name == PYJSON_COMPACT:
         return pyjson_compact
-    if name == PYJSON_SORTED:
-        return None  # takes a struct: runs as Go text
     if name == _PYJSON_IN or name.endswith(".s"):
         return None
     return _indent_native(name)
 
 
 def needs(name: str) -> tuple[str, ...]:
-    if name == PYJSON_SORTED:
-        return (PYJSON_COMPACT, PYJSON_COMPACT + ".s")
     base = name.removesuffix(".s")
     return (base + ".s",) if name == base else (base,)
 

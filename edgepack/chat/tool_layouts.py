@@ -31,6 +31,7 @@ from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PL
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
 from edgepack.chat.tool_kimi3 import K3_CALLS, K3_DEFS, K3_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
+from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
@@ -425,11 +426,21 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
                COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
                family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
+    # Gemma 4 31B-it (family template; Go text in chat.tool_gemma): declarations in its own value
+    # notation at the end of the system turn; a call turn writes its thinking, calls, then the
+    # results of the tool messages that follow it, and the next assistant message continues it
+    ToolLayout("gemma4", ("<|tool>", "<|tool_call>call:", "format_tool_response_block", "continue_same_model_turn"),
+               tool_gemma.DEFS, tool_gemma.CALLS, tool_gemma.RESULT, defs_at="family", family="gemma",
+               helpers=tool_gemma.HELPERS),
+    # Gemma 4 31B-it "interleaved": the same declarations and calls, results in tool turns
+    ToolLayout("gemma4-interleaved", ("<|tool>", "<|tool_call>call:", "ns.last_user_message"),
+               tool_gemma.DEFS_INTERLEAVED, tool_gemma.CALLS_INTERLEAVED, tool_gemma.RESULT_INTERLEAVED,
+               defs_at="family", family="gemma", helpers=tool_gemma.HELPERS_INTERLEAVED),
     # Kimi K3 (family template): a tool-declare message of key-sorted compact JSON first, XTML call
     # tags after the response, results matched to the calls by id (chat.tool_kimi3)
     ToolLayout("kimi-k3", ("json_sorted", "tool-declare", "render_tool_message", "_xtml_json_block"),
                K3_DEFS, K3_CALLS, K3_RESULT, defs_at="family", family="kimi",
-               helpers=("pyjson", "pyjson.compact", "pyjson.sorted", "attr")),
+               helpers=("pyjson", "pyjson.compact", "kimi3.value", "kimi3.prop", "attr")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
@@ -499,7 +510,7 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
-            if "pystr" in layout.helpers and ".Thinking" not in go:
+            if any(h == "pystr" or h.startswith("gemma") for h in layout.helpers) and ".Thinking" not in go:
                 continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant

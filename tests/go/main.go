@@ -122,7 +122,8 @@ func (o *orderedProperties) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// ToMap is api.ToolPropertiesMap.ToMap: a plain map (a template ranges over it in key order).
+// ToMap is api.ToolPropertiesMap's: the properties as a plain map, which a template ranges in
+// sorted key order (Ollama 0.14 and later).
 func (o *orderedProperties) ToMap() map[string]toolProperty {
 	if o == nil {
 		return nil
