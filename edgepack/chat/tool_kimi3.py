@@ -17,7 +17,9 @@ order (each call id once, all results answering it) named by the call, else in m
 named by their tool name (or, without one, by the call at their place). Results are numbered
 from 1 after each assistant message. An empty id or tool name counts as none (Ollama leaves out
 empty ones when it passes messages on).
-The helpers loop with {{ range $i := len $ }} (Go 1.24): the TEMPLATE reads .Thinking.
+The helpers loop with {{ range $i := len $ }} (Go 1.24): the TEMPLATE reads .Thinking. A request
+with tools needs Ollama 0.13.5 or later (ToolProperty's Properties; before, the TEMPLATE stops with
+an error), a tool with an object-typed property 0.14 or later (ToolPropertiesMap's ToMap).
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def _field(key: str, value: str, test: str = "", helper: str = "") -> str:
 # out as Go's json leaves them out
 _PROPERTY_TEXT = (
     f'{{{{- define "{PROPERTY}" }}}}{{{{ "{{" }}}}{{{{ $s := "" }}}}'
-    f'{{{{ if .AnyOf }}}}"anyOf":[{{{{ range $j, $a := .AnyOf }}}}{{{{ if $j }}}},{{{{ end }}}}{{{{ template "{PROPERTY}" $a }}}}'
-    '{{ end }}]{{ $s = "," }}{{ end }}'
+    f'{{{{ if .AnyOf }}}}"anyOf":[{{{{ range $j, $a := .AnyOf }}}}{{{{ if $j }}}},{{{{ end }}}}'
+    f'{{{{ template "{PROPERTY}" $a }}}}{{{{ end }}}}]{{{{ $s = "," }}}}{{{{ end }}}}'
     + _field("description", ".Description") + _field("enum", ".Enum", helper=VALUE)
     + _field("items", ".Items", 'ne (json .Items) "null"', helper=VALUE)
     + '{{ if ne (json .Properties) "null" }}{{ $s }}"properties":' + _entries(".Properties.ToMap", PROPERTY)
