@@ -453,6 +453,8 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
     ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
+    # nested argument values written as elements (to_xml, through the "ep.xml:" helper)
+    ("MiniMax-M3", "minimax-m3", "the Go TEMPLATE"),
     ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
     # thinking and text rewritten as the source does (tags and blank text found by loops over the text)
     ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nemotron3", "the Go TEMPLATE"),
@@ -754,3 +756,44 @@ def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_rend
     assert ('"parameters": {\n            "opts": {\n                "a": 1.5,\n                "z": true\n            },\n'
             in outs[-1])
     assert '"tool_name": "get_weather",\n        "parameters": {}\n    }\n]```\n<|START' in outs[-1]
+
+
+def test_minimax_m3_cuts_answers_holding_their_thinking_and_writes_nested_arguments_in_real_go(go_renderer):
+    """MiniMax M3 takes, from an answer without thinking of its own that holds </mm:think>, the
+    text after the last </mm:think> and as thinking what precedes the first (after the last
+    <mm:think>), newlines stripped around both; thinking that is only newlines counts as none.
+    Call arguments go through its recursive to_xml: None left out, booleans as JSON, objects and
+    lists as elements. Real Go against transformers on texts the choice and proof conversations
+    do not hold, and by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("MiniMax-M3")
+    tokens = SpecialTokens(None, "[e~[")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    user, again = Message("user", "Hi"), Message("user", "Again?")
+    call = ToolCall("get_weather", {"q": "a<b", "n": None, "flag": False, "obj": {"b": 2.5, "a": {}},
+                                    "items": [1, "two", {"k": None, "z": True}, [None]]})
+    conversations = [
+        (user, Message("assistant", "\n<mm:think>\nplan\n</mm:think>\n\nAnswer\n"), again),
+        (user, Message("assistant", "a<mm:think>x<mm:think>\ny\n</mm:think>b</mm:think>\nc\n"), again),
+        (user, Message("assistant", "\n\n</mm:think>\n only text "), again),
+        (user, Message("assistant", "x</mm:think>y", thinking="\nT\n"), again),
+        (user, Message("assistant", "<mm:think>p</mm:think>Calling.", tool_calls=(call,)),
+         Message("tool", "5 C", tool_name="get_weather"), Message("tool", "6 C", tool_name="get_weather"), again),
+    ]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
+        assert out == want
+    # checked by hand against the source's code
+    assert "]~b]ai\n<mm:think>plan</mm:think>Answer[e~[" in outs[0]
+    assert "]~b]ai\n<mm:think>y</mm:think>c[e~[" in outs[1]
+    assert "]~b]ai\n</mm:think> only text [e~[" in outs[2]
+    assert "]~b]ai\n<mm:think>\nT\n</mm:think>x</mm:think>y[e~[" in outs[3]
+    ns = "]<]minimax[>["
+    assert (f"]~b]ai\n<mm:think>p</mm:think>Calling.{ns}<tool_call>\n{ns}<invoke name=\"get_weather\">"
+            f"{ns}<flag>false{ns}</flag>{ns}<items>{ns}<item>1{ns}</item>{ns}<item>two{ns}</item>{ns}<item>{ns}<z>true"
+            f"{ns}</z>{ns}</item>{ns}<item>{ns}<item>{ns}</item>{ns}</item>{ns}</items>{ns}<obj>{ns}<a>{ns}</a>{ns}<b>2.5"
+            f"{ns}</b>{ns}</obj>{ns}<q>a<b{ns}</q>{ns}</invoke>\n{ns}</tool_call>[e~[\n"
+            "]~b]tool\n<response>5 C</response>\n<response>6 C</response>[e~[\n]~b]user\nAgain?") in outs[4]

@@ -18,7 +18,8 @@ Cost, in Go's text/template on this project's 2-core machine: the strips cost no
 on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "ep.tail:" (0.3 s and
 0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut.
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
-writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr; text_of, native_of
+writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr, the one that writes
+a value as nested XML elements in edgepack.chat.goxml; text_of, native_of
 and depth here answer for all.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 
-from edgepack.chat import gojson
+from edgepack.chat import gojson, goxml
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
 
 # Python's whitespace, by the length of its UTF-8 encoding.
@@ -229,6 +230,11 @@ def text_of(name: str) -> str | None:
         return gojson.text_of(name)
     if name in PYSTR_HELPERS:
         return PYSTR_HELPERS[name]
+    if name.startswith(goxml.XML):
+        try:
+            return goxml.xml_text(goxml.xml_name(name[len(goxml.XML):]))
+        except ValueError:
+            return None
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
@@ -249,7 +255,7 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if gojson.is_json_helper(name):
         return gojson.native_of(name)
-    if name in PYSTR_HELPERS:
+    if name in PYSTR_HELPERS or name.startswith(goxml.XML):
         return None  # takes any JSON value, not a string: runs as Go text
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]

@@ -26,7 +26,8 @@ from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_US
                                        cohere_result)
 from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
 from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
-from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT,
+                                        M3_CALLS, M3_DEFS, M3_XML)
 from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
@@ -424,6 +425,10 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
                COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
                family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
+    # MiniMax M3 (family template; chat.tool_minimax): definitions ending the developer turn, <invoke>
+    # calls after the text with nested values as elements (to_xml), results in one ]~b]tool turn per run
+    ToolLayout("minimax-m3", ("]<]minimax[>[", "to_xml", "render_tool_namespace", "<response>"),
+               M3_DEFS, M3_CALLS, M2_RESULT, defs_at="family", family="minimax", helpers=("pyjson", M3_XML[3:])),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
