@@ -30,6 +30,8 @@ from edgepack.chat.tool_minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1
                                         M3_CALLS, M3_DEFS, M3_XML)
 from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
+from edgepack.chat.tool_minicpm import CALL_TURN as MINICPM_CALL_TURN, DEFS as MINICPM_DEFS, DEFS_MARKER as MINICPM_MARKER
+from edgepack.chat.tool_minicpm import RESULT as MINICPM_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -73,6 +75,9 @@ class ToolLayout:
     header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
     header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
+    # defs_at "system": a first system message holding this text gets the definitions in place of
+    # each occurrence (its text written as it is), not after it (MiniCPM 5's <tool_def_sep>)
+    defs_marker: str = ""
     # a format's default system prompt with tools given: this text of it replaced by that (Granite 3.3)
     default_system_tools: tuple[str, str] | None = None
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
@@ -429,6 +434,11 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # calls after the text with nested values as elements (to_xml), results in one ]~b]tool turn per run
     ToolLayout("minimax-m3", ("]<]minimax[>[", "to_xml", "render_tool_namespace", "<response>"),
                M3_DEFS, M3_CALLS, M2_RESULT, defs_at="family", family="minimax", helpers=("pyjson", M3_XML[3:])),
+    # MiniCPM 5: the definitions after the system text or in place of its <tool_def_sep>; a call turn
+    # of its own: the text before its first <tool_sep>, then the calls (chat.tool_minicpm)
+    ToolLayout("minicpm5", ("<tool_def_sep>", "<tool_sep>", "has_tool_sep", "<param name="),
+               MINICPM_DEFS, "", MINICPM_RESULT, defs_joiner="\n\n", defs_marker=MINICPM_MARKER,
+               call_turn=MINICPM_CALL_TURN, helpers=("pyjson", "pystr", "strip_nl")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
