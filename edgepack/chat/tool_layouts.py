@@ -84,6 +84,13 @@ class ToolLayout:
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
 
     @property
+    def loops(self) -> bool:
+        """Whether its Go text loops over a text's bytes or a value's (range over an integer: Go 1.24,
+        so only in a TEMPLATE that reads .Thinking, which needs Ollama 0.9 or later anyway)."""
+        return ("pystr" in self.helpers or bool(self.defs_marker)
+                or ":= len " in self.defs + self.calls + self.result + self.call_turn)
+
+    @property
     def go_result(self) -> str:
         """`result` with $prevRole and $nextRole set first (in a range over .Messages with index $i)."""
         roles = ('{{ $prevRole := "" }}{{ range $m := slice $.Messages 0 $i }}{{ $prevRole = $m.Role }}{{ end }}'
@@ -508,7 +515,7 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
-            if "pystr" in layout.helpers and ".Thinking" not in go:
+            if layout.loops and ".Thinking" not in go:
                 continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant
