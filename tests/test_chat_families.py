@@ -57,15 +57,11 @@ FAMILIES = {
     "deepseek-ai-DeepSeek-V4-Flash-0731": "deepseek/v4-flash",
 }
 # Templates that trim message content where their family's Go template does not (MiniMax-M1,
-# Seed-OSS and Laguna trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.
-TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
-    "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
+# Seed-OSS, Laguna and Gemma 4 trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.
+TRIMMING: dict[str, set[str]] = {}
 # ... and these strip the thinking of a final turn Ollama continues (the prefill probe pads it with newlines).
 for _name in ("inclusionai-ling-3.0-flash",):
     TRIMMING.setdefault(_name, set()).add("prefill_padded_thinking")
-# ... these trim user or assistant text too, so the padded conversation without its system message differs.
-for _name in ("google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"):
-    TRIMMING[_name].add("padded_no_system")
 # ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
 for _name in ("inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2", "Reka-Edge"):
     TRIMMING.setdefault(_name, set()).add("thinking_in_content")
@@ -81,15 +77,16 @@ REWRITES: dict[str, tuple[Message, ...]] = {
                                    Message("user", "Bye")),
     "Reka-Edge": THINK_IN_TEXT,
     "Kimi-K3": (Message("user", "Hi"), Message("assistant", "Hello", thinking="  "), Message("user", "Bye")),
-    "google-gemma-4-31B-it": (Message("user", "Hi"), Message("assistant", "<|channel>thought\nhmm<channel|>Hello"),
-                              Message("user", "Bye")),
     "poolside-Laguna-XS.2": THINK_IN_TEXT,
     "poolside-Laguna-XS-2.1": THINK_IN_TEXT,
 }
-REWRITES["google-gemma-4-31B-it-interleaved"] = REWRITES["google-gemma-4-31B-it"]
 # ... and text a family's template now edits the same way (edgepack.chat.gohelpers): real Go equals it.
+CHANNELS_IN_TEXT = (Message("user", "Hi"), Message("assistant", " <|channel>thought\nhmm<channel|>Hello <|channel>x"),
+                    Message("user", "Bye"))
 REWRITTEN_IN_GO: dict[str, tuple[Message, ...]] = {"MiniMax-M2": THINK_IN_TEXT, "GLM-4.7-Flash": THINK_IN_TEXT,
-                                                   "GLM-4.6": THINK_IN_TEXT}
+                                                   "GLM-4.6": THINK_IN_TEXT,
+                                                   "google-gemma-4-31B-it": CHANNELS_IN_TEXT,
+                                                   "google-gemma-4-31B-it-interleaved": CHANNELS_IN_TEXT}
 # (MiniMax M3 cuts answers with loops of its own: tests/test_chat_runtimes.py checks them in real Go.)
 NO_THINK: set[str] = set()  # REWRITES rendered with thinking off
 
@@ -198,7 +195,9 @@ def test_family_go_path_is_reported_as_the_renders_show(name, renders):
     template, translation, rows = renders[name]
     report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
-    if FORMATS_BY_NAME[FAMILIES[name]].text_rewrites:  # named from the source, before the proof's differences
+    fmt = FORMATS_BY_NAME[FAMILIES[name]]
+    in_go = bool(fmt.rewrites_edit) and any(e.startswith(fmt.rewrites_edit) for e in translation.edits.values())
+    if fmt.text_rewrites and not in_go:  # named from the source, before the proof's differences
         assert go.status == "differs" and go.differences[0].startswith("text: the template "), go.differences
     shown = {d.split(":")[0] for d in go.differences} - {"tools", "text"}
     assert shown == TRIMMING.get(name, set()), go.differences  # only what trimming changes differs
@@ -209,7 +208,7 @@ def test_family_go_path_is_reported_as_the_renders_show(name, renders):
         assert report.go_template is not None
         # tools are written only where a tool layout is proven, and then exact
         assert (".Tools" in report.go_template) == (go.modes.get("tools", "not handled") == "exact")
-        if not FORMATS_BY_NAME[FAMILIES[name]].text_rewrites:
+        if not fmt.text_rewrites or in_go:
             assert go.status in ("exact", "exact without tools"), go.differences
     elif report.go_template is None:  # written only when the difference is named as trimming
         assert not any("trims whitespace" in d for d in go.differences)
@@ -229,8 +228,9 @@ def test_text_the_source_rewrites_really_differs_in_go(go_renderer, renders):
     for name, want, got in zip(REWRITES, wants, json.loads(proc.stdout)):
         assert "error" not in got, f"{name}: {got.get('error')}"
         assert got["output"] != want, f"{name}: said to differ on rewritten text, but Go renders it exactly"
-    # every row that names a rewrite is shown here
-    assert {f.name for f in FAMILY_FORMATS if f.text_rewrites} == {FAMILIES[n] for n in REWRITES}
+    # every row that names a rewrite is shown here (or, done by a Go helper, in REWRITTEN_IN_GO)
+    assert {f.name for f in FAMILY_FORMATS if f.text_rewrites and not f.rewrites_edit} == {FAMILIES[n] for n in REWRITES}
+    assert {f.name for f in FAMILY_FORMATS if f.rewrites_edit} <= {FAMILIES[n] for n in REWRITTEN_IN_GO}
 
 
 def test_glm_4_6_adds_nothink_only_to_user_text_not_ending_with_it_in_real_go(go_renderer, renders):
@@ -251,7 +251,7 @@ def test_glm_4_6_adds_nothink_only_to_user_text_not_ending_with_it_in_real_go(go
 def test_text_a_family_template_rewrites_in_go_is_rendered_as_the_source_does(go_renderer, renders):
     for name, messages in REWRITTEN_IN_GO.items():
         template, translation, _ = renders[name]
-        assert "ep.after:" in translation.go_template, name
+        assert "ep.after:" in translation.go_template or "ep.drop:" in translation.go_template, name
         proc = subprocess.run([str(go_renderer)], input=json.dumps([{"template": translation.go_template, "messages": [
             go_payload(m) for m in messages]}]), capture_output=True, text=True, check=True)
         [got] = json.loads(proc.stdout)

@@ -418,6 +418,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     return [r["output"] for r in results]
 
 
+# Layouts whose source sorts every mapping it writes (dictsort), so that the request's own key
+# order renders the same as Ollama's.
+SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved"}
+
+
 @pytest.mark.parametrize("name, layout, current", [
     ("Qwen-Qwen2.5-7B-Instruct", "hermes", "the Go TEMPLATE"), ("Qwen-Qwen3-0.6B", "hermes", "the Go TEMPLATE"),
     ("MiMo-VL", "hermes", "the Go TEMPLATE"),
@@ -468,7 +473,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     # DSML calls (string="true" or "false" by the value's type); V3.2's results in one block per call turn
     ("deepseek-ai-DeepSeek-V3.2", "deepseek-v3.2-dsml", "the Go TEMPLATE"),
     ("deepseek-ai-DeepSeek-V4", "deepseek-v4-dsml", "the Go TEMPLATE"),
-    ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE")])
+    ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE"),
+    # Gemma 4's own value notation (chat.tool_gemma), every key sorted as the source's dictsort
+    # sorts it (nested properties through the ordered map's ToMap); results inside the call turn
+    ("google-gemma-4-31B-it", "gemma4", "the Go TEMPLATE"),
+    ("google-gemma-4-31B-it-interleaved", "gemma4-interleaved", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -505,7 +514,8 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
         compared += 1
         assert out == want.removeprefix(tokens.bos or "")  # the TEMPLATE leaves BOS to the tokenizer
         as_sent = render_hf(template, messages, tokens, tools=list(tools)).removeprefix(tokens.bos or "")
-        assert out != as_sent  # the request's own key order is not what reaches a template
+        if layout not in SORTS_EVERY_KEY:
+            assert out != as_sent  # the request's own key order is not what reaches a template
     assert compared >= 5
     # not Go's escapes; functionary v3.1's definitions HTML-escaped as jinja2's Markup escapes them
     assert ("Find &lt;b&gt; &amp; &#34;quotes&#34;" if layout == "functionary-v3.1" else "Find <b> & ") in outs[0]
@@ -630,6 +640,49 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
     assert full.count("<｜tool▁call▁begin｜>") == (4 if calls_written else 0)
     # a user turn after outputs leaves them unclosed (the source's flag is set back there)
     assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]["output"]
+
+
+# Every kind of field Gemma 4's format_parameters writes: enum, items (with properties, required,
+# a type list, nullable), nested properties (Ollama's ordered map, through ToMap), an object without
+# properties, anyOf, empty properties; and call values of every JSON type.
+GEMMA_TOOL = {"type": "function", "function": {"name": "plan", "description": "Plan a trip", "parameters": {
+    "type": "object", "required": ["dest", "days"], "properties": {
+        "dest": {"type": "string", "description": "Where", "enum": ["Paris", "Rome"]}, "days": {"type": "integer"},
+        "URL": {"type": "string"}, "max_n": {"type": "integer"}, "maxN": {"type": "integer"},  # dictsort ignores case
+        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"], "nullable": True}},
+        "legs": {"type": "array", "items": {"type": "object", "required": ["from"], "properties": {
+            "from": {"type": "string", "description": "Start"}, "n": {"type": ["integer", "null"]},
+            "sub": {"type": "object", "properties": {"x": {"type": "boolean"}}}}}},
+        "opts": {"type": "object", "description": "Options", "required": ["fast"], "properties": {
+            "fast": {"type": "boolean"}, "level": {"type": "number", "enum": [1, 2.5]},
+            "deep": {"type": "object", "properties": {"q": {"type": "string"}}}}},
+        "free": {"type": "object"}, "multi": {"type": ["string", "null"], "description": "either"},
+        "anyx": {"anyOf": [{"type": "string"}, {"type": "integer"}]}, "none": {"type": "object", "properties": {}}}}}}
+
+
+@pytest.mark.parametrize("name", ["google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"])
+def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(go_renderer, name):
+    from edgepack.chat.conversations import template_messages, template_tool_values
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    call = ToolCall("plan", {"dest": "Paris", "days": 3, "tags": ["a", None, True, 1.5], "note": None, "URL": "u",
+                             "Zed": {"b": 1, "A": 2, "a": 3, "_": 4}, "small": [0.0000123, 1e-7, -5e-05, 2.5e-12, 1e-4],
+                             "opts": {"fast": False, "level": 2.5, "z": {"y": [1, {"k": "v"}]}}, "big": 1e21})
+    conversations = [(Message("system", " Plan. \n"), Message("user", "\n Go "),
+                      Message("assistant", "", tool_calls=(call,), thinking="First the map."),
+                      Message("tool", " done ", tool_name="plan"), Message("assistant", " <|channel>x<channel|>Done. "),
+                      Message("user", "More?")),
+                     (Message("user", "Go"), Message("assistant", "Sure.", tool_calls=(call,)),
+                      Message("tool", "r1", tool_name="plan"), Message("tool", "r2", tool_name="plan"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, (GEMMA_TOOL,))
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((GEMMA_TOOL,))))
+        assert out == want
+    assert "legs:{,items:{" in outs[0] if name.endswith("interleaved") else "legs:{items:{" in outs[0]
+    assert "max_n:{type:<|\"|>INTEGER<|\"|>},maxN:" in outs[0] and "Zed:{_:4,A:2,a:3,b:1}" in outs[0]  # by hand
+    assert "small:[1.23e-05,1e-07,-5e-05,2.5e-12,0.0001]" in outs[0]  # Python's str() of each, not Go's JSON
 
 
 @pytest.mark.parametrize("name", ["CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE"])

@@ -59,6 +59,9 @@ class ChatFormat:
     # What the source template does to message text that this row's Go template does not (read from the
     # source; the proof conversations need not hold such text): the Go path is then "differs".
     text_rewrites: str = ""
+    # The chat.gohelpers spec (its start) that does text_rewrites where chat.text_edits chooses it
+    # (it must render the source's own renders of such text): the Go path then does the rewrite too.
+    rewrites_edit: str = ""
 
     def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
         def sub(s: str) -> str:
@@ -474,6 +477,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                user=("<|turn>user\n", "<turn|>\n"), assistant=("<|turn>model\n", "<turn|>\n"), generation="<|turn>model\n",
                stops=("<turn|>", "<|turn>"),
                text_rewrites="cuts thought channels (<|channel>...<channel|>) out of assistant text",
+               rewrites_edit="drop:",
                note="thinking follows Ollama's think, as the source's enable_thinking"),
 )
 FORMATS = FORMATS + FAMILY_FORMATS

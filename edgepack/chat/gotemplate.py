@@ -31,6 +31,8 @@ def _go_truth(value: Any) -> bool:
         return value
     if isinstance(value, (int, float)):
         return value != 0
+    if isinstance(value, OrderedMap):  # a non-nil *api.ToolPropertiesMap, even when empty
+        return True
     if isinstance(value, (str, list, tuple, dict)):
         return len(value) > 0 or isinstance(value, GoStruct)  # a struct is never empty
     return True
@@ -656,6 +658,9 @@ class _Func:
 
 def _fields(value: Any, path: list[str]) -> Any:
     for name in path:
+        if isinstance(value, OrderedMap) and name == "ToMap":  # api.ToolPropertiesMap's method: a Go map
+            value = dict(value)
+            continue
         if not isinstance(value, dict) or name not in value:
             raise GoTemplateError(f"no field {name!r}")
         value = value[name]

@@ -201,7 +201,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             go.differences.insert(0, f"date: the template writes today's date as {frozen!r}, a format Ollama's "
                                      "currentDate cannot write, so the TEMPLATE would hold the build day")
         proven_plain = go.modes.get("plain") == EXACT  # on every proof conversation, and no frozen date
-        if fmt.text_rewrites:  # read from the source: such text need not occur in the proof conversations
+        rewritten = fmt.rewrites_edit and any(spec.startswith(fmt.rewrites_edit) for spec in translation.edits.values())
+        if fmt.text_rewrites and not rewritten:  # read from the source: such text need not occur in the proofs
             go.modes["plain"] = go.status = "differs"
             go.differences.insert(0, f"text: the template {fmt.text_rewrites}, which edgepack's Go TEMPLATE for this family does not do")
         report.paths[GO_TEMPLATE] = go

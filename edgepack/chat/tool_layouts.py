@@ -33,6 +33,7 @@ from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HER
 from edgepack.chat.tool_minicpm import CALL_TURN as MINICPM_CALL_TURN, DEFS as MINICPM_DEFS, DEFS_MARKER as MINICPM_MARKER
 from edgepack.chat.tool_minicpm import RESULT as MINICPM_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
+from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
@@ -87,7 +88,7 @@ class ToolLayout:
     def loops(self) -> bool:
         """Whether its Go text loops over a text's bytes or a value's (range over an integer: Go 1.24,
         so only in a TEMPLATE that reads .Thinking, which needs Ollama 0.9 or later anyway)."""
-        return ("pystr" in self.helpers or bool(self.defs_marker)
+        return (any(h == "pystr" or h.startswith("gemma") for h in self.helpers) or bool(self.defs_marker)
                 or ":= len " in self.defs + self.calls + self.result + self.call_turn)
 
     @property
@@ -437,6 +438,16 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
                COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
                family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
+    # Gemma 4 31B-it (family template; Go text in chat.tool_gemma): declarations in its own value
+    # notation at the end of the system turn; a call turn writes its thinking, calls, then the
+    # results of the tool messages that follow it, and the next assistant message continues it
+    ToolLayout("gemma4", ("<|tool>", "<|tool_call>call:", "format_tool_response_block", "continue_same_model_turn"),
+               tool_gemma.DEFS, tool_gemma.CALLS, tool_gemma.RESULT, defs_at="family", family="gemma",
+               helpers=tool_gemma.HELPERS),
+    # Gemma 4 31B-it "interleaved": the same declarations and calls, results in tool turns
+    ToolLayout("gemma4-interleaved", ("<|tool>", "<|tool_call>call:", "ns.last_user_message"),
+               tool_gemma.DEFS_INTERLEAVED, tool_gemma.CALLS_INTERLEAVED, tool_gemma.RESULT_INTERLEAVED,
+               defs_at="family", family="gemma", helpers=tool_gemma.HELPERS_INTERLEAVED),
     # MiniMax M3 (family template; chat.tool_minimax): definitions ending the developer turn, <invoke>
     # calls after the text with nested values as elements (to_xml), results in one ]~b]tool turn per run
     ToolLayout("minimax-m3", ("]<]minimax[>[", "to_xml", "render_tool_namespace", "<response>"),
