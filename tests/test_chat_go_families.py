@@ -59,8 +59,11 @@ FAMILIES = {
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
-    # (rwkv also cuts at </think> after trimming, which no helper here does: named, never exact)
-    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"thinking_in_content"}, "strip() of user, strip() of assistant"),
+    # rwkv and QwQ never write a turn's thinking but open a think block: their TEMPLATEs show Ollama
+    # the tags (a block never written), so they may cut at </think> and trim after (Go 1.24's range).
+    "llama-cpp-rwkv-world": ("rwkv/world", "exact", set(),
+                             "strip() of user, split('</think>')[-1].strip() of assistant"),
+    "Qwen-QwQ-32B": ("chatml/plain", "exact", set(), "split('</think>')[-1].lstrip('\\n') of assistant"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "exact", set(),
                                          "strip() of system, strip() of user, strip() of assistant"),
 }
@@ -206,6 +209,24 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
     bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
     assert bielik.capabilities == ["tools", "thinking"] and '<think>\n{{ template "ep.strip" .Thinking }}' in bielik.go_template
     assert inferred_thinking_tags(bielik.go_template) == ("<think>", "</think>")
+
+
+@pytest.mark.parametrize("name, capabilities", [("Qwen-QwQ-32B", ["tools", "thinking"]),
+                                                ("llama-cpp-rwkv-world", ["thinking"])])
+def test_a_template_that_never_writes_thinking_but_opens_a_think_block_shows_ollama_its_tags(name, capabilities):
+    """QwQ and RWKV World open <think> after the generation prompt and never write a turn's thinking.
+    Their TEMPLATEs name .Thinking between the tags in a block never written, so that Ollama infers
+    the tags (and parses the model's thinking out of its answer, and accepts think): the capabilities
+    then equal the GGUF template's, so current Ollama takes the TEMPLATE; nothing changes in the text."""
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    assert report.capabilities == capabilities and report.current_ollama == "the Go TEMPLATE"
+    assert "{{ if false }}<think>{{ .Thinking }}</think>{{ end }}" in report.go_template
+    assert inferred_thinking_tags(report.go_template) == ("<think>", "</think>")
+    for conv in (_THINKING_HISTORY, CONVERSATIONS["prefill_thinking"], CONVERSATIONS["prefill_after_history"]):
+        for think in (None, True, False):
+            out = render_ollama(report.go_template, conv, think=think)
+            assert out == hf(template, conv, think) and "Greet back." not in out and "8 is even" not in out
 
 
 @pytest.mark.parametrize("template, tags", [

@@ -414,9 +414,9 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
 @pytest.mark.parametrize("name, layout, current", [
     ("Qwen-Qwen2.5-7B-Instruct", "hermes", "the Go TEMPLATE"), ("Qwen-Qwen3-0.6B", "hermes", "the Go TEMPLATE"),
     ("MiMo-VL", "hermes", "the Go TEMPLATE"),
-    # QwQ's TEMPLATE writes no thinking Ollama can see (the template cuts it from earlier answers):
-    # the GGUF's template, which opens <think>, has a capability more and current Ollama takes it
-    ("Qwen-QwQ-32B", "hermes-qwq", "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
+    # QwQ writes no turn's thinking (it cuts it from earlier answers), but its TEMPLATE shows Ollama the
+    # <think> tags (chat.formats.declared_thinking), as the GGUF's template does: current Ollama takes it
+    ("Qwen-QwQ-32B", "hermes-qwq", "the Go TEMPLATE"),
     ("StepFun3.5-Flash", "xml-stepfun", "the Go TEMPLATE"), ("Qwen3.5-4B", "xml-qwen3.5", "the Go TEMPLATE"),
     ("LFM2-8B-A1B", "lfm2", "the Go TEMPLATE"),
     # calls written back as Python calls, values through ep.pystr

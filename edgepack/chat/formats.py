@@ -84,7 +84,11 @@ class ThinkingLayout:
 
     Written as open + thinking + close between the assistant prefix and content_open; Ollama infers
     its thinking tags from these texts (thinking/template.go InferTags).
-    kept: "all" turns, or only turns "after_last_user" (Qwen3: earlier turns' thinking is dropped).
+    kept: "all" turns, or only turns "after_last_user" (Qwen3: earlier turns' thinking is dropped),
+            or "none": the template never writes a turn's thinking, but its generation prompt opens
+            a thinking block (QwQ, DeepSeek R1); the TEMPLATE names .Thinking between the tags in a
+            branch never taken, only so that Ollama infers the tags, parses the model's thinking out
+            of its answer and accepts `think` (declared_thinking).
     always_last: a final assistant turn (a prefill) gets open + close even without thinking.
     think_only: only while thinking is on (Ollama's .Think; DeepSeek V3.2).
     replaces: the end of the assistant prefix that the block takes the place of (DeepSeek V3.2's
@@ -102,12 +106,26 @@ class ThinkingLayout:
     empty_after_last_user: bool = False
 
     def describe(self) -> str:
+        if self.kept == "none":
+            return (f"no assistant turn's thinking is written, as the source does; the tags {self.open!r} and "
+                    f"{self.close!r} are shown to Ollama (which then parses the model's thinking out of its answer)")
         where = "every assistant turn" if self.kept == "all" else "assistant turns after the last user message"
         return (f"thinking is kept in {where}{' while thinking is on' if self.think_only else ''}, as "
                 f"{self.open!r} + thinking + {self.close!r}"
                 + ("; an empty block opens a final assistant turn" if self.always_last else "")
                 + ("; every turn after the last user message has the block, empty or not"
                    if self.empty_after_last_user else ""))
+
+
+def declared_thinking(think_tails: tuple[str, str, str] | None) -> ThinkingLayout | None:
+    """The thinking tags of a template that never writes a turn's thinking but opens a thinking block
+    after the generation prompt: the tail with thinking on opens it ("<think>\n") and the tail with
+    thinking off is the same block closed ("<think>\n</think>"). None when the tails show no such block."""
+    if not think_tails:
+        return None
+    _, on, off = think_tails
+    opening, closing = on.strip(), off[len(on):].strip() if off.startswith(on) else ""
+    return ThinkingLayout(opening, closing, kept="none") if opening and closing else None
 
 
 def _role_turns(start: str, end_role: str, end: str, *, model: str = "assistant", system: bool = True) -> dict:

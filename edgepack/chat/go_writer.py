@@ -117,6 +117,8 @@ def _thinking_condition(thinking: ThinkingLayout | None) -> str:
     """The Go condition under which an assistant turn's thinking block is written."""
     if thinking is None:
         return ""
+    if thinking.kept == "none":  # never written; the block only shows Ollama the tags
+        return "false"
     conds = ["$.Think"] if thinking.think_only else []
     if thinking.kept == "after_last_user":
         conds.append("(gt $i $lastUser)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from edgepack.chat.capabilities import advertise_thinking, hide_thinking_tags
 from edgepack.chat.go_writer import go_template_for, render_ollama
 from edgepack.chat.conversations import PROBES, Message, has_system, template_messages, template_tool_values
-from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
+from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout, declared_thinking
 from edgepack.chat.dates import source_date_formats
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
@@ -289,6 +289,8 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         go, fixed, tails, thinking = found
         leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
         tags = advertise_thinking(chat_template)
+        if thinking is None and tags and not fmt.go_file:
+            thinking = declared_thinking(tails)
         trims = find_edits(renders, render_ollama, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
