@@ -64,7 +64,7 @@ for _name in ("inclusionai-ling-3.0-flash",):
 for _name in ("google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"):
     TRIMMING[_name].add("padded_no_system")
 # ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
-for _name in ("inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2", "Reka-Edge"):
+for _name in ("inclusionai-ling-3.0-flash", "Reka-Edge"):
     TRIMMING.setdefault(_name, set()).add("thinking_in_content")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
@@ -82,8 +82,6 @@ REWRITES: dict[str, tuple[Message, ...]] = {
     "google-gemma-4-31B-it": (Message("user", "Hi"), Message("assistant", "<|channel>thought\nhmm<channel|>Hello"),
                               Message("user", "Bye")),
     "GLM-4.6": (Message("user", "Hi /nothink"),),  # with thinking off (NO_THINK below)
-    "poolside-Laguna-XS.2": THINK_IN_TEXT,
-    "poolside-Laguna-XS-2.1": THINK_IN_TEXT,
 }
 REWRITES["google-gemma-4-31B-it-interleaved"] = REWRITES["google-gemma-4-31B-it"]
 # ... and text a family's template now edits the same way (edgepack.chat.gohelpers): real Go equals it.

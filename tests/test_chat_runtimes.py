@@ -437,6 +437,9 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     # a family's own template placing the layout's pieces
     ("moonshotai-Kimi-K2", "kimi-k2", "the Go TEMPLATE"), ("GLM-4.7-Flash", "glm-4.7", "the Go TEMPLATE"),
     ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE"),
+    # XS.2's Modelfile names ollama's laguna RENDERER, which current Ollama takes over the TEMPLATE
+    ("poolside-Laguna-XS-2.1", "laguna-xs", "the Go TEMPLATE"),
+    ("poolside-Laguna-XS.2", "laguna-xs", "RENDERER laguna / PARSER laguna"),
     # calls numbered across the conversation, results grouped as the source groups them (tool_ids_seen)
     ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command-r7b", "the Go TEMPLATE"),
     ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
@@ -508,3 +511,50 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     assert [out.count("<|SYSTEM_TOKEN|><|START_TOOL_RESULT|>") for out in outs] == [1, 2]
     assert '"tool_call_id": "2", "tool_name": "get_weather"' in outs[0] and "21 C" not in outs[0]
     assert "<|START_THINKING|>Ask the tool.<|END_THINKING|><|START_ACTION|>" in outs[1]
+
+
+# Answers that carry their thinking in the text, as clients that do not split it send them back
+_XS_TEXTS = ("<think>\nhmm\n</think>\n\nHello", "a<think>x<think>\n y \n</think>b</think>\n c \n", "<think>\n\n</think>\nHi",
+             "<think>t</think> \n\t", " Hi \n", "", "no tags </think>", "\u3000<think> \u00a0</think>\u2028ok\u00a0")
+
+
+@pytest.mark.parametrize("name", ["poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2"])
+def test_laguna_xs_cuts_the_thinking_out_of_an_answer_and_writes_tools_as_the_source_in_real_go(go_renderer, name):
+    """Laguna XS cuts an answer holding "</think>" after the last one and, when the turn has no
+    thinking of its own, writes what precedes the first "</think>" (after the last "<think>") as its
+    thinking; the answer is written stripped on a line of its own when anything is left. Real Go
+    against transformers, with thinking unset, on (the tool format then asks to wrap thinking) and
+    off, with and without tools; a final turn is continued."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    assert report.paths[GO_TEMPLATE].status == "exact", report.paths[GO_TEMPLATE].differences
+    weather = ToolCall("get_weather", {"city": "Rome", "days": 2})
+    conversations = [(Message("user", "Hi"), Message("assistant", text), Message("user", "Bye")) for text in _XS_TEXTS]
+    conversations += [
+        (Message("user", "Hi"), Message("assistant", "<think>old</think>\n\nHello", thinking=" new "), Message("user", "Bye")),
+        (Message("system", " Be brief. "), Message("user", "Rome?"),
+         Message("assistant", "<think>Ask the tool.</think>\n\n", tool_calls=(weather,)),
+         Message("tool", "21 C", tool_name="get_weather")),
+        (Message("user", "Hi"), Message("assistant", " The answer is ", thinking="\nhmm\n")),  # continued
+    ]
+    jobs, wants = [], []
+    for messages in conversations:
+        for think in (None, True, False):
+            for tools in ((), CHOICE_TOOLS):
+                jobs.append({"template": report.go_template, "messages": [go_payload(m) for m in messages],
+                             "tools": list(tools), "think": think})
+                kwargs = ({} if think is None else {"enable_thinking": think}) | (
+                    {"tools": list(template_tool_values(tools))} if tools else {})
+                if messages[-1].role == "assistant":
+                    kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
+                wants.append(render_hf(template, template_messages(messages), tokens, **kwargs))
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    for job, want, out in zip(jobs, wants, outs):
+        assert "error" not in out, out
+        assert out["output"] == want, (job["messages"], job["think"], bool(job["tools"]))
+    assert "Wrap your thinking in '<think>'" in outs[3]["output"]  # tools, thinking on

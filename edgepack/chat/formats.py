@@ -58,6 +58,7 @@ class ChatFormat:
     # What the source template does to message text that this row's Go template does not (read from the
     # source; the proof conversations need not hold such text): the Go path is then "differs".
     text_rewrites: str = ""
+    helpers: tuple[str, ...] = ()  # chat.gohelpers helpers (without "ep.") a family's own Go text calls
 
     def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
         def sub(s: str) -> str:
@@ -336,8 +337,9 @@ LAGUNA = dict(
     stops=("</assistant>", "<user>", "<system>"),
 )
 LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "</assistant>\n"),
-                 generation="<assistant>\n", text_rewrites="cuts assistant text at </think>",
-                 note="thinks only when Ollama's think is true, as the source does")
+                 generation="<assistant>\n", helpers=("strip", "strip_line"),
+                 note="thinks only when Ollama's think is true, as the source does; an answer that carries "
+                      "its thinking before </think> is cut there and that thinking written, as the source does")
 SPARK_TURN = ("<｜start▁of▁sentence｜>", "<｜end▁of▁sentence｜>")
 HY = ":opensource｜>"
 

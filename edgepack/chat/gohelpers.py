@@ -83,6 +83,7 @@ HELPERS: dict[str, str] = {
     name: _strip_from(name, side, f"{{{{ template {json.dumps(then)} . }}}}" if then else "{{ . }}", newlines_only)
     for name, (side, newlines_only, then) in _STRIPS.items()}
 NEEDS = {name: (then,) for name, (_, _, then) in _STRIPS.items() if then}
+NEEDS["ep.strip_line"] = ("ep.rstrip",)
 NEEDS.update(PYSTR_NEEDS)
 
 
@@ -99,6 +100,11 @@ def _native_strip(name: str):
 
 
 NATIVE = {name: _native_strip(name) for name in _STRIPS}
+# `{% if text.strip() %}{{ text.strip() ~ "\n" }}{% endif %}` (Laguna XS's assistant text): the text
+# stripped and a newline, nothing when only whitespace is left (Go cannot test the stripped text).
+STRIP_LINE = "ep.strip_line"
+_STRIP_LINE_TEXT = _strip_from(STRIP_LINE, "left", '{{ template "ep.rstrip" . }}{{ "\\n" }}')
+NATIVE[STRIP_LINE] = lambda s: s.strip() + "\n" if s.strip() else ""
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
@@ -225,6 +231,8 @@ def text_of(name: str) -> str | None:
     """The Go define block of helper `name` ("ep.strip", "ep.after:..."), None if it is not one."""
     if name in HELPERS:
         return HELPERS[name]
+    if name == STRIP_LINE:
+        return _STRIP_LINE_TEXT
     if gojson.is_json_helper(name):
         return gojson.text_of(name)
     if name in PYSTR_HELPERS:
@@ -310,6 +318,9 @@ def depth(name: str, value: str) -> int:
     if name.startswith(_AFTER):
         trim, kept = _after_trim(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
+    if name == STRIP_LINE:
+        rest = value.lstrip()
+        return len(value) - len(rest) + (depth("ep.rstrip", rest) if rest else 1)
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]
     return len(value) - len(rest) + (depth(then, rest) if then else 1)

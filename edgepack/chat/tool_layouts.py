@@ -266,6 +266,23 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                + _each_tool("", "\n") + "</available_tools>",
                _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
                defs_at="family", family="laguna"),
+    # Laguna XS (family template): as Laguna S, each piece on lines of its own, with the calls' format
+    # after the definitions (and how to wrap thinking, while thinking is on: $on); a string argument
+    # as it is, others as JSON
+    ToolLayout("laguna-xs", ("<available_tools>", "Wrap your thinking in '<think>', '</think>' tags",
+                             "<arg_key>", "<tool_response>"),
+               "\n\n### Tools\n\nYou may call functions to assist with the user query.\n"
+               "All available function signatures are listed below:\n<available_tools>\n"
+               + _each_tool("", "\n") + "</available_tools>\n\n{{ if $on }}Wrap your thinking in '<think>', "
+               "'</think>' tags, followed by a function call. {{ end }}For each function call, return an unescaped "
+               "XML-like object with function name and arguments within '<tool_call>' and '</tool_call>' tags, like "
+               "here:\n{{ if $on }}<think> your thoughts here </think>\n{{ end }}<tool_call>function-name\n"
+               "<arg_key>argument-key</arg_key>\n<arg_value>value-of-argument-key</arg_value>\n</tool_call>",
+               '{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}\n{{ range $k, $v := $c.Function.Arguments }}'
+               '<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v")
+               + '</arg_value>\n{{ end }}</tool_call>\n{{ end }}',
+               '<tool_response>\n{{ .Content }}\n</tool_response>{{ "\\n" }}',
+               defs_at="family", family="laguna"),
     # Command R7B: the definitions inside the header preamble (description as it is, parameters as
     # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
     # one turn, each naming the number of the first call with its id. The source skips a result whose
