@@ -403,11 +403,9 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                note="today's date as currentDate; every turn keeps its thinking, as the source does"),
     ChatFormat("ling", "bailing-v3", markers=("<role>ASSISTANT</role>", "<|role_end|>"), go_file="ling.gotmpl.j2",
                user=("<role>HUMAN</role>", "<|role_end|>"), assistant=("<role>ASSISTANT</role>\n", "<|role_end|>"),
-               generation="<role>ASSISTANT</role>", stops=("<|role_end|>", "<role>"),
-               text_rewrites="strips newlines around kept thinking, cuts assistant text at </think> and looks for "
-                             "'detailed thinking on/off' in the system message",
-               note="detailed thinking on unless Ollama's think is false; every turn keeps its thinking, as the "
-                    "source does"),
+               generation="<role>ASSISTANT</role>", stops=("<|role_end|>", "<role>"), helpers=("strip_nl", "lstrip_nl"),
+               note="detailed thinking on unless Ollama's think is false or the system message names it; every "
+                    "turn keeps its thinking (an answer's own before </think> too), as the source does"),
     ChatFormat("reka", "edge", markers=("human: ", "assistant: ", "<sep>"), go_file="reka.gotmpl.j2",
                user=("human: ", "<sep>"), assistant=("assistant: ", "\n\n<sep>"), generation="assistant:",
                stops=("<sep>",),

@@ -283,6 +283,24 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                + '</arg_value>\n{{ end }}</tool_call>\n{{ end }}',
                '<tool_response>\n{{ .Content }}\n</tool_response>{{ "\\n" }}',
                defs_at="family", family="laguna"),
+    # Ling / Bailing V3 (family template): the definitions as Hermes writes them, then how to call,
+    # in the first system turn; calls as <arg_key>/<arg_value> lines (a string value as it is, others
+    # as JSON) after the text ($text: the text as written, after a cut at </think>); one
+    # OBSERVATION turn per run of results
+    ToolLayout("ling", ("<role>OBSERVATION</role>", "<arg_key>", "If none of the functions can be used"),
+               "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+               "function signatures within <tools></tools> XML tags:\n<tools>" + _each_tool("\n") + "\n</tools>\n\n"
+               "If none of the functions can be used, point it out. If the given question lacks the parameters "
+               "required by the function, also point it out.\nIf you need to use a function, for each function call, "
+               "output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n"
+               "<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n"
+               "<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>\n",
+               '{{ range $j, $c := .ToolCalls }}{{ if or $j $text }}\n{{ end }}<tool_call>{{ $c.Function.Name }}\n'
+               '{{ range $k, $v := $c.Function.Arguments }}<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v")
+               + '</arg_value>{{ end }}\n</tool_call>{{ end }}',
+               '{{ if ne $prevRole "tool" }}<role>OBSERVATION</role>{{ end }}\n<tool_response>\n{{ .Content }}\n'
+               '</tool_response>{{ if ne $nextRole "tool" }}<|role_end|>{{ end }}',
+               defs_at="family", family="ling"),
     # Command R7B: the definitions inside the header preamble (description as it is, parameters as
     # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
     # one turn, each naming the number of the first call with its id. The source skips a result whose
