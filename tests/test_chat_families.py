@@ -61,9 +61,6 @@ TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
 # ... these trim user or assistant text too, so the padded conversation without its system message differs.
 for _name in ("google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"):
     TRIMMING[_name].add("padded_no_system")
-# ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
-for _name in ("Reka-Edge",):
-    TRIMMING.setdefault(_name, set()).add("thinking_in_content")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
 # must differ from transformers here, so that the difference the report names is a real one.
@@ -73,7 +70,6 @@ REWRITES: dict[str, tuple[Message, ...]] = {
     "Apriel-1.6-15b-Thinker-fixed": (Message("user", "Hi"), Message("assistant", "Steps.\n[BEGIN FINAL RESPONSE]\nHello"),
                                      Message("user", "Bye")),
     "muse-glimmer": (Message("system", "Reasoning effort: low."), Message("user", "Hi")),
-    "Reka-Edge": THINK_IN_TEXT,
     "Kimi-K3": (Message("user", "Hi"), Message("assistant", "Hello", thinking="  "), Message("user", "Bye")),
     "google-gemma-4-31B-it": (Message("user", "Hi"), Message("assistant", "<|channel>thought\nhmm<channel|>Hello"),
                               Message("user", "Bye")),

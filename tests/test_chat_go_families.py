@@ -41,11 +41,8 @@ FAMILIES = {
     "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "exact", set(),
                       "split('</think>')[-1].strip() when it contains '</think>' of assistant"),
     # Bielik strips an assistant turn's leading space (so does the TEMPLATE), and with thinking on
-    # adds an instruction to the system prompt: written, never exact.
-    "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
-                                 {"padded", "system_user", "system_multi_turn", "system_several_turns",
-                                  "thinking_system_on", "thinking_system_off", "thinking_in_content"},
-                                 "lstrip() of assistant, strip() of thinking"),
+    # adds an instruction to the system prompt (so does its family template).
+    "Bielik-11B-v3.0-Instruct": ("bielik/3", "exact", set(), "lstrip() of assistant, strip() of thinking"),
     # V3.1 cuts at </think> and more (named, never exact).
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),

@@ -406,11 +406,16 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                generation="<role>ASSISTANT</role>", stops=("<|role_end|>", "<role>"), helpers=("strip_nl", "lstrip_nl"),
                note="detailed thinking on unless Ollama's think is false or the system message names it; every "
                     "turn keeps its thinking (an answer's own before </think> too), as the source does"),
+    ChatFormat("bielik", "3", markers=("<|im_start|>", "<|function_list|>", "<|function_output|>"),
+               go_file="bielik.gotmpl.j2", user=CHATML["user"], assistant=CHATML["assistant"],
+               generation=CHATML["generation"], stops=CHATML["stops"],
+               note="thinks only when Ollama's think is true, adding the source's instruction to the system turn; "
+                    "every turn keeps its thinking (an answer's own before </think> too), as the source does"),
     ChatFormat("reka", "edge", markers=("human: ", "assistant: ", "<sep>"), go_file="reka.gotmpl.j2",
                user=("human: ", "<sep>"), assistant=("assistant: ", "\n\n<sep>"), generation="assistant:",
-               stops=("<sep>",),
-               text_rewrites="strips whitespace around the thinking it keeps and cuts assistant text at </think>",
-               note="thinks only when Ollama's think is true, as the source's enable_thinking"),
+               stops=("<sep>",), helpers=("strip",),
+               note="thinks only when Ollama's think is true, as the source's enable_thinking; an answer's own "
+                    "thinking before </think> is cut out and written as its thinking, as the source does"),
     ChatFormat("gigachat", "3", markers=("<|role_sep|>", "<|message_sep|>"), go_file="gigachat.gotmpl.j2",
                preamble=True, user=("user<|role_sep|>\n", "<|message_sep|>\n\n"),
                assistant=("assistant<|role_sep|>\n", "<|message_sep|>\n\n"), generation="assistant<|role_sep|>\n",

@@ -301,6 +301,22 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                '{{ if ne $prevRole "tool" }}<role>OBSERVATION</role>{{ end }}\n<tool_response>\n{{ .Content }}\n'
                '</tool_response>{{ if ne $nextRole "tool" }}<|role_end|>{{ end }}',
                defs_at="family", family="ling"),
+    # Bielik 3 (family template): the definitions as one JSON list, one a line, after the system text;
+    # calls as Hermes writes them, each after a newline; a run of results in one user turn, the
+    # neighbours looked at as the source does ($skip: see the family template)
+    ToolLayout("bielik", ("<|function_list|>", "<|function_output|>", "<tool_call>"),
+               "\n\nMasz dostęp do następujących narzędzi. Definicje narzędzi znajdują się poniżej wewnątrz znaczników "
+               "<|function_list|>:\n<|function_list|>\n[" + _each_tool("", between=",\n") + "]\n<|function_list|>\n\n"
+               'Aby wywołać narzędzie, użyj formatu <tool_call>{"name": "nazwa_narzędzia", "arguments": {"argument": '
+               '"wartość"}}</tool_call>. Wyniki działania narzędzi zostaną przekazane z markerem <|function_output|>.\n',
+               '{{ range $c := .ToolCalls }}\n<tool_call>\n{"name": "{{ $c.Function.Name }}", "arguments": '
+               + tojson("$c.Function.Arguments") + "}\n</tool_call>{{ end }}",
+               '{{ $p1 := "" }}{{ $p2 := "" }}{{ range $m := slice $.Messages 0 $i }}{{ $p2 = $p1 }}{{ $p1 = $m.Role }}'
+               '{{ end }}{{ $prev := $p1 }}{{ if $skip }}{{ $prev = $p2 }}{{ end }}{{ if ne $prev "tool" }}<|im_start|>user\n'
+               '{{ end }}<|function_output|>'
+               '{{ .Content }}{{ if or (eq (len (slice $.Messages $i)) 1) (and (not $skip) (ne $nextRole "tool")) }}'
+               '<|im_end|>\n{{ end }}',
+               defs_at="family", family="bielik"),
     # Command R7B: the definitions inside the header preamble (description as it is, parameters as
     # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
     # one turn, each naming the number of the first call with its id. The source skips a result whose

@@ -60,9 +60,11 @@ CHOICE_PROBES: dict[str, tuple[Message, ...]] = {
                          Message("user", "Bye.")),
     "prefill": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT)),
     "prefill_thinking": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT, thinking=_THOUGHT)),
+    # thinking on may change the system turn too (Bielik adds an instruction to it)
+    "system_thinking": (Message("system", "Be brief."), Message("user", "Hi!")),
 }
 _THINK_ON = "/think=True"  # suffix of a choice probe rendered with thinking on (Ollama's .Think)
-for _name in ("thinking_history", "prefill", "prefill_thinking"):
+for _name in ("thinking_history", "prefill", "prefill_thinking", "system_thinking"):
     CHOICE_PROBES[_name + _THINK_ON] = CHOICE_PROBES[_name]
 CHOICE_KWARGS = {name: PREFILL_KWARGS for name in CHOICE_PROBES if name.startswith("prefill")}
 # A template may refuse to continue a final message: then it is not compared.
