@@ -22,6 +22,8 @@ from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
+from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
+                                         LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -266,57 +268,16 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                + _each_tool("", "\n") + "</available_tools>",
                _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
                defs_at="family", family="laguna"),
-    # Laguna XS (family template): as Laguna S, each piece on lines of its own, with the calls' format
-    # after the definitions (and how to wrap thinking, while thinking is on: $on); a string argument
-    # as it is, others as JSON
+    # Laguna XS, Ling, Bielik 3 (family templates; Go text in chat.tool_families). Laguna XS: as Laguna
+    # S, each piece on lines of its own; Ling: Hermes definitions, <arg_key>/<arg_value> calls, one
+    # OBSERVATION turn per run of results; Bielik: the definitions as one JSON list, Hermes calls
     ToolLayout("laguna-xs", ("<available_tools>", "Wrap your thinking in '<think>', '</think>' tags",
                              "<arg_key>", "<tool_response>"),
-               "\n\n### Tools\n\nYou may call functions to assist with the user query.\n"
-               "All available function signatures are listed below:\n<available_tools>\n"
-               + _each_tool("", "\n") + "</available_tools>\n\n{{ if $on }}Wrap your thinking in '<think>', "
-               "'</think>' tags, followed by a function call. {{ end }}For each function call, return an unescaped "
-               "XML-like object with function name and arguments within '<tool_call>' and '</tool_call>' tags, like "
-               "here:\n{{ if $on }}<think> your thoughts here </think>\n{{ end }}<tool_call>function-name\n"
-               "<arg_key>argument-key</arg_key>\n<arg_value>value-of-argument-key</arg_value>\n</tool_call>",
-               '{{ range $c := .ToolCalls }}<tool_call>{{ $c.Function.Name }}\n{{ range $k, $v := $c.Function.Arguments }}'
-               '<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v")
-               + '</arg_value>\n{{ end }}</tool_call>\n{{ end }}',
-               '<tool_response>\n{{ .Content }}\n</tool_response>{{ "\\n" }}',
-               defs_at="family", family="laguna"),
-    # Ling / Bailing V3 (family template): the definitions as Hermes writes them, then how to call,
-    # in the first system turn; calls as <arg_key>/<arg_value> lines (a string value as it is, others
-    # as JSON) after the text ($text: the text as written, after a cut at </think>); one
-    # OBSERVATION turn per run of results
+               LAGUNA_XS_DEFS, LAGUNA_XS_CALLS, LAGUNA_XS_RESULT, defs_at="family", family="laguna"),
     ToolLayout("ling", ("<role>OBSERVATION</role>", "<arg_key>", "If none of the functions can be used"),
-               "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-               "function signatures within <tools></tools> XML tags:\n<tools>" + _each_tool("\n") + "\n</tools>\n\n"
-               "If none of the functions can be used, point it out. If the given question lacks the parameters "
-               "required by the function, also point it out.\nIf you need to use a function, for each function call, "
-               "output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n"
-               "<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n"
-               "<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>\n",
-               '{{ range $j, $c := .ToolCalls }}{{ if or $j $text }}\n{{ end }}<tool_call>{{ $c.Function.Name }}\n'
-               '{{ range $k, $v := $c.Function.Arguments }}<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v")
-               + '</arg_value>{{ end }}\n</tool_call>{{ end }}',
-               '{{ if ne $prevRole "tool" }}<role>OBSERVATION</role>{{ end }}\n<tool_response>\n{{ .Content }}\n'
-               '</tool_response>{{ if ne $nextRole "tool" }}<|role_end|>{{ end }}',
-               defs_at="family", family="ling"),
-    # Bielik 3 (family template): the definitions as one JSON list, one a line, after the system text;
-    # calls as Hermes writes them, each after a newline; a run of results in one user turn, the
-    # neighbours looked at as the source does ($skip: see the family template)
+               LING_DEFS, LING_CALLS, LING_RESULT, defs_at="family", family="ling"),
     ToolLayout("bielik", ("<|function_list|>", "<|function_output|>", "<tool_call>"),
-               "\n\nMasz dostęp do następujących narzędzi. Definicje narzędzi znajdują się poniżej wewnątrz znaczników "
-               "<|function_list|>:\n<|function_list|>\n[" + _each_tool("", between=",\n") + "]\n<|function_list|>\n\n"
-               'Aby wywołać narzędzie, użyj formatu <tool_call>{"name": "nazwa_narzędzia", "arguments": {"argument": '
-               '"wartość"}}</tool_call>. Wyniki działania narzędzi zostaną przekazane z markerem <|function_output|>.\n',
-               '{{ range $c := .ToolCalls }}\n<tool_call>\n{"name": "{{ $c.Function.Name }}", "arguments": '
-               + tojson("$c.Function.Arguments") + "}\n</tool_call>{{ end }}",
-               '{{ $p1 := "" }}{{ $p2 := "" }}{{ range $m := slice $.Messages 0 $i }}{{ $p2 = $p1 }}{{ $p1 = $m.Role }}'
-               '{{ end }}{{ $prev := $p1 }}{{ if $skip }}{{ $prev = $p2 }}{{ end }}{{ if ne $prev "tool" }}<|im_start|>user\n'
-               '{{ end }}<|function_output|>'
-               '{{ .Content }}{{ if or (eq (len (slice $.Messages $i)) 1) (and (not $skip) (ne $nextRole "tool")) }}'
-               '<|im_end|>\n{{ end }}',
-               defs_at="family", family="bielik"),
+               BIELIK_DEFS, BIELIK_CALLS, BIELIK_RESULT, defs_at="family", family="bielik"),
     # Command R7B: the definitions inside the header preamble (description as it is, parameters as
     # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
     # one turn, each naming the number of the first call with its id. The source skips a result whose
