@@ -39,7 +39,8 @@ FAMILIES = {
                             "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                             "strip('\\n') of thinking"),
     "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "exact", set(),
-                      "split('</think>')[-1].strip() when it contains '</think>' of assistant"),
+                      "split('</think>')[-1].strip() when it contains '</think>' of assistant, "
+                      "a final assistant turn (continued) left as it is"),
     # Bielik strips an assistant turn's leading space (so does the TEMPLATE), and with thinking on
     # adds an instruction to the system prompt (so does its family template).
     "Bielik-11B-v3.0-Instruct": ("bielik/3", "exact", set(), "lstrip() of assistant, strip() of thinking"),
@@ -60,7 +61,8 @@ FAMILIES = {
     # the tags (a block never written), so they may cut at </think> and trim after (Go 1.24's range).
     "llama-cpp-rwkv-world": ("rwkv/world", "exact", set(),
                              "strip() of user, split('</think>')[-1].strip() of assistant"),
-    "Qwen-QwQ-32B": ("chatml/plain", "exact", set(), "split('</think>')[-1].lstrip('\\n') of assistant"),
+    "Qwen-QwQ-32B": ("chatml/plain", "exact", set(), "split('</think>')[-1].lstrip('\\n') of assistant, "
+                     "a final assistant turn (continued) left as it is"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "exact", set(),
                                          "strip() of system, strip() of user, strip() of assistant"),
 }
@@ -224,6 +226,23 @@ def test_a_template_that_never_writes_thinking_but_opens_a_think_block_shows_oll
         for think in (None, True, False):
             out = render_ollama(report.go_template, conv, think=think)
             assert out == hf(template, conv, think) and "Greet back." not in out and "8 is even" not in out
+
+
+@pytest.mark.parametrize("name", ["Qwen-QwQ-32B", "LFM2.5-8B-A1B"])
+def test_a_final_answer_the_template_does_not_cut_is_continued_as_it_is_in_real_go(name, go_renderer):
+    """QwQ cuts earlier answers at </think> (`if not loop.last`), LFM2.5 those before the last user
+    turn: a final assistant turn Ollama continues keeps its text, padding and </think> included,
+    while an earlier answer is still cut. Real Go against transformers."""
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    text = "\n\n Plan.\n</think>\n\n It is"
+    conversations = [(Message("user", "Hi"), Message("assistant", text)),
+                     (Message("user", "Hi"), Message("assistant", text), Message("user", "Again"),
+                      Message("assistant", "\n More.</think>\n So"))]
+    outs = render_go(go_renderer, [{"template": report.go_template, "messages": [go_payload(m) for m in conv]}
+                                   for conv in conversations])
+    assert outs == hf_many(template, [(conv, None) for conv in conversations])
+    assert text in outs[0] and "Plan." not in outs[1].split("Again")[0]
 
 
 @pytest.mark.parametrize("template, tags", [
