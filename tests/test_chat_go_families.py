@@ -245,6 +245,21 @@ def test_a_final_answer_the_template_does_not_cut_is_continued_as_it_is_in_real_
     assert text in outs[0] and "Plan." not in outs[1].split("Again")[0]
 
 
+def test_rwkv_world_writes_only_its_last_system_message_first_in_real_go(go_renderer):
+    """RWKV World keeps the last system message's text (an empty one writes none) and writes it first."""
+    template = pinned("llama-cpp-rwkv-world")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    conversations = [(Message("system", "A"), Message("user", "u"), Message("assistant", "a"), Message("system", "B"),
+                      Message("user", "v")),
+                     (Message("system", "A"), Message("user", "u"), Message("assistant", "a"), Message("system", ""),
+                      Message("user", "v")),
+                     (Message("user", "u"), Message("assistant", "a"), Message("system", " C "), Message("user", "v"))]
+    outs = render_go(go_renderer, [{"template": report.go_template, "messages": [go_payload(m) for m in conv]}
+                                   for conv in conversations])
+    assert outs == hf_many(template, [(conv, None) for conv in conversations])
+    assert outs[0].startswith("System: B\n\nUser: u") and not outs[1].startswith("System:")
+
+
 @pytest.mark.parametrize("template, tags", [
     ("{{ range .Messages }}{{ if .Thinking }}<think>\n{{ .Thinking }}\n</think>{{ end }}{{ .Content }}{{ end }}",
      ("<think>", "</think>")),

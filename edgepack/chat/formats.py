@@ -27,6 +27,7 @@ class ChatFormat:
             "header"     a system turn is always written first, starting with a fixed preamble
                          (extracted from the template, e.g. Llama 3.1's knowledge/today dates)
             "dropped"    system messages are not rendered at all
+            "last_first" only the last system message is written, first, when it has text (RWKV)
     content_open: written after the assistant prefix and the turn's thinking, before its content
             (the thinking layout itself is read from the template: ThinkingLayout)
     header_wrap: "header" only: around a first system message appended to the fixed header,
@@ -302,7 +303,7 @@ FORMATS: tuple[ChatFormat, ...] = (
                user=("<|user|>\n", "\n"), assistant=("<|assistant|>\n", "{eos}\n"),
                generation="<|assistant|>\n", stops=("<|system|>", "<|user|>", "<|assistant|>")),
     ChatFormat("rwkv", "world", markers=("User: ", "Assistant:"), system_turn=("System: ", "\n\n"),
-               skip_empty_system=True,
+               system="last_first",
                user=("User: ", "\n\n"), assistant=("Assistant: ", "\n\n"), generation="Assistant:",
                stops=("\n\nUser:", "\n\nSystem:")),
     ChatFormat("falcon", "180b-chat", markers=("Falcon:",), system_turn=("System: ", ""),

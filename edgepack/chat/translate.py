@@ -253,6 +253,7 @@ def system_handling(fmt: ChatFormat) -> str:
         "last_user": "the system prompt is merged into the last user message",
         "header": "the system prompt follows the template's fixed header in the first turn",
         "dropped": "the source template drops system messages",
+        "last_first": "only the last system message is written, at the start, as the source template does",
     }[fmt.system]
 
 
