@@ -541,6 +541,10 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
     assert report.paths[GO_TEMPLATE].status == ("exact" if takes_tools else "exact without tools"), (
         report.paths[GO_TEMPLATE].differences)
     weather = ToolCall("get_weather", {"city": "Rome", "days": 2})
+    # text beyond ASCII in a definition and a call: Reka writes them as JSON with ensure_ascii=True
+    unicode_tool = {"type": "function", "function": {"name": "météo", "description": "Météo 🙂 \u2028 <b> & \x7f",
+                    "parameters": {"type": "object", "properties": {"ville": {"type": "string", "description": "Zürich"}},
+                                   "required": ["ville"]}}}
     conversations = [(Message("user", "Hi"), Message("assistant", text), Message("user", "Bye")) for text in _THOUGHT_TEXTS]
     conversations += [
         (Message("user", "Hi"), Message("assistant", "<think>old</think>\n\nHello", thinking=" new "), Message("user", "Bye")),
@@ -556,6 +560,8 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
          Message("tool", "21 C", tool_name="get_weather"), Message("tool", "22 C", tool_name="get_weather"),
          Message("tool", "23 C", tool_name="get_weather"), Message("user", "<tool_response>\nx\n</tool_response>"),
          Message("assistant", "<think>a</think>b", tool_calls=(weather,)), Message("tool", "24 C", tool_name="get_weather")),
+        (Message("user", "Météo?"), Message("assistant", "Je regarde.\n", tool_calls=(
+            ToolCall("météo", {"ville": "Zürich 🙂", "n": [1.5, "\u00e9"]}),)), Message("tool", "21 °C", tool_name="météo")),
         (Message("user", "Hi"), Message("assistant", " The answer is ", thinking="\nhmm\n")),  # continued
     ]
     if not takes_tools:  # Ollama refuses tools for such a TEMPLATE; its calls and results are not compared
@@ -563,7 +569,7 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
     jobs, wants = [], []
     for messages in conversations:
         for think in (None, True, False):
-            for tools in ((), CHOICE_TOOLS) if takes_tools else ((),):
+            for tools in ((), (*CHOICE_TOOLS, unicode_tool)) if takes_tools else ((),):
                 jobs.append({"template": report.go_template, "messages": [go_payload(m) for m in messages],
                              "tools": list(tools), "think": think})
                 kwargs = ({} if think is None else {"enable_thinking": think}) | (
@@ -576,3 +582,5 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
     for job, want, out in zip(jobs, wants, outs):
         assert "error" not in out, out
         assert out["output"] == want, (job["messages"], job["think"], bool(job["tools"]))
+    if name == "Reka-Edge":
+        assert "M\\u00e9t\\u00e9o \\ud83d\\ude42 \\u2028" in outs[-1]["output"]

@@ -1,8 +1,8 @@
-"""Go text for the tools of Laguna XS, Ling (Bailing V3) and Bielik 3 (rows "laguna-xs", "ling" and
-"bielik" of chat.tool_layouts, placed by their family templates under modelfiles/chat/families/),
-written from each source template's own tool code. Variables the family templates set: $on
-(Laguna: thinking on), $text (Ling: the answer as written, after a cut at </think>), $skip
-(Bielik: the first message is a system one)."""
+"""Go text for the tools of Laguna XS, Ling (Bailing V3), Bielik 3 and Reka Edge (rows "laguna-xs",
+"ling", "bielik" and "reka" of chat.tool_layouts, placed by their family templates under
+modelfiles/chat/families/), written from each source template's own tool code. Variables the
+family templates set: $on (Laguna: thinking on), $text (Ling, Reka: the answer as written, after a
+cut at </think>), $skip (Bielik: the first message is a system one)."""
 
 from __future__ import annotations
 
@@ -64,3 +64,19 @@ BIELIK_RESULT = (
     '{{ end }}{{ $prev := $p1 }}{{ if $skip }}{{ $prev = $p2 }}{{ end }}{{ if ne $prev "tool" }}<|im_start|>user\n'
     '{{ end }}<|function_output|>{{ .Content }}{{ if or (eq (len (slice $.Messages $i)) 1) (and (not $skip) '
     '(ne $nextRole "tool")) }}<|im_end|>\n{{ end }}')
+
+# Reka Edge: Hermes definitions and instructions, as JSON with ensure_ascii=True; each call as a
+# Hermes <tool_call> block after the text (and a newline, when the text does not end with one);
+# a run of results in one human turn
+REKA_DEFS = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+    "function signatures within <tools></tools> XML tags:\n<tools>"
+    + "{{ range $t := $.Tools }}\n" + tojson("$t", ensure_ascii=True) + "{{ end }}"
+    + "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+    "<args-json-object>}\n</tool_call>")
+REKA_CALLS = ('{{ if and $text (ne (slice $text (len (slice $text 1))) "\\n") }}\n{{ end }}{{ range $c := .ToolCalls }}'
+              '<tool_call>\n{"name": "{{ $c.Function.Name }}", "arguments": '
+              + tojson("$c.Function.Arguments", ensure_ascii=True) + "}\n</tool_call>{{ end }}")
+REKA_RESULT = ('{{ if ne $prevRole "tool" }}human: {{ end }}<tool_response>\n{{ .Content }}\n</tool_response>'
+               '{{ if ne $nextRole "tool" }}<sep>{{ end }}')

@@ -23,7 +23,8 @@ from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
 from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
-                                         LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT)
+                                         LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
+                                         REKA_CALLS, REKA_DEFS, REKA_RESULT)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -278,6 +279,9 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                LING_DEFS, LING_CALLS, LING_RESULT, defs_at="family", family="ling"),
     ToolLayout("bielik", ("<|function_list|>", "<|function_output|>", "<tool_call>"),
                BIELIK_DEFS, BIELIK_CALLS, BIELIK_RESULT, defs_at="family", family="bielik"),
+    # Reka Edge: Hermes definitions and calls as JSON with ensure_ascii=True, results in human turns
+    ToolLayout("reka", ("<tool_call>", "<tool_response>", "tojson(ensure_ascii=True)", "human: "),
+               REKA_DEFS, REKA_CALLS, REKA_RESULT, defs_at="family", family="reka", helpers=("pyjson_a",)),
     # Command R7B: the definitions inside the header preamble (description as it is, parameters as
     # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
     # one turn, each naming the number of the first call with its id. The source skips a result whose
@@ -418,8 +422,8 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
-            if "pystr" in layout.helpers and ".Thinking" not in go:
-                continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
+            if {"pystr", "pyjson_a"} & set(layout.helpers) and ".Thinking" not in go:
+                continue  # their loops need Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant
     return None, thinking
