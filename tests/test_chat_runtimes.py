@@ -584,3 +584,29 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
         assert out["output"] == want, (job["messages"], job["think"], bool(job["tools"]))
     if name == "Reka-Edge":
         assert "M\\u00e9t\\u00e9o \\ud83d\\ude42 \\u2028" in outs[-1]["output"]
+
+
+@pytest.mark.parametrize("name", ["poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2"])
+def test_laguna_takes_a_system_message_of_whitespace_as_none_in_real_go(go_renderer, name):
+    """Laguna writes its system block only for a system message with text after strip() (or for
+    tools, or, S, thinking); whitespace only, Unicode spaces included, counts as none. Real Go
+    against transformers, with thinking unset, on and off, with and without tools."""
+    from edgepack.chat.conversations import template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    jobs, wants = [], []
+    for system in (" \n\t", "\u3000\u00a0\u2028", "", " x ", "\u00e9\u3000"):
+        messages = (Message("system", system), Message("user", "Hi"))
+        for think in (None, True, False):
+            for tools in ((), CHOICE_TOOLS):
+                jobs.append({"template": report.go_template, "messages": [go_payload(m) for m in messages],
+                             "tools": list(tools), "think": think})
+                kwargs = ({} if think is None else {"enable_thinking": think}) | (
+                    {"tools": list(template_tool_values(tools))} if tools else {})
+                wants.append(render_hf(template, messages, tokens, **kwargs))
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    for job, want, out in zip(jobs, wants, json.loads(proc.stdout)):
+        assert out == {"output": want}, (job["messages"][0], job["think"], bool(job["tools"]))

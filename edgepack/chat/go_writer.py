@@ -82,7 +82,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
-        last_edit="assistant_last" in trims,
+        last_edit="assistant_last" in trims, blank_check=gohelpers.blank_check,
         go_defines=gohelpers.defines([*trims.values(), *fmt.helpers, *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
         fixed_split=_fixed_split(fixed_text or "", tools, date_formats),

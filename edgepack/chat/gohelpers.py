@@ -105,6 +105,19 @@ NATIVE = {name: _native_strip(name) for name in _STRIPS}
 STRIP_LINE = "ep.strip_line"
 _STRIP_LINE_TEXT = _strip_from(STRIP_LINE, "left", '{{ template "ep.rstrip" . }}{{ "\\n" }}')
 NATIVE[STRIP_LINE] = lambda s: s.strip() + "\n" if s.strip() else ""
+
+
+def blank_check(text: str, flag: str) -> str:
+    """Go actions that set the bool variable `flag` (declared true before them) to false when the
+    Go variable `text` holds a character that is not whitespace for Python's str.isspace(): `flag`
+    then says whether `text.strip()` is empty, as a value (a helper writes text, it returns none).
+    Loops with range over an integer (Go 1.24): only for TEMPLATEs that read .Thinking."""
+    lead = f"(index (slice {text} $k) 0)"
+    space = " ".join(f'(and (ge (len $r) {n}) (eq (slice $r 0 {n}) {_literals(n)}))' for n in (1, 2, 3))
+    return (f"{{{{ range $k := len {text} }}}}{{{{ $r := slice {text} $k }}}}{{{{ if or (lt {lead} 128) (ge {lead} 192) }}}}"
+            f"{{{{ if not (or {space}) }}}}{{{{ {flag} = false }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}")
+
+
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
