@@ -52,15 +52,14 @@ FAMILIES = {
     "poolside-Laguna-XS.2": "laguna/xs",
     "google-gemma-4-31B-it": "gemma/4",
     "google-gemma-4-31B-it-interleaved": "gemma/4",
+    "deepseek-ai-DeepSeek-V3.2": "deepseek/v3.2",
+    "deepseek-ai-DeepSeek-V4": "deepseek/v4",
+    "deepseek-ai-DeepSeek-V4-Flash-0731": "deepseek/v4-flash",
 }
 # Templates that trim message content where their family's Go template does not (MiniMax-M1,
-# Seed-OSS and Laguna trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.
-TRIMMING: dict[str, set[str]] = {name: {"padded"} for name in (
-    "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved")}
+# Seed-OSS, Laguna and Gemma 4 trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.
+TRIMMING: dict[str, set[str]] = {}
 # ... and these strip the thinking of a final turn Ollama continues (the prefill probe pads it with newlines).
-# ... these trim user or assistant text too, so the padded conversation without its system message differs.
-for _name in ("google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"):
-    TRIMMING[_name].add("padded_no_system")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
 # must differ from transformers here, so that the difference the report names is a real one.
@@ -71,15 +70,15 @@ REWRITES: dict[str, tuple[Message, ...]] = {
                                      Message("user", "Bye")),
     "muse-glimmer": (Message("system", "Reasoning effort: low."), Message("user", "Hi")),
     "Kimi-K3": (Message("user", "Hi"), Message("assistant", "Hello", thinking="  "), Message("user", "Bye")),
-    "google-gemma-4-31B-it": (Message("user", "Hi"), Message("assistant", "<|channel>thought\nhmm<channel|>Hello"),
-                              Message("user", "Bye")),
-    "GLM-4.6": (Message("user", "Hi /nothink"),),  # with thinking off (NO_THINK below)
 }
-REWRITES["google-gemma-4-31B-it-interleaved"] = REWRITES["google-gemma-4-31B-it"]
 # ... and text a family's template now edits the same way (edgepack.chat.gohelpers): real Go equals it.
+CHANNELS_IN_TEXT = (Message("user", "Hi"), Message("assistant", " <|channel>thought\nhmm<channel|>Hello <|channel>x"),
+                    Message("user", "Bye"))
 REWRITTEN_IN_GO: dict[str, tuple[Message, ...]] = {"MiniMax-M2": THINK_IN_TEXT, "GLM-4.7-Flash": THINK_IN_TEXT,
-                                                   "GLM-4.6": THINK_IN_TEXT}
-NO_THINK = {"GLM-4.6"}  # REWRITES rendered with thinking off
+                                                   "GLM-4.6": THINK_IN_TEXT,
+                                                   "google-gemma-4-31B-it": CHANNELS_IN_TEXT,
+                                                   "google-gemma-4-31B-it-interleaved": CHANNELS_IN_TEXT}
+NO_THINK: set[str] = set()  # REWRITES rendered with thinking off
 
 # A last assistant turn (Ollama's prefill: the TEMPLATE leaves it open, as transformers'
 # continue_final_message does), with and without thinking, which sources keep or drop.
@@ -186,7 +185,9 @@ def test_family_go_path_is_reported_as_the_renders_show(name, renders):
     template, translation, rows = renders[name]
     report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
-    if FORMATS_BY_NAME[FAMILIES[name]].text_rewrites:  # named from the source, before the proof's differences
+    fmt = FORMATS_BY_NAME[FAMILIES[name]]
+    in_go = bool(fmt.rewrites_edit) and any(e.startswith(fmt.rewrites_edit) for e in translation.edits.values())
+    if fmt.text_rewrites and not in_go:  # named from the source, before the proof's differences
         assert go.status == "differs" and go.differences[0].startswith("text: the template "), go.differences
     shown = {d.split(":")[0] for d in go.differences} - {"tools", "text"}
     assert shown == TRIMMING.get(name, set()), go.differences  # only what trimming changes differs
@@ -197,7 +198,7 @@ def test_family_go_path_is_reported_as_the_renders_show(name, renders):
         assert report.go_template is not None
         # tools are written only where a tool layout is proven, and then exact
         assert (".Tools" in report.go_template) == (go.modes.get("tools", "not handled") == "exact")
-        if not FORMATS_BY_NAME[FAMILIES[name]].text_rewrites:
+        if not fmt.text_rewrites or in_go:
             assert go.status in ("exact", "exact without tools"), go.differences
     elif report.go_template is None:  # written only when the difference is named as trimming
         assert not any("trims whitespace" in d for d in go.differences)
@@ -217,14 +218,30 @@ def test_text_the_source_rewrites_really_differs_in_go(go_renderer, renders):
     for name, want, got in zip(REWRITES, wants, json.loads(proc.stdout)):
         assert "error" not in got, f"{name}: {got.get('error')}"
         assert got["output"] != want, f"{name}: said to differ on rewritten text, but Go renders it exactly"
-    # every row that names a rewrite is shown here
-    assert {f.name for f in FAMILY_FORMATS if f.text_rewrites} == {FAMILIES[n] for n in REWRITES}
+    # every row that names a rewrite is shown here (or, done by a Go helper, in REWRITTEN_IN_GO)
+    assert {f.name for f in FAMILY_FORMATS if f.text_rewrites and not f.rewrites_edit} == {FAMILIES[n] for n in REWRITES}
+    assert {f.name for f in FAMILY_FORMATS if f.rewrites_edit} <= {FAMILIES[n] for n in REWRITTEN_IN_GO}
+
+
+def test_glm_4_6_adds_nothink_only_to_user_text_not_ending_with_it_in_real_go(go_renderer, renders):
+    """GLM 4.6 with thinking off appends /nothink to a user turn unless its text already ends with
+    it (the TEMPLATE loops over the text's offsets): real Go against transformers, counts by hand."""
+    template, translation, _ = renders["GLM-4.6"]
+    texts = ["Hi /nothink", "Hi /nothink ", "/nothink", "Hi", "/nothinkx", "日本 /nothink", "/no", ""]
+    jobs = [{"template": translation.go_template, "messages": [go_payload(Message("user", t))], "think": False}
+            for t in texts]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    outs = [r.get("output", r.get("error")) for r in json.loads(proc.stdout)]
+    for text, out in zip(texts, outs):
+        want = render_many(template, [RenderJob((Message("user", text),), (("enable_thinking", False),))], TOKENS)[0]
+        assert out == want.removeprefix(TOKENS.bos), text
+    assert [out.count("/nothink") for out in outs] == [1, 2, 1, 1, 2, 1, 1, 1]
 
 
 def test_text_a_family_template_rewrites_in_go_is_rendered_as_the_source_does(go_renderer, renders):
     for name, messages in REWRITTEN_IN_GO.items():
         template, translation, _ = renders[name]
-        assert "ep.after:" in translation.go_template, name
+        assert "ep.after:" in translation.go_template or "ep.drop:" in translation.go_template, name
         proc = subprocess.run([str(go_renderer)], input=json.dumps([{"template": translation.go_template, "messages": [
             go_payload(m) for m in messages]}]), capture_output=True, text=True, check=True)
         [got] = json.loads(proc.stdout)

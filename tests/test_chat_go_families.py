@@ -46,15 +46,21 @@ FAMILIES = {
     "Bielik-11B-v3.0-Instruct": ("bielik/3", "exact", set(), "lstrip() of assistant, strip() of thinking"),
     # V3.1 cuts at </think> and more (named, never exact).
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
-    "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", EXACT_NT, set(), ""),
-    "deepseek-ai-DeepSeek-V4": ("deepseek/v3.2", EXACT_NT, set(), ""),
+    # Family templates of their own now (DSML tools: chat.tool_dsml), exact with tools too.
+    "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", "exact", set(), ""),
+    "deepseek-ai-DeepSeek-V4": ("deepseek/v4", "exact", set(), ""),
+    # R1 distills (a family template for their tool outputs): exact with tools too
+    "deepseek-ai-DeepSeek-R1-Distill-Llama-8B": ("deepseek/r1-distill", "exact", set(), "split('</think>')[-1] of assistant"),
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B": ("deepseek/r1-distill-think-switch", "exact", set(),
+                                                 "split('</think>')[-1] of assistant"),
     # Its TEMPLATE reads no .Thinking (so may meet Ollama built with Go < 1.24): the loop-free cut.
     "llama-cpp-deepseek-r1": ("deepseek/r1-eos-after-user", EXACT_NT, set(), "split('</think>')[-1] of assistant"),
     "ibm-granite-granite-4.1": ("granite/skip-empty-system", "exact", set(), ""),
-    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", EXACT_NT, set(), ""),
+    # with tools another default system prompt, and the definitions as tojson(indent=4): exact with tools too
+    "ibm-granite-granite-3.3-2B-Instruct": ("granite/default-system", "exact", set(), ""),
     "Cohere2MoE": ("command-r/cohere2", "exact", set(), ""),
     "CohereForAI-c4ai-command-r7b-12-2024-tool_use": ("command-r/r7b", "exact", set(), ""),
-    "meetkai-functionary-medium-v3.1": ("llama3/preamble", EXACT_NT, set(), ""),
+    "meetkai-functionary-medium-v3.1": ("llama3/preamble", "exact", set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
     # rwkv and QwQ never write a turn's thinking but open a think block: their TEMPLATEs show Ollama
@@ -65,6 +71,11 @@ FAMILIES = {
                      "a final assistant turn (continued) left as it is"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "exact", set(),
                                          "strip() of system, strip() of user, strip() of assistant"),
+    # A family template of its own: rewrites assistant text and thinking as the source does (tags and
+    # blank text found by loops over the text), so no edits are named.
+    "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": ("nemotron/3-nano", "exact", set(), ""),
+    # Its reasoning mode and custom instructions come from scans of the system text (below).
+    "HuggingFaceTB-SmolLM3-3B": ("smollm/3", "exact", set(), ""),
 }
 
 _THINKING_HISTORY = CHOICE_PROBES["thinking_history"]
@@ -343,3 +354,21 @@ def test_a_family_template_never_takes_tools_away_from_current_ollama(name, curr
     assert "tools" in report.capabilities and report.go_template is not None
     assert report.current_ollama.startswith(current)  # the GGUF's template keeps its tools, or the TEMPLATE has them
     assert current.startswith("the GGUF's template") or ".Tools" in report.go_template
+
+
+@pytest.mark.parametrize("system", ["  Be brief. /no_think  ", "/think", "/no_think", "x/think/no_think y",
+                                    "a/no_/thinkthink b", "é /no_think ü\u3000 ", "/think \t\n", "", "   "])
+def test_smollm3_reads_its_reasoning_mode_and_instructions_from_the_system_text_in_real_go(system, go_renderer):
+    """SmolLM3 switches its reasoning mode on /no_think (else /think) anywhere in the system text,
+    removes every /no_think and then every /think from it and right-trims the rest; blank, it writes
+    a default for the mode. Real Go against transformers, thinking unset, on and off."""
+    template = pinned("HuggingFaceTB-SmolLM3-3B")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    conversation = (Message("system", system), Message("user", "Hi"), Message("assistant", "\nHello"),
+                    Message("user", "Bye"))
+    jobs = [(conversation, think) for think in (None, True, False)]
+    outs = render_go(go_renderer, [{"template": report.go_template, "think": think,
+                                    "messages": [go_payload(m) for m in messages]} for messages, think in jobs])
+    assert outs == hf_many(template, jobs)
+    if system == "  Be brief. /no_think  ":  # by hand
+        assert "Reasoning Mode: /no_think\n\n## Custom Instructions\n\n  Be brief.\n\n<|im_end|>" in outs[0]

@@ -173,8 +173,15 @@ def test_the_llama_cpp_proof_fails_when_the_reference_differs(llama_server):
 # ---- bad templates: one warning, never a crash or a hang
 
 def test_tool_only_and_unknown_variable_templates_are_reported_not_crashed():
+    # Hermes 3 tool_use fails without a tool list (tools=None); given an empty one, as Ollama's .Tools,
+    # it renders and its TEMPLATE is proven on every conversation
     hermes = analyze_chat(pinned("NousResearch-Hermes-3-Llama-3.1-8B-tool_use"), TOKENS, prove_llama_cpp_path=False)
-    assert hermes.paths[GO_TEMPLATE].status == "not handled" and hermes.go_template is None
+    assert hermes.paths[GO_TEMPLATE].status == "exact" and ".Tools" in hermes.go_template
+    assert any("fails without a tool list" in n for n in hermes.paths[GO_TEMPLATE].notes)
+    # a tool-only template of no known family: one warning, no TEMPLATE
+    odd = analyze_chat("{% for t in tools %}{{ t.function.name }}{% endfor %}>> {{ messages[-1].content }}", TOKENS,
+                       prove_llama_cpp_path=False)
+    assert odd.paths[GO_TEMPLATE].status == "not handled" and odd.go_template is None and len(odd.warnings) == 1
     fire = analyze_chat(pinned("fireworks-ai-llama-3-firefunction-v2"), TOKENS, prove_llama_cpp_path=False)
     assert fire.needs_variables == ["functions"]
     assert any("functions" in w for w in fire.warnings)
@@ -411,6 +418,11 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     return [r["output"] for r in results]
 
 
+# Layouts whose source sorts every mapping it writes (dictsort), so that the request's own key
+# order renders the same as Ollama's.
+SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved"}
+
+
 @pytest.mark.parametrize("name, layout, current", [
     ("Qwen-Qwen2.5-7B-Instruct", "hermes", "the Go TEMPLATE"), ("Qwen-Qwen3-0.6B", "hermes", "the Go TEMPLATE"),
     ("MiMo-VL", "hermes", "the Go TEMPLATE"),
@@ -428,6 +440,10 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     ("mistralai-Ministral-3-14B-Reasoning-2512", "mistral-after-system", "the Go TEMPLATE"),
     ("mistralai-Mistral-Nemo-Instruct-2407", "mistral-nemo", "the Go TEMPLATE"),
     ("ibm-granite-granite-4.0", "granite4", "the Go TEMPLATE"), ("ibm-granite-granite-4.1", "granite4", "the Go TEMPLATE"),
+    # another default system prompt with tools; the definitions one indented list (tojson(indent=4)); the
+    # GGUF's template also shows thinking (its <think></think> instruction), so current Ollama takes it
+    ("ibm-granite-granite-3.3-2B-Instruct", "granite-3.3",
+     "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
     # the definitions as tojson(indent=4), through the "ep.pyjson:4" helper
     ("meta-llama-Llama-3.1-8B-Instruct", "llama3.1", "the Go TEMPLATE"),
     ("meta-llama-Llama-3.2-3B-Instruct", "llama3.1", "the Go TEMPLATE"),
@@ -437,16 +453,31 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     # a family's own template placing the layout's pieces
     ("moonshotai-Kimi-K2", "kimi-k2", "the Go TEMPLATE"), ("GLM-4.7-Flash", "glm-4.7", "the Go TEMPLATE"),
     ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE"),
-    # XS.2's Modelfile names ollama's laguna RENDERER, which current Ollama takes over the TEMPLATE
-    ("poolside-Laguna-XS-2.1", "laguna-xs", "the Go TEMPLATE"),
-    ("poolside-Laguna-XS.2", "laguna-xs", "RENDERER laguna / PARSER laguna"),
+    # XS.2's template is ollama's laguna renderer's reference, but a TEMPLATE proven exact with every
+    # capability is written instead of that RENDERER (chat.report)
+    ("poolside-Laguna-XS-2.1", "laguna-xs", "the Go TEMPLATE"), ("poolside-Laguna-XS.2", "laguna-xs", "the Go TEMPLATE"),
     ("inclusionai-ling-3.0-flash", "ling", "the Go TEMPLATE"), ("Bielik-11B-v3.0-Instruct", "bielik", "the Go TEMPLATE"),
     # calls numbered across the conversation, results grouped as the source groups them (tool_ids_seen)
     ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command-r7b", "the Go TEMPLATE"),
     ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
     ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
-    ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE")])
+    ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
+    # thinking and text rewritten as the source does (tags and blank text found by loops over the text)
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nemotron3", "the Go TEMPLATE"),
+    # tool_use templates that fail without tools; descriptions as Python signatures (json_to_python_type)
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "hermes-pro", "the Go TEMPLATE"),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "hermes-pro", "the Go TEMPLATE"),
+    ("meetkai-functionary-medium-v3.1", "functionary-v3.1", "the Go TEMPLATE"),
+    ("GLM-4.6", "glm-4.6", "the Go TEMPLATE"),
+    # DSML calls (string="true" or "false" by the value's type); V3.2's results in one block per call turn
+    ("deepseek-ai-DeepSeek-V3.2", "deepseek-v3.2-dsml", "the Go TEMPLATE"),
+    ("deepseek-ai-DeepSeek-V4", "deepseek-v4-dsml", "the Go TEMPLATE"),
+    ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE"),
+    # Gemma 4's own value notation (chat.tool_gemma), every key sorted as the source's dictsort
+    # sorts it (nested properties through the ordered map's ToMap); results inside the call turn
+    ("google-gemma-4-31B-it", "gemma4", "the Go TEMPLATE"),
+    ("google-gemma-4-31B-it-interleaved", "gemma4-interleaved", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -456,7 +487,8 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
     from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
-    tokens = SpecialTokens(None, "<|im_end|>")
+    # a template that joins bos_token to text needs one (undefined, transformers refuses it)
+    tokens = SpecialTokens("<|begin_of_text|>" if "bos_token +" in template else None, "<|im_end|>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     go = report.paths[GO_TEMPLATE]
     assert any(n.startswith(f"tools are written as the template writes them (layout {layout})") for n in go.notes)
@@ -480,11 +512,177 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
         except ChatTemplateError:
             continue  # the source refuses it (Llama 3.1: one call per turn)
         compared += 1
-        assert out == want
-        as_sent = render_hf(template, messages, tokens, tools=list(tools))
-        assert out != as_sent  # the request's own key order is not what reaches a template
+        assert out == want.removeprefix(tokens.bos or "")  # the TEMPLATE leaves BOS to the tokenizer
+        as_sent = render_hf(template, messages, tokens, tools=list(tools)).removeprefix(tokens.bos or "")
+        if layout not in SORTS_EVERY_KEY:
+            assert out != as_sent  # the request's own key order is not what reaches a template
     assert compared >= 5
-    assert "Find <b> & " in outs[0] and "\\u003c" not in outs[0] and "\\u2028" not in outs[0]  # not Go's escapes
+    # not Go's escapes; functionary v3.1's definitions HTML-escaped as jinja2's Markup escapes them
+    assert ("Find &lt;b&gt; &amp; &#34;quotes&#34;" if layout == "functionary-v3.1" else "Find <b> & ") in outs[0]
+    assert "\\u003c" not in outs[0] and "\\u2028" not in outs[0]
+
+
+_DSML_CALL = ToolCall("get_time", {"zone": "UTC", "n": 3, "ok": True, "l": [1, "a"], "o": {"b": None, "a": 1.5}})
+_DSML_WEATHER = ToolCall("get_weather", {"city": "Paris"})
+DSML_CONVERSATIONS = {
+    "thinking_around_calls": (Message("user", "q"), Message("assistant", "", thinking="plan", tool_calls=(
+        _DSML_WEATHER, _DSML_CALL)), Message("tool", "r1", tool_name="get_weather"),
+        Message("tool", "r2", tool_name="get_time"), Message("assistant", "done", thinking="ok"), Message("user", "u2")),
+    "two_rounds": (Message("system", "S"), Message("user", "q"), Message("assistant", "x", tool_calls=(_DSML_WEATHER,)),
+                   Message("tool", "r1", tool_name="get_weather"), Message("assistant", "y", thinking="th"),
+                   Message("system", "T"), Message("user", "more"), Message("assistant", "", tool_calls=(_DSML_CALL,)),
+                   Message("tool", "r2", tool_name="get_time")),
+    # fewer results than calls (V3.2 leaves its block open), and a call without arguments
+    "results_missing": (Message("user", "q"), Message("assistant", "", tool_calls=(
+        _DSML_WEATHER, _DSML_CALL, ToolCall("get_time", {}))), Message("tool", "r1", tool_name="get_weather"),
+        Message("tool", "r2", tool_name="get_time")),
+    # no call yet: V4 keeps an earlier turn's thinking because tools are given
+    "earlier_thinking": (Message("user", "u1"), Message("assistant", "a1", thinking="t1"), Message("user", "u2")),
+    "user_after_results": (Message("user", "q"), Message("assistant", "", tool_calls=(ToolCall("get_time", {}),)),
+                           Message("tool", "r1", tool_name="get_time"), Message("user", "u2")),
+}
+
+
+@pytest.mark.parametrize("name", ["deepseek-ai-DeepSeek-V3.2", "deepseek-ai-DeepSeek-V4", "deepseek-ai-DeepSeek-V4-Flash-0731"])
+def test_deepseek_dsml_calls_results_and_thinking_with_tools_in_real_go(go_renderer, name):
+    """DeepSeek V3.2 and V4 write a call's string argument as it is (string="true") and any other as
+    tojson (string="false"). V3.2 gathers a call turn's results in one <function_results> block, closed
+    at the result whose place matches the number of calls, and then starts the next turn (or the
+    generation prompt) with a blank line instead of <｜Assistant｜>; V4 writes results as user text
+    and, with tools given, keeps every turn's thinking. Real Go against transformers with thinking
+    unset, on (levels high and max: the reasoning-effort text) and off, and a few lines by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    modes = [(None, ""), (True, ""), (True, "high"), (True, "max"), (False, "")]
+    jobs = [(conv, think, level) for conv in DSML_CONVERSATIONS for think, level in modes]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in DSML_CONVERSATIONS[conv]],
+                "tools": list(CHOICE_TOOLS), "think": think, "think_level": level} for conv, think, level in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = {}
+    for (conv, think, level), result in zip(jobs, json.loads(proc.stdout)):
+        assert "error" not in result, result
+        kwargs = ({"enable_thinking": think} if think is not None else {}) | ({"reasoning_effort": level} if level else {})
+        want = render_hf(template, template_messages(DSML_CONVERSATIONS[conv]), tokens,
+                         tools=list(template_tool_values(CHOICE_TOOLS)), **kwargs)
+        assert result["output"] == want, (conv, think, level)
+        outs[conv, think, level] = result["output"]
+    dsml = "｜DSML｜"
+    calls = outs["thinking_around_calls", True, ""]
+    assert (f'<{dsml}parameter name="city" string="true">Paris</{dsml}parameter>\n' in calls
+            and f'<{dsml}parameter name="l" string="false">[1, "a"]</{dsml}parameter>\n' in calls
+            and f'<{dsml}parameter name="o" string="false">{{"a": 1.5, "b": null}}</{dsml}parameter>\n' in calls
+            and f'<{dsml}parameter name="ok" string="false">true</{dsml}parameter>\n' in calls)
+    if name.endswith("V3.2"):
+        assert "</function_results>\n\n</think>done<｜end▁of▁sentence｜><｜User｜>u2" in calls  # before the last user
+        # left open, and no generation prompt: the source's turn state is neither "after a user" nor "after results"
+        assert outs["results_missing", True, ""].endswith("\n\n<function_results>\n<result>r1</result>\n<result>r2</result>")
+        assert outs["two_rounds", True, ""].endswith("</function_results>\n\n<think>")
+    else:
+        assert "<｜User｜><tool_result>r1</tool_result>\n\n<tool_result>r2</tool_result><｜Assistant｜><think>ok</think>done" in calls
+        assert f'<{dsml}invoke name="get_time">\n\n</{dsml}invoke>' in outs["results_missing", True, ""]
+        assert "<think>th</think>y" in outs["two_rounds", True, ""]  # before the last user turn, kept with tools
+    assert ("<think>t1</think>a1" in outs["earlier_thinking", True, ""]) is not name.endswith("V3.2")
+    assert outs["two_rounds", None, ""].startswith("S\n\nT\n\n## Tools")  # every system message first
+    assert ("Reasoning Effort:" in outs["two_rounds", True, "high"]) is name.endswith("Flash-0731")
+    assert ("Reasoning Effort:" in outs["two_rounds", True, "max"]) is not name.endswith("V3.2")
+
+
+@pytest.mark.parametrize("name, layout, calls_written", [
+    ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek-r1-distill", False),
+    ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "deepseek-r1-distill-calls", True)])
+def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(go_renderer, name, layout, calls_written):
+    """The R1 distills keep flags across the conversation: the conversation's first tool output opens
+    the outputs block and later runs continue it; an answer right after outputs closes them in place
+    of <｜Assistant｜>; a conversation ending in outputs closes them instead of the generation prompt;
+    only the last system message is written, first; the Qwen distill's first call of the conversation
+    opens the calls block (the Llama one writes calls only for a content of None, which Ollama never
+    sends). They write no definitions. Real Go against transformers, thinking unset/on/off, and the
+    blocks counted by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert any(n.startswith(f"tools are written as the template writes them (layout {layout})") for n in go.notes)
+    assert go.status == "exact" and ".Tools" in report.go_template, go.differences
+    # the GGUF's template also opens <think>, which this TEMPLATE does not show Ollama: current Ollama takes the GGUF's
+    assert report.current_ollama == "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"
+    weather, rome = ToolCall("get_weather", {"city": "Oslo", "days": [1, {"b": None, "a": 2.5}]}), ToolCall(
+        "get_weather", {"city": "Rome"})
+    two_runs = (Message("system", "First."), Message("user", "Weather?"), Message("assistant", "", tool_calls=(weather,)),
+                Message("tool", "r1", tool_name="get_weather"),
+                Message("assistant", "Again.", tool_calls=(rome, weather)), Message("tool", "r2", tool_name="get_weather"),
+                Message("tool", "r3", tool_name="get_weather"), Message("assistant", "Hm</think>Done."),
+                Message("system", "Last."), Message("user", "More?"), Message("assistant", "", tool_calls=(rome,)),
+                Message("tool", "r4", tool_name="get_weather"))
+    conversations = [two_runs, two_runs[:8] + (Message("user", "Thanks."),), two_runs[1:4] + (Message("user", "And?"),)]
+    jobs = [(c, think) for c in conversations for think in (None, True, False)]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
+               | ({} if think is None else {"think": think}) for c, think in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    assert all("error" not in r for r in outs), outs
+    for (messages, think), out in zip(jobs, outs):
+        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
+        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+    full = outs[0]["output"]
+    assert full.startswith("Last.<｜User｜>Weather?") and "First." not in full
+    assert full.count("<｜tool▁outputs▁begin｜>") == 1 and full.count("<｜tool▁output▁begin｜>") == 4
+    assert full.endswith("r4<｜tool▁output▁end｜><｜tool▁outputs▁end｜>")  # no generation prompt after outputs
+    assert "<｜tool▁outputs▁end｜>Hm</think>Done.<｜end▁of▁sentence｜>" in full  # closed in place of <｜Assistant｜>, not cut
+    assert full.count("<｜tool▁calls▁begin｜>") == int(calls_written)
+    assert full.count("<｜tool▁call▁begin｜>") == (4 if calls_written else 0)
+    # a user turn after outputs leaves them unclosed (the source's flag is set back there)
+    assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]["output"]
+
+
+# Every kind of field Gemma 4's format_parameters writes: enum, items (with properties, required,
+# a type list, nullable), nested properties (Ollama's ordered map, through ToMap), an object without
+# properties, anyOf, empty properties; and call values of every JSON type.
+GEMMA_TOOL = {"type": "function", "function": {"name": "plan", "description": "Plan a trip", "parameters": {
+    "type": "object", "required": ["dest", "days"], "properties": {
+        "dest": {"type": "string", "description": "Where", "enum": ["Paris", "Rome"]}, "days": {"type": "integer"},
+        "URL": {"type": "string"}, "max_n": {"type": "integer"}, "maxN": {"type": "integer"},  # dictsort ignores case
+        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"], "nullable": True}},
+        "legs": {"type": "array", "items": {"type": "object", "required": ["from"], "properties": {
+            "from": {"type": "string", "description": "Start"}, "n": {"type": ["integer", "null"]},
+            "sub": {"type": "object", "properties": {"x": {"type": "boolean"}}}}}},
+        "opts": {"type": "object", "description": "Options", "required": ["fast"], "properties": {
+            "fast": {"type": "boolean"}, "level": {"type": "number", "enum": [1, 2.5]},
+            "deep": {"type": "object", "properties": {"q": {"type": "string"}}}}},
+        "free": {"type": "object"}, "multi": {"type": ["string", "null"], "description": "either"},
+        "anyx": {"anyOf": [{"type": "string"}, {"type": "integer"}]}, "none": {"type": "object", "properties": {}}}}}}
+
+
+@pytest.mark.parametrize("name", ["google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"])
+def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(go_renderer, name):
+    from edgepack.chat.conversations import template_messages, template_tool_values
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    call = ToolCall("plan", {"dest": "Paris", "days": 3, "tags": ["a", None, True, 1.5], "note": None, "URL": "u",
+                             "Zed": {"b": 1, "A": 2, "a": 3, "_": 4}, "small": [0.0000123, 1e-7, -5e-05, 2.5e-12, 1e-4],
+                             "opts": {"fast": False, "level": 2.5, "z": {"y": [1, {"k": "v"}]}}, "big": 1e21})
+    conversations = [(Message("system", " Plan. \n"), Message("user", "\n Go "),
+                      Message("assistant", "", tool_calls=(call,), thinking="First the map."),
+                      Message("tool", " done ", tool_name="plan"), Message("assistant", " <|channel>x<channel|>Done. "),
+                      Message("user", "More?")),
+                     (Message("user", "Go"), Message("assistant", "Sure.", tool_calls=(call,)),
+                      Message("tool", "r1", tool_name="plan"), Message("tool", "r2", tool_name="plan"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, (GEMMA_TOOL,))
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((GEMMA_TOOL,))))
+        assert out == want
+    assert "legs:{,items:{" in outs[0] if name.endswith("interleaved") else "legs:{items:{" in outs[0]
+    assert "max_n:{type:<|\"|>INTEGER<|\"|>},maxN:" in outs[0] and "Zed:{_:4,A:2,a:3,b:1}" in outs[0]  # by hand
+    assert "small:[1.23e-05,1e-07,-5e-05,2.5e-12,0.0001]" in outs[0]  # Python's str() of each, not Go's JSON
 
 
 @pytest.mark.parametrize("name", ["CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE"])
@@ -610,3 +808,104 @@ def test_laguna_takes_a_system_message_of_whitespace_as_none_in_real_go(go_rende
     proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
     for job, want, out in zip(jobs, wants, json.loads(proc.stdout)):
         assert out == {"output": want}, (job["messages"][0], job["think"], bool(job["tools"]))
+
+
+def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does_in_real_go(go_renderer):
+    """Nemotron 3 Nano's template rewrites assistant text: thinking that is only whitespace (ASCII
+    or not) counts as none, a turn before the last user turn keeps what follows its last </think>
+    when both tags occur, a call turn there what precedes a lone <think>, and the whole is trimmed.
+    Real Go against transformers on texts the choice and proof conversations do not hold."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    call = (ToolCall("get_weather", {"city": "Oslo"}),)
+    user, again = Message("user", " Hi "), Message("user", "Again?")
+    conversations = [
+        (user, Message("assistant", "  <think>x</think>\n  tail  "), again),
+        (user, Message("assistant", " </think> only a close ", thinking=" \u3000\n "), again),
+        (user, Message("assistant", "  ", thinking="\t\u2003"), again),
+        (user, Message("assistant", " before <think> dangling ", tool_calls=call),
+         Message("tool", "5 C", tool_name="get_weather"), again),
+        (user, Message("assistant", " a </think>  b ", thinking="T", tool_calls=call),
+         Message("tool", "5 C", tool_name="get_weather"), again),
+        (user, Message("assistant", " \n ", thinking=" T ", tool_calls=call), Message("tool", "5 C", tool_name="get_weather")),
+        (Message("system", "S"), Message("tool", "first", tool_name="get_weather"), user,
+         Message("assistant", "ok", thinking="kept\u3000"), Message("tool", "late", tool_name="get_weather")),
+    ]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
+        assert out == want
+    # checked by hand against the source's code
+    assert "<|im_start|>assistant\n<think></think>\n  tail<|im_end|>" in outs[0]
+    assert "<|im_start|>assistant\n<think></think><|im_end|>" in outs[2]
+    assert "<|im_start|>assistant\n<think></think>before\n<tool_call>" in outs[3]
+
+
+def test_hermes_pro_writes_python_types_as_its_macro_does_in_real_go(go_renderer):
+    """Hermes 2 Pro's json_to_python_type on every kind of property type Ollama can hand it: one
+    type, none, several, arrays and objects (whose `|items`/`additionalProperties` lookups the
+    macro gets wrong the same way for every tool). Real Go against transformers, and by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+
+    template = pinned("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    tool = {"type": "function", "function": {"name": "f", "description": "Do it.", "parameters": {
+        "type": "object", "properties": {
+            "a": {"type": "array", "items": {"type": "string"}}, "b": {"description": "Any."},
+            "c": {"type": ["string", "integer", "array", "object", "boolean", "number"]}, "d": {"type": "object"},
+            "e": {"type": "number", "description": "  padded  "}}, "required": ["a"]}}}
+    empty = {"type": "function", "function": {"name": "g", "description": "",
+                                              "parameters": {"type": "object", "properties": {}}}}
+    conversations = [(Message("user", "Go"),), (Message("system", "S"), Message("user", "Go"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, (tool, empty))
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((tool, empty))))
+        assert out == want
+    assert ('"description": "f(a: list[Union[]], b: Union[], c: Union[str,int,list[Union[]],dict,bool,float], d: dict, '
+            'e: float) - Do it.\n\n    Args:\n        a(list[Union[]]):         b(Union[]): Any.') in outs[0]
+    assert '{"name": "g", "description": "g() - \n\n", "parameters": {}}' in outs[0]
+
+
+def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_renderer):
+    """Command R+ tool_use needs every property described and fails without a tool list: chosen on
+    the conversations offering one tool and, without tools, proven against the source given an
+    empty list. Real Go against transformers with several described tools (types as its
+    json_to_python_type writes them, optional ones as Optional[...] = None), calls with nested
+    arguments as tojson(indent=4) indented by 8, trimmed results; and a plain chat."""
+    from edgepack.chat.conversations import WEATHER_TOOL, template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import TOOL_CHOICE
+
+    template = pinned("CohereForAI-c4ai-command-r-plus-tool_use")
+    tokens = SpecialTokens("<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    go = report.paths[GO_TEMPLATE]
+    assert go.status == "exact" and go.modes == {"plain": "exact", "tools": "exact"}, go.differences
+    assert report.current_ollama == "the Go TEMPLATE"
+    search = {"type": "function", "function": {"name": "search", "description": "Find <b> & \"it\".", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string", "description": " words "},
+                                         "k": {"type": ["integer", "boolean", "array"], "description": "How many."},
+                                         "tags": {"type": "array", "items": {"type": "string"}, "description": "T"}},
+        "required": ["q", "tags"]}}}
+    tools = (WEATHER_TOOL, search)
+    conversations = [*TOOL_CHOICE.values(), (Message("system", " Be brief. "), Message("user", " Find it ")),
+                     (Message("user", "Find it"), Message("assistant", " Searching. ", tool_calls=(
+                         ToolCall("search", {"q": "a<b", "tags": ["x"], "opts": {"z": True, "a": 1.5}}),
+                         ToolCall("get_weather", {}))), Message("tool", "  {\"hits\": []}  ", tool_name="search"))]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, tools)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        assert out == want.removeprefix(tokens.bos)
+    plain = render_go_tools(go_renderer, report.go_template, [(Message("user", "Hi"),)], ())[0]
+    assert plain == render_hf(template, [Message("user", "Hi")], tokens, tools=[]).removeprefix(tokens.bos)
+    # by hand, from the source's macros
+    assert ("def search(k: Optional[Union[int,bool,List[Union[]]]] = None, q: str, tags: List[Union[]]) -> List[Dict]:\n"
+            '    """Find <b> & "it".\n\n    Args:\n        k (Optional[Union[int,bool,List[Union[]]]]): How many.\n'
+            "        q (str):  words \n        tags (List[Union[]]): T\n") in outs[0]
+    assert ('"parameters": {\n            "opts": {\n                "a": 1.5,\n                "z": true\n            },\n'
+            in outs[-1])
+    assert '"tool_name": "get_weather",\n        "parameters": {}\n    }\n]```\n<|START' in outs[-1]

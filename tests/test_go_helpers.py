@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from edgepack.chat import gohelpers
+from edgepack.chat import godrop, gohelpers
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.errors import GoTemplateError
 
@@ -127,6 +127,46 @@ def test_text_after_a_marker_is_pythons_split_in_real_go(go_renderer):
             assert got["output"] == want + "\x01", (name, text)
             data = {"Messages": [{"Role": "user", "Content": text}]}
             assert native.execute(data) == got["output"] == renamed.execute(data), (name, text)
+
+
+DROPS = [godrop.drop_name("<|channel>", "<channel|>", trim) for trim in ("", "strip")] + [
+    godrop.drop_name("<think>", "</think>", "lstrip_nl")]
+
+
+def test_blocks_between_markers_are_dropped_as_pythons_split_does_in_real_go(go_renderer):
+    """`"".join(p.split(open)[0] for p in text.split(close))` then a trim (Gemma 4's strip_thinking):
+    Go's range over the text's offsets against Python, and the model's native and Go paths."""
+    rng = random.Random(11)
+    pieces = ["<|channel>", "<channel|>", "<think>", "</think>", "<|chan", "nel|>", "<", "|", "\n", " ", "\t", "a",
+              "é", "日", "🙂", "\u3000", "thought\n"]
+    texts = ["", "<|channel>", "<channel|>", "a<|channel>b", "a<channel|>b", "<|channel>x<channel|> y ",
+             " x <|channel>t<channel|>\n\n<|channel>u", "a<|channel>b<|channel>c<channel|>d<channel|>e"] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(300)]
+    templates = {name: f"{{{{ range .Messages }}}}{{{{ template {json.dumps(name, ensure_ascii=False)} .Content }}}}"
+                       f"\x01{{{{ end }}}}" + gohelpers.defines([name[3:]]) for name in DROPS}
+    jobs = [{"template": templates[name], "messages": [{"role": "user", "content": t}]} for name in DROPS for t in texts]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    outputs = iter(json.loads(proc.stdout))
+    trims = {"-": lambda s: s, "strip": str.strip, "lstrip_nl": lambda s: s.lstrip("\n")}
+    for name in DROPS:
+        trim = name.split(":")[1]
+        opening, closing = ("<|channel>", "<channel|>") if "channel" in name else ("<think>", "</think>")
+        native, renamed = GoTemplate(templates[name]), GoTemplate(templates[name].replace('"ep.', '"my.'))
+        assert native.native and not renamed.native
+        for text in texts:
+            got = next(outputs)
+            assert "error" not in got, (name, text, got)
+            want = trims[trim]("".join(part.split(opening)[0] for part in text.split(closing)))
+            assert got["output"] == want + "\x01", (name, text)
+            data = {"Messages": [{"Role": "user", "Content": text}]}
+            assert native.execute(data) == got["output"] == renamed.execute(data), (name, text)
+
+
+def test_markers_that_overlap_each_other_are_refused():
+    with pytest.raises(ValueError):
+        godrop.drop_name("<a", "a>")
+    with pytest.raises(ValueError):
+        godrop.drop_name("<x>", "<x>>")
 
 
 def test_the_tail_helper_at_gos_depth_limit_is_an_error_not_a_crash(go_renderer):

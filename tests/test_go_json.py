@@ -14,7 +14,8 @@ from edgepack.chat.conversations import Message, ToolCall, ollama_template_data,
 from edgepack.chat.gotemplate import GoTemplate
 from edgepack.errors import GoTemplateError
 
-PYJSON = '{{ if .Messages }}{{ end }}{{ template "ep.pyjson" (json .Value) }}' + "".join(gojson.JSON_HELPERS.values())
+PYJSON = ('{{ if .Messages }}{{ end }}{{ template "ep.pyjson" (json .Value) }}'
+          + gojson.JSON_HELPERS["ep.pyjson"] + gojson.JSON_HELPERS["ep.pyjson.s"])
 # Characters each side writes differently or escapes: quotes, backslashes, HTML characters, the
 # line and paragraph separators, control characters (Go >= 1.22 writes \b and \f short, as Python).
 CHARS = ["a", "é", "日", "🙂", '"', "\\", "<", ">", "&", "\u2028", "\u2029", "\n", "\r", "\t", "\x00", "\x08",
@@ -56,6 +57,37 @@ def test_pyjson_writes_what_python_json_dumps_writes_in_real_go(go_renderer):
         want = json.dumps(value, ensure_ascii=False, sort_keys=True)
         assert got == {"output": want}, repr(value)
         assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == want
+
+
+def test_escaped_pyjson_writes_what_markupsafe_escapes_in_real_go(go_renderer):
+    """"ep.pyjson.html" in Go's real text/template equals markupsafe's escape of json.dumps (what
+    transformers' jinja2 writes for `"text"|safe + value|tojson`); the model's native and its Go
+    text (renamed, so not native) agree with Go."""
+    from markupsafe import escape
+
+    template = ('{{ if .Messages }}{{ end }}{{ template "ep.pyjson.html" (json .Value) }}'
+                + gojson.JSON_HELPERS["ep.pyjson.html"] + gojson.JSON_HELPERS["ep.pyjson.html.s"])
+    renamed = template.replace('"ep.', '"my.')
+    assert list(GoTemplate(template).native) == ["ep.pyjson.html"] and GoTemplate(renamed).native == {}
+    values = _values(300) + ["it's", {"o'k": ["'", "<'&'>"]}]
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    for i, (value, got) in enumerate(zip(values, _go(go_renderer, jobs))):
+        want = str(escape(json.dumps(value, ensure_ascii=False, sort_keys=True)))
+        assert got == {"output": want}, repr(value)
+        data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+        assert GoTemplate(template).execute(data) == want
+        if i < 40 and len(want) < 120:  # the model's recursion is plain Python
+            assert GoTemplate(renamed).execute(data) == want
+
+
+def test_go_html_function_in_the_model_is_go_s(go_renderer):
+    """text/template's `html` builtin as the model runs it, against Go, on every character it escapes."""
+    template = '{{ if .Messages }}{{ end }}{{ html .Value }}|{{ html 1 "<" }}'
+    values = ["a<b>&'\"c", "\x00", "日本 🙂", "", "&amp;"]
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    for value, got in zip(values, _go(go_renderer, jobs)):
+        assert GoTemplate(template).execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == got["output"]
+    assert _go(go_renderer, jobs[:1])[0]["output"] == "a&lt;b&gt;&amp;&#39;&#34;c|1&lt;"
 
 
 def test_pyjson_go_text_runs_in_the_model_like_go(go_renderer):

@@ -56,10 +56,13 @@ class ChatFormat:
     # A family's own Go template (modelfiles/chat/families/<go_file>) instead of turns.gotmpl.j2;
     # it writes its own thinking (.Think/.IsThinkSet/.ThinkLevel), so no think tails are added.
     go_file: str = ""
+    helpers: tuple[str, ...] = ()  # the chat.gohelpers helpers (trims) a family's own template calls
     # What the source template does to message text that this row's Go template does not (read from the
     # source; the proof conversations need not hold such text): the Go path is then "differs".
     text_rewrites: str = ""
-    helpers: tuple[str, ...] = ()  # chat.gohelpers helpers (without "ep.") a family's own Go text calls
+    # The chat.gohelpers spec (its start) that does text_rewrites where chat.text_edits chooses it
+    # (it must render the source's own renders of such text): the Go path then does the rewrite too.
+    rewrites_edit: str = ""
 
     def with_tokens(self, tokens: SpecialTokens) -> ChatFormat:
         def sub(s: str) -> str:
@@ -163,6 +166,7 @@ DEEPSEEK3 = dict(
     assistant=("<｜Assistant｜>", "<｜end▁of▁sentence｜>"),
     stops=("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"),
 )
+R1_DISTILL_MARKER = "{{'<｜tool▁outputs▁end｜>' + message['content']"  # an answer closing the tool outputs
 GRANITE = dict(
     markers=("<|start_of_role|>", "<|end_of_role|>"),
     stops=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"),
@@ -190,6 +194,8 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("chatml", "skip-empty-system", **CHATML, skip_empty_system=True),
     ChatFormat("chatml", "default-system", **CHATML, default_system=True,
                note="writes the model's default system prompt when none is given"),
+    ChatFormat("chatml", "preamble", **CHATML, preamble=True,
+               note="the template's fixed first system turn (tool preamble) is written before the conversation"),
     ChatFormat("chatml", "yi", markers=("<|im_start|>", "<|im_end|>"), system_turn=("", ""),
                user=("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"),
                assistant=("", "<|im_end|>\n"), generation="", stops=CHATML["stops"]),
@@ -246,14 +252,21 @@ FORMATS: tuple[ChatFormat, ...] = (
     ChatFormat("deepseek", "llm-v2", markers=("User: ", "Assistant:"), system_turn=("", "\n\n"),
                user=("User: ", "\n\n"), assistant=("Assistant: ", "{eos}"), generation="Assistant:",
                stops=("User:", "Assistant:")),
+    # DeepSeek R1 distills: the v3 turns in a family template of their own, for their tool outputs
+    # (an answer right after them closes them in place of its <｜Assistant｜>). Before v3, which also
+    # matches them but cannot write that; the second closes the think block unless thinking is on.
+    ChatFormat("deepseek", "r1-distill-think-switch", go_file="deepseek-r1-distill.gotmpl.j2",
+               generation="<｜Assistant｜><think>\n", **(DEEPSEEK3 | dict(markers=(
+                   *DEEPSEEK3["markers"], R1_DISTILL_MARKER, "{% if not enable_thinking %}{{- '</think>' -}}")))),
+    ChatFormat("deepseek", "r1-distill", go_file="deepseek-r1-distill.gotmpl.j2", generation="<｜Assistant｜><think>\n",
+               **(DEEPSEEK3 | dict(markers=(*DEEPSEEK3["markers"], R1_DISTILL_MARKER)))),
     ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
     ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
-    # V3.1 and later close an empty think block in every earlier assistant turn; the generation
-    # prompt opens or closes it after <｜Assistant｜> as thinking is on or off (translate's think tails).
+    # V3.1 closes an empty think block in every earlier assistant turn; the generation prompt opens
+    # or closes it after <｜Assistant｜> as thinking is on or off (translate's think tails). V3.2 and
+    # V4 (DSML tools) have family templates of their own (FAMILY_FORMATS).
     ChatFormat("deepseek", "v3.1", generation="<｜Assistant｜>",
                **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜><think></think>", "<｜end▁of▁sentence｜>")))),
-    ChatFormat("deepseek", "v3.2", generation="<｜Assistant｜>",
-               **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜></think>", "<｜end▁of▁sentence｜>")))),
     ChatFormat("deepseek", "r1-eos-after-user", generation="<｜Assistant｜>",
                **(DEEPSEEK3 | dict(user=("<｜User｜>", "<｜end▁of▁sentence｜>")))),
     ChatFormat("command-r", "command-r", markers=("<|START_OF_TURN_TOKEN|>",),
@@ -341,10 +354,26 @@ LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "
                  generation="<assistant>\n", helpers=("strip", "strip_line"),
                  note="thinks only when Ollama's think is true, as the source does; an answer that carries "
                       "its thinking before </think> is cut there and that thinking written, as the source does")
+# DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tool_dsml)
+DEEPSEEK_DSML = dict(markers=(*DEEPSEEK3["markers"], "｜DSML｜"), user=DEEPSEEK3["user"],
+                     assistant=DEEPSEEK3["assistant"], generation="<｜Assistant｜>", stops=DEEPSEEK3["stops"])
 SPARK_TURN = ("<｜start▁of▁sentence｜>", "<｜end▁of▁sentence｜>")
 HY = ":opensource｜>"
 
 FAMILY_FORMATS: tuple[ChatFormat, ...] = (
+    ChatFormat("deepseek", "v3.2", **(DEEPSEEK_DSML | dict(markers=(*DEEPSEEK_DSML["markers"], "<function_results>"))),
+               go_file="deepseek-v3.2.gotmpl.j2",
+               note="every system message is written first, joined by a blank line, as the source does; thinking "
+                    "only when Ollama's think is true, kept after the last user turn"),
+    ChatFormat("deepseek", "v4-flash", **(DEEPSEEK_DSML | dict(markers=(*DEEPSEEK_DSML["markers"], "<tool_result>",
+                                                                         "reasoning_effort_high"))),
+               go_file="deepseek-v4.gotmpl.j2",
+               note="every system message is written first, joined by a blank line; thinking only when Ollama's "
+                    "think is true, its level high or max adding the source's reasoning-effort instruction"),
+    ChatFormat("deepseek", "v4", **(DEEPSEEK_DSML | dict(markers=(*DEEPSEEK_DSML["markers"], "<tool_result>"))),
+               go_file="deepseek-v4.gotmpl.j2",
+               note="every system message is written first, joined by a blank line; thinking only when Ollama's "
+                    "think is true, its level max adding the source's reasoning-effort instruction"),
     ChatFormat("gpt-oss", "harmony", markers=("<|start|>", "<|channel|>", "<|message|>"), go_file="gpt-oss.gotmpl.j2",
                user=("<|start|>user<|message|>", "<|end|>"), assistant=("<|start|>assistant", "<|end|>"),
                generation="<|start|>assistant", stops=("<|return|>", "<|call|>"),  # <|end|> also ends the analysis
@@ -441,17 +470,37 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                user=("<seed:bos>user\n", "<seed:eos>"), assistant=("<seed:bos>assistant\n", "<seed:eos>"),
                generation="<seed:bos>assistant\n", stops=("<seed:eos>", "<seed:bos>"),
                note="every turn keeps its thinking, as the source does"),
-    ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", ""),
-               text_rewrites="adds /nothink (thinking off) only to a user message that does not end with it"),
+    ChatFormat("glm", "4.6", **GLM, user=("<|user|>\n", ""), assistant=("<|assistant|>\n", "")),
     ChatFormat("glm", "4.7", **GLM, user=("<|user|>", ""), assistant=("<|assistant|>", "")),
     ChatFormat("laguna", "s", **LAGUNA, user=("<user>", "</user>\n"), assistant=("<assistant>", "</assistant>\n"),
                generation="<assistant>", note="thinks unless Ollama's think is false, as the source does"),
     ChatFormat("laguna", "xs", **LAGUNA, **LAGUNA_XS),
     ChatFormat("laguna", "xs-no-default-system", **(LAGUNA | LAGUNA_XS | dict(default_system=False))),
+    ChatFormat("command-r-plus", "tool-use", markers=("<|START_OF_TURN_TOKEN|>", "# Safety Preamble", "## Available Tools"),
+               go_file="command-r-plus.gotmpl.j2", default_system=True, helpers=("strip",),
+               system_turn=("<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               user=("<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               assistant=("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               generation="<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>",
+               stops=("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>"),
+               note="the template's fixed system turn (its default task prompt when there is no system message) "
+                    "and closing instruction turn are written as the source writes them"),
+    ChatFormat("smollm", "3", markers=("<|im_start|>", "Reasoning Mode: ", "## Custom Instructions"),
+               go_file="smollm3.gotmpl.j2", default_system=True, helpers=("rstrip", "lstrip_nl"), user=("<|im_start|>user\n", "<|im_end|>\n"),
+               assistant=("<|im_start|>assistant\n", "<|im_end|>\n"), generation="<|im_start|>assistant\n",
+               stops=("<|im_start|>", "<|im_end|>"),
+               note="reasoning mode /think unless Ollama's think is false or the system message says /no_think, "
+                    "as the source does; system messages other than the first are not written, as the source does"),
+    ChatFormat("nemotron", "3-nano", markers=("<|im_start|>", "truncate_history_thinking", "<think></think>"),
+               go_file="nemotron3.gotmpl.j2", helpers=("strip", "rstrip"), user=("<|im_start|>user\n", "<|im_end|>\n"),
+               assistant=("<|im_start|>assistant\n", "<|im_end|>\n"), generation="<|im_start|>assistant\n",
+               stops=("<|im_start|>", "<|im_end|>"),
+               note="thinks unless Ollama's think is false, as the source does; earlier turns' thinking is dropped"),
     ChatFormat("gemma", "4", markers=("<|turn>", "<turn|>"), go_file="gemma4.gotmpl.j2",
                user=("<|turn>user\n", "<turn|>\n"), assistant=("<|turn>model\n", "<turn|>\n"), generation="<|turn>model\n",
                stops=("<turn|>", "<|turn>"),
                text_rewrites="cuts thought channels (<|channel>...<channel|>) out of assistant text",
+               rewrites_edit="drop:",
                note="thinking follows Ollama's think, as the source's enable_thinking"),
 )
 FORMATS = FORMATS + FAMILY_FORMATS

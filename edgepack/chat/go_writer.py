@@ -52,6 +52,7 @@ def _go_environment() -> jinja2.Environment:
     )
     env.filters["go_text"] = _go_text
     env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
+    env.globals["blank_check"] = gohelpers.blank_check  # for families' own templates
     return env
 
 
@@ -82,10 +83,11 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
-        last_edit="assistant_last" in trims, blank_check=gohelpers.blank_check,
+        last_edit="assistant_last" in trims,
         go_defines=gohelpers.defines([*trims.values(), *fmt.helpers, *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
         fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
+        fixed_tools=_fixed_with_tools(fixed_text or "", tools, date_formats),
     )
     return text.rstrip("\n")  # every template ends with an action; the file's last newline is not text
 
@@ -101,6 +103,14 @@ def _fixed_split(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[
         return None
     tail = tail[len(tools.header_defs_replace):]
     return go_date_expression(head + mark, date_formats), go_date_expression(tail, date_formats)
+
+
+def _fixed_with_tools(fixed_text: str, tools: ToolLayout | None, date_formats: tuple[str, ...]) -> str | None:
+    """The default system prompt with tools given (ToolLayout.default_system_tools) as a Go
+    expression; None when the layout keeps it or the text to replace is not there."""
+    if tools is None or not tools.default_system_tools or tools.default_system_tools[0] not in fixed_text:
+        return None
+    return go_date_expression(fixed_text.replace(*tools.default_system_tools), date_formats)
 
 
 def _no_system_lead(fmt: ChatFormat, tools: ToolLayout | None, fixed: str) -> str:

@@ -18,16 +18,19 @@ Cost, in Go's text/template on this project's 2-core machine: the strips cost no
 on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "ep.tail:" (0.3 s and
 0.8 s for 100 KB of earlier answers), paid only by TEMPLATEs of templates that cut.
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
-writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr; text_of, native_of
-and depth here answer for all.
+writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr, the one that leaves
+blocks between two markers out ("ep.drop:", Gemma 4's thought channels) in edgepack.chat.godrop,
+Gemma 4's value notation in edgepack.chat.tool_gemma; text_of, native_of and depth here answer for all.
 """
 
 from __future__ import annotations
 
 import json
 
-from edgepack.chat import gojson
+from edgepack.chat import godrop, gojson
+from edgepack.chat.godrop import can_cut
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
+from edgepack.chat.tool_gemma import GEMMA_HELPERS, GEMMA_NEEDS
 
 # Python's whitespace, by the length of its UTF-8 encoding.
 _SPACES: dict[int, list[str]] = {}
@@ -85,6 +88,7 @@ HELPERS: dict[str, str] = {
 NEEDS = {name: (then,) for name, (_, _, then) in _STRIPS.items() if then}
 NEEDS["ep.strip_line"] = ("ep.rstrip",)
 NEEDS.update(PYSTR_NEEDS)
+NEEDS.update(GEMMA_NEEDS)
 
 
 def _strip_side(name: str, text: str) -> str:
@@ -107,17 +111,8 @@ _STRIP_LINE_TEXT = _strip_from(STRIP_LINE, "left", '{{ template "ep.rstrip" . }}
 NATIVE[STRIP_LINE] = lambda s: s.strip() + "\n" if s.strip() else ""
 
 
-def blank_check(text: str, flag: str) -> str:
-    """Go actions that set the bool variable `flag` (declared true before them) to false when the
-    Go variable `text` holds a character that is not whitespace for Python's str.isspace(): `flag`
-    then says whether `text.strip()` is empty, as a value (a helper writes text, it returns none).
-    Loops with range over an integer (Go 1.24): only for TEMPLATEs that read .Thinking."""
-    lead = f"(index (slice {text} $k) 0)"
-    space = " ".join(f'(and (ge (len $r) {n}) (eq (slice $r 0 {n}) {_literals(n)}))' for n in (1, 2, 3))
-    return (f"{{{{ range $k := len {text} }}}}{{{{ $r := slice {text} $k }}}}{{{{ if or (lt {lead} 128) (ge {lead} 192) }}}}"
-            f"{{{{ if not (or {space}) }}}}{{{{ {flag} = false }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}")
-
-
+def _trimmed(trim: str, text: str) -> str:
+    return NATIVE[f"ep.{trim}"](text) if trim else text
 # Python's names (`_nl`: with the argument "\n"), and the helpers' after "ep."
 TRIMS = ("strip", "lstrip", "rstrip", "strip_nl", "lstrip_nl", "rstrip_nl")
 
@@ -151,12 +146,6 @@ def after_name(marker: str, trim: str = "", only_if_found: bool = False, otherwi
         raise ValueError(f"marker {marker!r} cannot be cut by this helper")
     when = f"else-{otherwise}" if otherwise else "if" if only_if_found else "always"
     return f"{_AFTER}{trim or '-'}:{when}:{marker}"
-
-
-def can_cut(marker: str) -> bool:
-    """Whether the cut helpers can cut at `marker`: not empty, and unable to overlap itself ("aa"),
-    where split() and a scan of every offset differ."""
-    return bool(marker) and not any(marker[:k] == marker[-k:] for k in range(1, len(marker)))
 
 
 def _parse_after(name: str) -> tuple[str, str, bool, str]:
@@ -250,11 +239,16 @@ def text_of(name: str) -> str | None:
         return gojson.text_of(name)
     if name in PYSTR_HELPERS:
         return PYSTR_HELPERS[name]
+    if name in GEMMA_HELPERS:
+        return GEMMA_HELPERS[name]
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
         except ValueError:
             return None
+    if name.startswith(godrop.PREFIX):
+        trim = godrop.parse(name)[2] if godrop.is_drop(name) else None
+        return godrop.text_of(name) if trim is not None and (not trim or trim in AFTER_TRIMS) else None
     if name.startswith(_AFTER) and name.count(":") >= 3:
         try:
             if after_name(*_parse_after(name)) != name:
@@ -270,17 +264,22 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if gojson.is_json_helper(name):
         return gojson.native_of(name)
-    if name in PYSTR_HELPERS:
+    if name in PYSTR_HELPERS or name in GEMMA_HELPERS:
         return None  # takes any JSON value, not a string: runs as Go text
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]
         return lambda text: text.split(marker)[-1]
+    if name.startswith(godrop.PREFIX):
+        return lambda text: _trimmed(*godrop.kept(name, text))
     return NATIVE[name] if name in NATIVE else _after_native(name)
 
 
 def _needs(name: str) -> tuple[str, ...]:
     if gojson.is_json_helper(name):
         return gojson.needs(name)
+    if name.startswith(godrop.PREFIX):
+        trim = godrop.parse(name)[2]
+        return (f"ep.{trim}", *NEEDS.get(f"ep.{trim}", ())) if trim else ()
     if name.startswith(_AFTER):
         _, trim, _, otherwise = _parse_after(name)
         return tuple(n for t in dict.fromkeys((trim, otherwise)) if t for n in (f"ep.{t}", *NEEDS.get(f"ep.{t}", ())))
@@ -291,6 +290,10 @@ def describe_spec(spec: str) -> str:
     """A transform (a trim, or after:...) in Python's words."""
     if spec.startswith(_TAIL[3:]):
         return f"split({spec[len(_TAIL) - 3:]!r})[-1]"
+    if spec.startswith(godrop.PREFIX[3:]):
+        open_marker, close_marker, trim = godrop.parse("ep." + spec)
+        return (f"every {open_marker!r}...{close_marker!r} block and {close_marker!r} left out"
+                + (f", then {describe(trim)}" if trim else ""))
     if spec.startswith(_AFTER[3:]):
         marker, trim, only_if_found, otherwise = _parse_after("ep." + spec)
         cut = f"split({marker!r})[-1]" + (f".{describe(trim)}" if trim else "")
@@ -334,6 +337,25 @@ def depth(name: str, value: str) -> int:
     if name == STRIP_LINE:
         rest = value.lstrip()
         return len(value) - len(rest) + (depth("ep.rstrip", rest) if rest else 1)
+    if name.startswith(godrop.PREFIX):
+        trim, kept = godrop.kept(name, value)
+        return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     rest = _strip_side(name, value)
     then = _STRIPS[name][2]
     return len(value) - len(rest) + (depth(then, rest) if then else 1)
+
+
+def blank_check(value: str, flag: str) -> str:
+    """Go text that declares `flag` (a variable name) true when `value` (a Go variable holding a
+    string) is empty or all whitespace, as Jinja's `value | trim | length == 0`. A loop over the
+    text's byte offsets (Go 1.24's range over an integer: only for TEMPLATEs that read .Thinking):
+    a whitespace character of 2 or 3 bytes has its other bytes skipped ($skip holds one letter per
+    byte still to skip); any other character clears the flag."""
+    skip = f"{flag}Skip"
+    tests = [f"eq (slice $r 0 1) {_literals(1)}"] + [
+        f"and (ge (len $r) {n}) (eq (slice $r 0 {n}) {_literals(n)})" for n in (2, 3)]
+    return (f"{{{{ {flag} := true }}}}{{{{ {skip} := \"\" }}}}{{{{ range $k := len {value} }}}}{{{{ if {flag} }}}}"
+            f"{{{{ if {skip} }}}}{{{{ {skip} = slice {skip} 1 }}}}{{{{ else }}}}{{{{ $r := slice {value} $k }}}}"
+            f"{{{{ if {tests[0]} }}}}{{{{ else if {tests[1]} }}}}{{{{ {skip} = \"x\" }}}}"
+            f"{{{{ else if {tests[2]} }}}}{{{{ {skip} = \"xx\" }}}}{{{{ else }}}}{{{{ {flag} = false }}}}{{{{ end }}}}"
+            "{{ end }}{{ end }}{{ end }}")

@@ -42,23 +42,28 @@ def _escape_at(text: str, i: int) -> tuple[str, int]:
     return (_UNESCAPE[six], 6) if six in _UNESCAPE else (text[i:i + 2], 2)
 
 
-def _pyjson_texts() -> dict[str, str]:
-    out = ('{{- define "ep.pyjson" }}{{ if . }}{{ $c := slice . 0 1 }}'
-           '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}{{ $c }}{{ end }}'
-           '{{ if eq $c "\\"" }}{{ template "ep.pyjson.s" (slice . 1) }}{{ else }}{{ template "ep.pyjson" (slice . 1) }}'
+def _pyjson_texts(name: str = PYJSON, escape: bool = False) -> dict[str, str]:
+    """The two helpers' Go text; `escape`: every byte written through Go's `html` (see PYJSON_HTML)."""
+    inner, q = name + ".s", json.dumps(name)
+    qi = json.dumps(inner)
+    w = (lambda x: f"{{{{ html ({x}) }}}}" if " " in x else f"{{{{ html {x} }}}}") if escape else (lambda x: f"{{{{ {x} }}}}")
+    quote = "&#34;" if escape else '"'
+    out = (f'{{{{- define {q} }}}}{{{{ if . }}}}{{{{ $c := slice . 0 1 }}}}'
+           '{{ if eq $c "," }}, {{ end }}{{ if eq $c ":" }}: {{ end }}{{ if not (eq $c "," ":") }}' + w("$c") + '{{ end }}'
+           f'{{{{ if eq $c "\\"" }}}}{{{{ template {qi} (slice . 1) }}}}{{{{ else }}}}{{{{ template {q} (slice . 1) }}}}'
            '{{ end }}{{ end }}{{ end }}')
     run = ["{{ $n := 0 }}{{ $stop := false }}"]
     for k in range(_RUN):  # flat ifs: the length of the plain run at the start, up to 8 bytes
         run.append(f'{{{{ if and (not $stop) (gt (len .) {k}) (not (eq (slice . {k} {k + 1}) "\\"" "\\\\")) }}}}'
                    f'{{{{ $n = {k + 1} }}}}{{{{ else }}}}{{{{ $stop = true }}}}{{{{ end }}}}')
-    inside = ('{{- define "ep.pyjson.s" }}{{ if . }}' + "".join(run)
-              + '{{ if $n }}{{ slice . 0 $n }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}'
+    inside = (f'{{{{- define {qi} }}}}{{{{ if . }}}}' + "".join(run)
+              + '{{ if $n }}' + w("slice . 0 $n") + f'{{{{ template {qi} (slice . $n) }}}}{{{{ end }}}}'
               + '{{ if not $n }}{{ $c := slice . 0 1 }}'
-              + '{{ if eq $c "\\"" }}"{{ template "ep.pyjson" (slice . 1) }}{{ end }}'
+              + f'{{{{ if eq $c "\\"" }}}}{quote}{{{{ template {q} (slice . 1) }}}}{{{{ end }}}}'
               + '{{ if and (eq $c "\\\\") (ge (len .) 2) }}{{ $n = 2 }}{{ $e := slice . 0 2 }}'
               + _unescape_go(".")
-              + '{{ $e }}{{ template "ep.pyjson.s" (slice . $n) }}{{ end }}{{ end }}{{ end }}{{ end }}')
-    return {PYJSON: out, _PYJSON_IN: inside}
+              + w("$e") + f'{{{{ template {qi} (slice . $n) }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}')
+    return {name: out, inner: inside}
 
 
 def _pyjson_walk(text: str) -> tuple[str, int]:
@@ -97,7 +102,19 @@ def pyjson(text: str) -> str:
     return _pyjson_walk(text)[0]
 
 
-JSON_HELPERS = _pyjson_texts()
+# "ep.pyjson.html" writes the same, HTML-escaped as Go's `html` escapes (&, <, >, ', " as &amp;
+# &lt; &gt; &#39; &#34;; a NUL byte, which JSON never leaves raw, as U+FFFD). That is
+# markupsafe's escape: what transformers' jinja2 writes where a template joins tojson's (plain
+# str) output to a `|safe` string, a Markup (functionary v3.1's definitions).
+PYJSON_HTML = "ep.pyjson.html"
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;", "\0": "\ufffd"}
+
+
+def html_escape(text: str) -> str:
+    return "".join(_HTML.get(c, c) for c in text)
+
+
+JSON_HELPERS = _pyjson_texts() | _pyjson_texts(PYJSON_HTML, escape=True)
 
 
 # ----------------------------------------------------------------- ASCII JSON, as tojson(ensure_ascii=True)
@@ -115,7 +132,7 @@ _ASCII_UNESCAPE = {k: v for k, v in _UNESCAPE.items() if v.isascii()}
 def _ascii_texts() -> dict[str, str]:
     n, inside, u16, hex4 = (json.dumps(x) for x in (PYJSON_ASCII, PYJSON_ASCII + ".s", PYJSON_ASCII + ".u",
                                                     PYJSON_ASCII + ".x"))
-    out = JSON_HELPERS[PYJSON].replace('"ep.pyjson.s"', inside).replace('"ep.pyjson"', n)
+    out = _pyjson_texts(PYJSON_ASCII)[PYJSON_ASCII]  # outside strings as "ep.pyjson"
     run = ["{{ $n := 0 }}{{ $stop := false }}"]
     for k in range(_RUN):  # the plain ASCII run at the start, up to 8 bytes
         run.append(f'{{{{ if and (not $stop) (gt (len .) {k}) (not (eq (slice . {k} {k + 1}) "\\"" "\\\\")) '
@@ -172,6 +189,12 @@ def indent_name(width: int) -> str:
     if not 0 < width <= 8:
         raise ValueError(f"indent {width} is not supported")
     return f"{_INDENT}{width}"
+
+
+def tojson_indented(value: str, width: int, depth: int = 0) -> str:
+    """Go text writing the Go value `value` as tojson(indent=width) does `depth` levels deep (an item
+    of an indented list: 1), through the "ep.pyjson:<width>" helper."""
+    return f'{{{{ template "{indent_name(width)}" (print "{_DEPTHS[depth]}" (json {value})) }}}}'
 
 
 def _indent_texts(name: str) -> dict[str, str]:
@@ -271,9 +294,11 @@ def _indent_native(name: str):
 
 # ----------------------------------------------------------------- for the Go text of tool layouts
 
-def tojson(value: str, ensure_ascii: bool = False) -> str:
-    """The Go action writing Jinja's `value | tojson` (`tojson(ensure_ascii=True)`) of the Go pipeline `value`."""
-    return f'{{{{ template "{PYJSON_ASCII if ensure_ascii else PYJSON}" (json {value}) }}}}'
+def tojson(value: str, escaped: bool = False, ensure_ascii: bool = False) -> str:
+    """The Go action writing Jinja's `value | tojson` of the Go pipeline `value` (`escaped`: as
+    markupsafe escapes it, PYJSON_HTML; `ensure_ascii`: `tojson(ensure_ascii=True)`, PYJSON_ASCII)."""
+    name = PYJSON_HTML if escaped else PYJSON_ASCII if ensure_ascii else PYJSON
+    return f'{{{{ template "{name}" (json {value}) }}}}'
 
 
 def string_or_tojson(value: str) -> str:
@@ -307,6 +332,8 @@ def native_of(name: str):
     only their own helper calls)."""
     if name == PYJSON:
         return pyjson
+    if name == PYJSON_HTML:
+        return lambda text: html_escape(pyjson(text))
     if name == PYJSON_ASCII:
         return pyjson_ascii
     if name == _PYJSON_IN or name.endswith((".s", ".u", ".x")):
@@ -318,13 +345,11 @@ def needs(name: str) -> tuple[str, ...]:
     if name.startswith(PYJSON_ASCII):
         return tuple(h for h in ASCII_HELPERS if h != name)
     base = name.removesuffix(".s")
-    if base == PYJSON:
-        return (_PYJSON_IN,) if name == base else (PYJSON,)
     return (base + ".s",) if name == base else (base,)
 
 
 def depth(name: str, value: str) -> int:
-    if name == PYJSON:
+    if name in (PYJSON, PYJSON_HTML):
         return _pyjson_walk(value)[1]
     if name == PYJSON_ASCII:  # a character beyond ASCII is a step of its own, and two calls deeper at most
         return _pyjson_walk(value)[1] + sum(c >= "\x7f" for c in value) + 2

@@ -31,6 +31,8 @@ def _go_truth(value: Any) -> bool:
         return value
     if isinstance(value, (int, float)):
         return value != 0
+    if isinstance(value, OrderedMap):  # a non-nil *api.ToolPropertiesMap, even when empty
+        return True
     if isinstance(value, (str, list, tuple, dict)):
         return len(value) > 0 or isinstance(value, GoStruct)  # a struct is never empty
     return True
@@ -230,6 +232,15 @@ def _go_sprintf(fmt: str, *args: Any) -> str:
     return out
 
 
+# text/template's html (HTMLEscapeString): one string as it is, other operands through fmt.Sprint
+_HTML = {"\"": "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\0": "\ufffd"}
+
+
+def _go_html(*args: Any) -> str:
+    text = args[0] if len(args) == 1 and isinstance(args[0], str) else _go_sprint(args)
+    return "".join(_HTML.get(c, c) for c in text)
+
+
 _GO_FUNCS = {
     "not": lambda a: not _go_truth(a),
     "eq": _go_eq,
@@ -241,6 +252,7 @@ _GO_FUNCS = {
     "len": _go_len,
     "index": _go_index,
     "slice": _go_slice,
+    "html": _go_html,
     # Ollama's own functions (template/template.go)
     "json": go_json,
     "print": lambda *args: _go_sprint(args),
@@ -646,6 +658,9 @@ class _Func:
 
 def _fields(value: Any, path: list[str]) -> Any:
     for name in path:
+        if isinstance(value, OrderedMap) and name == "ToMap":  # api.ToolPropertiesMap's method: a Go map
+            value = dict(value)
+            continue
         if not isinstance(value, dict) or name not in value:
             raise GoTemplateError(f"no field {name!r}")
         value = value[name]

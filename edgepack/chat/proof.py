@@ -20,7 +20,7 @@ from typing import Any
 
 from edgepack.chat.conversations import (GO_PROOF_PROBES, PROOF_PROBES, Probe, has_system, template_messages,
                                          template_tool_values)
-from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, render_many
+from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, render_many, with_empty_tool_list
 from edgepack.errors import ChatTemplateError, GoTemplateError
 
 EXACT, DIFFERS, NOT_HANDLED, NOT_CHECKED = "exact", "differs", "not handled", "not checked"
@@ -122,6 +122,13 @@ class ReferenceRenders:
         jobs += [RenderJob.of(p) for p in go_tools.values()]
         names = [*self.probes, *candidates, *ollama, *self.go_probes, *go_tools]
         self.results = dict(zip(names, render_many(chat_template, jobs, tokens)))
+        # Path 2 only: what a tool-use template that fails without a tool list renders given an empty
+        # one, as a TEMPLATE gets an empty .Tools (path 1 compares llama.cpp with what transformers does).
+        go_names = set(self.go_probes) | {n for n, p in self.probes.items() if p.mode != "tools"}
+        go_jobs = [(n, j) for n, j in zip(names, jobs) if n in go_names]
+        retried = with_empty_tool_list(chat_template, [j for _, j in go_jobs],
+                                       [self.results[n] for n, _ in go_jobs], tokens)
+        self.with_tool_list = {go_jobs[i][0]: text for i, text in retried.items()}
         on, off = (self.results.get(n) for n in ("thinking_on", "thinking_off"))
         switches = bool(candidates) and isinstance(on, str) and isinstance(off, str) and on != off
         self.switch_probes = candidates if switches else {}
@@ -179,6 +186,7 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
     takes_tools = ".Tools" in translation.go_template
     probes = {**reference.probes, **reference.go_probes}
     as_requested = True  # every tool conversation also equal to the render of the request's own tools
+    empty_tool_list: list[str] = []  # compared with the source given an empty tool list
     for name, probe in probes.items():
         if probe.mode == "tools" and not takes_tools:
             # Ollama refuses a request with tools for a model whose template has no .Tools
@@ -186,6 +194,9 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
             modes["tools"] = NOT_HANDLED
             continue
         want = reference.results[f"{name}{AS_GO_TEMPLATE}" if probe.mode == "tools" else name]
+        if name in reference.with_tool_list:
+            want = reference.with_tool_list[name]
+            empty_tool_list.append(name)
         if isinstance(want, RenderError):
             if probe.prefill or (rejects_system and has_system(probe.messages)):
                 # the source cannot continue a final turn, or refuses system prompts (edgepack's
@@ -212,6 +223,10 @@ def prove_go(reference: ReferenceRenders, translation, tokens: SpecialTokens, em
         differences.append("tools: the TEMPLATE has no .Tools, so Ollama refuses requests with tools on this path")
     result = PathResult(_status(modes), f"Ollama TEMPLATE ({translation.family}/{translation.variant}) "
                         "in the Modelfile, run by Ollama's Go text/template", differences=differences, modes=modes)
+    if empty_tool_list:
+        result.notes.append("the source template fails without a tool list (tools=None); conversations without "
+                            "tools are compared with it given an empty one, as Ollama gives a TEMPLATE an empty "
+                            f".Tools ({', '.join(empty_tool_list)})")
     reordered = takes_tools and any(reference.results[n] != reference.results[f"{n}{AS_GO_TEMPLATE}"]
                                     for n, p in reference.probes.items() if p.mode == "tools")
     if reordered:

@@ -201,7 +201,8 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             go.differences.insert(0, f"date: the template writes today's date as {frozen!r}, a format Ollama's "
                                      "currentDate cannot write, so the TEMPLATE would hold the build day")
         proven_plain = go.modes.get("plain") == EXACT  # on every proof conversation, and no frozen date
-        if fmt.text_rewrites:  # read from the source: such text need not occur in the proof conversations
+        rewritten = fmt.rewrites_edit and any(spec.startswith(fmt.rewrites_edit) for spec in translation.edits.values())
+        if fmt.text_rewrites and not rewritten:  # read from the source: such text need not occur in the proofs
             go.modes["plain"] = go.status = "differs"
             go.differences.insert(0, f"text: the template {fmt.text_rewrites}, which edgepack's Go TEMPLATE for this family does not do")
         report.paths[GO_TEMPLATE] = go
@@ -256,7 +257,14 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             "matched", f"RENDERER {row.renderer} / PARSER {row.parser}: {row.renders}",
             proof=match.basis + "; not rendered by edgepack (the renderer is Go code inside ollama)")
         jinja = report.paths[LLAMA_CPP]
-        if match.identical_to_reference and (jinja.as_ollama_sends or jinja.status) != EXACT:
+        go_caps = go_template_capabilities(report.go_template) if report.go_template else []
+        go_proven = (report.go_template is not None and report.paths[GO_TEMPLATE].status == EXACT
+                     and len(report.capabilities) <= len(go_caps))
+        if match.identical_to_reference and go_proven:
+            report.paths[RENDERER].proof += ("; not written into the Modelfile: edgepack's Go TEMPLATE is proven "
+                                             "exact, with every capability of the GGUF's template, and current "
+                                             "Ollama then uses it")
+        elif match.identical_to_reference and (jinja.as_ollama_sends or jinja.status) != EXACT:
             report.renderer, report.parser = row.renderer, row.parser
         elif match.identical_to_reference:
             report.paths[RENDERER].proof += ("; not written into the Modelfile: the GGUF's own template is proven "

@@ -145,6 +145,24 @@ def render_many(template: str, jobs: Iterable[RenderJob], tokens: SpecialTokens,
     return results
 
 
+def with_empty_tool_list(template: str, jobs: list[RenderJob], results: list[str | RenderError],
+                         tokens: SpecialTokens) -> dict[int, str]:
+    """For the jobs without tools that `template` failed on (not on purpose), their renders given
+    an empty tool list, where that renders: by index into `jobs`.
+
+    A tool-use template (Hermes 2 Pro/3 tool_use, Command R+ tool_use) loops over `tools` and fails
+    on transformers' tools=None; Ollama gives a TEMPLATE an empty .Tools for a request without tools,
+    which is what such a template is compared with there. Raises TemplateBoundError like render_many.
+    """
+    retry = [i for i, (job, result) in enumerate(zip(jobs, results))
+             if isinstance(result, RenderError) and result.kind == "raised" and not result.message.startswith("TemplateError:")
+             and "tools" not in dict(job.kwargs)]
+    if not retry:
+        return {}
+    again = render_many(template, [RenderJob(jobs[i].messages, jobs[i].kwargs + (("tools", []),)) for i in retry], tokens)
+    return {i: text for i, text in zip(retry, again) if isinstance(text, str)}
+
+
 def render_hf(chat_template: str, messages: Iterable[Message], tokens: SpecialTokens, **kwargs: Any) -> str:
     """One render, as `apply_chat_template(..., add_generation_prompt=True)`, bounded.
 

@@ -3,7 +3,8 @@
 Templates trim text (`|trim`, `.strip('\\n')`) and cut earlier answers at a marker
 (`content.split('</think>')[-1]`); edgepack.chat.gohelpers writes each as a named Go template.
 Which one a role needs is not guessed from the template's source: a conversation padded in that
-role alone (and, for assistant text, one per `split(...)[-1]` marker the source names) is rendered
+role alone (and, for assistant text, one per `split(...)[-1]` marker the source names, and one
+per pair of markers it drops blocks between, as Gemma 4 drops thought channels) is rendered
 by transformers with the other choice conversations, and the first helper under which the Go
 TEMPLATE renders them identically is taken. The proof (edgepack.chat.proof) then checks the
 choice on its own, differently padded conversations.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from edgepack.chat import gohelpers
+from edgepack.chat import godrop, gohelpers
 from edgepack.chat.conversations import Message
 from edgepack.chat.sandbox import RenderJob
 from edgepack.errors import ChatTemplateError
@@ -52,6 +53,32 @@ def split_markers(chat_template: str) -> list[str]:
     return found
 
 
+# `for part in text.split(CLOSE)` ... `part.split(OPEN)[0]`: blocks from OPEN to CLOSE left out
+# (Gemma 4's strip_thinking), read as (OPEN, CLOSE)
+_DROP_LOOP = re.compile(r"""for\s+(\w+)\s+in\s+\w+\.split\(\s*(['"])(.+?)\2\s*\)(?:(?!endfor).)*?"""
+                        r"""\1\.split\(\s*(['"])(.+?)\4\s*\)\s*\[\s*0\s*\]""", re.DOTALL)
+
+
+def drop_markers(chat_template: str) -> list[tuple[str, str]]:
+    """(open, close) of the blocks the template leaves out of text: every piece between close
+    markers cut at its first open marker (`for p in text.split(close)`: `p.split(open)[0]`)."""
+    found = []
+    for m in _DROP_LOOP.finditer(chat_template):
+        pair = tuple(x.encode("utf-8").decode("unicode_escape") if "\\" in x else x for x in (m.group(5), m.group(3)))
+        if pair not in found and godrop.can_drop(*pair):
+            found.append(pair)
+    return found
+
+
+def drop_probe(open_marker: str, close_marker: str) -> tuple[Message, ...]:
+    """An earlier answer with blocks between the markers (one closed, one at the very end left
+    open), a stray close marker and padding around and between them."""
+    return (Message("user", "Name a colour."),
+            Message("assistant", f"\n {open_marker}plan{close_marker} Blue, \n{close_marker} or green. \n"
+                                 f"{open_marker}more\n"),
+            Message("user", "Another?"))
+
+
 def cut_probe(marker: str) -> tuple[Message, ...]:
     """An earlier answer whose text carries reasoning before `marker` (as clients that do not split
     thinking send it), padded so that what follows the cut shows how it is trimmed."""
@@ -66,11 +93,12 @@ def last_probe(marker: str) -> tuple[Message, ...]:
     return (Message("user", "Name a colour."), Message("assistant", f"\n Pick one.\n{marker}\n\n Blue."))
 
 
-def edit_jobs(markers: list[str]) -> list[tuple[str, RenderJob]]:
+def edit_jobs(markers: list[str], drops: list[tuple[str, str]] = ()) -> list[tuple[str, RenderJob]]:
     """(name, render job) of every conversation find_edits reads, for one bounded render child."""
     return ([(name, RenderJob(messages, kwargs)) for name, (messages, kwargs, _) in TRIM_PROBES.items()]
             + [(f"cut/{m}", RenderJob.of(cut_probe(m))) for m in markers]
-            + [(f"last/{m}", RenderJob(last_probe(m), PREFILL_KWARGS)) for m in markers])
+            + [(f"last/{m}", RenderJob(last_probe(m), PREFILL_KWARGS)) for m in markers]
+            + [(f"drop/{o}/{c}", RenderJob.of(drop_probe(o, c))) for o, c in drops])
 
 
 def find_edits(renders, render, build) -> dict[str, str]:
@@ -106,6 +134,11 @@ def find_edits(renders, render, build) -> dict[str, str]:
                 specs += [gohelpers.after_name(m, trim, only_if, otherwise)[3:] for m in renders.markers
                           for trim in ("", *gohelpers.AFTER_TRIMS)
                           for only_if, otherwise in ((False, ""), (True, ""), *((True, t) for t in gohelpers.TRIMS))]
+        if role == "assistant" and renders.drops:
+            checks += [(drop_probe(o, c), renders.expected(f"drop/{o}/{c}")) for o, c in renders.drops]
+            if reads_thinking:  # Go 1.24 too: the blocks left out, then a trim
+                specs += [godrop.drop_name(o, c, trim)[3:] for o, c in renders.drops
+                          for trim in ("", *gohelpers.AFTER_TRIMS)]
         checks = [(conv, want) for conv, want in checks if want is not None]
         assistant_specs = specs if role == "assistant" else assistant_specs
         # Every conversation if some helper renders them all; else the padded one alone (the
@@ -118,8 +151,11 @@ def find_edits(renders, render, build) -> dict[str, str]:
     if "assistant" in trims:  # a final turn the template leaves as it is, or edits otherwise
         lasts = [(last_probe(m), renders.expected(f"last/{m}")) for m in renders.markers]
         lasts = [(conv, want) for conv, want in lasts if want is not None]
-        go = build_once(trims)
-        if lasts and not all(render(go, conv) == want for conv, want in lasts):
+        try:
+            as_earlier = all(render(build_once(trims), conv) == want for conv, want in lasts)
+        except ChatTemplateError:
+            as_earlier = False
+        if not as_earlier:
             for how in assistant_specs:
                 candidate = trims | {LAST: how}
                 try:

@@ -10,7 +10,8 @@ TEMPLATE has no .Tools and Ollama refuses tool requests on it. JSON is written w
 through the "ep.pyjson" helper, which writes what Jinja's `tojson` writes (chat.gojson's tojson
 and string_or_tojson write the Go actions).
 Adding a layout: a row here, written from the source template's own tool code; the choice and the
-proof conversations say whether it holds.
+proof conversations say whether it holds (long Go text for one family goes to a chat.tool_<family> module).
+Longer than ~400 lines as one job: it is one table, and a layout is found in one place.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from dataclasses import dataclass, replace
 
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
-from edgepack.chat.gojson import indent_name, string_or_tojson, tojson
+from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
+from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
+from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
+from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
 from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
                                          LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
                                          REKA_CALLS, REKA_DEFS, REKA_RESULT)
 from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
+from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
+from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
+from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
@@ -68,6 +76,8 @@ class ToolLayout:
     header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
     header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
+    # a format's default system prompt with tools given: this text of it replaced by that (Granite 3.3)
+    default_system_tools: tuple[str, str] | None = None
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
 
@@ -80,11 +90,10 @@ class ToolLayout:
         return (roles if "$prevRole" in self.result or "$nextRole" in self.result else "") + self.result
 
 
-def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0) -> str:
-    """Each definition as tojson (tojson(indent=N)), with text around it and between two."""
+def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0, depth: int = 0) -> str:
+    """Each definition as tojson (tojson(indent=N), `depth` levels deep), with text around it and between two."""
     sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
-    json_text = (f'{{{{ template "{indent_name(indent)}" (print "a" (json $t)) }}}}' if indent
-                 else f"{tojson('$t')}")
+    json_text = tojson_indented("$t", indent, depth) if indent else f"{tojson('$t')}"
     return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{json_text}{after}{{{{ end }}}}"
 
 
@@ -209,6 +218,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value><arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>',
                _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
+               defs_at="family", family="glm"),
+    # GLM 4.6 (family template): as 4.7 with newlines: each definition on a line of its own, each
+    # call "\n<tool_call>name\n" then one <arg_key>/<arg_value> line pair per argument, each result
+    # in "\n<tool_response>\n...\n</tool_response>"
+    ToolLayout("glm-4.6", ("<arg_key>", "<|observation|>", "<tool_response>", "'\\n<tool_call>' + tc.name"),
+               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>',
+               '{{ range $c := .ToolCalls }}\n<tool_call>{{ $c.Function.Name }}\n{{ range $k, $v := $c.Function.Arguments }}'
+               '<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v") + '</arg_value>\n{{ end }}</tool_call>{{ end }}',
+               '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}\n<tool_response>\n{{ .Content }}\n</tool_response>',
                defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
@@ -346,6 +364,24 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range $c := $m.ToolCalls }}{{ if eq $c.ID $id }}{{ $c.Function.Name }}{{ end }}{{ end }}{{ end }}"
                '<|tool_response:result|>{{ .Content }}<|tool_response:end|>{{ if ne $nextRole "tool" }}<|end|>{{ end }}',
                defs_at="family", family="solar", calls_replace_text=True),
+    # functionary v3.1: the definitions in the fixed preamble, after the knowledge date; each named
+    # with its description and its function as JSON, all HTML-escaped as transformers writes them
+    # (the source joins them to `|safe` strings: jinja2's Markup escapes the rest); a call turn is
+    # its text, then <function=name>{arguments}</function> per call (the built-in "python" tool as
+    # <|python_tag|>{arguments}) and <|eom_id|>; results in ipython turns. Not written: the source's
+    # "Environment: ipython" and the removal of a tool of type "code_interpreter" (Ollama documents
+    # function tools only).
+    ToolLayout("functionary-v3.1", ("<function=", "<|python_tag|>", "<|eom_id|>", "'\"|safe"),
+               "\nYou have access to the following functions:\n\n{{ range $t := $.Tools }}Use the function "
+               "'{{ html $t.Function.Name }}' to '{{ html $t.Function.Description }}'\n"
+               + tojson("$t.Function", escaped=True) + "\n\n{{ end }}" + FUNCTIONARY_V31_RULES,
+               "", "<|start_header_id|>ipython<|end_header_id|>\n\n{{ .Content }}<|eot_id|>", defs_at="header",
+               header_defs_after="Cutting Knowledge Date: December 2023\n\n",
+               call_turn="<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Content }}{{ range $c := .ToolCalls }}"
+                         '{{ if eq $c.Function.Name "python" }}<|python_tag|>' + tojson("$c.Function.Arguments")
+                         + "{{ else }}<function={{ $c.Function.Name }}>" + tojson("$c.Function.Arguments")
+                         + "</function>{{ end }}{{ end }}", call_turn_end="<|eom_id|>",
+               helpers=("pyjson", "pyjson.html")),
     # MiniMax M2, M1, Seed-OSS (family templates; Go text in chat.tool_minimax and chat.tool_seed).
     # M2: definitions at the end of the system turn, calls after the text, results in ]~b]tool turns
     ToolLayout("minimax-m2", ("<minimax:tool_call>", "render_tool_namespace", "]~b]tool", "<invoke name="),
@@ -359,6 +395,62 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("seed-oss", ("<seed:tool_call>", "Function:\ndef {{ item.function.name }}(", "[必填]", "<parameter="),
                SEED_DEFS, SEED_CALLS, "<seed:bos>tool\n{{ .Content }}<seed:eos>", defs_at="family", family="seed-oss",
                no_system_lead=SEED_NO_SYSTEM, helpers=("strip", "pystr")),
+    # Granite 3.3: another default system prompt with tools; the definitions as one tojson(indent=4)
+    # list in an available_tools turn after the system turn; calls not written; results in tool turns
+    ToolLayout("granite-3.3", ("<|start_of_role|>available_tools<|end_of_role|>", "available_tools | tojson(indent=4)"),
+               "<|start_of_role|>available_tools<|end_of_role|>[\n    "
+               + _each_tool("", between=",\n    ", indent=4, depth=1) + "\n]<|end_of_text|>\n", "",
+               "<|start_of_role|>tool<|end_of_role|>{{ .Content }}<|end_of_text|>\n", defs_at="after_system",
+               default_system_tools=(" You are a helpful AI assistant.", " You are a helpful assistant with access to "
+                                     "the following tools. When a tool is required to answer the user's query, respond "
+                                     "only with <|tool_call|> followed by a JSON list of tools used. If a tool does not "
+                                     "exist in the provided list of tools, notify the user that you do not have the "
+                                     "ability to fulfill the request."), helpers=("pyjson:4",)),
+    # DeepSeek R1 distills (family template): no definitions (the source ignores them; .Tools is
+    # still read, so Ollama takes tool requests); each result in one run of outputs that the first
+    # result of the conversation opens (ns.is_output_first is never set back: later runs continue it).
+    # The Llama 8B distill writes calls only for a message whose content is None, which no message
+    # through Ollama has: none are written. The Qwen 32B distill writes each call, the conversation's
+    # first opening the calls block (ns.is_first is never set back either), then the turn's text.
+    ToolLayout("deepseek-r1-distill", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>", "message['content'] is none"),
+               "", "", R1_DISTILL_RESULT, defs_at="family", family="deepseek", helpers=()),
+    ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
+                                             "tool['function']['arguments'] | tojson"),
+               "", R1_DISTILL_CALLS, R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
+    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_dsml): DSML calls after the text;
+    # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
+    ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
+               V32_DEFS, V32_CALLS, V32_RESULT, defs_at="family", family="deepseek"),
+    ToolLayout("deepseek-v4-dsml", ("｜DSML｜", "tool_calls", "<tool_result>", "string=\"false\""),
+               V4_DEFS, V4_CALLS, V4_RESULT, defs_at="family", family="deepseek"),
+    # Nemotron 3 Nano (family template): definitions as XML in the system turn, calls as
+    # <function=...> XML after the text, results in user turns
+    ToolLayout("nemotron3", ("truncate_history_thinking", "render_extra_keys", "<parameter=", "<tool_response>"),
+               NEMOTRON_DEFS,
+               "{{ range $c := .ToolCalls }}<tool_call>\n<function={{ $c.Function.Name }}>\n" + _XML_ARGS
+               + "</function>\n</tool_call>\n{{ end }}", NEMOTRON_RESULT, defs_at="family", family="nemotron",
+               helpers=("pyjson", "strip")),
+    # Hermes 2 Pro / 3 tool_use: the definitions inside the fixed system turn (a Python signature as
+    # each description), a call turn of its own, results in tool turns (chat.tool_hermes_pro)
+    ToolLayout("hermes-pro", ("json_to_python_type", "Here are the available tools: <tools> ", "<tool_response>"),
+               HERMES_PRO_DEFS, "", HERMES_PRO_RESULT, defs_at="header",
+               header_defs_after="Here are the available tools: <tools> ", call_turn=HERMES_PRO_CALLS,
+               helpers=("pyjson", "strip")),
+    # Command R+ tool_use (family template): Python stubs in the fixed system turn, an Action JSON
+    # list after the text, <results> system turns (chat.tool_command_r_plus)
+    ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
+               COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
+               family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
+    # Gemma 4 31B-it (family template; Go text in chat.tool_gemma): declarations in its own value
+    # notation at the end of the system turn; a call turn writes its thinking, calls, then the
+    # results of the tool messages that follow it, and the next assistant message continues it
+    ToolLayout("gemma4", ("<|tool>", "<|tool_call>call:", "format_tool_response_block", "continue_same_model_turn"),
+               tool_gemma.DEFS, tool_gemma.CALLS, tool_gemma.RESULT, defs_at="family", family="gemma",
+               helpers=tool_gemma.HELPERS),
+    # Gemma 4 31B-it "interleaved": the same declarations and calls, results in tool turns
+    ToolLayout("gemma4-interleaved", ("<|tool>", "<|tool_call>call:", "ns.last_user_message"),
+               tool_gemma.DEFS_INTERLEAVED, tool_gemma.CALLS_INTERLEAVED, tool_gemma.RESULT_INTERLEAVED,
+               defs_at="family", family="gemma", helpers=tool_gemma.HELPERS_INTERLEAVED),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
@@ -382,6 +474,9 @@ TOOL_CHOICE: dict[str, tuple[Message, ...]] = {
                             Message("tool", "21 C", tool_name="get_weather")),
 }
 CHOICE_TOOLS = (WEATHER_TOOL, SECOND_TOOL)
+# A template that refuses SECOND_TOOL (Command R+ tool_use needs every property described) is chosen
+# on the same conversations offering WEATHER_TOOL alone: rendered with this suffix.
+ONE_TOOL = "@one-tool"
 
 
 def candidate_layouts(chat_template: str) -> list[ToolLayout]:
@@ -393,18 +488,21 @@ def tools_hold(renders, go_template: str, render) -> bool:
     chat.translate.SourceRenders; `render`: its Go renderer), exactly, and the source renders at
     least one with tool calls and results (else nothing proves them: Kimi K2 Instruct's queue of
     call ids uses list.append, which transformers' sandbox refuses)."""
-    round_trips = 0
-    for name, messages in TOOL_CHOICE.items():
-        want = renders.expected(name)
-        if want is None:
-            continue
-        try:
-            if render(go_template, messages, tools=CHOICE_TOOLS) != want:
+    for suffix, tools in (("", CHOICE_TOOLS), (ONE_TOOL, CHOICE_TOOLS[:1])):
+        round_trips = 0
+        for name, messages in TOOL_CHOICE.items():
+            want = renders.expected(name + suffix)
+            if want is None:
+                continue
+            try:
+                if render(go_template, messages, tools=tools) != want:
+                    return False
+            except EdgepackError:  # the Go model refuses the text or the source refused the rest
                 return False
-        except EdgepackError:  # the Go model refuses the text or the source refused the rest
-            return False
-        round_trips += any(m.role == "tool" for m in messages)
-    return round_trips > 0
+            round_trips += any(m.role == "tool" for m in messages)
+        if round_trips:
+            return True
+    return False
 
 
 def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, render,
@@ -422,7 +520,7 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
-            if {"pystr", "pyjson_a"} & set(layout.helpers) and ".Thinking" not in go:
+            if any(h in ("pystr", "pyjson_a") or h.startswith("gemma") for h in layout.helpers) and ".Thinking" not in go:
                 continue  # their loops need Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant

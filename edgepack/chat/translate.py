@@ -22,9 +22,12 @@ from edgepack.chat.go_writer import go_template_for, render_ollama
 from edgepack.chat.conversations import PROBES, Message, has_system, template_messages, template_tool_values
 from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout, declared_thinking
 from edgepack.chat.dates import source_date_formats
-from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
-from edgepack.chat.text_edits import PREFILL_KWARGS, describe_edits, edit_jobs, find_edits, split_markers
-from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE, candidate_layouts, choose_layout
+from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many,
+                                   with_empty_tool_list)
+from edgepack.chat.text_edits import (PREFILL_KWARGS, describe_edits, drop_markers, edit_jobs, find_edits,
+                                      split_markers)
+from edgepack.chat.tool_layouts import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
+                                        tools_hold)
 from edgepack.errors import ChatTemplateError
 
 
@@ -94,17 +97,28 @@ class SourceRenders:
             names.append(f"user/think={think}")
             jobs.append(RenderJob(PROBES["user"], (("enable_thinking", think),)))
         self.markers = split_markers(chat_template)
+        self.drops = drop_markers(chat_template)
         self.tool_layouts = candidate_layouts(chat_template)
         if self.tool_layouts:  # the tools as Ollama hands them to a Go template
             tools = (("tools", list(template_tool_values(CHOICE_TOOLS))),)
             names += list(TOOL_CHOICE)
             jobs += [RenderJob(template_messages(messages), tools) for messages in TOOL_CHOICE.values()]
-        for name, job in edit_jobs(self.markers):
+            one = (("tools", list(template_tool_values(CHOICE_TOOLS[:1]))),)
+            names += [name + ONE_TOOL for name in TOOL_CHOICE]
+            jobs += [RenderJob(template_messages(messages), one) for messages in TOOL_CHOICE.values()]
+        for name, job in edit_jobs(self.markers, self.drops):
             names.append(name)
             jobs.append(job)
         try:
             results = render_many(chat_template, jobs, tokens)
-            [bos_probe] = render_many(chat_template, [RenderJob.of(PROBES["user"])], marked) if tokens.bos else [""]
+            # a tool-use template fails without a tool list: rendered with an empty one, as Ollama's .Tools
+            self.tool_list = with_empty_tool_list(chat_template, jobs, results, tokens)
+            for i, text in self.tool_list.items():
+                results[i] = text
+            user_job = RenderJob.of(PROBES["user"])
+            if names.index("user") in self.tool_list:
+                user_job = RenderJob(user_job.messages, (("tools", []),))
+            [bos_probe] = render_many(chat_template, [user_job], marked) if tokens.bos else [""]
         except TemplateBoundError as exc:
             raise ChatTemplateError(f"the chat template cannot be rendered: {exc}") from None
         self.results = dict(zip(names, results))
@@ -300,6 +314,17 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         tools, thinking = choose_layout(renders, concrete, thinking, render_ollama, lambda layout, thinking: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=trims, tools=layout))
+        if tools:  # a tool layout can make the TEMPLATE read .Thinking (Gemma 4: beside tool calls),
+            # which lets find_edits try the Go 1.24 helpers: kept if the tools still hold with them
+            def build_with_tools(t):
+                return go_template_for(concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats,
+                                       thinking=thinking, trims=t, tools=tools)
+            if ".Thinking" in build_with_tools(trims) and ".Thinking" not in go_template_for(
+                    concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
+                    trims=trims):
+                more = find_edits(renders, render_ollama, build_with_tools)
+                if more != trims and tools_hold(renders, build_with_tools(more), render_ollama):
+                    trims = more
         if leading or (thinking and not tags) or trims or tools:
             go = go_template_for(concrete, fixed_text=fixed, leading_text=leading, think_tails=tails,
                                  date_formats=renders.date_formats, thinking=thinking, thinking_tags=tags, trims=trims,

@@ -122,6 +122,15 @@ func (o *orderedProperties) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// ToMap is api.ToolPropertiesMap's: the properties as a plain map, which a template ranges in
+// sorted key order (Ollama 0.14 and later).
+func (o *orderedProperties) ToMap() map[string]toolProperty {
+	if o == nil {
+		return nil
+	}
+	return o.values
+}
+
 func (o orderedProperties) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')

@@ -1,0 +1,46 @@
+"""Go text for NVIDIA Nemotron 3 Nano's tools (the row "nemotron3" of chat.tool_layouts, placed by
+modelfiles/chat/families/nemotron3.gotmpl.j2): each definition as XML, as the source's loop and its
+render_extra_keys macro write it (a property's name, type, description and enum, then its other
+keys in the order Ollama's structs write them; the parameters' other keys, then `required`), calls
+as <function=...> XML with one <parameter=...> per argument (keys sorted, as a Go map ranges)."""
+
+from __future__ import annotations
+
+from edgepack.chat.gojson import tojson
+
+
+def _extra(owner: str, fields: tuple[tuple[str, str], ...]) -> str:
+    """The keys render_extra_keys writes, each as <key>tojson</key> when the field is set."""
+    return "".join(f"{{{{ if {owner}.{go} }}}}\n<{key}>{tojson(f'{owner}.{go}')}</{key}>{{{{ end }}}}" for go, key in fields)
+
+
+_PROPERTY = (
+    "{{ range $k, $p := $t.Function.Parameters.Properties }}\n<parameter>\n<name>{{ $k }}</name>"
+    # `type | string`: one type as it is, several as Python writes a list of strings
+    "{{ if $p.Type }}\n<type>{{ if eq (len $p.Type) 1 }}{{ index $p.Type 0 }}{{ else }}["
+    "{{ range $x, $y := $p.Type }}{{ if $x }}, {{ end }}'{{ $y }}'{{ end }}]{{ end }}</type>{{ end }}"
+    '{{ if $p.Description }}\n<description>{{ template "ep.strip" $p.Description }}</description>{{ end }}'
+    + f"{{{{ if $p.Enum }}}}\n<enum>{tojson('$p.Enum')}</enum>{{{{ end }}}}"
+    + _extra("$p", (("AnyOf", "anyOf"), ("Items", "items"), ("Properties", "properties"), ("Required", "required")))
+    + "\n</parameter>{{ end }}")
+
+NEMOTRON_DEFS = (
+    "# Tools\n\nYou have access to the following functions:\n\n<tools>{{ range $t := $.Tools }}\n<function>\n"
+    '<name>{{ $t.Function.Name }}</name>\n<description>{{ template "ep.strip" $t.Function.Description }}</description>'
+    "\n<parameters>" + _PROPERTY + _extra("$t.Function.Parameters", (("Defs", "$defs"), ("Items", "items")))
+    + f"{{{{ if $t.Function.Parameters.Required }}}}\n<required>{tojson('$t.Function.Parameters.Required')}</required>"
+    "{{ end }}\n</parameters>\n</function>{{ end }}\n</tools>\n\nIf you choose to call a function ONLY reply in the "
+    "following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>"
+    "\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span"
+    "\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow "
+    "the specified format: an inner <function=...></function> block must be nested within <tool_call></tool_call> XML "
+    "tags\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in "
+    "natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the "
+    "question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>")
+
+# A result opens a user turn after a message of the source's loop (the first system message is not
+# one) that is not a result, and closes it before a message that is not one, or at the end.
+NEMOTRON_RESULT = (
+    '{{ $loopPrev := "" }}{{ range $j, $m := slice $.Messages 0 $i }}{{ if or $j (ne $m.Role "system") }}'
+    '{{ $loopPrev = $m.Role }}{{ end }}{{ end }}{{ if and $loopPrev (ne $loopPrev "tool") }}<|im_start|>user\n{{ end }}'
+    '<tool_response>\n{{ .Content }}\n</tool_response>\n{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}')
