@@ -35,7 +35,7 @@ FAMILIES = {
     "Qwen-Qwen3-0.6B": ("chatml/plain", "exact", set(),
                         "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                         "strip('\\n') of thinking"),
-    "openbmb-MiniCPM5-1B": ("chatml/plain", EXACT_NT, set(),
+    "openbmb-MiniCPM5-1B": ("chatml/plain", "exact", set(),
                             "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                             "strip('\\n') of thinking"),
     "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "exact", set(),

@@ -462,6 +462,10 @@ SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved"}
     ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
     ("tencent-Hy3", "hy3", "the Go TEMPLATE"), ("upstage-Solar-Open-100B", "solar-open", "the Go TEMPLATE"),
     ("MiniMax-M2", "minimax-m2", "the Go TEMPLATE"), ("MiniMax-M1", "minimax-m1", "the Go TEMPLATE"),
+    # nested argument values written as elements (to_xml, through the "ep.xml:" helper)
+    ("MiniMax-M3", "minimax-m3", "the Go TEMPLATE"),
+    # a call turn of its own: the text before its first <tool_sep>, then the calls as XML (values through ep.pystr)
+    ("openbmb-MiniCPM5-1B", "minicpm5", "the Go TEMPLATE"),
     ("ByteDance-Seed-OSS", "seed-oss", "the Go TEMPLATE"),
     # thinking and text rewritten as the source does (tags and blank text found by loops over the text)
     ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nemotron3", "the Go TEMPLATE"),
@@ -909,3 +913,90 @@ def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_rend
     assert ('"parameters": {\n            "opts": {\n                "a": 1.5,\n                "z": true\n            },\n'
             in outs[-1])
     assert '"tool_name": "get_weather",\n        "parameters": {}\n    }\n]```\n<|START' in outs[-1]
+
+
+def test_minimax_m3_cuts_answers_holding_their_thinking_and_writes_nested_arguments_in_real_go(go_renderer):
+    """MiniMax M3 takes, from an answer without thinking of its own that holds </mm:think>, the
+    text after the last </mm:think> and as thinking what precedes the first (after the last
+    <mm:think>), newlines stripped around both; thinking that is only newlines counts as none.
+    Call arguments go through its recursive to_xml: None left out, booleans as JSON, objects and
+    lists as elements. Real Go against transformers on texts the choice and proof conversations
+    do not hold, and by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("MiniMax-M3")
+    tokens = SpecialTokens(None, "[e~[")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    user, again = Message("user", "Hi"), Message("user", "Again?")
+    call = ToolCall("get_weather", {"q": "a<b", "n": None, "flag": False, "obj": {"b": 2.5, "a": {}},
+                                    "items": [1, "two", {"k": None, "z": True}, [None]]})
+    conversations = [
+        (user, Message("assistant", "\n<mm:think>\nplan\n</mm:think>\n\nAnswer\n"), again),
+        (user, Message("assistant", "a<mm:think>x<mm:think>\ny\n</mm:think>b</mm:think>\nc\n"), again),
+        (user, Message("assistant", "\n\n</mm:think>\n only text "), again),
+        (user, Message("assistant", "x</mm:think>y", thinking="\nT\n"), again),
+        (user, Message("assistant", "<mm:think>p</mm:think>Calling.", tool_calls=(call,)),
+         Message("tool", "5 C", tool_name="get_weather"), Message("tool", "6 C", tool_name="get_weather"), again),
+    ]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
+        assert out == want
+    # checked by hand against the source's code
+    assert "]~b]ai\n<mm:think>plan</mm:think>Answer[e~[" in outs[0]
+    assert "]~b]ai\n<mm:think>y</mm:think>c[e~[" in outs[1]
+    assert "]~b]ai\n</mm:think> only text [e~[" in outs[2]
+    assert "]~b]ai\n<mm:think>\nT\n</mm:think>x</mm:think>y[e~[" in outs[3]
+    ns = "]<]minimax[>["
+    assert (f"]~b]ai\n<mm:think>p</mm:think>Calling.{ns}<tool_call>\n{ns}<invoke name=\"get_weather\">"
+            f"{ns}<flag>false{ns}</flag>{ns}<items>{ns}<item>1{ns}</item>{ns}<item>two{ns}</item>{ns}<item>{ns}<z>true"
+            f"{ns}</z>{ns}</item>{ns}<item>{ns}<item>{ns}</item>{ns}</item>{ns}</items>{ns}<obj>{ns}<a>{ns}</a>{ns}<b>2.5"
+            f"{ns}</b>{ns}</obj>{ns}<q>a<b{ns}</q>{ns}</invoke>\n{ns}</tool_call>[e~[\n"
+            "]~b]tool\n<response>5 C</response>\n<response>6 C</response>[e~[\n]~b]user\nAgain?") in outs[4]
+
+
+def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_does(go_renderer):
+    """MiniCPM 5 keeps, of a call turn's text, what precedes its first <tool_sep> (the source's
+    interleaving is lost to Jinja2's loop scoping), cut at </think> first when the message has no
+    thinking of its own, and writes each call after it, after a newline unless it is the first and
+    that text is empty; a string value holding <, & or a newline in CDATA, other values as Python's
+    str(). A system message's <tool_def_sep> is replaced by the definitions. Real Go against
+    transformers on texts the choice and proof conversations do not hold, and by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("openbmb-MiniCPM5-1B")
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    user, again = Message("user", "Hi"), Message("user", "Again?")
+    calls = (ToolCall("get_weather", {"city": "a<b", "n": 3, "ok": True, "none": None, "o": {"k": [1, "x"]},
+                                      "plain": "Paris", "lines": "l1\nl2"}), ToolCall("get_time", {}))
+    result = Message("tool", "5 C", tool_name="get_weather")
+    conversations = [
+        # after the last user turn: thinking from the text, the text cut at </think> and at <tool_sep>
+        (user, Message("assistant", "<think>\nplan\n</think>\n\nfirst<tool_sep>second<tool_sep>", tool_calls=calls),
+         result),
+        # before it: the thinking left out, the text starting with a marker (no newline before the first call)
+        (user, Message("assistant", "<tool_sep>rest", tool_calls=calls), result, again),
+        # thinking of its own: the text is not cut at </think>, loses its leading newlines after the thinking
+        (user, Message("assistant", "\n\nkeep</think>this", thinking="\nT\n", tool_calls=calls[:1]), result),
+        (Message("system", "A<tool_def_sep>B<tool_def_sep>"), user),
+        (Message("system", "<tool_def_sep>"), user),
+        (Message("system", "no marker"), user),
+    ]
+    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
+    for messages, out in zip(conversations, outs):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
+        assert out == want
+    # checked by hand against the source's code
+    first = ('<function name="get_weather"><param name="city"><![CDATA[a<b]]></param><param name="lines"><![CDATA[l1\nl2]]>'
+             '</param><param name="n">3</param><param name="none">None</param><param name="o">{\'k\': [1, \'x\']}</param>'
+             '<param name="ok">True</param><param name="plain">Paris</param></function>')
+    assert f"<|im_start|>assistant\n<think>\nplan\n</think>\n\nfirst\n{first}\n<function name=\"get_time\"></function><|im_end|>" in outs[0]
+    assert f"<|im_start|>assistant\n{first}\n<function name=\"get_time\"></function><|im_end|>" in outs[1]
+    assert f"<|im_start|>assistant\n<think>\nT\n</think>\n\nkeep</think>this\n{first}<|im_end|>" in outs[2]
+    assert outs[3].startswith("<|im_start|>system\nA# Tools") and outs[3].count("# Tools") == 2
+    assert "]]></param>B# Tools" in outs[3] and "]]></param><|im_end|>" in outs[3] and "<tool_def_sep>" not in outs[3]
+    assert outs[4].startswith("<|im_start|>system\n# Tools") and outs[4].count("# Tools") == 1
+    assert outs[5].startswith("<|im_start|>system\nno marker\n\n# Tools")

@@ -406,7 +406,7 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                note="an assistant turn's thinking is kept only after the last user turn, as the source does"),
     ChatFormat("minimax", "m3", markers=("]~!b[", "[e~[", "<mm:think>"), go_file="minimax-m3.gotmpl.j2", preamble=True,
                user=("]~b]user\n", "[e~[\n"), assistant=("]~b]ai\n", "[e~[\n"), generation="]~b]ai\n",
-               stops=("[e~[", "]~b]"), text_rewrites="cuts an assistant message's text at </mm:think>",
+               stops=("[e~[", "]~b]"), helpers=("strip_nl",),
                note="the template's fixed system turn is written first; every turn keeps its thinking, as the "
                     "source does"),
     ChatFormat("hy", "3", markers=("hy_Assistant", "reasoning_mode"), go_file="hy3.gotmpl.j2",

@@ -20,14 +20,15 @@ on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "e
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
 writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr, the one that leaves
 blocks between two markers out ("ep.drop:", Gemma 4's thought channels) in edgepack.chat.godrop,
-Gemma 4's value notation in edgepack.chat.tool_gemma; text_of, native_of and depth here answer for all.
+Gemma 4's value notation in edgepack.chat.tool_gemma, the one that writes a value as nested XML
+elements (MiniMax M3's to_xml) in edgepack.chat.goxml; text_of, native_of and depth here answer for all.
 """
 
 from __future__ import annotations
 
 import json
 
-from edgepack.chat import godrop, gojson
+from edgepack.chat import godrop, gojson, goxml
 from edgepack.chat.godrop import can_cut
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
 from edgepack.chat.tool_gemma import GEMMA_HELPERS, GEMMA_NEEDS
@@ -241,6 +242,11 @@ def text_of(name: str) -> str | None:
         return PYSTR_HELPERS[name]
     if name in GEMMA_HELPERS:
         return GEMMA_HELPERS[name]
+    if name.startswith(goxml.XML):
+        try:
+            return goxml.xml_text(goxml.xml_name(name[len(goxml.XML):]))
+        except ValueError:
+            return None
     if name.startswith(_TAIL):
         try:
             return _tail_text(tail_name(name[len(_TAIL):]))
@@ -264,7 +270,7 @@ def native_of(name: str):
     called from a helper that runs natively)."""
     if gojson.is_json_helper(name):
         return gojson.native_of(name)
-    if name in PYSTR_HELPERS or name in GEMMA_HELPERS:
+    if name in PYSTR_HELPERS or name in GEMMA_HELPERS or name.startswith(goxml.XML):
         return None  # takes any JSON value, not a string: runs as Go text
     if name.startswith(_TAIL):
         marker = name[len(_TAIL):]

@@ -29,9 +29,12 @@ from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V
 from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
                                          LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
                                          REKA_CALLS, REKA_DEFS, REKA_RESULT)
-from edgepack.chat.tool_minimax import M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT
+from edgepack.chat.tool_minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT,
+                                        M3_CALLS, M3_DEFS, M3_XML)
 from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
 from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
+from edgepack.chat.tool_minicpm import CALL_TURN as MINICPM_CALL_TURN, DEFS as MINICPM_DEFS, DEFS_MARKER as MINICPM_MARKER
+from edgepack.chat.tool_minicpm import RESULT as MINICPM_RESULT
 from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
@@ -76,10 +79,21 @@ class ToolLayout:
     header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
     header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
     header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
+    # defs_at "system": a first system message holding this text gets the definitions in place of
+    # each occurrence (its text written as it is), not after it (MiniCPM 5's <tool_def_sep>)
+    defs_marker: str = ""
     # a format's default system prompt with tools given: this text of it replaced by that (Granite 3.3)
     default_system_tools: tuple[str, str] | None = None
     helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
     family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
+
+    @property
+    def loops(self) -> bool:
+        """Whether its Go text loops over a text's bytes or a value's (range over an integer: Go 1.24,
+        so only in a TEMPLATE that reads .Thinking, which needs Ollama 0.9 or later anyway)."""
+        return (any(h in ("pystr", "pyjson_a") or h.startswith("gemma") for h in self.helpers)
+                or bool(self.defs_marker)
+                or ":= len " in self.defs + self.calls + self.result + self.call_turn)
 
     @property
     def go_result(self) -> str:
@@ -451,6 +465,15 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("gemma4-interleaved", ("<|tool>", "<|tool_call>call:", "ns.last_user_message"),
                tool_gemma.DEFS_INTERLEAVED, tool_gemma.CALLS_INTERLEAVED, tool_gemma.RESULT_INTERLEAVED,
                defs_at="family", family="gemma", helpers=tool_gemma.HELPERS_INTERLEAVED),
+    # MiniMax M3 (family template; chat.tool_minimax): definitions ending the developer turn, <invoke>
+    # calls after the text with nested values as elements (to_xml), results in one ]~b]tool turn per run
+    ToolLayout("minimax-m3", ("]<]minimax[>[", "to_xml", "render_tool_namespace", "<response>"),
+               M3_DEFS, M3_CALLS, M2_RESULT, defs_at="family", family="minimax", helpers=("pyjson", M3_XML[3:])),
+    # MiniCPM 5: the definitions after the system text or in place of its <tool_def_sep>; a call turn
+    # of its own: the text before its first <tool_sep>, then the calls (chat.tool_minicpm)
+    ToolLayout("minicpm5", ("<tool_def_sep>", "<tool_sep>", "has_tool_sep", "<param name="),
+               MINICPM_DEFS, "", MINICPM_RESULT, defs_joiner="\n\n", defs_marker=MINICPM_MARKER,
+               call_turn=MINICPM_CALL_TURN, helpers=("pyjson", "pystr", "strip_nl")),
 )
 
 SECOND_TOOL = {"type": "function", "function": {
@@ -520,8 +543,8 @@ def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, ren
             continue  # the definitions go in a system turn of their own
         for variant in variants:
             go = build(layout, variant)
-            if any(h in ("pystr", "pyjson_a") or h.startswith("gemma") for h in layout.helpers) and ".Thinking" not in go:
-                continue  # their loops need Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
+            if layout.loops and ".Thinking" not in go:
+                continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
             if tools_hold(renders, go, render) and renders.choice_holds(go):
                 return layout, variant
     return None, thinking
