@@ -60,11 +60,6 @@ FAMILIES = {
 # Seed-OSS, Laguna and Gemma 4 trim in Go too: edgepack.chat.gohelpers), so only these conversations may differ.
 TRIMMING: dict[str, set[str]] = {}
 # ... and these strip the thinking of a final turn Ollama continues (the prefill probe pads it with newlines).
-for _name in ("inclusionai-ling-3.0-flash",):
-    TRIMMING.setdefault(_name, set()).add("prefill_padded_thinking")
-# ... and these cut an earlier answer's text at </think> (content.split('</think>') in the source).
-for _name in ("inclusionai-ling-3.0-flash", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2", "Reka-Edge"):
-    TRIMMING.setdefault(_name, set()).add("thinking_in_content")
 
 # Text the source rewrites and a Go template cannot (the row's text_rewrites), per template: real Go
 # must differ from transformers here, so that the difference the report names is a real one.
@@ -73,11 +68,6 @@ REWRITES: dict[str, tuple[Message, ...]] = {
     "Apriel-1.6-15b-Thinker-fixed": (Message("user", "Hi"), Message("assistant", "Steps.\n[BEGIN FINAL RESPONSE]\nHello"),
                                      Message("user", "Bye")),
     "muse-glimmer": (Message("system", "Reasoning effort: low."), Message("user", "Hi")),
-    "inclusionai-ling-3.0-flash": (Message("user", "Hi"), Message("assistant", "Hello", thinking="\nhmm\n"),
-                                   Message("user", "Bye")),
-    "Reka-Edge": THINK_IN_TEXT,
-    "poolside-Laguna-XS.2": THINK_IN_TEXT,
-    "poolside-Laguna-XS-2.1": THINK_IN_TEXT,
 }
 # ... and text a family's template now edits the same way (edgepack.chat.gohelpers): real Go equals it.
 CHANNELS_IN_TEXT = (Message("user", "Hi"), Message("assistant", " <|channel>thought\nhmm<channel|>Hello <|channel>x"),

@@ -39,13 +39,11 @@ FAMILIES = {
                             "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                             "strip('\\n') of thinking"),
     "LFM2.5-8B-A1B": ("chatml/skip-empty-system", "exact", set(),
-                      "split('</think>')[-1].strip() when it contains '</think>' of assistant"),
+                      "split('</think>')[-1].strip() when it contains '</think>' of assistant, "
+                      "a final assistant turn (continued) left as it is"),
     # Bielik strips an assistant turn's leading space (so does the TEMPLATE), and with thinking on
-    # adds an instruction to the system prompt: written, never exact.
-    "Bielik-11B-v3.0-Instruct": ("chatml/skip-empty-system", "differs",
-                                 {"padded", "system_user", "system_multi_turn", "system_several_turns",
-                                  "thinking_system_on", "thinking_system_off", "thinking_in_content"},
-                                 "lstrip() of assistant, strip() of thinking"),
+    # adds an instruction to the system prompt (so does its family template).
+    "Bielik-11B-v3.0-Instruct": ("bielik/3", "exact", set(), "lstrip() of assistant, strip() of thinking"),
     # V3.1 cuts at </think> and more (named, never exact).
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
     # Family templates of their own now (DSML tools: chat.tool_dsml), exact with tools too.
@@ -65,8 +63,12 @@ FAMILIES = {
     "meetkai-functionary-medium-v3.1": ("llama3/preamble", "exact", set(), ""),
     "meetkai-functionary-medium-v3.2": ("llama3/functionary-v3.2", EXACT_NT, set(), ""),
     # Trims message content: the TEMPLATE trims it the same way (Go helpers), checked in real Go.
-    # (rwkv also cuts at </think> after trimming, which no helper here does: named, never exact)
-    "llama-cpp-rwkv-world": ("rwkv/world", "differs", {"thinking_in_content"}, "strip() of user, strip() of assistant"),
+    # rwkv and QwQ never write a turn's thinking but open a think block: their TEMPLATEs show Ollama
+    # the tags (a block never written), so they may cut at </think> and trim after (Go 1.24's range).
+    "llama-cpp-rwkv-world": ("rwkv/world", "exact", set(),
+                             "strip() of user, split('</think>')[-1].strip() of assistant"),
+    "Qwen-QwQ-32B": ("chatml/plain", "exact", set(), "split('</think>')[-1].lstrip('\\n') of assistant, "
+                     "a final assistant turn (continued) left as it is"),
     "meta-llama-Llama-3.2-3B-Instruct": ("llama3/3.1", "exact", set(),
                                          "strip() of system, strip() of user, strip() of assistant"),
     # A family template of its own: rewrites assistant text and thinking as the source does (tags and
@@ -217,6 +219,56 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
     bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
     assert bielik.capabilities == ["tools", "thinking"] and '<think>\n{{ template "ep.strip" .Thinking }}' in bielik.go_template
     assert inferred_thinking_tags(bielik.go_template) == ("<think>", "</think>")
+
+
+@pytest.mark.parametrize("name, capabilities", [("Qwen-QwQ-32B", ["tools", "thinking"]),
+                                                ("llama-cpp-rwkv-world", ["thinking"])])
+def test_a_template_that_never_writes_thinking_but_opens_a_think_block_shows_ollama_its_tags(name, capabilities):
+    """QwQ and RWKV World open <think> after the generation prompt and never write a turn's thinking.
+    Their TEMPLATEs name .Thinking between the tags in a block never written, so that Ollama infers
+    the tags (and parses the model's thinking out of its answer, and accepts think): the capabilities
+    then equal the GGUF template's, so current Ollama takes the TEMPLATE; nothing changes in the text."""
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    assert report.capabilities == capabilities and report.current_ollama == "the Go TEMPLATE"
+    assert "{{ if false }}<think>{{ .Thinking }}</think>{{ end }}" in report.go_template
+    assert inferred_thinking_tags(report.go_template) == ("<think>", "</think>")
+    for conv in (_THINKING_HISTORY, CONVERSATIONS["prefill_thinking"], CONVERSATIONS["prefill_after_history"]):
+        for think in (None, True, False):
+            out = render_ollama(report.go_template, conv, think=think)
+            assert out == hf(template, conv, think) and "Greet back." not in out and "8 is even" not in out
+
+
+@pytest.mark.parametrize("name", ["Qwen-QwQ-32B", "LFM2.5-8B-A1B"])
+def test_a_final_answer_the_template_does_not_cut_is_continued_as_it_is_in_real_go(name, go_renderer):
+    """QwQ cuts earlier answers at </think> (`if not loop.last`), LFM2.5 those before the last user
+    turn: a final assistant turn Ollama continues keeps its text, padding and </think> included,
+    while an earlier answer is still cut. Real Go against transformers."""
+    template = pinned(name)
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    text = "\n\n Plan.\n</think>\n\n It is"
+    conversations = [(Message("user", "Hi"), Message("assistant", text)),
+                     (Message("user", "Hi"), Message("assistant", text), Message("user", "Again"),
+                      Message("assistant", "\n More.</think>\n So"))]
+    outs = render_go(go_renderer, [{"template": report.go_template, "messages": [go_payload(m) for m in conv]}
+                                   for conv in conversations])
+    assert outs == hf_many(template, [(conv, None) for conv in conversations])
+    assert text in outs[0] and "Plan." not in outs[1].split("Again")[0]
+
+
+def test_rwkv_world_writes_only_its_last_system_message_first_in_real_go(go_renderer):
+    """RWKV World keeps the last system message's text (an empty one writes none) and writes it first."""
+    template = pinned("llama-cpp-rwkv-world")
+    report = analyze_chat(template, TOKENS, prove_llama_cpp_path=False)
+    conversations = [(Message("system", "A"), Message("user", "u"), Message("assistant", "a"), Message("system", "B"),
+                      Message("user", "v")),
+                     (Message("system", "A"), Message("user", "u"), Message("assistant", "a"), Message("system", ""),
+                      Message("user", "v")),
+                     (Message("user", "u"), Message("assistant", "a"), Message("system", " C "), Message("user", "v"))]
+    outs = render_go(go_renderer, [{"template": report.go_template, "messages": [go_payload(m) for m in conv]}
+                                   for conv in conversations])
+    assert outs == hf_many(template, [(conv, None) for conv in conversations])
+    assert outs[0].startswith("System: B\n\nUser: u") and not outs[1].startswith("System:")
 
 
 @pytest.mark.parametrize("template, tags", [

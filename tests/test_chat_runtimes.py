@@ -426,9 +426,9 @@ SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved", "kimi-k3"}
 @pytest.mark.parametrize("name, layout, current", [
     ("Qwen-Qwen2.5-7B-Instruct", "hermes", "the Go TEMPLATE"), ("Qwen-Qwen3-0.6B", "hermes", "the Go TEMPLATE"),
     ("MiMo-VL", "hermes", "the Go TEMPLATE"),
-    # QwQ's TEMPLATE writes no thinking Ollama can see (the template cuts it from earlier answers):
-    # the GGUF's template, which opens <think>, has a capability more and current Ollama takes it
-    ("Qwen-QwQ-32B", "hermes-qwq", "the GGUF's template through llama.cpp's Jinja (it has more capabilities)"),
+    # QwQ writes no turn's thinking (it cuts it from earlier answers), but its TEMPLATE shows Ollama the
+    # <think> tags (chat.formats.declared_thinking), as the GGUF's template does: current Ollama takes it
+    ("Qwen-QwQ-32B", "hermes-qwq", "the Go TEMPLATE"),
     ("StepFun3.5-Flash", "xml-stepfun", "the Go TEMPLATE"), ("Qwen3.5-4B", "xml-qwen3.5", "the Go TEMPLATE"),
     ("LFM2-8B-A1B", "lfm2", "the Go TEMPLATE"),
     # calls written back as Python calls, values through ep.pystr
@@ -453,6 +453,10 @@ SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved", "kimi-k3"}
     # a family's own template placing the layout's pieces
     ("moonshotai-Kimi-K2", "kimi-k2", "the Go TEMPLATE"), ("GLM-4.7-Flash", "glm-4.7", "the Go TEMPLATE"),
     ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE"),
+    # XS.2's template is ollama's laguna renderer's reference, but a TEMPLATE proven exact with every
+    # capability is written instead of that RENDERER (chat.report)
+    ("poolside-Laguna-XS-2.1", "laguna-xs", "the Go TEMPLATE"), ("poolside-Laguna-XS.2", "laguna-xs", "the Go TEMPLATE"),
+    ("inclusionai-ling-3.0-flash", "ling", "the Go TEMPLATE"), ("Bielik-11B-v3.0-Instruct", "bielik", "the Go TEMPLATE"),
     # calls numbered across the conversation, results grouped as the source groups them (tool_ids_seen)
     ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command-r7b", "the Go TEMPLATE"),
     ("Cohere2MoE", "cohere2", "the Go TEMPLATE"),
@@ -798,6 +802,104 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     assert [out.count("<|SYSTEM_TOKEN|><|START_TOOL_RESULT|>") for out in outs] == [1, 2]
     assert '"tool_call_id": "2", "tool_name": "get_weather"' in outs[0] and "21 C" not in outs[0]
     assert "<|START_THINKING|>Ask the tool.<|END_THINKING|><|START_ACTION|>" in outs[1]
+
+
+# Answers that carry their thinking in the text, as clients that do not split it send them back
+_THOUGHT_TEXTS = ("<think>\nhmm\n</think>\n\nHello", "a<think>x<think>\n y \n</think>b</think>\n c \n",
+                  "<think>\n\n</think>\nHi", "<think>t</think> \n\t", " Hi \n", "", "no tags </think>",
+                  "\u3000<think> \u00a0</think>\u2028ok\u00a0", "\n\nHi\n")
+
+
+@pytest.mark.parametrize("name", ["poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2", "inclusionai-ling-3.0-flash",
+                                  "Bielik-11B-v3.0-Instruct", "Reka-Edge"])
+def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_go(go_renderer, name):
+    """Laguna XS, Ling, Bielik and Reka cut an answer holding "</think>" after the last one (Bielik,
+    Reka: the first) and, when the turn has no thinking of its own, write what precedes the first
+    "</think>" (after the last "<think>") as its thinking; each trims what it writes its own way
+    (Laguna XS: the answer stripped on a line of its own when anything is left). Real Go against
+    transformers, with thinking unset, on (the system or tool text may change) and off, with tools
+    where the TEMPLATE takes them, system messages that name the thinking mode (Ling) or are padded,
+    results after a system message (Bielik looks at their neighbours by place after it); a final
+    turn is continued."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    takes_tools = ".Tools" in report.go_template
+    assert report.paths[GO_TEMPLATE].status == ("exact" if takes_tools else "exact without tools"), (
+        report.paths[GO_TEMPLATE].differences)
+    weather = ToolCall("get_weather", {"city": "Rome", "days": 2})
+    # text beyond ASCII in a definition and a call: Reka writes them as JSON with ensure_ascii=True
+    unicode_tool = {"type": "function", "function": {"name": "météo", "description": "Météo 🙂 \u2028 <b> & \x7f",
+                    "parameters": {"type": "object", "properties": {"ville": {"type": "string", "description": "Zürich"}},
+                                   "required": ["ville"]}}}
+    conversations = [(Message("user", "Hi"), Message("assistant", text), Message("user", "Bye")) for text in _THOUGHT_TEXTS]
+    conversations += [
+        (Message("user", "Hi"), Message("assistant", "<think>old</think>\n\nHello", thinking=" new "), Message("user", "Bye")),
+        (Message("user", "Hi"), Message("assistant", "\nHello", thinking="\n"), Message("user", "Bye")),
+        (Message("system", " Be brief. "), Message("user", "Rome?"),
+         Message("assistant", "<think>Ask the tool.</think>\n\n", tool_calls=(weather,)),
+         Message("tool", "21 C", tool_name="get_weather")),
+        (Message("system", "Be brief. detailed thinking off"), Message("user", "Rome?"),
+         Message("assistant", "Checking.", thinking="Ask.", tool_calls=(weather, weather)),
+         Message("tool", "21 C", tool_name="get_weather"), Message("tool", "22 C", tool_name="get_weather"),
+         Message("system", "detailed thinking on"), Message("user", "Thanks")),
+        (Message("system", "S"), Message("user", "Rome?"), Message("assistant", "", tool_calls=(weather,)),
+         Message("tool", "21 C", tool_name="get_weather"), Message("tool", "22 C", tool_name="get_weather"),
+         Message("tool", "23 C", tool_name="get_weather"), Message("user", "<tool_response>\nx\n</tool_response>"),
+         Message("assistant", "<think>a</think>b", tool_calls=(weather,)), Message("tool", "24 C", tool_name="get_weather")),
+        (Message("user", "Météo?"), Message("assistant", "Je regarde.\n", tool_calls=(
+            ToolCall("météo", {"ville": "Zürich 🙂", "n": [1.5, "\u00e9"]}),)), Message("tool", "21 °C", tool_name="météo")),
+        (Message("user", "Hi"), Message("assistant", " The answer is ", thinking="\nhmm\n")),  # continued
+    ]
+    if not takes_tools:  # Ollama refuses tools for such a TEMPLATE; its calls and results are not compared
+        conversations = [c for c in conversations if not any(m.tool_calls or m.role == "tool" for m in c)]
+    jobs, wants = [], []
+    for messages in conversations:
+        for think in (None, True, False):
+            for tools in ((), (*CHOICE_TOOLS, unicode_tool)) if takes_tools else ((),):
+                jobs.append({"template": report.go_template, "messages": [go_payload(m) for m in messages],
+                             "tools": list(tools), "think": think})
+                kwargs = ({} if think is None else {"enable_thinking": think}) | (
+                    {"tools": list(template_tool_values(tools))} if tools else {})
+                if messages[-1].role == "assistant":
+                    kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
+                wants.append(render_hf(template, template_messages(messages), tokens, **kwargs))
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    for job, want, out in zip(jobs, wants, outs):
+        assert "error" not in out, out
+        assert out["output"] == want, (job["messages"], job["think"], bool(job["tools"]))
+    if name == "Reka-Edge":
+        assert "M\\u00e9t\\u00e9o \\ud83d\\ude42 \\u2028" in outs[-1]["output"]
+
+
+@pytest.mark.parametrize("name", ["poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2"])
+def test_laguna_takes_a_system_message_of_whitespace_as_none_in_real_go(go_renderer, name):
+    """Laguna writes its system block only for a system message with text after strip() (or for
+    tools, or, S, thinking); whitespace only, Unicode spaces included, counts as none. Real Go
+    against transformers, with thinking unset, on and off, with and without tools."""
+    from edgepack.chat.conversations import template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned(name)
+    tokens = SpecialTokens(None, "<|im_end|>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    jobs, wants = [], []
+    for system in (" \n\t", "\u3000\u00a0\u2028", "", " x ", "\u00e9\u3000"):
+        messages = (Message("system", system), Message("user", "Hi"))
+        for think in (None, True, False):
+            for tools in ((), CHOICE_TOOLS):
+                jobs.append({"template": report.go_template, "messages": [go_payload(m) for m in messages],
+                             "tools": list(tools), "think": think})
+                kwargs = ({} if think is None else {"enable_thinking": think}) | (
+                    {"tools": list(template_tool_values(tools))} if tools else {})
+                wants.append(render_hf(template, messages, tokens, **kwargs))
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    for job, want, out in zip(jobs, wants, json.loads(proc.stdout)):
+        assert out == {"output": want}, (job["messages"][0], job["think"], bool(job["tools"]))
 
 
 def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does_in_real_go(go_renderer):

@@ -220,3 +220,22 @@ def _sorted(value):
     if isinstance(value, dict):
         return {k: _sorted(value[k]) for k in sorted(value)}
     return [_sorted(v) for v in value] if isinstance(value, list) else value
+
+
+def test_strip_line_writes_the_stripped_text_and_a_newline_only_when_text_is_left_in_real_go(go_renderer):
+    """ep.strip_line is Jinja's `{% if s.strip() %}{{ s.strip() ~ "\\n" }}{% endif %}`: real Go and
+    edgepack's model (natively and as Go text) against Python."""
+    strings = _strings()
+    template = ('{{ range .Messages }}{{ template "ep.strip_line" .Content }}{{ end }}'
+                + gohelpers.defines(["strip_line"]))
+    jobs = [{"template": template, "messages": [{"role": "user", "content": s}]} for s in strings]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(jobs), capture_output=True, text=True, check=True)
+    renamed = GoTemplate(template.replace('"ep.', '"my.'))
+    assert renamed.native == {}
+    for s, got in zip(strings, json.loads(proc.stdout)):
+        want = s.strip() + "\n" if s.strip() else ""
+        assert got.get("output") == want, repr(s)
+        data = {"Messages": [{"Role": "user", "Content": s}]}
+        assert GoTemplate(template).execute(data) == want
+        if len(s) < 40:
+            assert renamed.execute(data) == want, repr(s)

@@ -242,3 +242,19 @@ def test_attribute_escape_replaces_ampersand_and_quote_only_in_real_go(go_render
         data = {"Messages": [{"Role": "user", "Content": text}]}
         assert model.execute(data) == want and as_go.execute(data) == want
     assert _go(go_renderer, jobs[2:3]) == [{"output": "a&amp;b&quot;c"}]  # by hand
+
+
+def test_pyjson_ascii_writes_what_python_json_dumps_writes_with_ensure_ascii_in_real_go(go_renderer):
+    """"ep.pyjson_a" (tojson(ensure_ascii=True)): every character beyond ASCII as \\uXXXX, surrogate
+    pairs above U+FFFF; real Go against Python's json.dumps, and edgepack's model (natively) the same."""
+    template = ('{{ if .Messages }}{{ end }}{{ template "ep.pyjson_a" (json .Value) }}'
+                + gohelpers.defines(["pyjson_a"]))
+    values = _values(300) + ["\u00e9\u07ff\u0800\uffff\U00010000\U0010ffff\U0001f642\u2028\u2029\x85\u00a0<&>",
+                             {"é": ["日本", {"🙂": "\U0001d11e"}]}, "a" * 9 + "é" + "b" * 7 + "\U00020000"]
+    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    model = GoTemplate(template)
+    assert list(model.native) == ["ep.pyjson_a"]
+    for value, got in zip(values, _go(go_renderer, jobs)):
+        want = json.dumps(value, ensure_ascii=True, sort_keys=True)
+        assert got == {"output": want}, repr(value)
+        assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == want

@@ -27,6 +27,7 @@ class ChatFormat:
             "header"     a system turn is always written first, starting with a fixed preamble
                          (extracted from the template, e.g. Llama 3.1's knowledge/today dates)
             "dropped"    system messages are not rendered at all
+            "last_first" only the last system message is written, first, when it has text (RWKV)
     content_open: written after the assistant prefix and the turn's thinking, before its content
             (the thinking layout itself is read from the template: ThinkingLayout)
     header_wrap: "header" only: around a first system message appended to the fixed header,
@@ -88,7 +89,11 @@ class ThinkingLayout:
 
     Written as open + thinking + close between the assistant prefix and content_open; Ollama infers
     its thinking tags from these texts (thinking/template.go InferTags).
-    kept: "all" turns, or only turns "after_last_user" (Qwen3: earlier turns' thinking is dropped).
+    kept: "all" turns, or only turns "after_last_user" (Qwen3: earlier turns' thinking is dropped),
+            or "none": the template never writes a turn's thinking, but its generation prompt opens
+            a thinking block (QwQ, DeepSeek R1); the TEMPLATE names .Thinking between the tags in a
+            branch never taken, only so that Ollama infers the tags, parses the model's thinking out
+            of its answer and accepts `think` (declared_thinking).
     always_last: a final assistant turn (a prefill) gets open + close even without thinking.
     think_only: only while thinking is on (Ollama's .Think; DeepSeek V3.2).
     replaces: the end of the assistant prefix that the block takes the place of (DeepSeek V3.2's
@@ -106,12 +111,26 @@ class ThinkingLayout:
     empty_after_last_user: bool = False
 
     def describe(self) -> str:
+        if self.kept == "none":
+            return (f"no assistant turn's thinking is written, as the source does; the tags {self.open!r} and "
+                    f"{self.close!r} are shown to Ollama (which then parses the model's thinking out of its answer)")
         where = "every assistant turn" if self.kept == "all" else "assistant turns after the last user message"
         return (f"thinking is kept in {where}{' while thinking is on' if self.think_only else ''}, as "
                 f"{self.open!r} + thinking + {self.close!r}"
                 + ("; an empty block opens a final assistant turn" if self.always_last else "")
                 + ("; every turn after the last user message has the block, empty or not"
                    if self.empty_after_last_user else ""))
+
+
+def declared_thinking(think_tails: tuple[str, str, str] | None) -> ThinkingLayout | None:
+    """The thinking tags of a template that never writes a turn's thinking but opens a thinking block
+    after the generation prompt: the tail with thinking on opens it ("<think>\n") and the tail with
+    thinking off is the same block closed ("<think>\n</think>"). None when the tails show no such block."""
+    if not think_tails:
+        return None
+    _, on, off = think_tails
+    opening, closing = on.strip(), off[len(on):].strip() if off.startswith(on) else ""
+    return ThinkingLayout(opening, closing, kept="none") if opening and closing else None
 
 
 def _role_turns(start: str, end_role: str, end: str, *, model: str = "assistant", system: bool = True) -> dict:
@@ -297,7 +316,7 @@ FORMATS: tuple[ChatFormat, ...] = (
                user=("<|user|>\n", "\n"), assistant=("<|assistant|>\n", "{eos}\n"),
                generation="<|assistant|>\n", stops=("<|system|>", "<|user|>", "<|assistant|>")),
     ChatFormat("rwkv", "world", markers=("User: ", "Assistant:"), system_turn=("System: ", "\n\n"),
-               skip_empty_system=True,
+               system="last_first",
                user=("User: ", "\n\n"), assistant=("Assistant: ", "\n\n"), generation="Assistant:",
                stops=("\n\nUser:", "\n\nSystem:")),
     ChatFormat("falcon", "180b-chat", markers=("Falcon:",), system_turn=("System: ", ""),
@@ -332,8 +351,9 @@ LAGUNA = dict(
     stops=("</assistant>", "<user>", "<system>"),
 )
 LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "</assistant>\n"),
-                 generation="<assistant>\n", text_rewrites="cuts assistant text at </think>",
-                 note="thinks only when Ollama's think is true, as the source does")
+                 generation="<assistant>\n", helpers=("strip", "strip_line"),
+                 note="thinks only when Ollama's think is true, as the source does; an answer that carries "
+                      "its thinking before </think> is cut there and that thinking written, as the source does")
 # DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tool_dsml)
 DEEPSEEK_DSML = dict(markers=(*DEEPSEEK3["markers"], "｜DSML｜"), user=DEEPSEEK3["user"],
                      assistant=DEEPSEEK3["assistant"], generation="<｜Assistant｜>", stops=DEEPSEEK3["stops"])
@@ -413,16 +433,19 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                note="today's date as currentDate; every turn keeps its thinking, as the source does"),
     ChatFormat("ling", "bailing-v3", markers=("<role>ASSISTANT</role>", "<|role_end|>"), go_file="ling.gotmpl.j2",
                user=("<role>HUMAN</role>", "<|role_end|>"), assistant=("<role>ASSISTANT</role>\n", "<|role_end|>"),
-               generation="<role>ASSISTANT</role>", stops=("<|role_end|>", "<role>"),
-               text_rewrites="strips newlines around kept thinking, cuts assistant text at </think> and looks for "
-                             "'detailed thinking on/off' in the system message",
-               note="detailed thinking on unless Ollama's think is false; every turn keeps its thinking, as the "
-                    "source does"),
+               generation="<role>ASSISTANT</role>", stops=("<|role_end|>", "<role>"), helpers=("strip_nl", "lstrip_nl"),
+               note="detailed thinking on unless Ollama's think is false or the system message names it; every "
+                    "turn keeps its thinking (an answer's own before </think> too), as the source does"),
+    ChatFormat("bielik", "3", markers=("<|im_start|>", "<|function_list|>", "<|function_output|>"),
+               go_file="bielik.gotmpl.j2", user=CHATML["user"], assistant=CHATML["assistant"],
+               generation=CHATML["generation"], stops=CHATML["stops"],
+               note="thinks only when Ollama's think is true, adding the source's instruction to the system turn; "
+                    "every turn keeps its thinking (an answer's own before </think> too), as the source does"),
     ChatFormat("reka", "edge", markers=("human: ", "assistant: ", "<sep>"), go_file="reka.gotmpl.j2",
                user=("human: ", "<sep>"), assistant=("assistant: ", "\n\n<sep>"), generation="assistant:",
-               stops=("<sep>",),
-               text_rewrites="strips whitespace around the thinking it keeps and cuts assistant text at </think>",
-               note="thinks only when Ollama's think is true, as the source's enable_thinking"),
+               stops=("<sep>",), helpers=("strip",),
+               note="thinks only when Ollama's think is true, as the source's enable_thinking; an answer's own "
+                    "thinking before </think> is cut out and written as its thinking, as the source does"),
     ChatFormat("gigachat", "3", markers=("<|role_sep|>", "<|message_sep|>"), go_file="gigachat.gotmpl.j2",
                preamble=True, user=("user<|role_sep|>\n", "<|message_sep|>\n\n"),
                assistant=("assistant<|role_sep|>\n", "<|message_sep|>\n\n"), generation="assistant<|role_sep|>\n",

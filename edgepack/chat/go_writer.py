@@ -83,6 +83,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
         thinking=thinking, thinking_condition=_thinking_condition(thinking), thinking_tags=thinking_tags,
         think_tails=think_tails if think_tails and any(think_tails) else None,
         content=lambda role, expression: gohelpers.call(trims.get(role, ""), expression),
+        last_edit="assistant_last" in trims,
         go_defines=gohelpers.defines([*trims.values(), *fmt.helpers, *(tools.helpers if tools else ())]),
         tools=tools, tools_no_system_lead=_no_system_lead(fmt, tools, fixed),
         fixed_split=_fixed_split(fixed_text or "", tools, date_formats),
@@ -127,6 +128,8 @@ def _thinking_condition(thinking: ThinkingLayout | None) -> str:
     """The Go condition under which an assistant turn's thinking block is written."""
     if thinking is None:
         return ""
+    if thinking.kept == "none":  # never written; the block only shows Ollama the tags
+        return "false"
     conds = ["$.Think"] if thinking.think_only else []
     if thinking.kept == "after_last_user":
         conds.append("(gt $i $lastUser)")

@@ -88,6 +88,7 @@ HELPERS: dict[str, str] = {
     name: _strip_from(name, side, f"{{{{ template {json.dumps(then)} . }}}}" if then else "{{ . }}", newlines_only)
     for name, (side, newlines_only, then) in _STRIPS.items()}
 NEEDS = {name: (then,) for name, (_, _, then) in _STRIPS.items() if then}
+NEEDS["ep.strip_line"] = ("ep.rstrip",)
 NEEDS.update(PYSTR_NEEDS)
 NEEDS.update(GEMMA_NEEDS)
 NEEDS.update(KIMI3_NEEDS)
@@ -106,6 +107,11 @@ def _native_strip(name: str):
 
 
 NATIVE = {name: _native_strip(name) for name in _STRIPS}
+# `{% if text.strip() %}{{ text.strip() ~ "\n" }}{% endif %}` (Laguna XS's assistant text): the text
+# stripped and a newline, nothing when only whitespace is left (Go cannot test the stripped text).
+STRIP_LINE = "ep.strip_line"
+_STRIP_LINE_TEXT = _strip_from(STRIP_LINE, "left", '{{ template "ep.rstrip" . }}{{ "\\n" }}')
+NATIVE[STRIP_LINE] = lambda s: s.strip() + "\n" if s.strip() else ""
 
 # An XML attribute value as templates escape it by hand, `value | replace('&', '&amp;') |
 # replace('"', '&quot;')` (Kimi K3's escape_attr): Go's `html` escapes <, > and ' too. One call
@@ -245,6 +251,8 @@ def text_of(name: str) -> str | None:
         return HELPERS[name]
     if name == ATTR:
         return ATTR_TEXT
+    if name == STRIP_LINE:
+        return _STRIP_LINE_TEXT
     if gojson.is_json_helper(name):
         return gojson.text_of(name)
     if name in PYSTR_HELPERS:
@@ -355,6 +363,9 @@ def depth(name: str, value: str) -> int:
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)
     if name == ATTR:
         return len(value.encode("utf-8", "surrogateescape")) + 1
+    if name == STRIP_LINE:
+        rest = value.lstrip()
+        return len(value) - len(rest) + (depth("ep.rstrip", rest) if rest else 1)
     if name.startswith(godrop.PREFIX):
         trim, kept = godrop.kept(name, value)
         return 1 + (depth(f"ep.{trim}", kept) if trim else 0)

@@ -131,6 +131,63 @@ def pyjson_compact(text: str) -> str:
 JSON_HELPERS = _pyjson_texts() | _pyjson_texts(PYJSON_HTML, escape=True) | _pyjson_texts(PYJSON_COMPACT, compact=True)
 
 
+# ----------------------------------------------------------------- ASCII JSON, as tojson(ensure_ascii=True)
+# "ep.pyjson_a" writes json.dumps(value, ensure_ascii=True) (Reka Edge): as "ep.pyjson", but inside
+# strings every character beyond ASCII as \uXXXX (lowercase hex; above U+FFFF as its UTF-16
+# surrogate pair) and U+2028/U+2029 left escaped. Go templates have no arithmetic: a character's
+# UTF-8 bytes are written in binary (printf "%08b"), the code point's (or the surrogates') bits cut
+# out of them, and each group of four bits found among the 16 (printf "%04b") and written in hex;
+# above U+FFFF, the plane less one is found the same way among 17. Those searches loop with range
+# over an integer (Go 1.24): taken only into TEMPLATEs that read .Thinking (chat.tool_layouts).
+PYJSON_ASCII = "ep.pyjson_a"
+_ASCII_UNESCAPE = {k: v for k, v in _UNESCAPE.items() if v.isascii()}
+
+
+def _ascii_texts() -> dict[str, str]:
+    n, inside, u16, hex4 = (json.dumps(x) for x in (PYJSON_ASCII, PYJSON_ASCII + ".s", PYJSON_ASCII + ".u",
+                                                    PYJSON_ASCII + ".x"))
+    out = _pyjson_texts(PYJSON_ASCII)[PYJSON_ASCII]  # outside strings as "ep.pyjson"
+    run = ["{{ $n := 0 }}{{ $stop := false }}"]
+    for k in range(_RUN):  # the plain ASCII run at the start, up to 8 bytes
+        run.append(f'{{{{ if and (not $stop) (gt (len .) {k}) (not (eq (slice . {k} {k + 1}) "\\"" "\\\\")) '
+                   f'(lt (index . {k}) 127) }}}}{{{{ $n = {k + 1} }}}}{{{{ else }}}}{{{{ $stop = true }}}}{{{{ end }}}}')
+    unescape = ("{{ if ge (len .) 6 }}{{ $u := slice . 0 6 }}"
+                + "".join(f'{{{{ if eq $u {json.dumps(esc)} }}}}{{{{ $n = 6 }}}}{{{{ $e = {json.dumps(char)} }}}}{{{{ end }}}}'
+                          for esc, char in _ASCII_UNESCAPE.items()) + "{{ end }}")
+    bits = '(slice (printf "%08b" (index . {})) 2)'
+    beyond = ('{{ if ge (index . 0) 127 }}{{ $b0 := printf "%08b" (index . 0) }}'
+              f'{{{{ if lt (index . 0) 128 }}}}{{{{ $n = 1 }}}}{{{{ template {u16} (print "00000000" $b0) }}}}'
+              f'{{{{ else if lt (index . 0) 224 }}}}{{{{ $n = 2 }}}}{{{{ template {u16} (print "00000" (slice $b0 3) {bits.format(1)}) }}}}'
+              f'{{{{ else if lt (index . 0) 240 }}}}{{{{ $n = 3 }}}}{{{{ template {u16} (print (slice $b0 4) {bits.format(1)} '
+              f'{bits.format(2)}) }}}}'
+              '{{ else }}{{ $n = 4 }}{{ $b1 := printf "%08b" (index . 1) }}{{ $b2 := printf "%08b" (index . 2) }}'
+              '{{ $u := print (slice $b0 5) (slice $b1 2 4) }}{{ $w := "" }}{{ $prev := "" }}{{ range $m := 17 }}'
+              '{{ if eq (printf "%05b" $m) $u }}{{ $w = $prev }}{{ end }}{{ $prev = printf "%04b" $m }}{{ end }}'
+              f'{{{{ template {u16} (print "110110" $w (slice $b1 4) (slice $b2 2 4)) }}}}'
+              f'{{{{ template {u16} (print "110111" (slice $b2 4) {bits.format(3)}) }}}}{{{{ end }}}}'
+              f'{{{{ template {inside} (slice . $n) }}}}{{{{ end }}}}')
+    string = (f'{{{{- define {inside} }}}}{{{{ if . }}}}' + "".join(run)
+              + f'{{{{ if $n }}}}{{{{ slice . 0 $n }}}}{{{{ template {inside} (slice . $n) }}}}{{{{ end }}}}'
+              + '{{ if not $n }}{{ $c := slice . 0 1 }}'
+              + f'{{{{ if eq $c "\\"" }}}}"{{{{ template {n} (slice . 1) }}}}{{{{ end }}}}'
+              + '{{ if and (eq $c "\\\\") (ge (len .) 2) }}{{ $n = 2 }}{{ $e := slice . 0 2 }}' + unescape
+              + f'{{{{ $e }}}}{{{{ template {inside} (slice . $n) }}}}{{{{ end }}}}' + beyond
+              + '{{ end }}{{ end }}{{ end }}')
+    code = (f'{{{{- define {u16} }}}}\\u{{{{ template {hex4} (slice . 0 4) }}}}{{{{ template {hex4} (slice . 4 8) }}}}'
+            f'{{{{ template {hex4} (slice . 8 12) }}}}{{{{ template {hex4} (slice . 12 16) }}}}{{{{ end }}}}')
+    nibble = (f'{{{{- define {hex4} }}}}{{{{ range $m := 16 }}}}{{{{ if eq (printf "%04b" $m) $ }}}}{{{{ printf "%x" $m }}}}'
+              '{{ end }}{{ end }}{{ end }}')
+    return {PYJSON_ASCII: out, PYJSON_ASCII + ".s": string, PYJSON_ASCII + ".u": code, PYJSON_ASCII + ".x": nibble}
+
+
+def pyjson_ascii(text: str) -> str:
+    """Python's json.dumps(value, ensure_ascii=True) from Go's json.Marshal(value)."""
+    return "".join(c if c < "\x7f" else json.dumps(c)[1:-1] for c in pyjson(text))
+
+
+ASCII_HELPERS = _ascii_texts()
+
+
 # ----------------------------------------------------------------- indented JSON, as tojson(indent=N)
 # "ep.pyjson:<N>" writes Go's compact JSON as json.dumps(value, indent=N, ensure_ascii=False):
 # a newline and the indentation after each opening bracket and comma, before each closing one,
@@ -251,11 +308,12 @@ def _indent_native(name: str):
 
 # ----------------------------------------------------------------- for the Go text of tool layouts
 
-def tojson(value: str, escaped: bool = False, compact: bool = False) -> str:
+def tojson(value: str, escaped: bool = False, compact: bool = False, ensure_ascii: bool = False) -> str:
     """The Go action writing Jinja's `value | tojson` of the Go pipeline `value` (`escaped`: as
-    markupsafe escapes it, PYJSON_HTML; `compact`: with "," and ":" alone, PYJSON_COMPACT)."""
-    helper = PYJSON_HTML if escaped else PYJSON_COMPACT if compact else PYJSON
-    return f'{{{{ template "{helper}" (json {value}) }}}}'
+    markupsafe escapes it, PYJSON_HTML; `compact`: with "," and ":" alone, PYJSON_COMPACT;
+    `ensure_ascii`: `tojson(ensure_ascii=True)`, PYJSON_ASCII)."""
+    name = PYJSON_HTML if escaped else PYJSON_COMPACT if compact else PYJSON_ASCII if ensure_ascii else PYJSON
+    return f'{{{{ template "{name}" (json {value}) }}}}'
 
 
 def string_or_tojson(value: str) -> str:
@@ -267,12 +325,14 @@ def string_or_tojson(value: str) -> str:
 # ----------------------------------------------------------------- what edgepack.chat.gohelpers asks
 
 def is_json_helper(name: str) -> bool:
-    return name in JSON_HELPERS or name.startswith(_INDENT)
+    return name in JSON_HELPERS or name in ASCII_HELPERS or name.startswith(_INDENT)
 
 
 def text_of(name: str) -> str | None:
     if name in JSON_HELPERS:
         return JSON_HELPERS[name]
+    if name in ASCII_HELPERS:
+        return ASCII_HELPERS[name]
     base = name.removesuffix(".s")
     try:
         if indent_name(int(base[len(_INDENT):])) != base:
@@ -291,12 +351,16 @@ def native_of(name: str):
         return lambda text: html_escape(pyjson(text))
     if name == PYJSON_COMPACT:
         return pyjson_compact
-    if name == _PYJSON_IN or name.endswith(".s"):
+    if name == PYJSON_ASCII:
+        return pyjson_ascii
+    if name == _PYJSON_IN or name.endswith((".s", ".u", ".x")):
         return None
     return _indent_native(name)
 
 
 def needs(name: str) -> tuple[str, ...]:
+    if name.startswith(PYJSON_ASCII):
+        return tuple(h for h in ASCII_HELPERS if h != name)
     base = name.removesuffix(".s")
     return (base + ".s",) if name == base else (base,)
 
@@ -304,6 +368,8 @@ def needs(name: str) -> tuple[str, ...]:
 def depth(name: str, value: str) -> int:
     if name in (PYJSON, PYJSON_HTML, PYJSON_COMPACT):
         return _pyjson_walk(value)[1]
+    if name == PYJSON_ASCII:  # a character beyond ASCII is a step of its own, and two calls deeper at most
+        return _pyjson_walk(value)[1] + sum(c >= "\x7f" for c in value) + 2
     try:
         return _indent_walk(int(name[len(_INDENT):]), value)[1]
     except ValueError:

@@ -36,6 +36,10 @@ TRIM_PROBES: dict[str, tuple[tuple[Message, ...], tuple, str]] = {  # name: (mes
 }
 
 
+# The edit of a final assistant turn, where it is not the edit of earlier ones ("": left as it is)
+LAST = "assistant_last"
+_LAST_WORDS = "a final assistant turn (continued)"
+
 _SPLIT_LAST = re.compile(r"""split\(\s*(['"])(.+?)\1\s*\)\s*\[\s*-1\s*\]""")
 
 
@@ -82,10 +86,18 @@ def cut_probe(marker: str) -> tuple[Message, ...]:
             Message("user", "Another?"))
 
 
+def last_probe(marker: str) -> tuple[Message, ...]:
+    """A final assistant turn (Ollama's prefill) holding `marker`, led by padding: a template may
+    edit earlier answers only (QwQ: `if not loop.last`). Nothing trails the text, which
+    transformers' continue_final_message would cut."""
+    return (Message("user", "Name a colour."), Message("assistant", f"\n Pick one.\n{marker}\n\n Blue."))
+
+
 def edit_jobs(markers: list[str], drops: list[tuple[str, str]] = ()) -> list[tuple[str, RenderJob]]:
     """(name, render job) of every conversation find_edits reads, for one bounded render child."""
     return ([(name, RenderJob(messages, kwargs)) for name, (messages, kwargs, _) in TRIM_PROBES.items()]
             + [(f"cut/{m}", RenderJob.of(cut_probe(m))) for m in markers]
+            + [(f"last/{m}", RenderJob(last_probe(m), PREFILL_KWARGS)) for m in markers]
             + [(f"drop/{o}/{c}", RenderJob.of(drop_probe(o, c))) for o, c in drops])
 
 
@@ -96,6 +108,9 @@ def find_edits(renders, render, build) -> dict[str, str]:
     conversation, and for the assistant each cut conversation, as the template does. Roles left
     alone are absent. The "after:" helpers loop with range-over-int (Go 1.24), so they are tried
     only for TEMPLATEs that read .Thinking (Ollama 0.9 and later, all built with Go 1.24 or newer).
+    Where the assistant's text is edited, a final assistant turn holding each marker (last_probe)
+    shows whether the template edits a turn Ollama continues too; if not, LAST gives how it edits
+    that one ("": not at all; QwQ cuts earlier answers only).
     Kept only if the choice conversations still render exactly with them (`renders.choice_holds`).
     `render(go_template, messages, think=None)` runs a TEMPLATE as Ollama does."""
     built: dict[frozenset, str] = {}  # the same trims build the same TEMPLATE: once
@@ -107,6 +122,7 @@ def find_edits(renders, render, build) -> dict[str, str]:
         return built[key]
 
     trims: dict[str, str] = {}
+    assistant_specs: list[str] = []
     reads_thinking = ".Thinking" in build_once({})
     for name, (messages, _, role) in TRIM_PROBES.items():
         checks = [(messages, renders.expected(name))]
@@ -124,6 +140,7 @@ def find_edits(renders, render, build) -> dict[str, str]:
                 specs += [godrop.drop_name(o, c, trim)[3:] for o, c in renders.drops
                           for trim in ("", *gohelpers.AFTER_TRIMS)]
         checks = [(conv, want) for conv, want in checks if want is not None]
+        assistant_specs = specs if role == "assistant" else assistant_specs
         # Every conversation if some helper renders them all; else the padded one alone (the
         # cut then stays a named difference of the proof).
         for wanted in (checks, checks[:1]):
@@ -131,13 +148,30 @@ def find_edits(renders, render, build) -> dict[str, str]:
             if found is not None:
                 trims = found
                 break
+    if "assistant" in trims:  # a final turn the template leaves as it is, or edits otherwise
+        lasts = [(last_probe(m), renders.expected(f"last/{m}")) for m in renders.markers]
+        lasts = [(conv, want) for conv, want in lasts if want is not None]
+        try:
+            as_earlier = all(render(build_once(trims), conv) == want for conv, want in lasts)
+        except ChatTemplateError:
+            as_earlier = False
+        if not as_earlier:
+            for how in assistant_specs:
+                candidate = trims | {LAST: how}
+                try:
+                    if all(render(build_once(candidate), conv) == want for conv, want in lasts):
+                        trims = candidate
+                        break
+                except ChatTemplateError:
+                    continue
     return trims if not trims or renders.choice_holds(build_once(trims)) else {}
 
 
 def describe_edits(edits: dict[str, str]) -> str:
     """One line for a report: which text the TEMPLATE edits, and how, in Python's words."""
     return "text edited as the template edits it (Go helpers): " + ", ".join(
-        f"{gohelpers.describe_spec(how)} of {role}" for role, how in edits.items())
+        (f"{gohelpers.describe_spec(how)} of {role}" if how else f"{role} left as it is").replace(LAST, _LAST_WORDS)
+        for role, how in edits.items())
 
 
 def _first_spec(render, build, trims: dict[str, str], role: str, specs: list[str], checks) -> dict[str, str] | None:

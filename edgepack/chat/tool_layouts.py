@@ -26,6 +26,9 @@ from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_US
                                        cohere_result)
 from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
 from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
+from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
+                                         LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
+                                         REKA_CALLS, REKA_DEFS, REKA_RESULT)
 from edgepack.chat.tool_minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT,
                                         M3_CALLS, M3_DEFS, M3_XML)
 from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
@@ -89,7 +92,8 @@ class ToolLayout:
     def loops(self) -> bool:
         """Whether its Go text loops over a text's bytes or a value's (range over an integer: Go 1.24,
         so only in a TEMPLATE that reads .Thinking, which needs Ollama 0.9 or later anyway)."""
-        return (any(h == "pystr" or h.startswith(("gemma", "kimi3")) for h in self.helpers) or bool(self.defs_marker)
+        return (any(h in ("pystr", "pyjson_a") or h.startswith(("gemma", "kimi3")) for h in self.helpers)
+                or bool(self.defs_marker)
                 or ":= len " in self.defs + self.calls + self.result + self.call_turn)
 
     @property
@@ -298,6 +302,19 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                + _each_tool("", "\n") + "</available_tools>",
                _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
                defs_at="family", family="laguna"),
+    # Laguna XS, Ling, Bielik 3 (family templates; Go text in chat.tool_families). Laguna XS: as Laguna
+    # S, each piece on lines of its own; Ling: Hermes definitions, <arg_key>/<arg_value> calls, one
+    # OBSERVATION turn per run of results; Bielik: the definitions as one JSON list, Hermes calls
+    ToolLayout("laguna-xs", ("<available_tools>", "Wrap your thinking in '<think>', '</think>' tags",
+                             "<arg_key>", "<tool_response>"),
+               LAGUNA_XS_DEFS, LAGUNA_XS_CALLS, LAGUNA_XS_RESULT, defs_at="family", family="laguna"),
+    ToolLayout("ling", ("<role>OBSERVATION</role>", "<arg_key>", "If none of the functions can be used"),
+               LING_DEFS, LING_CALLS, LING_RESULT, defs_at="family", family="ling"),
+    ToolLayout("bielik", ("<|function_list|>", "<|function_output|>", "<tool_call>"),
+               BIELIK_DEFS, BIELIK_CALLS, BIELIK_RESULT, defs_at="family", family="bielik"),
+    # Reka Edge: Hermes definitions and calls as JSON with ensure_ascii=True, results in human turns
+    ToolLayout("reka", ("<tool_call>", "<tool_response>", "tojson(ensure_ascii=True)", "human: "),
+               REKA_DEFS, REKA_CALLS, REKA_RESULT, defs_at="family", family="reka", helpers=("pyjson_a",)),
     # Command R7B: the definitions inside the header preamble (description as it is, parameters as
     # JSON); a call turn of its own, its calls numbered across the conversation; a run of results in
     # one turn, each naming the number of the first call with its id. The source skips a result whose

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from edgepack.chat.capabilities import advertise_thinking, hide_thinking_tags
 from edgepack.chat.go_writer import go_template_for, render_ollama
 from edgepack.chat.conversations import PROBES, Message, has_system, template_messages, template_tool_values
-from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout
+from edgepack.chat.formats import FORMATS, ChatFormat, ThinkingLayout, declared_thinking
 from edgepack.chat.dates import source_date_formats
 from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many,
                                    with_empty_tool_list)
@@ -63,9 +63,11 @@ CHOICE_PROBES: dict[str, tuple[Message, ...]] = {
                          Message("user", "Bye.")),
     "prefill": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT)),
     "prefill_thinking": (Message("user", "What is 17 * 3?"), Message("assistant", _PREFILL_TEXT, thinking=_THOUGHT)),
+    # thinking on may change the system turn too (Bielik adds an instruction to it)
+    "system_thinking": (Message("system", "Be brief."), Message("user", "Hi!")),
 }
 _THINK_ON = "/think=True"  # suffix of a choice probe rendered with thinking on (Ollama's .Think)
-for _name in ("thinking_history", "prefill", "prefill_thinking"):
+for _name in ("thinking_history", "prefill", "prefill_thinking", "system_thinking"):
     CHOICE_PROBES[_name + _THINK_ON] = CHOICE_PROBES[_name]
 CHOICE_KWARGS = {name: PREFILL_KWARGS for name in CHOICE_PROBES if name.startswith("prefill")}
 # A template may refuse to continue a final message: then it is not compared.
@@ -265,6 +267,7 @@ def system_handling(fmt: ChatFormat) -> str:
         "last_user": "the system prompt is merged into the last user message",
         "header": "the system prompt follows the template's fixed header in the first turn",
         "dropped": "the source template drops system messages",
+        "last_first": "only the last system message is written, at the start, as the source template does",
     }[fmt.system]
 
 
@@ -303,6 +306,8 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
         go, fixed, tails, thinking = found
         leading = (tokens.bos or "") if renders.emits_bos and not tokenizer_adds_bos else ""
         tags = advertise_thinking(chat_template)
+        if thinking is None and tags and not fmt.go_file:
+            thinking = declared_thinking(tails)
         trims = find_edits(renders, render_ollama, lambda t: go_template_for(
             concrete, fixed_text=fixed, think_tails=tails, date_formats=renders.date_formats, thinking=thinking,
             trims=t))
