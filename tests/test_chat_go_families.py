@@ -44,8 +44,9 @@ FAMILIES = {
     # Bielik strips an assistant turn's leading space (so does the TEMPLATE), and with thinking on
     # adds an instruction to the system prompt (so does its family template).
     "Bielik-11B-v3.0-Instruct": ("bielik/3", "exact", set(), "lstrip() of assistant, strip() of thinking"),
-    # V3.1 cuts at </think> and more (named, never exact).
-    "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "differs", {"thinking_in_content"}, ""),
+    # V3.1: a family template of its own, which cuts an answer after its FIRST </think> (a byte loop:
+    # it shows Ollama its <think> tags, so reads .Thinking); exact with tools too.
+    "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "exact", set(), ""),
     # Family templates of their own now (DSML tools: chat.tool_dsml), exact with tools too.
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", "exact", set(), ""),
     "deepseek-ai-DeepSeek-V4": ("deepseek/v4", "exact", set(), ""),
@@ -159,7 +160,6 @@ def test_real_go_renders_the_family_as_transformers_does_with_thinking(name, go_
     ("Bielik-11B-v3.0-Instruct", True, '<think>\n{{ template "ep.strip" .Thinking }}\n</think>\n'),
     ("Qwen-Qwen3-0.6B", False, '<think>\n{{ template "ep.strip_nl" .Thinking }}\n</think>\n\n'),
     ("deepseek-ai-DeepSeek-V3.2", False, "<think>{{ .Thinking }}</think>{{ else }}</think>"),
-    ("deepseek-ai-DeepSeek-V3.1", False, None),
 ])
 def test_thinking_is_kept_or_dropped_as_the_template_does(name, history, block):
     """An earlier turn's thinking is kept (Cohere2, Bielik) or dropped (Qwen3, DeepSeek); a final turn
@@ -222,9 +222,10 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
 
 
 @pytest.mark.parametrize("name, capabilities", [("Qwen-QwQ-32B", ["tools", "thinking"]),
+                                                ("deepseek-ai-DeepSeek-V3.1", ["tools", "thinking"]),
                                                 ("llama-cpp-rwkv-world", ["thinking"])])
 def test_a_template_that_never_writes_thinking_but_opens_a_think_block_shows_ollama_its_tags(name, capabilities):
-    """QwQ and RWKV World open <think> after the generation prompt and never write a turn's thinking.
+    """QwQ, DeepSeek V3.1 and RWKV World open <think> after the generation prompt and never write a turn's thinking.
     Their TEMPLATEs name .Thinking between the tags in a block never written, so that Ollama infers
     the tags (and parses the model's thinking out of its answer, and accepts think): the capabilities
     then equal the GGUF template's, so current Ollama takes the TEMPLATE; nothing changes in the text."""

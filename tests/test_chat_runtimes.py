@@ -421,6 +421,9 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
 # Layouts whose source sorts every mapping it writes (dictsort), so that the request's own key
 # order renders the same as Ollama's.
 SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved", "kimi-k3"}
+# Layouts whose source writes no tool definitions (only calls and results): the TEMPLATE still reads
+# .Tools, so that Ollama takes tool requests.
+NO_DEFINITIONS = {"deepseek-v3.1"}
 
 
 @pytest.mark.parametrize("name, layout, current", [
@@ -484,7 +487,10 @@ SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved", "kimi-k3"}
     ("google-gemma-4-31B-it-interleaved", "gemma4-interleaved", "the Go TEMPLATE"),
     # definitions as key-sorted compact JSON (nested properties through ToolPropertiesMap.ToMap),
     # results matched to the calls by id
-    ("Kimi-K3", "kimi-k3", "the Go TEMPLATE")])
+    ("Kimi-K3", "kimi-k3", "the Go TEMPLATE"),
+    # no definitions; calls' arguments as tojson, results in place of turns (a family template that
+    # shows Ollama its <think> tags, as the GGUF's template does: current Ollama takes it)
+    ("deepseek-ai-DeepSeek-V3.1", "deepseek-v3.1", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -521,9 +527,13 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
         compared += 1
         assert out == want.removeprefix(tokens.bos or "")  # the TEMPLATE leaves BOS to the tokenizer
         as_sent = render_hf(template, messages, tokens, tools=list(tools)).removeprefix(tokens.bos or "")
-        if layout not in SORTS_EVERY_KEY:
+        if layout not in SORTS_EVERY_KEY and (layout not in NO_DEFINITIONS or any(
+                len(c.arguments) > 1 for m in messages for c in m.tool_calls)):  # calls' keys only
             assert out != as_sent  # the request's own key order is not what reaches a template
     assert compared >= 5
+    if layout in NO_DEFINITIONS:
+        assert "Find" not in outs[0] and "get_weather" not in outs[0]
+        return
     # not Go's escapes; functionary v3.1's definitions HTML-escaped as jinja2's Markup escapes them
     assert ("Find &lt;b&gt; &amp; &#34;quotes&#34;" if layout == "functionary-v3.1" else "Find <b> & ") in outs[0]
     assert "\\u003c" not in outs[0] and "\\u2028" not in outs[0]
@@ -732,6 +742,52 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
     assert full.count("<｜tool▁call▁begin｜>") == (4 if calls_written else 0)
     # a user turn after outputs leaves them unclosed (the source's flag is set back there)
     assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]["output"]
+
+
+def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformers_does(go_renderer):
+    """DeepSeek V3.1 keeps two flags: after a user message an assistant turn opens with
+    <｜Assistant｜><think></think> (and only then is there a generation prompt: none after tool
+    outputs); after tool outputs an answer is written as it is, any other is cut after its FIRST
+    </think> (a later one stays). Every system message is joined first by a blank line; no thinking
+    is written back. Real Go against transformers, thinking unset/on/off, and the cuts by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("deepseek-ai-DeepSeek-V3.1")
+    tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    assert report.paths[GO_TEMPLATE].status == "exact" and report.current_ollama == "the Go TEMPLATE"
+    call = ToolCall("get_weather", {"city": "Oslo", "days": [1, {"b": None, "a": 2.5}], "note": "é<\"x\">"})
+    talk = (Message("system", "First."), Message("user", "Weather?"),
+            Message("assistant", "a</think>b</think>c", thinking="hidden plan"),
+            Message("system", "Second."), Message("user", "Check."),
+            Message("assistant", "Calling</think>", tool_calls=(call, ToolCall("get_weather", {"city": "Rome"}))),
+            Message("tool", "r1", tool_name="get_weather"), Message("tool", "r2", tool_name="get_weather"),
+            Message("assistant", "Sunny</think>then"), Message("user", "Again?"),
+            Message("assistant", "", tool_calls=(call,)), Message("tool", "r3", tool_name="get_weather"))
+    conversations = [talk, talk[:8] + (Message("user", "Thanks."),), talk[:9]]
+    jobs = [(c, think) for c in conversations for think in (None, True, False)]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
+               | ({} if think is None else {"think": think}) for c, think in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    assert all("error" not in r for r in outs), outs
+    for (messages, think), out in zip(jobs, outs):
+        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
+        if messages[-1].role == "assistant":  # Ollama continues a final answer
+            kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
+        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+    full = outs[0]["output"]
+    assert full.startswith("First.\n\nSecond.<｜User｜>Weather?<｜Assistant｜><think></think>b</think>c<｜end▁of▁sentence｜>")
+    assert "hidden plan" not in full and "c<｜end▁of▁sentence｜><｜User｜>Check." in full
+    assert ("<think></think>Calling</think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"
+            '{"city": "Oslo", "days": [1, {"a": 2.5, "b": null}], "note": "é<\\"x\\">"}<｜tool▁call▁end｜>'
+            '<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city": "Rome"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>'
+            "<｜end▁of▁sentence｜><｜tool▁output▁begin｜>r1<｜tool▁output▁end｜><｜tool▁output▁begin｜>r2") in full
+    assert "r2<｜tool▁output▁end｜>Sunny</think>then<｜end▁of▁sentence｜><｜User｜>Again?" in full  # not cut
+    assert full.endswith("r3<｜tool▁output▁end｜>")  # no generation prompt after outputs
+    assert outs[3]["output"].endswith("r2<｜tool▁output▁end｜><｜User｜>Thanks.<｜Assistant｜><think></think>")
+    assert outs[4]["output"].endswith("<｜User｜>Thanks.<｜Assistant｜><think>")
 
 
 # Every kind of field Gemma 4's format_parameters writes: enum, items (with properties, required,

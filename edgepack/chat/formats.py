@@ -262,11 +262,13 @@ FORMATS: tuple[ChatFormat, ...] = (
                **(DEEPSEEK3 | dict(markers=(*DEEPSEEK3["markers"], R1_DISTILL_MARKER)))),
     ChatFormat("deepseek", "v3", **DEEPSEEK3, generation="<｜Assistant｜>"),
     ChatFormat("deepseek", "r1", **DEEPSEEK3, generation="<｜Assistant｜><think>\n"),
-    # V3.1 closes an empty think block in every earlier assistant turn; the generation prompt opens
-    # or closes it after <｜Assistant｜> as thinking is on or off (translate's think tails). V3.2 and
-    # V4 (DSML tools) have family templates of their own (FAMILY_FORMATS).
-    ChatFormat("deepseek", "v3.1", generation="<｜Assistant｜>",
-               **(DEEPSEEK3 | dict(assistant=("<｜Assistant｜><think></think>", "<｜end▁of▁sentence｜>")))),
+    # V3.1 (a family template: its flags after user and tool messages, its answers cut after the
+    # first </think>): an empty think block after <｜Assistant｜> in every earlier turn; the generation
+    # prompt opens or closes it as thinking is on or off. V3.2 and V4 (DSML tools) have family
+    # templates of their own (FAMILY_FORMATS).
+    ChatFormat("deepseek", "v3.1", go_file="deepseek-v3.1.gotmpl.j2", generation="<｜Assistant｜>",
+               **(DEEPSEEK3 | dict(markers=(*DEEPSEEK3["markers"], "ns.is_last_user"),
+                                   assistant=("<｜Assistant｜><think></think>", "<｜end▁of▁sentence｜>")))),
     ChatFormat("deepseek", "r1-eos-after-user", generation="<｜Assistant｜>",
                **(DEEPSEEK3 | dict(user=("<｜User｜>", "<｜end▁of▁sentence｜>")))),
     ChatFormat("command-r", "command-r", markers=("<|START_OF_TURN_TOKEN|>",),

@@ -1,6 +1,7 @@
 """Go text for the DeepSeek R1 distills' tools (the rows "deepseek-r1-distill" and
 "deepseek-r1-distill-calls" of chat.tool_layouts, placed by
-modelfiles/chat/families/deepseek-r1-distill.gotmpl.j2). The sources keep flags in a namespace
+modelfiles/chat/families/deepseek-r1-distill.gotmpl.j2, and the row "deepseek-v3.1", placed by
+modelfiles/chat/families/deepseek-v3.1.gotmpl.j2). The sources keep flags in a namespace
 that are never set back (is_output_first, is_first): here each is derived from the messages before
 the one being written."""
 
@@ -22,3 +23,10 @@ R1_DISTILL_CALLS = ('{{ $callsBefore := false }}{{ range $m := slice $.Messages 
                     "<｜tool▁call▁begin｜>{{ end }}function<｜tool▁sep｜>{{ $c.Function.Name }}\n```json\n"
                     f"{tojson('$c.Function.Arguments')}\n```<｜tool▁call▁end｜>{{{{ end }}}}"
                     "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>")
+
+# DeepSeek V3.1: the turn's text as it is (not cut at </think>), the calls block holding each call
+# (name, then its arguments as tojson), closed with the turn; each result in place of a turn.
+V31_CALLS = ("{{ .Content }}<｜tool▁calls▁begin｜>{{ range $c := .ToolCalls }}<｜tool▁call▁begin｜>{{ $c.Function.Name }}"
+             f"<｜tool▁sep｜>{tojson('$c.Function.Arguments')}<｜tool▁call▁end｜>{{{{ end }}}}"
+             "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>")
+V31_RESULT = "<｜tool▁output▁begin｜>{{ .Content }}<｜tool▁output▁end｜>"

@@ -24,7 +24,7 @@ from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
 from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
-from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT
+from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT, V31_CALLS, V31_RESULT
 from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
 from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
                                          LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
@@ -432,6 +432,13 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("deepseek-r1-distill-calls", ("ns.is_output_first", "<｜tool▁outputs▁begin｜>",
                                              "tool['function']['arguments'] | tojson"),
                "", R1_DISTILL_CALLS, R1_DISTILL_RESULT, defs_at="family", family="deepseek"),
+    # DeepSeek V3.1 (family template): no definitions (the source writes none; .Tools is still read,
+    # so Ollama takes tool requests); a call turn's text as it is, then its calls, each call's
+    # arguments as tojson, the block and the turn closed even when it is the last; each result
+    # <｜tool▁output▁begin｜>...<｜tool▁output▁end｜> in place of a turn.
+    ToolLayout("deepseek-v3.1", ("ns.is_last_user", "<｜tool▁output▁begin｜>",
+                                 "'<｜tool▁sep｜>' + tool['function']['arguments'] | tojson"),
+               "", V31_CALLS, V31_RESULT, defs_at="family", family="deepseek"),
     # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_dsml): DSML calls after the text;
     # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
     ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
