@@ -75,6 +75,9 @@ FAMILIES = {
     # A family template of its own: rewrites assistant text and thinking as the source does (tags and
     # blank text found by loops over the text), so no edits are named.
     "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": ("nemotron/3-nano", "exact", set(), ""),
+    # Nano v2 too (its reasoning mode from /think and /no_think in the messages, its answers cut
+    # between their first and second </think>: loops, as it shows Ollama its <think> tags)
+    "NVIDIA-Nemotron-Nano-v2": ("nemotron/nano-v2", "exact", set(), ""),
     # Its reasoning mode and custom instructions come from scans of the system text (below).
     "HuggingFaceTB-SmolLM3-3B": ("smollm/3", "exact", set(), ""),
 }
@@ -223,9 +226,11 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
 
 @pytest.mark.parametrize("name, capabilities", [("Qwen-QwQ-32B", ["tools", "thinking"]),
                                                 ("deepseek-ai-DeepSeek-V3.1", ["tools", "thinking"]),
+                                                ("NVIDIA-Nemotron-Nano-v2", ["tools", "thinking"]),
                                                 ("llama-cpp-rwkv-world", ["thinking"])])
 def test_a_template_that_never_writes_thinking_but_opens_a_think_block_shows_ollama_its_tags(name, capabilities):
-    """QwQ, DeepSeek V3.1 and RWKV World open <think> after the generation prompt and never write a turn's thinking.
+    """QwQ, DeepSeek V3.1, Nemotron Nano v2 and RWKV World open <think> after the generation prompt and never
+    write a turn's thinking.
     Their TEMPLATEs name .Thinking between the tags in a block never written, so that Ollama infers
     the tags (and parses the model's thinking out of its answer, and accepts think): the capabilities
     then equal the GGUF template's, so current Ollama takes the TEMPLATE; nothing changes in the text."""

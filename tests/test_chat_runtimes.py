@@ -490,7 +490,9 @@ NO_DEFINITIONS = {"deepseek-v3.1"}
     ("Kimi-K3", "kimi-k3", "the Go TEMPLATE"),
     # no definitions; calls' arguments as tojson, results in place of turns (a family template that
     # shows Ollama its <think> tags, as the GGUF's template does: current Ollama takes it)
-    ("deepseek-ai-DeepSeek-V3.1", "deepseek-v3.1", "the Go TEMPLATE")])
+    ("deepseek-ai-DeepSeek-V3.1", "deepseek-v3.1", "the Go TEMPLATE"),
+    # definitions as tojson of each function, calls as a <TOOLCALL> JSON list, runs of results in user turns
+    ("NVIDIA-Nemotron-Nano-v2", "nemotron-nano-v2", "the Go TEMPLATE")])
 def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_does(go_renderer, name, layout, current):
     """The TEMPLATE's tool section, run by Go's real text/template with Ollama's tool types
     (tests/go), equals transformers given the same tools and calls as Ollama hands them to a
@@ -788,6 +790,65 @@ def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformer
     assert full.endswith("r3<｜tool▁output▁end｜>")  # no generation prompt after outputs
     assert outs[3]["output"].endswith("r2<｜tool▁output▁end｜><｜User｜>Thanks.<｜Assistant｜><think></think>")
     assert outs[4]["output"].endswith("<｜User｜>Thanks.<｜Assistant｜><think>")
+
+
+# /think is removed first, then /no_think, which leaves "/think" here: "Be /think brief." (and not
+# on: the text holds /no_think, never /think)
+NANO_V2_SYSTEM = " /no_think Be /thi/no_thinknk brief. "
+
+
+@pytest.mark.parametrize("tail, thinks", [
+    ((), False),  # the first system message's /no_think
+    ((Message("user", "Sure? /think"),), True),  # a later user /think turns it on again
+    ((Message("system", "Later /think"), Message("user", "Ok.")), True),  # so does a later system message
+    ((Message("user", "x /think and /no_think"),), True)])  # /think wins within one message
+def test_nemotron_nano_v2_reasoning_mode_and_rewrites_in_real_go_render_as_transformers_does(go_renderer, tail, thinks):
+    """Nemotron Nano v2 reads its reasoning mode from /think and /no_think in every user and system
+    message (not from Ollama's think), removes them from user text and the first system message
+    (/think first, then /no_think) and strips; other system messages are not written; an earlier
+    answer keeps what lies between its first and second </think>, stripped; a call turn writes its
+    calls after the text (on a new line only when there is text); a run of results is one user
+    turn; a final answer (Ollama's prefill) is stripped, not cut. Real Go against transformers,
+    think unset/on/off, and the rewrites by hand."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+
+    template = pinned("NVIDIA-Nemotron-Nano-v2")
+    tokens = SpecialTokens(None, "<SPECIAL_12>")
+    report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
+    assert report.paths[GO_TEMPLATE].status == "exact" and report.current_ollama == "the Go TEMPLATE"
+    call = ToolCall("get_weather", {"city": "Oslo", "o": {"b": None, "a": [1.5, "é<"]}})
+    talk = (Message("system", NANO_V2_SYSTEM), Message("user", " Hi/no_think there "),
+            Message("assistant", " plan</think> kept </think>dropped</think>more", thinking="hidden"),
+            Message("user", "Weather?"), Message("assistant", "  ", tool_calls=(call,)),
+            Message("tool", "r1", tool_name="get_weather"), Message("assistant", "</think> Checking.", tool_calls=(
+                call, ToolCall("get_weather", {"city": "Rome"}))), Message("tool", "r2", tool_name="get_weather"),
+            Message("tool", "r3", tool_name="get_weather"), Message("assistant", "It is cold."), *(tail or (Message("user", "More."),)))
+    conversations = [talk, talk + (Message("assistant", "\n Plan</think> so "),), talk + (Message("assistant", " "),)]
+    jobs = [(c, think) for c in conversations for think in (None, True, False)]
+    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
+               | ({} if think is None else {"think": think}) for c, think in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = [r["output"] for r in json.loads(proc.stdout)]
+    for (messages, think), out in zip(jobs, outs):
+        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
+        if messages[-1].role == "assistant":  # Ollama continues a final answer
+            kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
+        if messages[-1].content.isspace():  # the source writes none of a blank one; transformers would
+            kwargs.pop("continue_final_message")  # continue its own marker appended to it
+        assert out == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+    assert outs[0] == outs[1] == outs[2]  # Ollama's think changes nothing, as in the source
+    full, opened = outs[0], "<think>\n" if thinks else "<think></think>"
+    assert full.startswith("<SPECIAL_10>System\nBe /think brief.\n\nYou can use the following tools")
+    assert "<SPECIAL_11>User\nHi there\n<SPECIAL_11>Assistant\nkept\n<SPECIAL_12>\n" in full and "hidden" not in full
+    assert ('<SPECIAL_11>Assistant\n<TOOLCALL>[{"name": "get_weather", "arguments": {"city": "Oslo", "o": '
+            '{"a": [1.5, "é<"], "b": null}}}]</TOOLCALL>\n<SPECIAL_12>\n<SPECIAL_11>User\n<TOOL_RESPONSE>[r1]</TOOL_RESPONSE>'
+            "<SPECIAL_11>Assistant\nChecking.\n<TOOLCALL>[") in full
+    assert "<SPECIAL_11>User\n<TOOL_RESPONSE>[r2, r3]</TOOL_RESPONSE><SPECIAL_11>Assistant\nIt is cold." in full
+    assert "Later" not in full and "/no_think" not in full and " /think" not in full.split("brief.")[1]
+    assert full.endswith(f"<SPECIAL_11>Assistant\n{opened}")
+    assert outs[3].endswith(f"<SPECIAL_11>Assistant\n{opened}Plan</think> so")
+    assert outs[6].endswith("\n")  # a blank final answer is left out, no generation prompt
 
 
 # Every kind of field Gemma 4's format_parameters writes: enum, items (with properties, required,

@@ -493,6 +493,13 @@ FAMILY_FORMATS: tuple[ChatFormat, ...] = (
                stops=("<|im_start|>", "<|im_end|>"),
                note="reasoning mode /think unless Ollama's think is false or the system message says /no_think, "
                     "as the source does; system messages other than the first are not written, as the source does"),
+    ChatFormat("nemotron", "nano-v2", markers=("<SPECIAL_10>System", "<SPECIAL_11>Assistant", "<SPECIAL_12>"),
+               go_file="nemotron-nano-v2.gotmpl.j2", helpers=("strip",), user=("<SPECIAL_11>User\n", "\n"),
+               assistant=("<SPECIAL_11>Assistant\n", "\n<SPECIAL_12>\n"), generation="<SPECIAL_11>Assistant\n",
+               stops=("<SPECIAL_10>", "<SPECIAL_11>", "<SPECIAL_12>"),
+               note="reasoning mode from /think or /no_think in the user and system messages, not from Ollama's "
+                    "think, as the source does; system messages other than the first are not written, as the "
+                    "source does; earlier turns' thinking is dropped"),
     ChatFormat("nemotron", "3-nano", markers=("<|im_start|>", "truncate_history_thinking", "<think></think>"),
                go_file="nemotron3.gotmpl.j2", helpers=("strip", "rstrip"), user=("<|im_start|>user\n", "<|im_end|>\n"),
                assistant=("<|im_start|>assistant\n", "<|im_end|>\n"), generation="<|im_start|>assistant\n",

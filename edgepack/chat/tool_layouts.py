@@ -36,7 +36,7 @@ from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HER
 from edgepack.chat.tool_kimi3 import K3_CALLS, K3_DEFS, K3_RESULT
 from edgepack.chat.tool_minicpm import CALL_TURN as MINICPM_CALL_TURN, DEFS as MINICPM_DEFS, DEFS_MARKER as MINICPM_MARKER
 from edgepack.chat.tool_minicpm import RESULT as MINICPM_RESULT
-from edgepack.chat.tool_nemotron import NEMOTRON_DEFS, NEMOTRON_RESULT
+from edgepack.chat.tool_nemotron import NANO_V2_CALLS, NANO_V2_DEFS, NANO_V2_RESULT, NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat import tool_gemma
 from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
@@ -452,6 +452,10 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "{{ range $c := .ToolCalls }}<tool_call>\n<function={{ $c.Function.Name }}>\n" + _XML_ARGS
                + "</function>\n</tool_call>\n{{ end }}", NEMOTRON_RESULT, defs_at="family", family="nemotron",
                helpers=("pyjson", "strip")),
+    # Nemotron Nano v2 (family template): the definitions as tojson in the system turn, calls as a
+    # <TOOLCALL> JSON list after the text, each run of results in one user turn
+    ToolLayout("nemotron-nano-v2", ("<AVAILABLE_TOOLS>", "<TOOLCALL>", "<TOOL_RESPONSE>", "<SPECIAL_11>"),
+               NANO_V2_DEFS, NANO_V2_CALLS, NANO_V2_RESULT, defs_at="family", family="nemotron"),
     # Hermes 2 Pro / 3 tool_use: the definitions inside the fixed system turn (a Python signature as
     # each description), a call turn of its own, results in tool turns (chat.tool_hermes_pro)
     ToolLayout("hermes-pro", ("json_to_python_type", "Here are the available tools: <tools> ", "<tool_response>"),

@@ -1,10 +1,13 @@
 """Go text for NVIDIA Nemotron 3 Nano's tools (the row "nemotron3" of chat.tool_layouts, placed by
-modelfiles/chat/families/nemotron3.gotmpl.j2): each definition as XML, as the source's loop and its
+modelfiles/chat/families/nemotron3.gotmpl.j2; Nemotron Nano v2's, the row "nemotron-nano-v2", at the
+end): each definition as XML, as the source's loop and its
 render_extra_keys macro write it (a property's name, type, description and enum, then its other
 keys in the order Ollama's structs write them; the parameters' other keys, then `required`), calls
 as <function=...> XML with one <parameter=...> per argument (keys sorted, as a Go map ranges)."""
 
 from __future__ import annotations
+
+import json
 
 from edgepack.chat.gojson import tojson
 
@@ -44,3 +47,24 @@ NEMOTRON_RESULT = (
     '{{ $loopPrev := "" }}{{ range $j, $m := slice $.Messages 0 $i }}{{ if or $j (ne $m.Role "system") }}'
     '{{ $loopPrev = $m.Role }}{{ end }}{{ end }}{{ if and $loopPrev (ne $loopPrev "tool") }}<|im_start|>user\n{{ end }}'
     '<tool_response>\n{{ .Content }}\n</tool_response>\n{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}')
+
+
+# Nemotron Nano v2: the definitions (each tool's function as tojson, joined by ", ") and the fixed
+# instructions after them; its example calls hold "{{", so they are one Go string action.
+NANO_V2_DEFS = (
+    "You can use the following tools to assist the user if required:\n<AVAILABLE_TOOLS>["
+    f"{{{{ range $k, $t := $.Tools }}}}{{{{ if $k }}}}, {{{{ end }}}}{tojson('$t.Function')}{{{{ end }}}}"
+    "]</AVAILABLE_TOOLS>\n\n{{ " + json.dumps(
+        "If you decide to call any tool(s), use the following format:\n"
+        '<TOOLCALL>[{{"name": "tool_name1", "arguments": "tool_args1"}}, '
+        '{{"name": "tool_name2", "arguments": "tool_args2"}}]</TOOLCALL>\n\n'
+        "The user will execute tool-calls and return responses from tool(s) in this format:\n"
+        '<TOOL_RESPONSE>[{{"tool_response1"}}, {{"tool_response2"}}]</TOOL_RESPONSE>\n\n'
+        "Based on the tool responses, you can call additional tools if needed, correct tool calls if any errors "
+        "are found, or just respond to the user.", ensure_ascii=False) + " }}")
+# A turn's calls (dot: the message): each as {"name": ..., "arguments": tojson}, joined by ", ".
+NANO_V2_CALLS = ('<TOOLCALL>[{{ range $j, $c := .ToolCalls }}{{ if $j }}, {{ end }}{"name": "{{ $c.Function.Name }}", '
+                 f'"arguments": {tojson("$c.Function.Arguments")}}}{{{{ end }}}}]</TOOLCALL>')
+# Results: a run of them in one user turn, <TOOL_RESPONSE>[...] joined by ", ".
+NANO_V2_RESULT = ('{{ if ne $prevRole "tool" }}<SPECIAL_11>User\n<TOOL_RESPONSE>[{{ end }}{{ .Content }}'
+                  '{{ if eq $nextRole "tool" }}, {{ else }}]</TOOL_RESPONSE>{{ end }}')
