@@ -759,6 +759,8 @@ def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformer
     tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     assert report.paths[GO_TEMPLATE].status == "exact" and report.current_ollama == "the Go TEMPLATE"
+    # Ollama finds calls in the answer after the text that starts the first {{ if .ToolCalls }} (parseTag)
+    assert report.go_template.split("{{ if .ToolCalls }}", 1)[1].startswith("<｜tool▁calls▁begin｜>")
     call = ToolCall("get_weather", {"city": "Oslo", "days": [1, {"b": None, "a": 2.5}], "note": "é<\"x\">"})
     talk = (Message("system", "First."), Message("user", "Weather?"),
             Message("assistant", "a</think>b</think>c", thinking="hidden plan"),
@@ -817,6 +819,8 @@ def test_nemotron_nano_v2_reasoning_mode_and_rewrites_in_real_go_render_as_trans
     tokens = SpecialTokens(None, "<SPECIAL_12>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     assert report.paths[GO_TEMPLATE].status == "exact" and report.current_ollama == "the Go TEMPLATE"
+    # Ollama finds calls in the answer after the text that starts the first {{ if .ToolCalls }} (parseTag)
+    assert report.go_template.split("{{ if .ToolCalls }}", 1)[1].startswith("<TOOLCALL>[")
     call = ToolCall("get_weather", {"city": "Oslo", "o": {"b": None, "a": [1.5, "é<"]}})
     talk = (Message("system", NANO_V2_SYSTEM), Message("user", " Hi/no_think there "),
             Message("assistant", " plan</think> kept </think>dropped</think>more", thinking="hidden"),

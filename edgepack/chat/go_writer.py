@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import jinja2
 
-from edgepack.chat import gohelpers
+from edgepack.chat import godrop, gohelpers
 from edgepack.chat.conversations import ollama_template_data
 from edgepack.chat.dates import date_prologue, go_date_expression
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
@@ -53,6 +53,7 @@ def _go_environment() -> jinja2.Environment:
     env.filters["go_text"] = _go_text
     env.filters["go_string"] = lambda s: json.dumps(s, ensure_ascii=False)
     env.globals["blank_check"] = gohelpers.blank_check  # for families' own templates
+    env.globals["remove"] = godrop.remove
     return env
 
 

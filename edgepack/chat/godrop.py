@@ -1,4 +1,5 @@
-"""The Go template helper that leaves blocks between two markers out of a text, for Ollama TEMPLATEs.
+"""The Go template helper that leaves blocks between two markers out of a text, for Ollama TEMPLATEs
+(and, at the end, the Go text that leaves every occurrence of one marker out: remove).
 
 Every block from an opening marker to the next closing one (or the end) is left out, and every
 other closing marker: `"".join(p.split(open)[0] for p in text.split(close))`, then optionally a
@@ -89,3 +90,19 @@ def text_of(name: str) -> str:
             "{{ $in = true }}{{ end }}{{ end }}{{ end }}{{ end }}"
             "{{ if not $in }}{{ $out = print $out $from }}{{ end }}"
             f"{emit}{{{{ end }}}}")
+
+
+def remove(value: str, out: str, marker: str) -> str:
+    """Go text that declares `out` (a variable name) as `value` (a Go variable holding a string) with
+    every `marker` left out, as Python's value.replace(marker, ""): one pass over the byte offsets
+    (Go 1.24's range over an integer), the bytes of a marker found skipped ($skip holds one letter
+    per byte still to skip) and the text before it joined on with print. For families' own
+    templates (SmolLM3's and Nemotron Nano v2's /think and /no_think)."""
+    size, literal = len(marker.encode("utf-8")), json.dumps(marker, ensure_ascii=False)
+    skip = json.dumps("x" * (size - 1))
+    return (f'{{{{ {out} := "" }}}}{{{{ $from := 0 }}}}{{{{ $skip := "" }}}}{{{{ $resume := false }}}}'
+            f"{{{{ range $k := len {value} }}}}{{{{ if $resume }}}}{{{{ $from = $k }}}}{{{{ $resume = false }}}}{{{{ end }}}}"
+            "{{ if $skip }}{{ $skip = slice $skip 1 }}{{ if not $skip }}{{ $resume = true }}{{ end }}{{ else }}"
+            f"{{{{ $r := slice {value} $k }}}}{{{{ if and (ge (len $r) {size}) (eq (slice $r 0 {size}) {literal}) }}}}"
+            f"{{{{ {out} = print {out} (slice {value} $from $k) }}}}{{{{ $skip = {skip} }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}"
+            f"{{{{ if not $resume }}}}{{{{ {out} = print {out} (slice {value} $from) }}}}{{{{ end }}}}")

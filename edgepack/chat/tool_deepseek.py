@@ -24,9 +24,10 @@ R1_DISTILL_CALLS = ('{{ $callsBefore := false }}{{ range $m := slice $.Messages 
                     f"{tojson('$c.Function.Arguments')}\n```<｜tool▁call▁end｜>{{{{ end }}}}"
                     "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>")
 
-# DeepSeek V3.1: the turn's text as it is (not cut at </think>), the calls block holding each call
-# (name, then its arguments as tojson), closed with the turn; each result in place of a turn.
-V31_CALLS = ("{{ .Content }}<｜tool▁calls▁begin｜>{{ range $c := .ToolCalls }}<｜tool▁call▁begin｜>{{ $c.Function.Name }}"
+# DeepSeek V3.1: after the turn's text as it is (not cut at </think>; the family template writes it),
+# the calls block holding each call (name, then its arguments as tojson), closed with the turn;
+# each result in place of a turn.
+V31_CALLS = ("<｜tool▁calls▁begin｜>{{ range $c := .ToolCalls }}<｜tool▁call▁begin｜>{{ $c.Function.Name }}"
              f"<｜tool▁sep｜>{tojson('$c.Function.Arguments')}<｜tool▁call▁end｜>{{{{ end }}}}"
              "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>")
 V31_RESULT = "<｜tool▁output▁begin｜>{{ .Content }}<｜tool▁output▁end｜>"
