@@ -1209,3 +1209,19 @@ def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_
     assert "]]></param>B# Tools" in outs[3] and "]]></param><|im_end|>" in outs[3] and "<tool_def_sep>" not in outs[3]
     assert outs[4].startswith("<|im_start|>system\n# Tools") and outs[4].count("# Tools") == 1
     assert outs[5].startswith("<|im_start|>system\nno marker\n\n# Tools")
+
+
+def test_a_renderer_is_written_only_where_no_path_edgepack_proved_serves_current_ollama():
+    """Both templates are byte-identical to ones ollama's renderer tests render. Glimmer's Go
+    TEMPLATE differs (it lower-cases text to look for a reasoning line, which Go cannot), so its
+    RENDERER/PARSER is written; Laguna XS.2's TEMPLATE is proven exact with tools and thinking, so
+    current Ollama is left to take that TEMPLATE and the renderer only named."""
+    tokens = SpecialTokens("<s>", "</s>")
+    glimmer = analyze_chat(pinned("muse-glimmer"), tokens, prove_llama_cpp_path=False)
+    assert (glimmer.renderer, glimmer.parser) == ("glimmer", "glimmer")
+    assert glimmer.current_ollama == "RENDERER glimmer / PARSER glimmer"
+    laguna = analyze_chat(pinned("poolside-Laguna-XS.2"), tokens, prove_llama_cpp_path=False)
+    assert laguna.paths[RENDERER].status == "matched" and "byte-identical" in laguna.paths[RENDERER].proof
+    assert laguna.paths[GO_TEMPLATE].status == "exact" and laguna.renderer is None
+    assert laguna.current_ollama == "the Go TEMPLATE"
+    assert "edgepack's Go TEMPLATE is proven exact" in laguna.paths[RENDERER].proof

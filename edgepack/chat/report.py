@@ -19,6 +19,7 @@ from edgepack.chat.proof import (
     EXACT, NOT_CHECKED, NOT_HANDLED, PathResult, ReferenceRenders, prove_go, template_capabilities,
 )
 from edgepack.chat.proof_llama_cpp import prove_llama_cpp
+from edgepack.chat.ollama_versions import needed_ollama
 from edgepack.chat.renderers import OLLAMA_VERSION, match_renderer
 from edgepack.chat.sandbox import RenderError, RenderJob, SpecialTokens, TemplateBoundError, render_many
 from edgepack.chat.text_edits import describe_edits
@@ -64,7 +65,14 @@ class ChatReport:
             "needs_variables": list(self.needs_variables), "current_ollama": self.current_ollama,
             "older_ollama": self.older_ollama, "warnings": list(self.warnings),
             "ollama_version": self.ollama_version, "stops": list(self.stops), "go_template": self.go_template,
+            "go_template_needs_ollama": self.go_template_needs_ollama,
         }
+
+    @property
+    def go_template_needs_ollama(self) -> str | None:
+        """The oldest Ollama release the written TEMPLATE runs on (None: any with TEMPLATE support)."""
+        need = needed_ollama(self.go_template) if self.go_template else None
+        return need.version if need else None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChatReport:
@@ -94,6 +102,9 @@ class ChatReport:
             lines.append(f"{title}: {p.status}{sends} - {p.how}{detail}")
         if self.current_ollama:
             lines.append(f"current Ollama uses: {self.current_ollama}")
+        need = needed_ollama(self.go_template) if self.go_template else None
+        if need:
+            lines.append(need.line())
         return lines
 
 
