@@ -101,8 +101,10 @@ def remove(value: str, out: str, marker: str) -> str:
     size, literal = len(marker.encode("utf-8")), json.dumps(marker, ensure_ascii=False)
     skip = json.dumps("x" * (size - 1))
     return (f'{{{{ {out} := "" }}}}{{{{ $from := 0 }}}}{{{{ $skip := "" }}}}{{{{ $resume := false }}}}'
-            f"{{{{ range $k := len {value} }}}}{{{{ if $resume }}}}{{{{ $from = $k }}}}{{{{ $resume = false }}}}{{{{ end }}}}"
+            f"{{{{ range $k := len {value} }}}}"
+            "{{ if $resume }}{{ $from = $k }}{{ $resume = false }}{{ end }}"
             "{{ if $skip }}{{ $skip = slice $skip 1 }}{{ if not $skip }}{{ $resume = true }}{{ end }}{{ else }}"
             f"{{{{ $r := slice {value} $k }}}}{{{{ if and (ge (len $r) {size}) (eq (slice $r 0 {size}) {literal}) }}}}"
-            f"{{{{ {out} = print {out} (slice {value} $from $k) }}}}{{{{ $skip = {skip} }}}}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}"
+            f"{{{{ {out} = print {out} (slice {value} $from $k) }}}}{{{{ $skip = {skip} }}}}"
+            "{{ end }}{{ end }}{{ end }}"
             f"{{{{ if not $resume }}}}{{{{ {out} = print {out} (slice {value} $from) }}}}{{{{ end }}}}")
