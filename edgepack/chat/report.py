@@ -272,9 +272,14 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
         go_proven = (report.go_template is not None and report.paths[GO_TEMPLATE].status == EXACT
                      and len(report.capabilities) <= len(go_caps))
         if match.identical_to_reference and go_proven:
-            report.paths[RENDERER].proof += ("; not written into the Modelfile: edgepack's Go TEMPLATE is proven "
-                                             "exact, with every capability of the GGUF's template, and current "
-                                             "Ollama then uses it")
+            # PARSER alone: Ollama renders with the proven TEMPLATE and reads the model's thinking and
+            # tool calls with the family's own parser (server/prompt.go renders with a TEMPLATE
+            # unless a RENDERER is named; a PARSER keeps it from the GGUF's Jinja)
+            report.parser = row.parser
+            report.paths[RENDERER].proof += (f"; RENDERER not written: edgepack's Go TEMPLATE is proven exact, with "
+                                             "every capability of the GGUF's template, and current Ollama renders "
+                                             f"with it; PARSER {row.parser} is written, so Ollama reads the model's "
+                                             "thinking and tool calls as it does for this family")
         elif match.identical_to_reference and (jinja.as_ollama_sends or jinja.status) != EXACT:
             report.renderer, report.parser = row.renderer, row.parser
         elif match.identical_to_reference:
@@ -292,6 +297,8 @@ def _choose_ollama_paths(report: ChatReport, go_capabilities: list[str]) -> None
     """Which path Ollama takes with edgepack's Modelfile (ollama's server/images.go order)."""
     if report.renderer:
         report.current_ollama = f"RENDERER {report.renderer} / PARSER {report.parser}"
+    elif report.parser and report.go_template:  # a PARSER keeps Ollama on the TEMPLATE (server/images.go)
+        report.current_ollama = f"the Go TEMPLATE, with PARSER {report.parser}"
     elif report.go_template and len(report.capabilities) <= len(go_capabilities):
         # shouldPreferChatTemplate: only a GGUF template with more capabilities wins.
         report.current_ollama = "the Go TEMPLATE"
