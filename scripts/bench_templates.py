@@ -173,6 +173,9 @@ def main() -> int:
             "llama_cpp_source_refuses": len(report.paths[LLAMA_CPP].notes),
             "first_difference": next((d for k in (LLAMA_CPP, GO_TEMPLATE) for d in report.paths[k].differences), ""),
             "needs": report.needs_variables,
+            "tool_calls_read_by_ollama": (None if not report.go_template or ".Tools" not in report.go_template else
+                                          bool(report.parser) or any(n.startswith("tool calls in replies")
+                                                                     for n in report.paths[GO_TEMPLATE].notes)),
         })
         rows[-1]["ollama_own_import"] = own_import(path.read_text(encoding="utf-8"), index, rows[-1]) if index else None
     n = len(rows)
@@ -188,6 +191,8 @@ def main() -> int:
         "path2_go_exact_without_tools": sum(r["go"] == "exact without tools" for r in ok),
         "path2_go_written": sum(r["go_written"] for r in ok),
         "path3_renderer_matched": sum(bool(r["renderer"]) for r in ok),
+        "go_tools": sum(r["tool_calls_read_by_ollama"] is not None for r in ok),
+        "go_tool_calls_read_by_ollama": sum(bool(r["tool_calls_read_by_ollama"]) for r in ok),
         "current_ollama_exact": sum(r["current_exact"] for r in ok),
         "current_ollama_exact_tools_as_ollama_encodes": sum(r["current_exact_tools_as_ollama_encodes"] for r in ok),
         "exact_through_some_proven_path": sum(r["llama_cpp"] == "exact" or r["go"] == "exact" or r["current_exact"]
@@ -238,6 +243,8 @@ def main() -> int:
     print("  refuses tool requests on it; other modes exact)")
     print(f"path 2 Go TEMPLATE written (exact or named diff): {pct('path2_go_written')}")
     print(f"path 3 RENDERER/PARSER matched (not proven):      {pct('path3_renderer_matched')}")
+    print(f"TEMPLATEs with tools whose calls in replies Ollama reads (JSON after the tag it finds, or a PARSER): "
+          f"{totals['go_tool_calls_read_by_ollama']}/{totals['go_tools']}")
     if index is None:
         print("Ollama's own import: n/a (give --ollama-repo)")
     else:

@@ -51,6 +51,63 @@ def inferred_thinking_tags(source: str) -> tuple[str, str]:
     return tags[0], tags[1]
 
 
+def inferred_tool_tag(go_template: str) -> str:
+    """The text Ollama's generic tool parser waits for before it reads tool calls out of a reply
+    (its tools/template.go parseTag, modelled): the first non-blank text node inside the first
+    `if` whose condition names .ToolCalls as a field of its own (not inside parentheses, not on a
+    variable), searched depth first and stopping at the first action; cut before any "{" and
+    trimmed. "{" (any JSON object) when there is none. A PARSER replaces this parser."""
+
+    def names_tool_calls(tokens) -> bool:
+        depth = 0
+        for kind, value in tokens or ():
+            depth += (kind == "lparen") - (kind == "rparen")
+            if depth == 0 and kind == "field" and "ToolCalls" in value.split("."):
+                return True
+        return False
+
+    def find_if(nodes: list):
+        for node in nodes:
+            if isinstance(node, _If):
+                for cond, body in node.branches:
+                    if cond is not None and names_tool_calls(cond):
+                        return body
+                    found = find_if(body)
+                    if found is not None:
+                        return found
+            elif isinstance(node, _Range):
+                found = find_if(node.body)
+                if found is None and node.else_body:
+                    found = find_if(node.else_body)
+                if found is not None:
+                    return found
+        return None
+
+    def find_text(nodes: list):
+        for node in nodes:
+            if isinstance(node, _Text):
+                if node.text.strip():
+                    return node.text
+            elif isinstance(node, _If):
+                for _, body in node.branches:
+                    text = find_text(body)
+                    if text is not None:
+                        return text
+                return None
+            elif isinstance(node, _Range):
+                return find_text(node.body) or (find_text(node.else_body) if node.else_body else None)
+            elif isinstance(node, _Action):
+                return None
+        return None
+
+    body = find_if(GoTemplate(go_template).nodes)
+    text = find_text(body) if body is not None else None
+    if text is None:
+        return "{"
+    tag = text.replace("\r\n", "\n").split("{", 1)[0].strip()
+    return tag or "{"
+
+
 def advertise_thinking(chat_template: str) -> bool:
     """Whether the Go TEMPLATE may show Ollama its thinking tags (the thinking capability).
 

@@ -205,6 +205,11 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             go.notes.append(f"tools are written as the template writes them (layout {translation.tools}); "
                             "compared with the tools and calls as Ollama hands them to a template (its own key "
                             "order: definitions as its structs, properties and arguments sorted)")
+        tag = translation.tool_tag
+        if tag is not None and tag.json_calls:
+            go.notes.append(f"tool calls in replies: Ollama's tool parser reads them after {tag.tag!r} (the tag "
+                            "the TEMPLATE shows it) as a name and JSON arguments, as the model writes them")
+
         frozen = frozen_date(translation.go_template, renders.date_formats)
         if frozen:  # equal today, different tomorrow: never exact
             go.modes["plain"] = "differs"
@@ -289,6 +294,12 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             report.paths[RENDERER].proof += ("; not written into the Modelfile (only a template identical to "
                                              "ollama's reference is)")
 
+    tag = translation.tool_tag if translation is not None else None
+    if report.go_template and tag is not None and not tag.json_calls and not report.parser:
+        report.warnings.append(f"tool calls in replies: this model writes its arguments after {tag.tag!r} in a form "
+                               "that is not JSON, which is what Ollama's generic tool parser reads; through the Go "
+                               "TEMPLATE alone Ollama returns its calls as text (llama-server, or Ollama with this "
+                               "family's PARSER, reads them)")
     _choose_ollama_paths(report, go_template_capabilities(report.go_template) if report.go_template else [])
     return report
 

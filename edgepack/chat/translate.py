@@ -26,6 +26,7 @@ from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, Templa
                                    with_empty_tool_list)
 from edgepack.chat.text_edits import (PREFILL_KWARGS, describe_edits, drop_markers, edit_jobs, find_edits,
                                       split_markers)
+from edgepack.chat.tool_tag import ToolTag, declare_tag, reply_tag
 from edgepack.chat.tool_layouts import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
                                         tools_hold)
 from edgepack.errors import ChatTemplateError
@@ -49,6 +50,7 @@ class Translation:
     tokenizer_adds_bos: bool = True
     edits: dict[str, str] = field(default_factory=dict)  # per role, how the TEMPLATE edits its text (text_edits)
     tools: str = ""  # the tool layout the TEMPLATE writes (chat.tool_layouts), "" for none
+    tool_tag: ToolTag | None = None  # where Ollama's generic tool parser finds the calls in a reply
 
 
 _SENTINEL = "\u2063EDGEPACK-FIXED-TEXT\u2063"
@@ -331,6 +333,9 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
                                  tools=tools)
         if fmt.go_file and not tags:  # a family's own template writes its tags as text: hide them the same way
             go = hide_thinking_tags(go)
+        found = reply_tag(go, render_ollama) if tools else None  # how Ollama finds calls in a reply
+        if found is not None and found.json_calls:
+            go = declare_tag(go, found.tag)
         notes = [fmt.note] if fmt.note else []
         if thinking:
             notes.append(thinking.describe())
@@ -342,7 +347,7 @@ def translate(chat_template: str, tokens: SpecialTokens, *, tokenizer_adds_bos: 
             family=fmt.family, variant=fmt.variant, go_template=go, stops=list(concrete.stops),
             system_handling=system_handling(fmt), notes=notes, fixed_text=fixed,
             default_system=fmt.default_system, tokenizer_adds_bos=tokenizer_adds_bos, think_tails=tails,
-            thinking=thinking, thinking_tags=tags, edits=trims, tools=tools.name if tools else "",
+            thinking=thinking, thinking_tags=tags, edits=trims, tools=tools.name if tools else "", tool_tag=found,
         )
     if candidates:
         names = ", ".join(dict.fromkeys(f.family for f in candidates))
