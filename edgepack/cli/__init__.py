@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
+import threading
 
 from edgepack.cli._app import app
 
@@ -19,10 +22,22 @@ from edgepack.cli import fleet_cmd  # noqa: E402,F401  worker, fleet head/ls (an
 def main() -> None:
     try:
         app()
-    except SystemExit:
+    except SystemExit as done:
         # The command is done and the process exits (typer always ends with SystemExit): every
         # object alive now dies with it, so the collector need not walk them all once more at
         # interpreter exit (about 0.1 s with pydantic, numpy and llama_cpp loaded). atexit
         # handlers and the module teardown still run; only that last cycle collection skips them.
         gc.freeze()
+        if done.code == 130 and _native_call_running():
+            # Ctrl-C while llama.cpp quantizes in its worker thread: the build has unwound and
+            # removed its partial files, but the C call goes on, and interpreter teardown would
+            # free the library's state under it (a segfault, seen under load, instead of exit 130)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         raise
+
+
+def _native_call_running() -> bool:
+    """A llama.cpp call in edgepack's worker thread (quantize.engine) has not returned."""
+    return any(t.name == "llama-quantize" and t.is_alive() for t in threading.enumerate())
