@@ -31,7 +31,7 @@ FAMILIES = {
     "StepFun3.5-Flash": ("chatml/plain", "exact", set(),
                          "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant"),
     # Both also strip newlines around the thinking a continued final turn keeps (so does the TEMPLATE).
-    # Qwen3's tools are written as it writes them (chat.tool_layouts): exact with tools too.
+    # Qwen3's tools are written as it writes them (chat.tools.layouts): exact with tools too.
     "Qwen-Qwen3-0.6B": ("chatml/plain", "exact", set(),
                         "split('</think>')[-1].lstrip('\\n') when it contains '</think>' of assistant, "
                         "strip('\\n') of thinking"),
@@ -47,7 +47,7 @@ FAMILIES = {
     # V3.1: a family template of its own, which cuts an answer after its FIRST </think> (a byte loop:
     # it shows Ollama its <think> tags, so reads .Thinking); exact with tools too.
     "deepseek-ai-DeepSeek-V3.1": ("deepseek/v3.1", "exact", set(), ""),
-    # Family templates of their own now (DSML tools: chat.tool_dsml), exact with tools too.
+    # Family templates of their own now (DSML tools: chat.tools.dsml), exact with tools too.
     "deepseek-ai-DeepSeek-V3.2": ("deepseek/v3.2", "exact", set(), ""),
     "deepseek-ai-DeepSeek-V4": ("deepseek/v4", "exact", set(), ""),
     # R1 distills (a family template for their tool outputs): exact with tools too
@@ -216,7 +216,7 @@ def test_the_go_template_never_takes_current_ollama_away_from_a_more_capable_ggu
     assert inferred_thinking_tags(qwen.go_template) == ("<think>", "</think>")
     cohere = analyze_chat(pinned("Cohere2MoE"), TOKENS, prove_llama_cpp_path=False)
     assert cohere.capabilities == ["tools"]
-    # its TEMPLATE writes tools too (chat.tool_layouts "cohere2"): a tie, which current Ollama gives the TEMPLATE
+    # its TEMPLATE writes tools too (chat.tools.layouts "cohere2"): a tie, which current Ollama gives the TEMPLATE
     assert "<|START_THINKING|>{{ .Thinking" not in cohere.go_template and cohere.current_ollama == "the Go TEMPLATE"
     assert not all(inferred_thinking_tags(cohere.go_template))
     bielik = analyze_chat(pinned("Bielik-11B-v3.0-Instruct"), TOKENS, prove_llama_cpp_path=False)
@@ -307,7 +307,7 @@ def test_the_go_proof_covers_thinking_in_earlier_and_continued_turns(name, caugh
 
     from edgepack.chat.formats import FORMATS
     from edgepack.chat.proof import ReferenceRenders, prove_go, template_capabilities
-    from edgepack.chat.tool_layouts import LAYOUTS
+    from edgepack.chat.tools.layouts import LAYOUTS
     from edgepack.chat.translate import go_template_for, translate
 
     template = pinned(name)

@@ -407,7 +407,7 @@ def test_current_ollama_re_encodes_tool_definitions_and_that_is_named(llama_serv
     assert tool_diffs and all("re-encodes tool definitions" in d and '"required"' in d for d in tool_diffs)
 
 
-# ---- path 2: tools in the Go TEMPLATE (chat.tool_layouts), checked in Go's real text/template
+# ---- path 2: tools in the Go TEMPLATE (chat.tools.layouts), checked in Go's real text/template
 
 def render_go_tools(binary: Path, template: str, conversations, tools) -> list[str]:
     payload = [{"template": template, "messages": [go_payload(m) for m in msgs], "tools": list(tools)}
@@ -481,7 +481,7 @@ NO_DEFINITIONS = {"deepseek-v3.1"}
     ("deepseek-ai-DeepSeek-V3.2", "deepseek-v3.2-dsml", "the Go TEMPLATE"),
     ("deepseek-ai-DeepSeek-V4", "deepseek-v4-dsml", "the Go TEMPLATE"),
     ("deepseek-ai-DeepSeek-V4-Flash-0731", "deepseek-v4-dsml", "the Go TEMPLATE"),
-    # Gemma 4's own value notation (chat.tool_gemma), every key sorted as the source's dictsort
+    # Gemma 4's own value notation (chat.tools.gemma), every key sorted as the source's dictsort
     # sorts it (nested properties through the ordered map's ToMap); results inside the call turn
     ("google-gemma-4-31B-it", "gemma4", "the Go TEMPLATE"),
     ("google-gemma-4-31B-it-interleaved", "gemma4-interleaved", "the Go TEMPLATE"),
@@ -499,7 +499,7 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
     template; given the request's own order (parameters' "properties" before "required") it
     differs, which is why the reference is re-encoded, not the TEMPLATE bent to the probe."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
     # a template that joins bos_token to text needs one (undefined, transformers refuses it)
@@ -571,7 +571,7 @@ def test_deepseek_dsml_calls_results_and_thinking_with_tools_in_real_go(go_rende
     and, with tools given, keeps every turn's thinking. Real Go against transformers with thinking
     unset, on (levels high and max: the reasoning-effort text) and off, and a few lines by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -655,7 +655,7 @@ def test_kimi_k3_results_matched_by_id_and_sorted_definitions_in_real_go(go_rend
     as compact JSON with every key in dictsort's order (lower-cased), nested properties and values
     too. Real Go against transformers, and a few lines by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("Kimi-K3")
     tokens = SpecialTokens(None, "<|end_of_msg|>")
@@ -707,7 +707,7 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
     sends). They write no definitions. Real Go against transformers, thinking unset/on/off, and the
     blocks counted by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
@@ -753,7 +753,7 @@ def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformer
     </think> (a later one stays). Every system message is joined first by a blank line; no thinking
     is written back. Real Go against transformers, thinking unset/on/off, and the cuts by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("deepseek-ai-DeepSeek-V3.1")
     tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
@@ -813,7 +813,7 @@ def test_nemotron_nano_v2_reasoning_mode_and_rewrites_in_real_go_render_as_trans
     turn; a final answer (Ollama's prefill) is stripped, not cut. Real Go against transformers,
     think unset/on/off, and the rewrites by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("NVIDIA-Nemotron-Nano-v2")
     tokens = SpecialTokens(None, "<SPECIAL_12>")
@@ -905,7 +905,7 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     a run of two results the next run is skipped; after a run of one it is written. Real Go against
     transformers, and the counts of result turns checked by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS, TOOL_CHOICE
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -943,7 +943,7 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
     results after a system message (Bielik looks at their neighbours by place after it); a final
     turn is continued."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1003,7 +1003,7 @@ def test_laguna_takes_a_system_message_of_whitespace_as_none_in_real_go(go_rende
     tools, or, S, thinking); whitespace only, Unicode spaces included, counts as none. Real Go
     against transformers, with thinking unset, on and off, with and without tools."""
     from edgepack.chat.conversations import template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1029,7 +1029,7 @@ def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does
     when both tags occur, a call turn there what precedes a lone <think>, and the whole is trimmed.
     Real Go against transformers on texts the choice and proof conversations do not hold."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1091,7 +1091,7 @@ def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_rend
     json_to_python_type writes them, optional ones as Optional[...] = None), calls with nested
     arguments as tojson(indent=4) indented by 8, trimmed results; and a plain chat."""
     from edgepack.chat.conversations import WEATHER_TOOL, template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import TOOL_CHOICE
+    from edgepack.chat.tools.layouts import TOOL_CHOICE
 
     template = pinned("CohereForAI-c4ai-command-r-plus-tool_use")
     tokens = SpecialTokens("<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>")
@@ -1132,7 +1132,7 @@ def test_minimax_m3_cuts_answers_holding_their_thinking_and_writes_nested_argume
     lists as elements. Real Go against transformers on texts the choice and proof conversations
     do not hold, and by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("MiniMax-M3")
     tokens = SpecialTokens(None, "[e~[")
@@ -1173,7 +1173,7 @@ def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_
     str(). A system message's <tool_def_sep> is replaced by the definitions. Real Go against
     transformers on texts the choice and proof conversations do not hold, and by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tool_layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("openbmb-MiniCPM5-1B")
     tokens = SpecialTokens(None, "<|im_end|>")

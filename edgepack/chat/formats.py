@@ -356,7 +356,7 @@ LAGUNA_XS = dict(user=("<user>\n", "\n</user>\n"), assistant=("<assistant>\n", "
                  generation="<assistant>\n", helpers=("strip", "strip_line"),
                  note="thinks only when Ollama's think is true, as the source does; an answer that carries "
                       "its thinking before </think> is cut there and that thinking written, as the source does")
-# DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tool_dsml)
+# DeepSeek V3.2 and V4: every system message joined at the start, DSML tools (chat.tools.dsml)
 DEEPSEEK_DSML = dict(markers=(*DEEPSEEK3["markers"], "｜DSML｜"), user=DEEPSEEK3["user"],
                      assistant=DEEPSEEK3["assistant"], generation="<｜Assistant｜>", stops=DEEPSEEK3["stops"])
 SPARK_TURN = ("<｜start▁of▁sentence｜>", "<｜end▁of▁sentence｜>")

@@ -20,7 +20,7 @@ on every request: about 3 µs per byte for "ep.after:" and 8 µs per byte for "e
 The helpers that write JSON as Jinja's `tojson` does live in edgepack.chat.gojson, the one that
 writes Python's str() of a value (`value | string`) in edgepack.chat.gopystr, the one that leaves
 blocks between two markers out ("ep.drop:", Gemma 4's thought channels) in edgepack.chat.godrop,
-Gemma 4's value notation in edgepack.chat.tool_gemma, the one that writes a value as nested XML
+Gemma 4's value notation in edgepack.chat.tools.gemma, the one that writes a value as nested XML
 elements (MiniMax M3's to_xml) in edgepack.chat.goxml; text_of, native_of and depth here answer for all.
 """
 
@@ -31,8 +31,8 @@ import json
 from edgepack.chat import godrop, gojson, goxml
 from edgepack.chat.godrop import can_cut
 from edgepack.chat.gopystr import PYSTR_HELPERS, PYSTR_NEEDS
-from edgepack.chat.tool_gemma import GEMMA_HELPERS, GEMMA_NEEDS
-from edgepack.chat.tool_kimi3 import KIMI3_HELPERS, KIMI3_NEEDS
+from edgepack.chat.tools.gemma import GEMMA_HELPERS, GEMMA_NEEDS
+from edgepack.chat.tools.kimi3 import KIMI3_HELPERS, KIMI3_NEEDS
 
 # Python's whitespace, by the length of its UTF-8 encoding.
 _SPACES: dict[int, list[str]] = {}

@@ -26,8 +26,8 @@ from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, Templa
                                    with_empty_tool_list)
 from edgepack.chat.text_edits import (PREFILL_KWARGS, describe_edits, drop_markers, edit_jobs, find_edits,
                                       split_markers)
-from edgepack.chat.tool_tag import ToolTag, declare_tag, reply_tag
-from edgepack.chat.tool_layouts import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
+from edgepack.chat.tools.tag import ToolTag, declare_tag, reply_tag
+from edgepack.chat.tools.layouts import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
                                         tools_hold)
 from edgepack.errors import ChatTemplateError
 
@@ -49,7 +49,7 @@ class Translation:
     default_system: bool = False  # the format writes a default system prompt when none is given
     tokenizer_adds_bos: bool = True
     edits: dict[str, str] = field(default_factory=dict)  # per role, how the TEMPLATE edits its text (text_edits)
-    tools: str = ""  # the tool layout the TEMPLATE writes (chat.tool_layouts), "" for none
+    tools: str = ""  # the tool layout the TEMPLATE writes (chat.tools.layouts), "" for none
     tool_tag: ToolTag | None = None  # where Ollama's generic tool parser finds the calls in a reply
 
 

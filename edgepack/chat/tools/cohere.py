@@ -1,5 +1,5 @@
 """Go text for Command R's tools (R7B, Command A; the rows "command-r7b" and "cohere2" of
-chat.tool_layouts): calls numbered across the whole conversation, and result turns written only
+chat.tools.layouts): calls numbered across the whole conversation, and result turns written only
 where the source's tool_ids_seen queue lets it write one, replayed message by message (Go templates
 keep no list and do no arithmetic: counters are strings whose `len` is the count)."""
 

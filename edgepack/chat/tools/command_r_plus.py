@@ -1,4 +1,4 @@
-"""Go text for Cohere Command R+ tool_use (the row "command-r-plus" of chat.tool_layouts, placed by
+"""Go text for Cohere Command R+ tool_use (the row "command-r-plus" of chat.tools.layouts, placed by
 modelfiles/chat/families/command-r-plus.gotmpl.j2): each definition as a Python function stub, as
 the source's new_tool_parser macro writes it, calls as an Action JSON list (each call's arguments
 as tojson(indent=4) indented by 8 more spaces), results as <results> system turns.

@@ -1,5 +1,5 @@
 """Go text for the DeepSeek R1 distills' tools (the rows "deepseek-r1-distill" and
-"deepseek-r1-distill-calls" of chat.tool_layouts, placed by
+"deepseek-r1-distill-calls" of chat.tools.layouts, placed by
 modelfiles/chat/families/deepseek-r1-distill.gotmpl.j2, and the row "deepseek-v3.1", placed by
 modelfiles/chat/families/deepseek-v3.1.gotmpl.j2). The sources keep flags in a namespace
 that are never set back (is_output_first, is_first): here each is derived from the messages before

@@ -1,5 +1,5 @@
 """Go text for DeepSeek V3.2 and V4's DSML tools (the rows "deepseek-v3.2-dsml" and "deepseek-v4-dsml"
-of chat.tool_layouts, placed by modelfiles/chat/families/deepseek-v3.2.gotmpl.j2 and deepseek-v4.gotmpl.j2):
+of chat.tools.layouts, placed by modelfiles/chat/families/deepseek-v3.2.gotmpl.j2 and deepseek-v4.gotmpl.j2):
 the definitions as a header and each tool's function as tojson on a line of its own, after the system
 text; calls as DSML invoke/parameter blocks, a string value as it is with string="true", any other as
 tojson with string="false" (Go's decoded JSON types told apart with printf "%T", as chat.gojson's

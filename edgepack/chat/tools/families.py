@@ -1,5 +1,5 @@
 """Go text for the tools of Laguna XS, Ling (Bailing V3), Bielik 3 and Reka Edge (rows "laguna-xs",
-"ling", "bielik" and "reka" of chat.tool_layouts, placed by their family templates under
+"ling", "bielik" and "reka" of chat.tools.layouts, placed by their family templates under
 modelfiles/chat/families/), written from each source template's own tool code. Variables the
 family templates set: $on (Laguna: thinking on), $text (Ling, Reka: the answer as written, after a
 cut at </think>), $skip (Bielik: the first message is a system one)."""

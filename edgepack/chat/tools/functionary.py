@@ -1,5 +1,5 @@
 """The fixed instructions functionary v3.1's template writes after its tool definitions (Go text of
-the "functionary-v3.1" tool layout in edgepack.chat.tool_layouts, kept here for its length)."""
+the "functionary-v3.1" tool layout in edgepack.chat.tools.layouts, kept here for its length)."""
 
 FUNCTIONARY_V31_RULES = (
     '\n'

@@ -1,4 +1,4 @@
-"""Go text for Gemma 4's tools (the rows "gemma4" and "gemma4-interleaved" of chat.tool_layouts,
+"""Go text for Gemma 4's tools (the rows "gemma4" and "gemma4-interleaved" of chat.tools.layouts,
 placed by modelfiles/chat/families/gemma4.gotmpl.j2), and the Go helpers that write values in
 Gemma 4's own notation as the source's macros do.
 
@@ -77,7 +77,7 @@ def _sorted(mapping: str, body: str) -> str:
     return upper_case + "{{ if $ci }}" + passes + "{{ else }}{{ range $k, $v := $sm }}" + body + "{{ end }}{{ end }}"
 
 
-dictsort_range = _sorted  # for other families' helpers (chat.tool_kimi3)
+dictsort_range = _sorted  # for other families' helpers (chat.tools.kimi3)
 
 
 # A number as Python's str() writes what Ollama's JSON decodes it to: Go's JSON text, but for

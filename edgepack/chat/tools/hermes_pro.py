@@ -1,5 +1,5 @@
 """Go text for NousResearch Hermes 2 Pro / Hermes 3 tool_use templates (the row "hermes-pro" of
-chat.tool_layouts): the definitions inside the fixed system turn, each as the source writes it by
+chat.tools.layouts): the definitions inside the fixed system turn, each as the source writes it by
 hand: a JSON-like object whose description is a Python signature and an Args list built by its
 json_to_python_type macro, then the parameters as tojson; calls as <tool_call> JSON in a turn of
 their own (the turn's text left out), results in tool turns.

@@ -1,9 +1,9 @@
-"""Go text for Moonshot Kimi K3's tools (the row "kimi-k3" of chat.tool_layouts, placed by
+"""Go text for Moonshot Kimi K3's tools (the row "kimi-k3" of chat.tools.layouts, placed by
 modelfiles/chat/families/kimi-k3.gotmpl.j2), written from the source template's own macros.
 
 Definitions: a tool-declare system message holding the tool list as the source's json_sorted
 macro writes it: compact, every mapping's keys in Jinja's dictsort order (lower-cased; Go maps
-range by bytes, so chat.tool_gemma's dictsort_range picks them pass by pass when a key has an
+range by bytes, so chat.tools.gemma's dictsort_range picks them pass by pass when a key has an
 upper-case letter). Ollama's tool structs are written field by field in that order ("ep.kimi3.prop"
 for a property, nested properties through ToolPropertiesMap's ToMap), decoded JSON values
 (items, enum, $defs) by "ep.kimi3.value". Where it differs from the source: lower case is ASCII's
@@ -25,7 +25,7 @@ an error), a tool with an object-typed property 0.14 or later (ToolPropertiesMap
 from __future__ import annotations
 
 from edgepack.chat.gojson import string_or_tojson, tojson
-from edgepack.chat.tool_gemma import dictsort_range
+from edgepack.chat.tools.gemma import dictsort_range
 
 
 def _attr(value: str) -> str:

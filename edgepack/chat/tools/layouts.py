@@ -21,24 +21,24 @@ from dataclasses import dataclass, replace
 from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
-from edgepack.chat.tool_functionary import FUNCTIONARY_V31_RULES
-from edgepack.chat.tool_cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
+from edgepack.chat.tools.functionary import FUNCTIONARY_V31_RULES
+from edgepack.chat.tools.cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
-from edgepack.chat.tool_deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT, V31_CALLS, V31_RESULT
-from edgepack.chat.tool_dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
-from edgepack.chat.tool_families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
+from edgepack.chat.tools.deepseek import R1_DISTILL_CALLS, R1_DISTILL_RESULT, V31_CALLS, V31_RESULT
+from edgepack.chat.tools.dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, V4_DEFS, V4_RESULT
+from edgepack.chat.tools.families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
                                          LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
                                          REKA_CALLS, REKA_DEFS, REKA_RESULT)
-from edgepack.chat.tool_minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT,
+from edgepack.chat.tools.minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT,
                                         M3_CALLS, M3_DEFS, M3_XML)
-from edgepack.chat.tool_command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
-from edgepack.chat.tool_hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
-from edgepack.chat.tool_kimi3 import K3_CALLS, K3_DEFS, K3_RESULT
-from edgepack.chat.tool_minicpm import CALL_TURN as MINICPM_CALL_TURN, DEFS as MINICPM_DEFS, DEFS_MARKER as MINICPM_MARKER
-from edgepack.chat.tool_minicpm import RESULT as MINICPM_RESULT
-from edgepack.chat.tool_nemotron import NANO_V2_CALLS, NANO_V2_DEFS, NANO_V2_RESULT, NEMOTRON_DEFS, NEMOTRON_RESULT
-from edgepack.chat import tool_gemma
-from edgepack.chat.tool_seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
+from edgepack.chat.tools.command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
+from edgepack.chat.tools.hermes_pro import HERMES_PRO_CALLS, HERMES_PRO_DEFS, HERMES_PRO_RESULT
+from edgepack.chat.tools.kimi3 import K3_CALLS, K3_DEFS, K3_RESULT
+from edgepack.chat.tools.minicpm import CALL_TURN as MINICPM_CALL_TURN, DEFS as MINICPM_DEFS, DEFS_MARKER as MINICPM_MARKER
+from edgepack.chat.tools.minicpm import RESULT as MINICPM_RESULT
+from edgepack.chat.tools.nemotron import NANO_V2_CALLS, NANO_V2_DEFS, NANO_V2_RESULT, NEMOTRON_DEFS, NEMOTRON_RESULT
+from edgepack.chat.tools import gemma as tool_gemma
+from edgepack.chat.tools.seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
 from edgepack.errors import EdgepackError
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                + _each_tool("", "\n") + "</available_tools>",
                _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
                defs_at="family", family="laguna"),
-    # Laguna XS, Ling, Bielik 3 (family templates; Go text in chat.tool_families). Laguna XS: as Laguna
+    # Laguna XS, Ling, Bielik 3 (family templates; Go text in chat.tools.families). Laguna XS: as Laguna
     # S, each piece on lines of its own; Ling: Hermes definitions, <arg_key>/<arg_value> calls, one
     # OBSERVATION turn per run of results; Bielik: the definitions as one JSON list, Hermes calls
     ToolLayout("laguna-xs", ("<available_tools>", "Wrap your thinking in '<think>', '</think>' tags",
@@ -397,7 +397,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                          + "{{ else }}<function={{ $c.Function.Name }}>" + tojson("$c.Function.Arguments")
                          + "</function>{{ end }}{{ end }}", call_turn_end="<|eom_id|>",
                helpers=("pyjson", "pyjson.html")),
-    # MiniMax M2, M1, Seed-OSS (family templates; Go text in chat.tool_minimax and chat.tool_seed).
+    # MiniMax M2, M1, Seed-OSS (family templates; Go text in chat.tools.minimax and chat.tools.seed).
     # M2: definitions at the end of the system turn, calls after the text, results in ]~b]tool turns
     ToolLayout("minimax-m2", ("<minimax:tool_call>", "render_tool_namespace", "]~b]tool", "<invoke name="),
                M2_DEFS, M2_CALLS, M2_RESULT, defs_at="family", family="minimax"),
@@ -439,7 +439,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("deepseek-v3.1", ("ns.is_last_user", "<｜tool▁output▁begin｜>",
                                  "'<｜tool▁sep｜>' + tool['function']['arguments'] | tojson"),
                "", V31_CALLS, V31_RESULT, defs_at="family", family="deepseek"),
-    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tool_dsml): DSML calls after the text;
+    # DeepSeek V3.2 / V4 (family templates; Go text in chat.tools.dsml): DSML calls after the text;
     # V3.2's results in one <function_results> block per call turn, V4's as <tool_result> user text
     ToolLayout("deepseek-v3.2-dsml", ("｜DSML｜", "function_calls", "<function_results>", "call_order"),
                V32_DEFS, V32_CALLS, V32_RESULT, defs_at="family", family="deepseek"),
@@ -457,17 +457,17 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("nemotron-nano-v2", ("<AVAILABLE_TOOLS>", "<TOOLCALL>", "<TOOL_RESPONSE>", "<SPECIAL_11>"),
                NANO_V2_DEFS, NANO_V2_CALLS, NANO_V2_RESULT, defs_at="family", family="nemotron"),
     # Hermes 2 Pro / 3 tool_use: the definitions inside the fixed system turn (a Python signature as
-    # each description), a call turn of its own, results in tool turns (chat.tool_hermes_pro)
+    # each description), a call turn of its own, results in tool turns (chat.tools.hermes_pro)
     ToolLayout("hermes-pro", ("json_to_python_type", "Here are the available tools: <tools> ", "<tool_response>"),
                HERMES_PRO_DEFS, "", HERMES_PRO_RESULT, defs_at="header",
                header_defs_after="Here are the available tools: <tools> ", call_turn=HERMES_PRO_CALLS,
                helpers=("pyjson", "strip")),
     # Command R+ tool_use (family template): Python stubs in the fixed system turn, an Action JSON
-    # list after the text, <results> system turns (chat.tool_command_r_plus)
+    # list after the text, <results> system turns (chat.tools.command_r_plus)
     ToolLayout("command-r-plus", ("new_tool_parser", "json_to_python_type", "<results>", "Action:"),
                COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_RESULT, defs_at="family",
                family="command-r-plus", helpers=("pyjson", "pyjson:4", "strip")),
-    # Gemma 4 31B-it (family template; Go text in chat.tool_gemma): declarations in its own value
+    # Gemma 4 31B-it (family template; Go text in chat.tools.gemma): declarations in its own value
     # notation at the end of the system turn; a call turn writes its thinking, calls, then the
     # results of the tool messages that follow it, and the next assistant message continues it
     ToolLayout("gemma4", ("<|tool>", "<|tool_call>call:", "format_tool_response_block", "continue_same_model_turn"),
@@ -477,17 +477,17 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     ToolLayout("gemma4-interleaved", ("<|tool>", "<|tool_call>call:", "ns.last_user_message"),
                tool_gemma.DEFS_INTERLEAVED, tool_gemma.CALLS_INTERLEAVED, tool_gemma.RESULT_INTERLEAVED,
                defs_at="family", family="gemma", helpers=tool_gemma.HELPERS_INTERLEAVED),
-    # MiniMax M3 (family template; chat.tool_minimax): definitions ending the developer turn, <invoke>
+    # MiniMax M3 (family template; chat.tools.minimax): definitions ending the developer turn, <invoke>
     # calls after the text with nested values as elements (to_xml), results in one ]~b]tool turn per run
     ToolLayout("minimax-m3", ("]<]minimax[>[", "to_xml", "render_tool_namespace", "<response>"),
                M3_DEFS, M3_CALLS, M2_RESULT, defs_at="family", family="minimax", helpers=("pyjson", M3_XML[3:])),
     # MiniCPM 5: the definitions after the system text or in place of its <tool_def_sep>; a call turn
-    # of its own: the text before its first <tool_sep>, then the calls (chat.tool_minicpm)
+    # of its own: the text before its first <tool_sep>, then the calls (chat.tools.minicpm)
     ToolLayout("minicpm5", ("<tool_def_sep>", "<tool_sep>", "has_tool_sep", "<param name="),
                MINICPM_DEFS, "", MINICPM_RESULT, defs_joiner="\n\n", defs_marker=MINICPM_MARKER,
                call_turn=MINICPM_CALL_TURN, helpers=("pyjson", "pystr", "strip_nl")),
     # Kimi K3 (family template): a tool-declare message of key-sorted compact JSON first, XTML call
-    # tags after the response, results matched to the calls by id (chat.tool_kimi3)
+    # tags after the response, results matched to the calls by id (chat.tools.kimi3)
     ToolLayout("kimi-k3", ("json_sorted", "tool-declare", "render_tool_message", "_xtml_json_block"),
                K3_DEFS, K3_CALLS, K3_RESULT, defs_at="family", family="kimi",
                helpers=("pyjson", "pyjson.compact", "kimi3.value", "kimi3.prop", "attr")),

@@ -1,4 +1,4 @@
-"""Go text for MiniCPM 5's tools (the row "minicpm5" of chat.tool_layouts, in the generic ChatML
+"""Go text for MiniCPM 5's tools (the row "minicpm5" of chat.tools.layouts, in the generic ChatML
 TEMPLATE with thinking kept after the last user turn).
 
 Its source writes an assistant turn with calls as follows, and so does this text: the text is

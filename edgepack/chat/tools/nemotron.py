@@ -1,4 +1,4 @@
-"""Go text for NVIDIA Nemotron 3 Nano's tools (the row "nemotron3" of chat.tool_layouts, placed by
+"""Go text for NVIDIA Nemotron 3 Nano's tools (the row "nemotron3" of chat.tools.layouts, placed by
 modelfiles/chat/families/nemotron3.gotmpl.j2; Nemotron Nano v2's, the row "nemotron-nano-v2", at the
 end): each definition as XML, as the source's loop and its
 render_extra_keys macro write it (a property's name, type, description and enum, then its other

@@ -1,4 +1,4 @@
-"""Go text for ByteDance Seed-OSS's tools (the row "seed-oss" of chat.tool_layouts, placed by
+"""Go text for ByteDance Seed-OSS's tools (the row "seed-oss" of chat.tools.layouts, placed by
 modelfiles/chat/families/seed-oss.gotmpl.j2): each definition written as a Python function with a
 docstring, as the source's tools2doc macros write it, and calls as <seed:tool_call> XML whose
 values are Jinja's `value | string` (a string as it is, anything else Python's str(): chat.gopystr)."""
