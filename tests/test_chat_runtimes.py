@@ -409,6 +409,33 @@ def test_current_ollama_re_encodes_tool_definitions_and_that_is_named(llama_serv
 
 # ---- path 2: tools in the Go TEMPLATE (chat.tools.layouts), checked in Go's real text/template
 
+def go_and_hf_in_each_think_mode(go_renderer, go_template: str, template: str, tokens, conversations,
+                                 adjust=None) -> list[str]:
+    """Each conversation with think unset, on and off, offering CHOICE_TOOLS: real Go's render of
+    the TEMPLATE, asserted equal to transformers' of the source (`adjust(messages, kwargs)` may
+    change the latter's settings); the Go outputs in that order."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+
+    jobs = [(c, think) for c in conversations for think in (None, True, False)]
+    payload = [{"template": go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
+               | ({} if think is None else {"think": think}) for c, think in jobs]
+    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
+    outs = json.loads(proc.stdout)
+    assert all("error" not in r for r in outs), outs
+    for (messages, think), out in zip(jobs, outs):
+        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
+        if adjust is not None:
+            adjust(messages, kwargs)
+        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+    return [r["output"] for r in outs]
+
+
+def _continued(messages, kwargs) -> None:
+    if messages[-1].role == "assistant":  # Ollama continues a final answer
+        kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
+
+
 def render_go_tools(binary: Path, template: str, conversations, tools) -> list[str]:
     payload = [{"template": template, "messages": [go_payload(m) for m in msgs], "tools": list(tools)}
                for msgs in conversations]
@@ -706,8 +733,6 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
     opens the calls block (the Llama one writes calls only for a content of None, which Ollama never
     sends). They write no definitions. Real Go against transformers, thinking unset/on/off, and the
     blocks counted by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
@@ -726,16 +751,8 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
                 Message("system", "Last."), Message("user", "More?"), Message("assistant", "", tool_calls=(rome,)),
                 Message("tool", "r4", tool_name="get_weather"))
     conversations = [two_runs, two_runs[:8] + (Message("user", "Thanks."),), two_runs[1:4] + (Message("user", "And?"),)]
-    jobs = [(c, think) for c in conversations for think in (None, True, False)]
-    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
-               | ({} if think is None else {"think": think}) for c, think in jobs]
-    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
-    outs = json.loads(proc.stdout)
-    assert all("error" not in r for r in outs), outs
-    for (messages, think), out in zip(jobs, outs):
-        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
-        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
-    full = outs[0]["output"]
+    outs = go_and_hf_in_each_think_mode(go_renderer, report.go_template, template, tokens, conversations)
+    full = outs[0]
     assert full.startswith("Last.<｜User｜>Weather?") and "First." not in full
     assert full.count("<｜tool▁outputs▁begin｜>") == 1 and full.count("<｜tool▁output▁begin｜>") == 4
     assert full.endswith("r4<｜tool▁output▁end｜><｜tool▁outputs▁end｜>")  # no generation prompt after outputs
@@ -743,7 +760,7 @@ def test_deepseek_r1_distill_tool_state_in_real_go_renders_as_transformers_does(
     assert full.count("<｜tool▁calls▁begin｜>") == int(calls_written)
     assert full.count("<｜tool▁call▁begin｜>") == (4 if calls_written else 0)
     # a user turn after outputs leaves them unclosed (the source's flag is set back there)
-    assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]["output"]
+    assert "r1<｜tool▁output▁end｜><｜User｜>And?" in outs[-1]
 
 
 def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformers_does(go_renderer):
@@ -752,8 +769,6 @@ def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformer
     outputs); after tool outputs an answer is written as it is, any other is cut after its FIRST
     </think> (a later one stays). Every system message is joined first by a blank line; no thinking
     is written back. Real Go against transformers, thinking unset/on/off, and the cuts by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("deepseek-ai-DeepSeek-V3.1")
     tokens = SpecialTokens(None, "<｜end▁of▁sentence｜>")
@@ -770,18 +785,8 @@ def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformer
             Message("assistant", "Sunny</think>then"), Message("user", "Again?"),
             Message("assistant", "", tool_calls=(call,)), Message("tool", "r3", tool_name="get_weather"))
     conversations = [talk, talk[:8] + (Message("user", "Thanks."),), talk[:9]]
-    jobs = [(c, think) for c in conversations for think in (None, True, False)]
-    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
-               | ({} if think is None else {"think": think}) for c, think in jobs]
-    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
-    outs = json.loads(proc.stdout)
-    assert all("error" not in r for r in outs), outs
-    for (messages, think), out in zip(jobs, outs):
-        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
-        if messages[-1].role == "assistant":  # Ollama continues a final answer
-            kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
-        assert out["output"] == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
-    full = outs[0]["output"]
+    outs = go_and_hf_in_each_think_mode(go_renderer, report.go_template, template, tokens, conversations, _continued)
+    full = outs[0]
     assert full.startswith("First.\n\nSecond.<｜User｜>Weather?<｜Assistant｜><think></think>b</think>c<｜end▁of▁sentence｜>")
     assert "hidden plan" not in full and "c<｜end▁of▁sentence｜><｜User｜>Check." in full
     assert ("<think></think>Calling</think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"
@@ -790,8 +795,8 @@ def test_deepseek_v31_flags_and_first_think_cut_in_real_go_render_as_transformer
             "<｜end▁of▁sentence｜><｜tool▁output▁begin｜>r1<｜tool▁output▁end｜><｜tool▁output▁begin｜>r2") in full
     assert "r2<｜tool▁output▁end｜>Sunny</think>then<｜end▁of▁sentence｜><｜User｜>Again?" in full  # not cut
     assert full.endswith("r3<｜tool▁output▁end｜>")  # no generation prompt after outputs
-    assert outs[3]["output"].endswith("r2<｜tool▁output▁end｜><｜User｜>Thanks.<｜Assistant｜><think></think>")
-    assert outs[4]["output"].endswith("<｜User｜>Thanks.<｜Assistant｜><think>")
+    assert outs[3].endswith("r2<｜tool▁output▁end｜><｜User｜>Thanks.<｜Assistant｜><think></think>")
+    assert outs[4].endswith("<｜User｜>Thanks.<｜Assistant｜><think>")
 
 
 # /think is removed first, then /no_think, which leaves "/think" here: "Be /think brief." (and not
@@ -812,8 +817,6 @@ def test_nemotron_nano_v2_reasoning_mode_and_rewrites_in_real_go_render_as_trans
     calls after the text (on a new line only when there is text); a run of results is one user
     turn; a final answer (Ollama's prefill) is stripped, not cut. Real Go against transformers,
     think unset/on/off, and the rewrites by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
 
     template = pinned("NVIDIA-Nemotron-Nano-v2")
     tokens = SpecialTokens(None, "<SPECIAL_12>")
@@ -829,18 +832,14 @@ def test_nemotron_nano_v2_reasoning_mode_and_rewrites_in_real_go_render_as_trans
                 call, ToolCall("get_weather", {"city": "Rome"}))), Message("tool", "r2", tool_name="get_weather"),
             Message("tool", "r3", tool_name="get_weather"), Message("assistant", "It is cold."), *(tail or (Message("user", "More."),)))
     conversations = [talk, talk + (Message("assistant", "\n Plan</think> so "),), talk + (Message("assistant", " "),)]
-    jobs = [(c, think) for c in conversations for think in (None, True, False)]
-    payload = [{"template": report.go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
-               | ({} if think is None else {"think": think}) for c, think in jobs]
-    proc = subprocess.run([str(go_renderer)], input=json.dumps(payload), capture_output=True, text=True, check=True)
-    outs = [r["output"] for r in json.loads(proc.stdout)]
-    for (messages, think), out in zip(jobs, outs):
-        kwargs = {"tools": list(template_tool_values(CHOICE_TOOLS))} | ({} if think is None else {"enable_thinking": think})
-        if messages[-1].role == "assistant":  # Ollama continues a final answer
-            kwargs |= {"add_generation_prompt": False, "continue_final_message": True}
+
+    def continued_unless_blank(messages, kwargs) -> None:
+        _continued(messages, kwargs)
         if messages[-1].content.isspace():  # the source writes none of a blank one; transformers would
             kwargs.pop("continue_final_message")  # continue its own marker appended to it
-        assert out == render_hf(template, template_messages(messages), tokens, **kwargs), (len(messages), think)
+
+    outs = go_and_hf_in_each_think_mode(go_renderer, report.go_template, template, tokens, conversations,
+                                        continued_unless_blank)
     assert outs[0] == outs[1] == outs[2]  # Ollama's think changes nothing, as in the source
     full, opened = outs[0], "<think>\n" if thinks else "<think></think>"
     assert full.startswith("<SPECIAL_10>System\nBe /think brief.\n\nYou can use the following tools")
