@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import threading
 
 from edgepack.cli._app import app
 
@@ -28,16 +27,21 @@ def main() -> None:
         # interpreter exit (about 0.1 s with pydantic, numpy and llama_cpp loaded). atexit
         # handlers and the module teardown still run; only that last cycle collection skips them.
         gc.freeze()
-        if done.code == 130 and _native_call_running():
-            # Ctrl-C while llama.cpp quantizes in its worker thread: the build has unwound and
-            # removed its partial files, but the C call goes on, and interpreter teardown would
-            # free the library's state under it (a segfault, seen under load, instead of exit 130)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
+        if done.code == 130:
+            # Ctrl-C: the build has unwound and removed its partial files. Leave at once: a C call
+            # may still run in a worker thread (llama.cpp quantizing), and interpreter teardown
+            # frees state under it or under callbacks into Python (a segfault, exit -11, seen in
+            # loaded test runs, instead of 130). No edgepack atexit work is lost; children started
+            # through edgepack.procs die with this process, multiprocessing's are ended here.
+            _leave_now(130)
         raise
 
 
-def _native_call_running() -> bool:
-    """A llama.cpp call in edgepack's worker thread (quantize.engine) has not returned."""
-    return any(t.name == "llama-quantize" and t.is_alive() for t in threading.enumerate())
+def _leave_now(code: int) -> None:
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
