@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from edgepack.chat.gotemplate import go_html
+
 # ----------------------------------------------------------------- Python's JSON from Go's
 # Jinja's `tojson` in transformers is json.dumps(value, ensure_ascii=False): ", " and ": " between
 # items, and <, >, & and U+2028/U+2029 written as they are. Ollama's `json` is Go's json.Marshal:
@@ -110,11 +112,6 @@ def pyjson(text: str) -> str:
 # markupsafe's escape: what transformers' jinja2 writes where a template joins tojson's (plain
 # str) output to a `|safe` string, a Markup (functionary v3.1's definitions).
 PYJSON_HTML = "ep.pyjson.html"
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;", "\0": "\ufffd"}
-
-
-def html_escape(text: str) -> str:
-    return "".join(_HTML.get(c, c) for c in text)
 
 
 # "ep.pyjson.compact" keeps Go's compact separators and undoes only its five escapes: Python's
@@ -348,7 +345,7 @@ def native_of(name: str):
     if name == PYJSON:
         return pyjson
     if name == PYJSON_HTML:
-        return lambda text: html_escape(pyjson(text))
+        return lambda text: go_html(pyjson(text))  # Go's own html, as the model runs it
     if name == PYJSON_COMPACT:
         return pyjson_compact
     if name == PYJSON_ASCII:

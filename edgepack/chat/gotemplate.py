@@ -236,7 +236,7 @@ def _go_sprintf(fmt: str, *args: Any) -> str:
 _HTML = {"\"": "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\0": "\ufffd"}
 
 
-def _go_html(*args: Any) -> str:
+def go_html(*args: Any) -> str:
     text = args[0] if len(args) == 1 and isinstance(args[0], str) else _go_sprint(args)
     return "".join(_HTML.get(c, c) for c in text)
 
@@ -252,7 +252,7 @@ _GO_FUNCS = {
     "len": _go_len,
     "index": _go_index,
     "slice": _go_slice,
-    "html": _go_html,
+    "html": go_html,
     # Ollama's own functions (template/template.go)
     "json": go_json,
     "print": lambda *args: _go_sprint(args),

@@ -263,6 +263,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                              "engine", "not checked in this run")
 
     # Path 3: Ollama RENDERER/PARSER.
+    go_caps = go_template_capabilities(report.go_template) if report.go_template else []
     match = match_renderer(chat_template)
     if match is None:
         report.paths[RENDERER] = PathResult(NOT_HANDLED, "no built-in Ollama renderer for this template "
@@ -273,7 +274,6 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
             "matched", f"RENDERER {row.renderer} / PARSER {row.parser}: {row.renders}",
             proof=match.basis + "; not rendered by edgepack (the renderer is Go code inside ollama)")
         jinja = report.paths[LLAMA_CPP]
-        go_caps = go_template_capabilities(report.go_template) if report.go_template else []
         go_proven = (report.go_template is not None and report.paths[GO_TEMPLATE].status == EXACT
                      and len(report.capabilities) <= len(go_caps))
         if match.identical_to_reference and go_proven:
@@ -300,7 +300,7 @@ def analyze_chat(chat_template: str | None, tokens: SpecialTokens, *, tokenizer_
                                "that is not JSON, which is what Ollama's generic tool parser reads; through the Go "
                                "TEMPLATE alone Ollama returns its calls as text (llama-server, or Ollama with this "
                                "family's PARSER, reads them)")
-    _choose_ollama_paths(report, go_template_capabilities(report.go_template) if report.go_template else [])
+    _choose_ollama_paths(report, go_caps)
     return report
 
 
