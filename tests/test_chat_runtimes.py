@@ -415,7 +415,7 @@ def go_and_hf_in_each_think_mode(go_renderer, go_template: str, template: str, t
     the TEMPLATE, asserted equal to transformers' of the source (`adjust(messages, kwargs)` may
     change the latter's settings); the Go outputs in that order."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     jobs = [(c, think) for c in conversations for think in (None, True, False)]
     payload = [{"template": go_template, "messages": [go_payload(m) for m in c], "tools": list(CHOICE_TOOLS)}
@@ -526,7 +526,7 @@ def test_tool_definitions_calls_and_results_in_real_go_render_as_transformers_do
     template; given the request's own order (parameters' "properties" before "required") it
     differs, which is why the reference is re-encoded, not the TEMPLATE bent to the probe."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS, TOOL_CHOICE
+    from edgepack.chat.tools.choice import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
     # a template that joins bos_token to text needs one (undefined, transformers refuses it)
@@ -598,7 +598,7 @@ def test_deepseek_dsml_calls_results_and_thinking_with_tools_in_real_go(go_rende
     and, with tools given, keeps every turn's thinking. Real Go against transformers with thinking
     unset, on (levels high and max: the reasoning-effort text) and off, and a few lines by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -682,7 +682,7 @@ def test_kimi_k3_results_matched_by_id_and_sorted_definitions_in_real_go(go_rend
     as compact JSON with every key in dictsort's order (lower-cased), nested properties and values
     too. Real Go against transformers, and a few lines by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("Kimi-K3")
     tokens = SpecialTokens(None, "<|end_of_msg|>")
@@ -904,7 +904,7 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     a run of two results the next run is skipped; after a run of one it is written. Real Go against
     transformers, and the counts of result turns checked by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS, TOOL_CHOICE
+    from edgepack.chat.tools.choice import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -942,7 +942,7 @@ def test_answers_holding_their_thinking_and_tools_render_as_the_source_in_real_g
     results after a system message (Bielik looks at their neighbours by place after it); a final
     turn is continued."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1002,7 +1002,7 @@ def test_laguna_takes_a_system_message_of_whitespace_as_none_in_real_go(go_rende
     tools, or, S, thinking); whitespace only, Unicode spaces included, counts as none. Real Go
     against transformers, with thinking unset, on and off, with and without tools."""
     from edgepack.chat.conversations import template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1028,7 +1028,7 @@ def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does
     when both tags occur, a call turn there what precedes a lone <think>, and the whole is trimmed.
     Real Go against transformers on texts the choice and proof conversations do not hold."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1090,7 +1090,7 @@ def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_rend
     json_to_python_type writes them, optional ones as Optional[...] = None), calls with nested
     arguments as tojson(indent=4) indented by 8, trimmed results; and a plain chat."""
     from edgepack.chat.conversations import WEATHER_TOOL, template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import TOOL_CHOICE
+    from edgepack.chat.tools.choice import TOOL_CHOICE
 
     template = pinned("CohereForAI-c4ai-command-r-plus-tool_use")
     tokens = SpecialTokens("<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>")
@@ -1131,7 +1131,7 @@ def test_minimax_m3_cuts_answers_holding_their_thinking_and_writes_nested_argume
     lists as elements. Real Go against transformers on texts the choice and proof conversations
     do not hold, and by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("MiniMax-M3")
     tokens = SpecialTokens(None, "[e~[")
@@ -1172,7 +1172,7 @@ def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_
     str(). A system message's <tool_def_sep> is replaced by the definitions. Real Go against
     transformers on texts the choice and proof conversations do not hold, and by hand."""
     from edgepack.chat.conversations import template_messages, template_tool_values
-    from edgepack.chat.tools.layouts import CHOICE_TOOLS
+    from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("openbmb-MiniCPM5-1B")
     tokens = SpecialTokens(None, "<|im_end|>")

@@ -19,7 +19,7 @@ from edgepack.chat.conversations import ollama_template_data
 from edgepack.chat.dates import date_prologue, go_date_expression
 from edgepack.chat.formats import ChatFormat, ThinkingLayout
 from edgepack.chat.gotemplate import GoTemplate
-from edgepack.chat.tools.layouts import ToolLayout
+from edgepack.chat.tools.layout import ToolLayout
 from edgepack.errors import ChatTemplateError
 from edgepack.paths import package_data_dir
 
@@ -74,7 +74,7 @@ def go_template_for(fmt: ChatFormat, *, fixed_text: str | None = None, leading_t
     trims: per role ("system", "user", "assistant", "thinking"), the Go helper (edgepack.chat.gohelpers:
     a trim such as "strip", or a cut "tail:..."/"after:...") that edits that text as the template
     does (read from renders by chat.text_edits).
-    tools: how the template writes tools (chat.tools.layouts), None for a TEMPLATE without .Tools.
+    tools: how the template writes tools (chat.tools.layout), None for a TEMPLATE without .Tools.
     """
     trims = trims or {}
     fixed = go_date_expression(fixed_text or "", date_formats)

@@ -135,7 +135,7 @@ JSON_HELPERS = _pyjson_texts() | _pyjson_texts(PYJSON_HTML, escape=True) | _pyjs
 # UTF-8 bytes are written in binary (printf "%08b"), the code point's (or the surrogates') bits cut
 # out of them, and each group of four bits found among the 16 (printf "%04b") and written in hex;
 # above U+FFFF, the plane less one is found the same way among 17. Those searches loop with range
-# over an integer (Go 1.24): taken only into TEMPLATEs that read .Thinking (chat.tools.layouts).
+# over an integer (Go 1.24): taken only into TEMPLATEs that read .Thinking (chat.tools.layout, ToolLayout.loops).
 PYJSON_ASCII = "ep.pyjson_a"
 _ASCII_UNESCAPE = {k: v for k, v in _UNESCAPE.items() if v.isascii()}
 

@@ -27,7 +27,7 @@ from edgepack.chat.sandbox import (RenderError, RenderJob, SpecialTokens, Templa
 from edgepack.chat.text_edits import (PREFILL_KWARGS, describe_edits, drop_markers, edit_jobs, find_edits,
                                       split_markers)
 from edgepack.chat.tools.tag import ToolTag, declare_tag, reply_tag
-from edgepack.chat.tools.layouts import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
+from edgepack.chat.tools.choice import (CHOICE_TOOLS, ONE_TOOL, TOOL_CHOICE, candidate_layouts, choose_layout,
                                         tools_hold)
 from edgepack.errors import ChatTemplateError
 

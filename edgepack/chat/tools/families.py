@@ -7,11 +7,7 @@ cut at </think>), $skip (Bielik: the first message is a system one)."""
 from __future__ import annotations
 
 from edgepack.chat.gojson import string_or_tojson, tojson
-
-
-def _each_tool(before: str = "", after: str = "", between: str = "") -> str:
-    sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
-    return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{tojson('$t')}{after}{{{{ end }}}}"
+from edgepack.chat.tools.layout import each_tool
 
 
 # <arg_key>/<arg_value> pairs, a string value as it is, any other as JSON, each followed by `end`
@@ -25,7 +21,7 @@ def _arg_pairs(end: str) -> str:
 LAGUNA_XS_DEFS = (
     "\n\n### Tools\n\nYou may call functions to assist with the user query.\n"
     "All available function signatures are listed below:\n<available_tools>\n"
-    + _each_tool(after="\n") + "</available_tools>\n\n{{ if $on }}Wrap your thinking in '<think>', "
+    + each_tool(after="\n") + "</available_tools>\n\n{{ if $on }}Wrap your thinking in '<think>', "
     "'</think>' tags, followed by a function call. {{ end }}For each function call, return an unescaped "
     "XML-like object with function name and arguments within '<tool_call>' and '</tool_call>' tags, like "
     "here:\n{{ if $on }}<think> your thoughts here </think>\n{{ end }}<tool_call>function-name\n"
@@ -38,7 +34,7 @@ LAGUNA_XS_RESULT = '<tool_response>\n{{ .Content }}\n</tool_response>{{ "\\n" }}
 # Ling: the definitions as Hermes writes them, then the source's instructions for XML calls
 LING_DEFS = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-    "function signatures within <tools></tools> XML tags:\n<tools>" + _each_tool(before="\n") + "\n</tools>\n\n"
+    "function signatures within <tools></tools> XML tags:\n<tools>" + each_tool(before="\n") + "\n</tools>\n\n"
     "If none of the functions can be used, point it out. If the given question lacks the parameters "
     "required by the function, also point it out.\nIf you need to use a function, for each function call, "
     "output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n"
@@ -54,7 +50,7 @@ LING_RESULT = ('{{ if ne $prevRole "tool" }}<role>OBSERVATION</role>{{ end }}\n<
 # place in messages[1:] when the first message is a system one: the message two back, and itself.
 BIELIK_DEFS = (
     "\n\nMasz dostęp do następujących narzędzi. Definicje narzędzi znajdują się poniżej wewnątrz znaczników "
-    "<|function_list|>:\n<|function_list|>\n[" + _each_tool(between=",\n") + "]\n<|function_list|>\n\n"
+    "<|function_list|>:\n<|function_list|>\n[" + each_tool(between=",\n") + "]\n<|function_list|>\n\n"
     'Aby wywołać narzędzie, użyj formatu <tool_call>{"name": "nazwa_narzędzia", "arguments": {"argument": '
     '"wartość"}}</tool_call>. Wyniki działania narzędzi zostaną przekazane z markerem <|function_output|>.\n')
 BIELIK_CALLS = ('{{ range $c := .ToolCalls }}\n<tool_call>\n{"name": "{{ $c.Function.Name }}", "arguments": '

@@ -1,8 +1,6 @@
-"""The table of tool layouts: how a template writes tool definitions, tool calls and tool results,
-for the Go TEMPLATE's .Tools, .ToolCalls and role "tool" messages.
+"""The table of tool layouts (chat.tools.layout.ToolLayout), one row per way a family writes tools.
 
-A layout is a few pieces of Go template text and where modelfiles/chat/turns.gotmpl.j2 puts them.
-edgepack.chat.translate tries each layout whose markers occur in the source template and keeps
+edgepack.chat.tools.choice tries each layout whose markers occur in the source template and keeps
 the first under which the Go TEMPLATE renders the tool conversations of TOOL_CHOICE, and still
 every other choice conversation, exactly as transformers does (given the tools and calls as Ollama
 hands them to a template: conversations.template_tool_values, template_messages). None kept, the
@@ -10,17 +8,14 @@ TEMPLATE has no .Tools and Ollama refuses tool requests on it. JSON is written w
 through the "ep.pyjson" helper, which writes what Jinja's `tojson` writes (chat.gojson's tojson
 and string_or_tojson write the Go actions).
 Adding a layout: a row here, written from the source template's own tool code; the choice and the
-proof conversations say whether it holds (long Go text for one family goes to a chat.tool_<family> module).
+proof conversations say whether it holds (long Go text for one family goes to a module of its own
+in this package, as cohere, deepseek, gemma, kimi3 ... do).
 Longer than ~400 lines as one job: it is one table, and a layout is found in one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
-from edgepack.chat.conversations import Message, ToolCall, WEATHER_TOOL
-from edgepack.chat.formats import ChatFormat, ThinkingLayout
-from edgepack.chat.gojson import string_or_tojson, tojson, tojson_indented
+from edgepack.chat.gojson import string_or_tojson, tojson
 from edgepack.chat.tools.functionary import FUNCTIONARY_V31_RULES
 from edgepack.chat.tools.cohere import (COHERE_DEFS, COHERE_THINKING, R7B_TOOL_USE, cohere_call_turn,
                                        cohere_result)
@@ -29,6 +24,7 @@ from edgepack.chat.tools.dsml import V32_CALLS, V32_DEFS, V32_RESULT, V4_CALLS, 
 from edgepack.chat.tools.families import (BIELIK_CALLS, BIELIK_DEFS, BIELIK_RESULT, LAGUNA_XS_CALLS,
                                          LAGUNA_XS_DEFS, LAGUNA_XS_RESULT, LING_CALLS, LING_DEFS, LING_RESULT,
                                          REKA_CALLS, REKA_DEFS, REKA_RESULT)
+from edgepack.chat.tools.layout import ToolLayout, each_tool
 from edgepack.chat.tools.minimax import (M1_CALLS, M1_DEFS_HEAD, M1_DEFS_TAIL, M1_RESULT, M2_CALLS, M2_DEFS, M2_RESULT,
                                         M3_CALLS, M3_DEFS, M3_XML)
 from edgepack.chat.tools.command_r_plus import COMMAND_R_PLUS_CALLS, COMMAND_R_PLUS_DEFS, COMMAND_R_PLUS_RESULT
@@ -39,83 +35,11 @@ from edgepack.chat.tools.minicpm import RESULT as MINICPM_RESULT
 from edgepack.chat.tools.nemotron import NANO_V2_CALLS, NANO_V2_DEFS, NANO_V2_RESULT, NEMOTRON_DEFS, NEMOTRON_RESULT
 from edgepack.chat.tools import gemma as tool_gemma
 from edgepack.chat.tools.seed import SEED_CALLS, SEED_DEFS, SEED_NO_SYSTEM
-from edgepack.errors import EdgepackError
-
-@dataclass(frozen=True)
-class ToolLayout:
-    """Go text for the three places tools appear, and where the definitions go.
-
-    defs: the definitions block (Go text; `$.Tools` are the tools), written when tools are given:
-      defs_at "system": in one system turn at the start, after the first system message's text and
-            defs_joiner (joiner_if_text: only when that text is not empty); without a system
-            message after no_system_lead (None: the format's default system prompt and the joiner
-            when it has one, else nothing);
-            text_after_defs: the system text after the definitions (and the joiner) instead;
-      defs_at "after_system": right after the first system turn (a system message or the default
-            system prompt), or first when there is none;
-      defs_at "last_user": right before the last user turn;
-      defs_at "first_user": at the start of the first user turn's text;
-      defs_at "header": inside the format's fixed header or preamble, right after header_defs_after;
-      defs_at "family": where a family's own Go template (ChatFormat.go_file) writes them; such a
-            layout names its family and is tried only for that family's rows.
-    calls: written for an assistant message with tool calls (dot: the message), after its text, or
-          instead of it (calls_replace_text), before the turn's end.
-    result: one tool message (dot: the message; $prevRole and $nextRole: the roles around it, "" at
-          the ends), in place of a turn.
-    """
-
-    name: str
-    markers: tuple[str, ...]
-    defs: str
-    calls: str
-    result: str
-    defs_at: str = "system"
-    defs_joiner: str = ""
-    joiner_if_text: bool = False
-    no_system_lead: str | None = None
-    text_after_defs: bool = False
-    calls_replace_text: bool = False
-    call_turn: str = ""  # Go text for a whole assistant turn with calls, before its end (Qwen3-Coder)
-    call_turn_end: str | None = None  # the end of a call turn that is not the last message (None: the format's)
-    header_defs_after: str = ""  # defs_at "header": the definitions go into the fixed text, after this text,
-    header_defs_replace: str = ""  # in place of this text right after it (written when no tools are given)
-    header_lead: str = ""  # "header" formats: written first in the header turn when tools are given
-    # defs_at "system": a first system message holding this text gets the definitions in place of
-    # each occurrence (its text written as it is), not after it (MiniCPM 5's <tool_def_sep>)
-    defs_marker: str = ""
-    # a format's default system prompt with tools given: this text of it replaced by that (Granite 3.3)
-    default_system_tools: tuple[str, str] | None = None
-    helpers: tuple[str, ...] = ("pyjson",)  # the chat.gohelpers helpers the Go text calls
-    family: str = ""  # defs_at "family": the ChatFormat.family whose go_file places the pieces
-
-    @property
-    def loops(self) -> bool:
-        """Whether its Go text loops over a text's bytes or a value's (range over an integer: Go 1.24,
-        so only in a TEMPLATE that reads .Thinking, which needs Ollama 0.9 or later anyway)."""
-        return (any(h in ("pystr", "pyjson_a") or h.startswith(("gemma", "kimi3")) for h in self.helpers)
-                or bool(self.defs_marker)
-                or ":= len " in self.defs + self.calls + self.result + self.call_turn)
-
-    @property
-    def go_result(self) -> str:
-        """`result` with $prevRole and $nextRole set first (in a range over .Messages with index $i)."""
-        roles = ('{{ $prevRole := "" }}{{ range $m := slice $.Messages 0 $i }}{{ $prevRole = $m.Role }}{{ end }}'
-                 '{{ $nextRole := "" }}{{ $rest := slice $.Messages $i }}{{ if gt (len $rest) 1 }}'
-                 '{{ $nextRole = (index $rest 1).Role }}{{ end }}')
-        return (roles if "$prevRole" in self.result or "$nextRole" in self.result else "") + self.result
-
-
-def _each_tool(before: str, after: str = "", between: str = "", indent: int = 0, depth: int = 0) -> str:
-    """Each definition as tojson (tojson(indent=N), `depth` levels deep), with text around it and between two."""
-    sep = f"{{{{ if $k }}}}{between}{{{{ end }}}}" if between else ""
-    json_text = tojson_indented("$t", indent, depth) if indent else f"{tojson('$t')}"
-    return f"{{{{ range $k, $t := $.Tools }}}}{sep}{before}{json_text}{after}{{{{ end }}}}"
-
 
 _HERMES_DEFS = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-    + _each_tool("\n")
+    + each_tool("\n")
     + "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
     "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
     "<args-json-object>}\n</tool_call>"
@@ -185,14 +109,14 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                          + _xml_calls("\n", "\n", "\n"), helpers=("pyjson", "strip")),
     # StepFun 3.5: XML calls right after the text, results in a tool_response turn
     ToolLayout("xml-stepfun", _XML_MARKERS,
-               "# Tools\n\nYou have access to the following functions in JSONSchema format:\n\n<tools>" + _each_tool("\n")
+               "# Tools\n\nYou have access to the following functions in JSONSchema format:\n\n<tools>" + each_tool("\n")
                + "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...>\n...\n</function> block must be nested within <tool_call>\n...\n</tool_call> XML tags\n- Required parameters MUST be specified\n</IMPORTANT>",
                _xml_calls("", "", ""),
                '{{ if ne $prevRole "tool" }}<|im_start|>tool_response\n{{ end }}<tool_response>{{ .Content }}'
                '</tool_response>{{ if ne $nextRole "tool" }}<|im_end|>\n{{ end }}', defs_joiner="\n\n"),
     # Qwen3.5: the definitions first and the system text after them; a blank line between text and calls
     ToolLayout("xml-qwen3.5", _XML_MARKERS,
-               "# Tools\n\nYou have access to the following functions:\n\n<tools>" + _each_tool("\n") + "\n</tools>"
+               "# Tools\n\nYou have access to the following functions:\n\n<tools>" + each_tool("\n") + "\n</tools>"
                + "\n\nIf you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner <function=...></function> block must be nested within <tool_call></tool_call> XML tags\n- Required parameters MUST be specified\n- You may provide optional reasoning for your function call in natural language BEFORE the function call, but NOT after\n- If there is no function call available, answer the question like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>",
                _xml_calls("\n\n", "", "\n"),
                '{{ if and $prevRole (ne $prevRole "tool") }}<|im_start|>user{{ end }}\n<tool_response>\n{{ .Content }}'
@@ -200,7 +124,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                joiner_if_text=True, text_after_defs=True),
     # Granite 4: after the system text; calls and results as Hermes writes them, in Granite's turns
     ToolLayout("granite4", ("<tools>", "<tool_call>", "<tool_response>", "<|start_of_role|>"),
-               "You are a helpful assistant with access to the following tools. You may call one or more tools to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" + _each_tool("\n")
+               "You are a helpful assistant with access to the following tools. You may call one or more tools to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" + each_tool("\n")
                + '\n</tools>\n\nFor each tool call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>. If a tool does not exist in the provided list of tools, notify the user that you do not have the ability to fulfill the request.',
                _HERMES_CALLS,
                '{{ if ne $prevRole "tool" }}<|start_of_role|>user<|end_of_role|>{{ end }}\n<tool_response>\n{{ .Content }}'
@@ -212,7 +136,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "Given the following functions, please respond with a JSON for a function call with its proper "
                "arguments that best answers the given prompt.\n\nRespond in the format {\"name\": function name, "
                "\"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n"
-               + _each_tool("", "\n\n", indent=4),
+               + each_tool("", "\n\n", indent=4),
                '{{ range $j, $c := .ToolCalls }}{"name": "{{ $c.Function.Name }}", "parameters": '
                f'{tojson("$c.Function.Arguments")}}}{{{{ end }}}}',
                f"<|start_header_id|>ipython<|end_header_id|>\n\n{tojson('.Content')}<|eot_id|>",
@@ -230,7 +154,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # GLM 4.7 (family template): a system turn of definitions first; calls as <arg_key>/<arg_value>
     # pairs (a string value as it is, others as JSON), results after one <|observation|> per run
     ToolLayout("glm-4.7", ("<arg_key>", "<|observation|>", "<tool_response>"),
-               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value><arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>',
+               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}</arg_value><arg_key>{arg-key-2}</arg_key><arg_value>{arg-value-2}</arg_value>...</tool_call>',
                _GLM_CALLS,
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}<tool_response>{{ .Content }}</tool_response>',
                defs_at="family", family="glm"),
@@ -238,20 +162,20 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # call "\n<tool_call>name\n" then one <arg_key>/<arg_value> line pair per argument, each result
     # in "\n<tool_response>\n...\n</tool_response>"
     ToolLayout("glm-4.6", ("<arg_key>", "<|observation|>", "<tool_response>", "'\\n<tool_call>' + tc.name"),
-               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + _each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>',
+               '<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' + each_tool("", "\n") + '</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>',
                '{{ range $c := .ToolCalls }}\n<tool_call>{{ $c.Function.Name }}\n{{ range $k, $v := $c.Function.Arguments }}'
                '<arg_key>{{ $k }}</arg_key>\n<arg_value>' + string_or_tojson("$v") + '</arg_value>\n{{ end }}</tool_call>{{ end }}',
                '{{ if ne $prevRole "tool" }}<|observation|>{{ end }}\n<tool_response>\n{{ .Content }}\n</tool_response>',
                defs_at="family", family="glm"),
     # LFM2: a one-line list in the system turn; calls are not written back; results in a tool turn
     ToolLayout("lfm2", ("List of tools: <|tool_list_start|>[", "<|tool_response_start|>"),
-               "List of tools: <|tool_list_start|>[" + _each_tool("", between=", ") + "]<|tool_list_end|>", "",
+               "List of tools: <|tool_list_start|>[" + each_tool("", between=", ") + "]<|tool_list_end|>", "",
                "<|im_start|>tool\n<|tool_response_start|>{{ .Content }}<|tool_response_end|><|im_end|>\n",
                defs_joiner="\n", joiner_if_text=True),
     # LFM2.5 8B: the same definitions; calls written back as Python calls: name(key='text', key=value),
     # a string in quotes as it is, an object as JSON, anything else as Python's str() (chat.gopystr)
     ToolLayout("lfm2.5-calls", ("List of tools: [", "<|tool_call_start|>[", "format_arg_value"),
-               "List of tools: [" + _each_tool("", between=", ") + "]",
+               "List of tools: [" + each_tool("", between=", ") + "]",
                "<|tool_call_start|>[{{ range $j, $c := .ToolCalls }}{{ if $j }}, {{ end }}{{ $c.Function.Name }}("
                "{{ $n := 0 }}{{ range $k, $v := $c.Function.Arguments }}{{ if $n }}, {{ end }}{{ $n = 1 }}{{ $k }}="
                '{{ $t := printf "%T" $v }}{{ if eq $t "string" }}\'{{ $v }}\'{{ else if eq $t "map[string]interface {}" }}'
@@ -260,7 +184,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                "<|im_start|>tool\n{{ .Content }}<|im_end|>\n", defs_joiner="\n", joiner_if_text=True,
                helpers=("pyjson", "pystr")),
     ToolLayout("lfm2.5", ("List of tools: [",),
-               "List of tools: [" + _each_tool("", between=", ") + "]", "",
+               "List of tools: [" + each_tool("", between=", ") + "]", "",
                "<|im_start|>tool\n{{ .Content }}<|im_end|>\n", defs_joiner="\n", joiner_if_text=True),
     # Mistral Small 3.x: the definitions before the last user turn; a call turn is its calls
     ToolLayout("mistral-v7", ("[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "[CALL_ID]", "[TOOL_CONTENT]"), _MISTRAL_DEFS,
@@ -299,7 +223,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                             '{{- "</available_tools>" -}}', "<arg_key>", "<tool_response>"),
                '{{ if $sys }}\n\n{{ end }}### Tools\n\nYou may call functions to assist with the user query.\n'
                "All available function signatures are listed below:\n<available_tools>\n"
-               + _each_tool("", "\n") + "</available_tools>",
+               + each_tool("", "\n") + "</available_tools>",
                _GLM_CALLS, '<tool_response>{{ .Content }}</tool_response>{{ "\\n" }}',
                defs_at="family", family="laguna"),
     # Laguna XS, Ling, Bielik 3 (family templates; Go text in chat.tools.families). Laguna XS: as Laguna
@@ -338,7 +262,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # <tool_responses> block from the first result after a call turn to the next user/assistant turn
     ToolLayout("hy3", ("'<tool_calls{}>'.format(HYTK)", "argvalue_begin_token", "toolresponses_begin_token"),
                "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-               "function signatures within <tools></tools> XML tags:\n<tools>\n" + _each_tool("", between="\n")
+               "function signatures within <tools></tools> XML tags:\n<tools>\n" + each_tool("", between="\n")
                + "\n</tools>\n\nFor function call returns, you should first print <tool_calls:opensource>\nFor each "
                "function call, you should return object like:\n<tool_call:opensource>{function-name}<tool_sep:opensource>\n"
                "<arg_key:opensource>{arg-key-1}</arg_key:opensource>\n<arg_value:opensource>{arg-value-1}</arg_value:opensource>\n"
@@ -403,7 +327,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                M2_DEFS, M2_CALLS, M2_RESULT, defs_at="family", family="minimax"),
     # M1: a system turn of definitions after the first one, calls in place of the text, tool turns
     ToolLayout("minimax-m1", ("tool_setting=tools", "<tool_calls>", "tool result: "),
-               M1_DEFS_HEAD + _each_tool("", "\n") + M1_DEFS_TAIL, M1_CALLS, M1_RESULT,
+               M1_DEFS_HEAD + each_tool("", "\n") + M1_DEFS_TAIL, M1_CALLS, M1_RESULT,
                defs_at="family", family="minimax", calls_replace_text=True),
     # Seed-OSS: definitions as Python functions ending the first system turn, or a Doubao system
     # turn of their own; calls after the text; results in tool turns
@@ -414,7 +338,7 @@ LAYOUTS: tuple[ToolLayout, ...] = (
     # list in an available_tools turn after the system turn; calls not written; results in tool turns
     ToolLayout("granite-3.3", ("<|start_of_role|>available_tools<|end_of_role|>", "available_tools | tojson(indent=4)"),
                "<|start_of_role|>available_tools<|end_of_role|>[\n    "
-               + _each_tool("", between=",\n    ", indent=4, depth=1) + "\n]<|end_of_text|>\n", "",
+               + each_tool("", between=",\n    ", indent=4, depth=1) + "\n]<|end_of_text|>\n", "",
                "<|start_of_role|>tool<|end_of_role|>{{ .Content }}<|end_of_text|>\n", defs_at="after_system",
                default_system_tools=(" You are a helpful AI assistant.", " You are a helpful assistant with access to "
                                      "the following tools. When a tool is required to answer the user's query, respond "
@@ -492,76 +416,3 @@ LAYOUTS: tuple[ToolLayout, ...] = (
                K3_DEFS, K3_CALLS, K3_RESULT, defs_at="family", family="kimi",
                helpers=("pyjson", "pyjson.compact", "kimi3.value", "kimi3.prop", "attr")),
 )
-
-SECOND_TOOL = {"type": "function", "function": {
-    "name": "get_time", "description": "Local time in a time zone.",
-    "parameters": {"type": "object", "properties": {"zone": {"type": "string"}, "format": {"type": "string"}},
-                   "required": ["zone"]}}}
-_CALLS = (ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_time", {"zone": "Europe/Paris", "format": "24h"}))
-# The conversations a layout is chosen on (tools offered: WEATHER_TOOL and SECOND_TOOL); the proof
-# conversations (conversations.PROOF_PROBES "tools", "tools_offered") then check the choice.
-TOOL_CHOICE: dict[str, tuple[Message, ...]] = {
-    "tools/user": (Message("user", "What can you do?"),),
-    "tools/system": (Message("system", "Use tools when needed."), Message("user", "What can you do?")),
-    "tools/round_trip": (Message("user", "Weather and time in Paris?"),
-                         Message("assistant", "", tool_calls=_CALLS),
-                         Message("tool", "18 C", tool_name="get_weather"),
-                         Message("tool", "14:05", tool_name="get_time"),
-                         Message("assistant", "It is 18 C at 14:05."),
-                         Message("user", "Thanks. And Rome?")),
-    "tools/text_and_call": (Message("user", "Weather in Rome?"),
-                            Message("assistant", "Let me check.", tool_calls=_CALLS[:1]),
-                            Message("tool", "21 C", tool_name="get_weather")),
-}
-CHOICE_TOOLS = (WEATHER_TOOL, SECOND_TOOL)
-# A template that refuses SECOND_TOOL (Command R+ tool_use needs every property described) is chosen
-# on the same conversations offering WEATHER_TOOL alone: rendered with this suffix.
-ONE_TOOL = "@one-tool"
-
-
-def candidate_layouts(chat_template: str) -> list[ToolLayout]:
-    return [layout for layout in LAYOUTS if all(m in chat_template for m in layout.markers)]
-
-
-def tools_hold(renders, go_template: str, render) -> bool:
-    """Whether `go_template` renders every TOOL_CHOICE conversation the source renders (`renders`:
-    chat.translate.SourceRenders; `render`: its Go renderer), exactly, and the source renders at
-    least one with tool calls and results (else nothing proves them: Kimi K2 Instruct's queue of
-    call ids uses list.append, which transformers' sandbox refuses)."""
-    for suffix, tools in (("", CHOICE_TOOLS), (ONE_TOOL, CHOICE_TOOLS[:1])):
-        round_trips = 0
-        for name, messages in TOOL_CHOICE.items():
-            want = renders.expected(name + suffix)
-            if want is None:
-                continue
-            try:
-                if render(go_template, messages, tools=tools) != want:
-                    return False
-            except EdgepackError:  # the Go model refuses the text or the source refused the rest
-                return False
-            round_trips += any(m.role == "tool" for m in messages)
-        if round_trips:
-            return True
-    return False
-
-
-def choose_layout(renders, fmt: ChatFormat, thinking: ThinkingLayout | None, render,
-                  build) -> tuple[ToolLayout | None, ThinkingLayout | None]:
-    """The first candidate layout under which the TEMPLATE (`build(layout, thinking)`) renders the
-    tool conversations and still every choice conversation exactly, with the thinking layout (which
-    tool-call turns may show more of: empty_after_last_user); (None, thinking) if none does."""
-    variants = [thinking]
-    if thinking and thinking.kept == "after_last_user":
-        variants.append(replace(thinking, empty_after_last_user=True))
-    for layout in renders.tool_layouts:
-        if (layout.defs_at == "family") != bool(fmt.go_file) or layout.family and layout.family != fmt.family:
-            continue  # a family's own template places its own layout's pieces
-        if layout.defs_at == "system" and fmt.system != "turn":
-            continue  # the definitions go in a system turn of their own
-        for variant in variants:
-            go = build(layout, variant)
-            if layout.loops and ".Thinking" not in go:
-                continue  # its loop needs Go 1.24's range over an integer: only where Ollama >= 0.9 is needed anyway
-            if tools_hold(renders, go, render) and renders.choice_holds(go):
-                return layout, variant
-    return None, thinking

@@ -23,7 +23,7 @@ M2_CALLS = ('\n<minimax:tool_call>\n{{ range $c := .ToolCalls }}<invoke name="{{
 M2_RESULT = ('{{ if ne $prevRole "tool" }}]~b]tool{{ end }}\n<response>{{ .Content }}</response>'
              '{{ if ne $nextRole "tool" }}[e~[\n{{ end }}')
 
-# M1: a tool_setting system turn, each tool as tojson on a line (its lines: chat.tools.layouts' _each_tool)
+# M1: a tool_setting system turn, each tool as tojson on a line (its lines: chat.tools.layout.each_tool)
 M1_DEFS_HEAD = "<beginning_of_sentence>system tool_setting=tools\nYou are provided with these tools:\n<tools>\n"
 M1_DEFS_TAIL = ("</tools>\n\nIf you need to call tools, please respond with <tool_calls></tool_calls> XML tags, and "
                 "provide tool-name and json-object of arguments, following the format below:\n<tool_calls>\n"
