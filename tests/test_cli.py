@@ -92,6 +92,23 @@ def test_unsupported_architecture(tiny_hf_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_inspect_a_bundle_shows_its_quants_and_how_each_runtime_renders_chat(tiny_bundle, tmp_path):
+    result = run("inspect", tiny_bundle, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert [(f["file"], f["quant"]) for f in data["files"]] == [("tiny-llama-Q8_0.gguf", "Q8_0"),
+                                                                ("tiny-llama-Q4_K_M.gguf", "Q4_K_M")]
+    assert data["chat"] == manifest["chat"]  # what the build proved, not proven again
+    # the tiny model's template is plain ChatML: Go renders it exactly and current Ollama takes it
+    text = " ".join(run("inspect", tiny_bundle).stdout.split())
+    assert "chat: Ollama Go TEMPLATE: exact" in text and "chat: current Ollama uses: the Go TEMPLATE" in text
+    assert "tiny-llama-Q4_K_M.gguf (Modelfile.Q4_K_M)" in text
+    empty = tmp_path / "not-a-bundle"
+    empty.mkdir()
+    assert_one_line_error(run("inspect", empty), "without manifest.json", "give a .gguf file")
+
+
 def test_unknown_quant_lists_valid(tiny_hf_dir, tmp_path):
     result = run("build", tiny_hf_dir, "--quant", "Q4_K_XL", "-o", tmp_path / "out")
     assert_one_line_error(result, "Q4_K_XL", "Q4_K_M", "Q8_0", "Q2_K")

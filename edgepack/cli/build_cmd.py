@@ -155,16 +155,21 @@ def build(
 @app.command()
 @handle_errors
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A .gguf file.")],
+    path: Annotated[Path, typer.Argument(help="A .gguf file, or a bundle directory written by `edgepack build`.")],
     as_json: JsonFlag = False,
     layers: Annotated[bool, typer.Option("--layers", help="Also show tensor types per layer.")] = False,
     chat: Annotated[bool, typer.Option("--chat", help=(
         "Also prove how each runtime renders the chat template (llama.cpp Jinja, Ollama Go TEMPLATE, "
-        "Ollama RENDERER/PARSER); uses llama-server when built."))] = False,
+        "Ollama RENDERER/PARSER); uses llama-server when built. A bundle shows what its build proved "
+        "without it."))] = False,
 ):
-    """Show what is inside a GGUF: architecture, parameters, context, chat template, types, bits per weight."""
+    """Show what is inside a GGUF (architecture, parameters, context, chat template, types, bits per
+    weight) or a bundle (its quants, and per runtime how chat is rendered and how that was proven)."""
     from edgepack.gguf_file import read_gguf
 
+    if path.is_dir():
+        _inspect_bundle(path, as_json=as_json, prove=chat)
+        return
     info = read_gguf(path, with_tokens=chat)
     report = None
     if chat:
@@ -197,9 +202,9 @@ def inspect(
         out.print(f"  {key:<17} {value}")
     if report is not None:
         for line in report.summary_lines():
-            out.print(f"  chat: {line}", markup=False, highlight=False)
+            out.print(f"  chat: {line}", markup=False, highlight=False, soft_wrap=True)
         for warning in report.warnings:
-            out.print(f"  chat warning: {warning}", markup=False, highlight=False)
+            out.print(f"  chat warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     table = Table(title="tensor types")
     for col in ("type", "tensors", "parameters", "MiB"):
         table.add_column(col, justify="left" if col == "type" else "right")
@@ -213,6 +218,49 @@ def inspect(
         for group, counts in info.layer_types.items():
             lt.add_row(group, ", ".join(f"{k}×{v}" for k, v in counts.items()))
         out.print(lt)
+
+
+def _inspect_bundle(bundle: Path, *, as_json: bool, prove: bool) -> None:
+    """A bundle as its manifest records it; `prove` proves the chat again on its default GGUF."""
+    from edgepack.bundle import MANIFEST, load_manifest
+    from edgepack.chat.report import ChatReport
+    from edgepack.errors import GGUFError
+
+    if not (bundle / MANIFEST).exists():
+        raise GGUFError(f"{bundle} is a directory without {MANIFEST}; give a .gguf file, or a bundle written by "
+                        "`edgepack build`")
+    manifest = load_manifest(bundle)
+    report = ChatReport.from_dict(manifest.chat) if manifest.chat else None
+    if prove and manifest.files:
+        from edgepack.chat.modelfile import chat_report_for_gguf
+        from edgepack.gguf_file import read_gguf
+
+        default = next((f for f in manifest.files if f.modelfile == manifest.default_modelfile), manifest.files[0])
+        report = chat_report_for_gguf(read_gguf(bundle / default.file, with_tokens=True))
+    files = [{"file": f.file, "quant": f.quant, "size_bytes": f.size_bytes, "bits_per_weight": f.bits_per_weight,
+              "modelfile": f.modelfile} for f in manifest.files]
+    if as_json:
+        print_json({"bundle": str(bundle), "source": dict(manifest.source), "files": files,
+                    "default_modelfile": manifest.default_modelfile,
+                    "chat": report.to_dict() if report else None, "warnings": list(manifest.warnings)})
+        return
+    out.print(f"[bold]{bundle}[/bold]  (edgepack {manifest.edgepack_version}, {manifest.created})")
+    out.print(f"  source            {manifest.source.get('spec')} ({manifest.source.get('kind')})", markup=False,
+              highlight=False, soft_wrap=True)
+    for f in files:  # lines, not a table: a file name is never cut
+        modelfile = f" ({f['modelfile']})" if f["modelfile"] else ""
+        out.print(f"  {f['quant']:<17} {f['size_bytes'] / 2**20:8.1f} MiB {f['bits_per_weight']:6.2f} bits/weight  "
+                  f"{f['file']}{modelfile}", markup=False, highlight=False, soft_wrap=True)
+    if report is None:
+        out.print("  chat: not recorded (a bundle written before edgepack proved chat); run "
+                  f"`edgepack inspect {bundle} --chat` to prove it now", markup=False, highlight=False, soft_wrap=True)
+    else:
+        for line in report.summary_lines():
+            out.print(f"  chat: {line}", markup=False, highlight=False, soft_wrap=True)
+        for warning in report.warnings:
+            out.print(f"  chat warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    for warning in manifest.warnings:
+        out.print(f"  warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
