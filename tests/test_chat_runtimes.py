@@ -445,6 +445,19 @@ def render_go_tools(binary: Path, template: str, conversations, tools) -> list[s
     return [r["output"] for r in results]
 
 
+def go_and_hf_with_tools(go_renderer, go_template: str, template: str, tokens, conversations, tools, *,
+                         without_bos: bool = False) -> list[str]:
+    """Each conversation offering `tools`: real Go's render of the TEMPLATE, asserted equal to
+    transformers' of the source (`without_bos`: less the BOS the GGUF adds); the Go outputs."""
+    from edgepack.chat.conversations import template_messages, template_tool_values
+
+    outs = render_go_tools(go_renderer, go_template, conversations, tools)
+    for i, (messages, out) in enumerate(zip(conversations, outs)):
+        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
+        assert out == (want.removeprefix(tokens.bos) if without_bos else want), i
+    return outs
+
+
 # Layouts whose source sorts every mapping it writes (dictsort), so that the request's own key
 # order renders the same as Ollama's.
 SORTS_EVERY_KEY = {"gemma4", "gemma4-interleaved", "kimi-k3"}
@@ -689,10 +702,7 @@ def test_kimi_k3_results_matched_by_id_and_sorted_definitions_in_real_go(go_rend
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
     assert report.paths[GO_TEMPLATE].status == "exact", report.paths[GO_TEMPLATE].differences
     tools = (*CHOICE_TOOLS, K3_TOOL)
-    outs = render_go_tools(go_renderer, report.go_template, list(K3_CONVERSATIONS.values()), tools)
-    for (conv, messages), out in zip(K3_CONVERSATIONS.items(), outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
-        assert out == want, conv
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, list(K3_CONVERSATIONS.values()), tools)
     got = dict(zip(K3_CONVERSATIONS, outs))
     result = '<|open|>message role="tool" tool="{}" index="{}"<|sep|>{}<|close|>message<|sep|><|end_of_msg|>'
     assert (result.format("get_weather", 1, "18 C") + result.format("get_time", 2, "14:05")) in got["reordered"]
@@ -874,8 +884,6 @@ GEMMA_TOOL = {"type": "function", "function": {"name": "plan", "description": "P
 
 @pytest.mark.parametrize("name", ["google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved"])
 def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(go_renderer, name):
-    from edgepack.chat.conversations import template_messages, template_tool_values
-
     template = pinned(name)
     tokens = SpecialTokens(None, "<|im_end|>")
     report = analyze_chat(template, tokens, prove_llama_cpp_path=False)
@@ -888,10 +896,7 @@ def test_gemma4_declarations_and_values_in_real_go_render_as_transformers_does(g
                       Message("user", "More?")),
                      (Message("user", "Go"), Message("assistant", "Sure.", tool_calls=(call,)),
                       Message("tool", "r1", tool_name="plan"), Message("tool", "r2", tool_name="plan"))]
-    outs = render_go_tools(go_renderer, report.go_template, conversations, (GEMMA_TOOL,))
-    for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((GEMMA_TOOL,))))
-        assert out == want
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, conversations, (GEMMA_TOOL,))
     assert "legs:{,items:{" in outs[0] if name.endswith("interleaved") else "legs:{items:{" in outs[0]
     assert "max_n:{type:<|\"|>INTEGER<|\"|>},maxN:" in outs[0] and "Zed:{_:4,A:2,a:3,b:1}" in outs[0]  # by hand
     assert "small:[1.23e-05,1e-07,-5e-05,2.5e-12,0.0001]" in outs[0]  # Python's str() of each, not Go's JSON
@@ -903,7 +908,6 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     earlier run of results already listed (its tool_ids_seen). Every probe id is "call12345": after
     a run of two results the next run is skipped; after a run of one it is written. Real Go against
     transformers, and the counts of result turns checked by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
     from edgepack.chat.tools.choice import CHOICE_TOOLS, TOOL_CHOICE
 
     template = pinned(name)
@@ -915,10 +919,7 @@ def test_command_r_numbers_calls_and_skips_results_whose_id_was_listed_in_real_g
     after_one = (Message("user", "Rome?"), Message("assistant", "", thinking="Ask the tool.", tool_calls=(weather,)),
                  Message("tool", "21 C", tool_name="get_weather"), Message("user", "Again?"),
                  Message("assistant", "", tool_calls=(weather,)), Message("tool", "22 C", tool_name="get_weather"))
-    outs = render_go_tools(go_renderer, report.go_template, [after_two, after_one], CHOICE_TOOLS)
-    for messages, out in zip((after_two, after_one), outs):
-        assert out == render_hf(template, template_messages(messages), tokens,
-                                tools=list(template_tool_values(CHOICE_TOOLS)))
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, [after_two, after_one], CHOICE_TOOLS)
     assert [out.count("<|SYSTEM_TOKEN|><|START_TOOL_RESULT|>") for out in outs] == [1, 2]
     assert '"tool_call_id": "2", "tool_name": "get_weather"' in outs[0] and "21 C" not in outs[0]
     assert "<|START_THINKING|>Ask the tool.<|END_THINKING|><|START_ACTION|>" in outs[1]
@@ -1027,7 +1028,6 @@ def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does
     or not) counts as none, a turn before the last user turn keeps what follows its last </think>
     when both tags occur, a call turn there what precedes a lone <think>, and the whole is trimmed.
     Real Go against transformers on texts the choice and proof conversations do not hold."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
     from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
@@ -1047,10 +1047,7 @@ def test_nemotron_rewrites_earlier_and_later_assistant_text_as_its_template_does
         (Message("system", "S"), Message("tool", "first", tool_name="get_weather"), user,
          Message("assistant", "ok", thinking="kept\u3000"), Message("tool", "late", tool_name="get_weather")),
     ]
-    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
-    for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
-        assert out == want
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, conversations, CHOICE_TOOLS)
     # checked by hand against the source's code
     assert "<|im_start|>assistant\n<think></think>\n  tail<|im_end|>" in outs[0]
     assert "<|im_start|>assistant\n<think></think><|im_end|>" in outs[2]
@@ -1061,7 +1058,6 @@ def test_hermes_pro_writes_python_types_as_its_macro_does_in_real_go(go_renderer
     """Hermes 2 Pro's json_to_python_type on every kind of property type Ollama can hand it: one
     type, none, several, arrays and objects (whose `|items`/`additionalProperties` lookups the
     macro gets wrong the same way for every tool). Real Go against transformers, and by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
 
     template = pinned("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use")
     tokens = SpecialTokens(None, "<|im_end|>")
@@ -1074,10 +1070,7 @@ def test_hermes_pro_writes_python_types_as_its_macro_does_in_real_go(go_renderer
     empty = {"type": "function", "function": {"name": "g", "description": "",
                                               "parameters": {"type": "object", "properties": {}}}}
     conversations = [(Message("user", "Go"),), (Message("system", "S"), Message("user", "Go"))]
-    outs = render_go_tools(go_renderer, report.go_template, conversations, (tool, empty))
-    for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values((tool, empty))))
-        assert out == want
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, conversations, (tool, empty))
     assert ('"description": "f(a: list[Union[]], b: Union[], c: Union[str,int,list[Union[]],dict,bool,float], d: dict, '
             'e: float) - Do it.\n\n    Args:\n        a(list[Union[]]):         b(Union[]): Any.') in outs[0]
     assert '{"name": "g", "description": "g() - \n\n", "parameters": {}}' in outs[0]
@@ -1089,7 +1082,7 @@ def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_rend
     empty list. Real Go against transformers with several described tools (types as its
     json_to_python_type writes them, optional ones as Optional[...] = None), calls with nested
     arguments as tojson(indent=4) indented by 8, trimmed results; and a plain chat."""
-    from edgepack.chat.conversations import WEATHER_TOOL, template_messages, template_tool_values
+    from edgepack.chat.conversations import WEATHER_TOOL
     from edgepack.chat.tools.choice import TOOL_CHOICE
 
     template = pinned("CohereForAI-c4ai-command-r-plus-tool_use")
@@ -1108,10 +1101,7 @@ def test_command_r_plus_tool_use_in_real_go_renders_as_transformers_does(go_rend
                      (Message("user", "Find it"), Message("assistant", " Searching. ", tool_calls=(
                          ToolCall("search", {"q": "a<b", "tags": ["x"], "opts": {"z": True, "a": 1.5}}),
                          ToolCall("get_weather", {}))), Message("tool", "  {\"hits\": []}  ", tool_name="search"))]
-    outs = render_go_tools(go_renderer, report.go_template, conversations, tools)
-    for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(tools)))
-        assert out == want.removeprefix(tokens.bos)
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, conversations, tools, without_bos=True)
     plain = render_go_tools(go_renderer, report.go_template, [(Message("user", "Hi"),)], ())[0]
     assert plain == render_hf(template, [Message("user", "Hi")], tokens, tools=[]).removeprefix(tokens.bos)
     # by hand, from the source's macros
@@ -1130,7 +1120,6 @@ def test_minimax_m3_cuts_answers_holding_their_thinking_and_writes_nested_argume
     Call arguments go through its recursive to_xml: None left out, booleans as JSON, objects and
     lists as elements. Real Go against transformers on texts the choice and proof conversations
     do not hold, and by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
     from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("MiniMax-M3")
@@ -1147,10 +1136,7 @@ def test_minimax_m3_cuts_answers_holding_their_thinking_and_writes_nested_argume
         (user, Message("assistant", "<mm:think>p</mm:think>Calling.", tool_calls=(call,)),
          Message("tool", "5 C", tool_name="get_weather"), Message("tool", "6 C", tool_name="get_weather"), again),
     ]
-    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
-    for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
-        assert out == want
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, conversations, CHOICE_TOOLS)
     # checked by hand against the source's code
     assert "]~b]ai\n<mm:think>plan</mm:think>Answer[e~[" in outs[0]
     assert "]~b]ai\n<mm:think>y</mm:think>c[e~[" in outs[1]
@@ -1171,7 +1157,6 @@ def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_
     that text is empty; a string value holding <, & or a newline in CDATA, other values as Python's
     str(). A system message's <tool_def_sep> is replaced by the definitions. Real Go against
     transformers on texts the choice and proof conversations do not hold, and by hand."""
-    from edgepack.chat.conversations import template_messages, template_tool_values
     from edgepack.chat.tools.choice import CHOICE_TOOLS
 
     template = pinned("openbmb-MiniCPM5-1B")
@@ -1193,10 +1178,7 @@ def test_minicpm5_call_turns_and_tool_def_sep_in_real_go_render_as_transformers_
         (Message("system", "<tool_def_sep>"), user),
         (Message("system", "no marker"), user),
     ]
-    outs = render_go_tools(go_renderer, report.go_template, conversations, CHOICE_TOOLS)
-    for messages, out in zip(conversations, outs):
-        want = render_hf(template, template_messages(messages), tokens, tools=list(template_tool_values(CHOICE_TOOLS)))
-        assert out == want
+    outs = go_and_hf_with_tools(go_renderer, report.go_template, template, tokens, conversations, CHOICE_TOOLS)
     # checked by hand against the source's code
     first = ('<function name="get_weather"><param name="city"><![CDATA[a<b]]></param><param name="lines"><![CDATA[l1\nl2]]>'
              '</param><param name="n">3</param><param name="none">None</param><param name="o">{\'k\': [1, \'x\']}</param>'

@@ -46,17 +46,31 @@ def _go(go_renderer, jobs: list[dict]) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+def _jobs(template: str, values) -> list[dict]:
+    """One Go render of `template` per value, as .Value beside a one-message conversation."""
+    return [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+
+
+def _data(value) -> dict:
+    """The same data for edgepack's Go model."""
+    return {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+
+
+def _writes_json_dumps(go_renderer, template: str, native: str, values: list, *, ensure_ascii: bool) -> None:
+    """`template` writes each value as json.dumps(ensure_ascii=…, sort_keys=True) does (Go maps are
+    sorted), in real Go and in edgepack's model, which runs the helper `native` natively."""
+    model = GoTemplate(template)
+    assert list(model.native) == [native]
+    for value, got in zip(values, _go(go_renderer, _jobs(template, values))):
+        want = json.dumps(value, ensure_ascii=ensure_ascii, sort_keys=True)
+        assert got == {"output": want}, repr(value)
+        assert model.execute(_data(value)) == want
+
+
 def test_pyjson_writes_what_python_json_dumps_writes_in_real_go(go_renderer):
     """Go's json then "ep.pyjson", in Go's real text/template, equals Python's json.dumps with
     ensure_ascii=False (keys sorted: Go maps are); edgepack's model runs it natively, the same."""
-    values = _values(400)
-    jobs = [{"template": PYJSON, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
-    model = GoTemplate(PYJSON)
-    assert list(model.native) == ["ep.pyjson"]
-    for value, got in zip(values, _go(go_renderer, jobs)):
-        want = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        assert got == {"output": want}, repr(value)
-        assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == want
+    _writes_json_dumps(go_renderer, PYJSON, "ep.pyjson", _values(400), ensure_ascii=False)
 
 
 def test_escaped_pyjson_writes_what_markupsafe_escapes_in_real_go(go_renderer):
@@ -70,11 +84,11 @@ def test_escaped_pyjson_writes_what_markupsafe_escapes_in_real_go(go_renderer):
     renamed = template.replace('"ep.', '"my.')
     assert list(GoTemplate(template).native) == ["ep.pyjson.html"] and GoTemplate(renamed).native == {}
     values = _values(300) + ["it's", {"o'k": ["'", "<'&'>"]}]
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    jobs = _jobs(template, values)
     for i, (value, got) in enumerate(zip(values, _go(go_renderer, jobs))):
         want = str(escape(json.dumps(value, ensure_ascii=False, sort_keys=True)))
         assert got == {"output": want}, repr(value)
-        data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+        data = _data(value)
         assert GoTemplate(template).execute(data) == want
         if i < 40 and len(want) < 120:  # the model's recursion is plain Python
             assert GoTemplate(renamed).execute(data) == want
@@ -84,9 +98,9 @@ def test_go_html_function_in_the_model_is_go_s(go_renderer):
     """text/template's `html` builtin as the model runs it, against Go, on every character it escapes."""
     template = '{{ if .Messages }}{{ end }}{{ html .Value }}|{{ html 1 "<" }}'
     values = ["a<b>&'\"c", "\x00", "日本 🙂", "", "&amp;"]
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    jobs = _jobs(template, values)
     for value, got in zip(values, _go(go_renderer, jobs)):
-        assert GoTemplate(template).execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == got["output"]
+        assert GoTemplate(template).execute(_data(value)) == got["output"]
     assert _go(go_renderer, jobs[:1])[0]["output"] == "a&lt;b&gt;&amp;&#39;&#34;c|1&lt;"
 
 
@@ -97,9 +111,9 @@ def test_pyjson_go_text_runs_in_the_model_like_go(go_renderer):
     assert model.native == {}
     values = [v for v in _values(200) if len(json.dumps(v)) < 80][:60]  # the model's recursion is plain Python
     assert len(values) == 60
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    jobs = _jobs(template, values)
     for value, got in zip(values, _go(go_renderer, jobs)):
-        assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == got["output"]
+        assert model.execute(_data(value)) == got["output"]
 
 
 def test_pyjson_depth_limit_is_a_template_error_in_go_and_the_model(go_renderer):
@@ -107,14 +121,14 @@ def test_pyjson_depth_limit_is_a_template_error_in_go_and_the_model(go_renderer)
     a long plain string goes 8 bytes a call, so 200 KB of it is still written."""
     structural = [[0] * 60_000]  # "0,0,0...": two bytes, two calls each
     long_text = "x" * 200_000
-    jobs = [{"template": PYJSON, "messages": [{"role": "user", "content": "x"}], "value": v} for v in (structural, long_text)]
+    jobs = _jobs(PYJSON, (structural, long_text))
     deep, long = _go(go_renderer, jobs)
     assert "maximum template depth" in deep.get("error", ""), deep
     assert long == {"output": json.dumps(long_text)}
     model = GoTemplate(PYJSON)
     with pytest.raises(GoTemplateError, match="maximum template depth"):
-        model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": structural})
-    assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": long_text}) == json.dumps(long_text)
+        model.execute(_data(structural))
+    assert model.execute(_data(long_text)) == json.dumps(long_text)
 
 
 TOOLS = [
@@ -182,11 +196,11 @@ def test_indented_pyjson_writes_json_dumps_indent_in_real_go(go_renderer, width)
                 + gohelpers.defines([name.removeprefix("ep.")]))
     too_deep = [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]
     values = _values(200) + [{"a": [[], {}, [1, {}]]}, [[[[[[[[[[[[[[["fifteen"]]]]]]]]]]]]]]], too_deep]
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    jobs = _jobs(template, values)
     model = GoTemplate(template)
     assert list(model.native) == [name]
     for value, got in zip(values, _go(go_renderer, jobs)):
-        data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+        data = _data(value)
         if value is too_deep:
             assert "index out of range" in got["error"]
             with pytest.raises(GoTemplateError):
@@ -202,9 +216,9 @@ def test_numbers_are_written_as_go_writes_them(go_renderer):
     real Go, which is not Python's way (18 for 18.0; json 1e-7 and 0.00001 where %v writes 1e-07, 1e-05)."""
     numbers = [18.0, 1.5, -2.25, 0.0, 1e20, 1e21, 1.5e300, 1e-5, 1e-7, 2.5e-6, 0.0001, 123456789.125, 3]
     template = "{{ if .Messages }}{{ end }}{{ json .Value }}|{{ .Value }}|{{ range .Value }}{{ . }};{{ end }}"
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": numbers}]
+    jobs = _jobs(template, [numbers])
     [got] = _go(go_renderer, jobs)
-    data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": [float(n) for n in numbers]}
+    data = _data([float(n) for n in numbers])
     assert GoTemplate(template).execute(data) == got["output"]
     assert got["output"].startswith("[18,1.5,-2.25,0,100000000000000000000,1e+21,1.5e+300,0.00001,1e-7,0.0000025,")
 
@@ -216,13 +230,13 @@ def test_compact_pyjson_writes_json_dumps_with_compact_separators_in_real_go(go_
                 + gohelpers.defines(["pyjson.compact"]))
     renamed = template.replace('"ep.', '"my.')
     values = _values(300)
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
+    jobs = _jobs(template, values)
     model, as_go = GoTemplate(template), GoTemplate(renamed)
     assert list(model.native) == ["ep.pyjson.compact"] and as_go.native == {}
     for k, (value, got) in enumerate(zip(values, _go(go_renderer, jobs))):
         want = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         assert got == {"output": want}, repr(value)
-        data = {"Messages": [{"Role": "user", "Content": "x"}], "Value": value}
+        data = _data(value)
         assert model.execute(data) == want
         if k < 60 and len(want) < 80:  # the model's recursion is plain Python: short ones
             assert as_go.execute(data) == want
@@ -251,10 +265,4 @@ def test_pyjson_ascii_writes_what_python_json_dumps_writes_with_ensure_ascii_in_
                 + gohelpers.defines(["pyjson_a"]))
     values = _values(300) + ["\u00e9\u07ff\u0800\uffff\U00010000\U0010ffff\U0001f642\u2028\u2029\x85\u00a0<&>",
                              {"é": ["日本", {"🙂": "\U0001d11e"}]}, "a" * 9 + "é" + "b" * 7 + "\U00020000"]
-    jobs = [{"template": template, "messages": [{"role": "user", "content": "x"}], "value": v} for v in values]
-    model = GoTemplate(template)
-    assert list(model.native) == ["ep.pyjson_a"]
-    for value, got in zip(values, _go(go_renderer, jobs)):
-        want = json.dumps(value, ensure_ascii=True, sort_keys=True)
-        assert got == {"output": want}, repr(value)
-        assert model.execute({"Messages": [{"Role": "user", "Content": "x"}], "Value": value}) == want
+    _writes_json_dumps(go_renderer, template, "ep.pyjson_a", values, ensure_ascii=True)
