@@ -104,6 +104,13 @@ def test_inspect_a_bundle_shows_its_quants_and_how_each_runtime_renders_chat(tin
     text = " ".join(run("inspect", tiny_bundle).stdout.split())
     assert "chat: Ollama Go TEMPLATE: exact" in text and "chat: current Ollama uses: the Go TEMPLATE" in text
     assert "tiny-llama-Q4_K_M.gguf (Modelfile.Q4_K_M)" in text
+    # plain, what the manifest records; with --chat, proven again on the bundle's GGUF
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_bundle, copy)
+    manifest["chat"]["current_ollama"] = "recorded, not proven again"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert json.loads(run("inspect", copy, "--json").stdout)["chat"]["current_ollama"] == "recorded, not proven again"
+    assert json.loads(run("inspect", copy, "--chat", "--json").stdout)["chat"]["current_ollama"] == "the Go TEMPLATE"
     empty = tmp_path / "not-a-bundle"
     empty.mkdir()
     assert_one_line_error(run("inspect", empty), "without manifest.json", "give a .gguf file")

@@ -232,10 +232,11 @@ def _inspect_bundle(bundle: Path, *, as_json: bool, prove: bool) -> None:
     manifest = load_manifest(bundle)
     report = ChatReport.from_dict(manifest.chat) if manifest.chat else None
     if prove and manifest.files:
+        from edgepack.bundle.writer import PREFERRED_QUANT
         from edgepack.chat.modelfile import chat_report_for_gguf
         from edgepack.gguf_file import read_gguf
 
-        default = next((f for f in manifest.files if f.modelfile == manifest.default_modelfile), manifest.files[0])
+        default = manifest.file(PREFERRED_QUANT) or manifest.files[0]  # the GGUF `Modelfile` points at
         report = chat_report_for_gguf(read_gguf(bundle / default.file, with_tokens=True))
     files = [{"file": f.file, "quant": f.quant, "size_bytes": f.size_bytes, "bits_per_weight": f.bits_per_weight,
               "modelfile": f.modelfile} for f in manifest.files]
